@@ -1,0 +1,74 @@
+"""The EpochResult: what the operator committee BLS-signs for one (job, epoch).
+
+The signed message is the EIP-712 digest of
+
+    EpochResult(bytes32 jobId,uint64 epoch,bytes32 dataRoot,bytes32 rewardRoot,bytes32 batchCidHash)
+
+under the domain ``{name: "VeriStream", version: "1", chainId, verifyingContract:
+the EpochVerifier address}``. ``jobId`` is keccak256 of the job id's UTF-8 bytes,
+``batchCidHash`` is keccak256 of the batch CID in binary form (CIDv1 bytes, as
+``multiformats`` and kubo encode it). The contract recomputes the same digest and
+checks the aggregated signature over these 32 bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from veristream.encoding import (
+    eip712_digest,
+    eip712_domain_separator,
+    eip712_type_hash,
+    keccak256,
+    parse_bytes32,
+    uint_word,
+)
+
+EPOCH_RESULT_TYPE = (
+    "EpochResult(bytes32 jobId,uint64 epoch,bytes32 dataRoot,bytes32 rewardRoot,bytes32 batchCidHash)"
+)
+EPOCH_RESULT_TYPE_HASH = eip712_type_hash(EPOCH_RESULT_TYPE)
+
+
+def job_id_hash(job_id: str) -> bytes:
+    """The ``bytes32 jobId`` of a job: keccak256 of its UTF-8 id."""
+    if not job_id:
+        raise ValueError("job id must not be empty")
+    return keccak256(job_id.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class EpochResult:
+    """One epoch's commitments: the roots and the batch every operator recomputes."""
+
+    job_id: bytes
+    epoch: int
+    data_root: bytes
+    reward_root: bytes
+    batch_cid: bytes
+
+    def __post_init__(self) -> None:
+        parse_bytes32(self.job_id)
+        parse_bytes32(self.data_root)
+        parse_bytes32(self.reward_root)
+        uint_word(self.epoch, 64)
+        if not self.batch_cid:
+            raise ValueError("batch_cid must be the binary CID, got empty bytes")
+
+
+def epoch_result_struct_hash(result: EpochResult) -> bytes:
+    """``hashStruct(EpochResult)``."""
+    return keccak256(
+        EPOCH_RESULT_TYPE_HASH
+        + result.job_id
+        + uint_word(result.epoch, 64)
+        + result.data_root
+        + result.reward_root
+        + keccak256(result.batch_cid)
+    )
+
+
+def epoch_result_digest(result: EpochResult, chain_id: int, verifier: str | bytes) -> bytes:
+    """The 32-byte message the committee signs for ``result`` on the given EpochVerifier."""
+    domain = eip712_domain_separator("VeriStream", "1", chain_id, verifier)
+    return eip712_digest(domain, epoch_result_struct_hash(result))

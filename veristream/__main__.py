@@ -1,0 +1,5 @@
+"""``python -m veristream`` runs the command line."""
+
+from veristream.cli import app
+
+app()
