@@ -1,0 +1,363 @@
+"""The job spec: what a DePIN project submits to VeriStream, validated before anything runs.
+
+A job is one YAML file. ``load_job(path)`` parses and validates it with pydantic
+(``extra="forbid"`` everywhere, so a misspelt key is an error, not a silent
+default) and raises ``JobSpecError`` listing every problem as
+``field.path: message``. Paths inside the spec (device registry file, work
+directory, replay files) are resolved against the job file's folder, so a job
+runs the same from any current directory.
+
+Every numeric rule that feeds the epoch's commitments is an integer: payload
+fields are integers in fixed units (e.g. centi-degrees), rewards are in the
+token's smallest unit, quantiles are percentages. That keeps re-execution bit
+for bit identical across operators (DESIGN.md, deterministic re-execution).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+JOB_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+ADDRESS_PATTERN = re.compile(r"^0x[0-9a-fA-F]{40}$")
+FIELD_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+UINT64_MAX = 2**64 - 1
+UINT256_MAX = 2**256 - 1
+
+
+class JobSpecError(ValueError):
+    """A job spec that does not validate; ``problems`` holds ``(field.path, message)`` pairs."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  {path}: {message}" for path, message in problems)
+        super().__init__(f"invalid job spec {source}:\n{lines}")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _address(value: str) -> str:
+    if not ADDRESS_PATTERN.match(value):
+        raise ValueError("must be a 0x-prefixed 20-byte hex address")
+    return value
+
+
+class Eip712DomainSpec(_Model):
+    """The EIP-712 domain devices sign their readings under (see docs/job-spec.md)."""
+
+    name: str = "VeriStream"
+    version: str = "1"
+    chain_id: int = Field(default=31337, ge=0)
+    verifying_contract: str = "0x0000000000000000000000000000000000000000"
+
+    _check_contract = field_validator("verifying_contract")(_address)
+
+
+class DeviceRegistrySpec(_Model):
+    """Where device keys come from: a file (embedded mode) or an on-chain DeviceRegistry."""
+
+    file: Path | None = None
+    address: str | None = None
+    domain: Eip712DomainSpec = Eip712DomainSpec()
+
+    @field_validator("address")
+    @classmethod
+    def _check_address(cls, value: str | None) -> str | None:
+        return None if value is None else _address(value)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DeviceRegistrySpec:
+        if (self.file is None) == (self.address is None):
+            raise ValueError("give exactly one of 'file' (embedded mode) or 'address' (on chain)")
+        return self
+
+
+class EpochSpec(_Model):
+    """Event-time epochs: ``[genesis + e*length, genesis + (e+1)*length)`` in milliseconds."""
+
+    length_ms: int = Field(gt=0, le=UINT64_MAX)
+    allowed_lateness_ms: int = Field(default=0, ge=0, le=UINT64_MAX)
+    genesis_ms: int = Field(default=0, ge=0, le=UINT64_MAX)
+
+
+class FieldRule(_Model):
+    """One integer payload field: whether it must be present and its plausible range (inclusive)."""
+
+    required: bool = True
+    min: int | None = None
+    max: int | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FieldRule:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class ValidationSpec(_Model):
+    """Per-reading rules applied after the signature and replay checks."""
+
+    fields: dict[str, FieldRule] = Field(default_factory=dict)
+    max_clock_skew_ms: int = Field(default=60_000, ge=0, le=UINT64_MAX)
+    max_payload_bytes: int = Field(default=4096, gt=0, le=1 << 24)
+
+    @field_validator("fields")
+    @classmethod
+    def _names(cls, value: dict[str, FieldRule]) -> dict[str, FieldRule]:
+        for name in value:
+            if not FIELD_NAME_PATTERN.match(name):
+                raise ValueError(f"field name {name!r} must be an identifier of at most 64 characters")
+        return value
+
+
+class AggregationSpec(_Model):
+    """Per-device statistics of chosen integer fields; quantiles are nearest-rank percentages."""
+
+    fields: list[str] = Field(default_factory=list)
+    quantiles: list[int] = Field(default_factory=lambda: [50, 90])
+
+    @field_validator("quantiles")
+    @classmethod
+    def _percentages(cls, value: list[int]) -> list[int]:
+        for q in value:
+            if not 1 <= q <= 100:
+                raise ValueError(f"quantile {q} must be a whole percentage in 1..100")
+        if len(set(value)) != len(value):
+            raise ValueError("quantiles must not repeat")
+        return sorted(value)
+
+    @field_validator("fields")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("fields must not repeat")
+        return value
+
+
+class RewardSpec(_Model):
+    """The reward policy, in the token's smallest unit (see ``veristream.pipeline.rewards``)."""
+
+    tokens_per_epoch: int = Field(ge=0, le=UINT256_MAX)
+    max_per_device: int | None = Field(default=None, gt=0, le=UINT256_MAX)
+    quality_weight: Literal["completeness", "none"] = "completeness"
+    remainder: Literal["carry", "sink"] = "carry"
+    sink: str | None = None
+
+    @field_validator("sink")
+    @classmethod
+    def _check_sink(cls, value: str | None) -> str | None:
+        return None if value is None else _address(value)
+
+    @model_validator(mode="after")
+    def _sink_given(self) -> RewardSpec:
+        if self.remainder == "sink" and self.sink is None:
+            raise ValueError("remainder 'sink' needs a 'sink' address")
+        return self
+
+
+class QuorumSpec(_Model):
+    """Signing weight needed: ``signed * denominator >= total * numerator``."""
+
+    numerator: int = Field(default=2, gt=0)
+    denominator: int = Field(default=3, gt=0)
+
+    @model_validator(mode="after")
+    def _fraction(self) -> QuorumSpec:
+        if self.numerator > self.denominator:
+            raise ValueError("numerator must not exceed denominator")
+        return self
+
+
+class OperatorsSpec(_Model):
+    """The committee: how many local operators (or their key files), their scheme and quorum."""
+
+    count: int = Field(default=4, gt=0, le=256)
+    weights: list[int] | None = None
+    scheme: Literal["bls12381", "bn254"] = "bls12381"
+    quorum: QuorumSpec = QuorumSpec()
+    key_seed: str = Field(
+        default="veristream-local-operators",
+        description="embedded mode derives operator keys from this seed; never use it on a real chain",
+    )
+
+    @model_validator(mode="after")
+    def _weights(self) -> OperatorsSpec:
+        if self.weights is not None:
+            if len(self.weights) != self.count:
+                raise ValueError(f"weights has {len(self.weights)} entries for {self.count} operators")
+            if any(w <= 0 for w in self.weights):
+                raise ValueError("weights must be positive")
+        return self
+
+
+class ChainSpec(_Model):
+    """The chain: ``embedded`` (in-process EVM in the work directory) or a JSON-RPC node."""
+
+    mode: Literal["embedded", "rpc"] = "embedded"
+    rpc_url: str | None = None
+    chain_id: int = Field(default=31337, ge=0)
+
+    @model_validator(mode="after")
+    def _url(self) -> ChainSpec:
+        if self.mode == "rpc" and not self.rpc_url:
+            raise ValueError("mode 'rpc' needs 'rpc_url'")
+        return self
+
+
+class IpfsSpec(_Model):
+    """IPFS: ``embedded`` (content-addressed store in the work directory) or an RPC node."""
+
+    mode: Literal["embedded", "rpc"] = "embedded"
+    url: str | None = None
+
+    @model_validator(mode="after")
+    def _url(self) -> IpfsSpec:
+        if self.mode == "rpc" and not self.url:
+            raise ValueError("mode 'rpc' needs 'url'")
+        return self
+
+
+class RaySpec(_Model):
+    """Ray: ``address: null`` starts a local Ray once per run; otherwise connect to a cluster."""
+
+    address: str | None = None
+    num_cpus: int | None = Field(default=None, gt=0)
+
+
+class BeamSpec(_Model):
+    """The Beam runner of the per-epoch bounded pipeline; ``fnapi`` is the embedded one."""
+
+    runner: Literal["fnapi", "flink", "spark", "dataflow"] = "fnapi"
+    options: dict[str, str] = Field(default_factory=dict)
+    readings_per_element: int = Field(default=1000, gt=0, le=1_000_000)
+
+
+class JobSpec(_Model):
+    """A VeriStream job: sources, rules, policy and where every part runs."""
+
+    job_id: str
+    description: str = ""
+    sources: list[dict[str, Any]] = Field(default_factory=list)
+    devices: DeviceRegistrySpec
+    epochs: EpochSpec
+    validation: ValidationSpec = ValidationSpec()
+    aggregation: AggregationSpec = AggregationSpec()
+    rewards: RewardSpec
+    operators: OperatorsSpec = OperatorsSpec()
+    chain: ChainSpec = ChainSpec()
+    ipfs: IpfsSpec = IpfsSpec()
+    ray: RaySpec = RaySpec()
+    beam: BeamSpec = BeamSpec()
+    work_dir: Path = Path(".veristream")
+
+    @field_validator("job_id")
+    @classmethod
+    def _job_id(cls, value: str) -> str:
+        if not JOB_ID_PATTERN.match(value):
+            raise ValueError(
+                "must be 1-64 characters of lower-case letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
+            )
+        return value
+
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for index, source in enumerate(value):
+            if "type" not in source:
+                raise ValueError(f"source {index} has no 'type'")
+        return _validate_sources(value)
+
+    @model_validator(mode="after")
+    def _aggregated_fields_are_known(self) -> JobSpec:
+        unknown = [f for f in self.aggregation.fields if f not in self.validation.fields]
+        if unknown:
+            raise ValueError(
+                f"aggregation.fields {unknown} are not declared in validation.fields "
+                "(aggregates are over declared integer fields only)"
+            )
+        return self
+
+    def resolve(self, base: Path) -> JobSpec:
+        """This spec with relative paths made absolute against ``base`` (the job file's folder)."""
+        devices = self.devices
+        if devices.file is not None and not devices.file.is_absolute():
+            devices = devices.model_copy(update={"file": (base / devices.file).resolve()})
+        work_dir = self.work_dir if self.work_dir.is_absolute() else (base / self.work_dir).resolve()
+        sources = [_resolve_source_paths(s, base) for s in self.sources]
+        return self.model_copy(update={"devices": devices, "work_dir": work_dir, "sources": sources})
+
+
+def _validate_sources(sources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Validate each source with the connectors' own models when they are installed.
+
+    The connectors package owns the source schemas (one discriminated union on
+    ``type``); the job spec keeps the raw mapping so the two never drift apart.
+    """
+    try:
+        from pydantic import TypeAdapter
+
+        from veristream.connectors.config import SourceConfig  # type: ignore[attr-defined]
+    except ImportError:
+        return sources
+    adapter: TypeAdapter[Any] = TypeAdapter(SourceConfig)
+    for source in sources:
+        adapter.validate_python(source)
+    return sources
+
+
+_PATH_KEYS = ("path", "registry", "registry_file", "output", "ground_truth", "directory")
+
+
+def _resolve_source_paths(source: dict[str, Any], base: Path) -> dict[str, Any]:
+    resolved = dict(source)
+    for key in _PATH_KEYS:
+        value = resolved.get(key)
+        if isinstance(value, str) and value and not Path(value).is_absolute() and "://" not in value:
+            resolved[key] = str((base / value).resolve())
+    return resolved
+
+
+def _problems(error: ValidationError) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    for item in error.errors():
+        path = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"]
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        problems.append((path, message))
+    return problems
+
+
+def parse_job(data: Any, source: str = "<job>", base: Path | None = None) -> JobSpec:
+    """Validate an already-parsed job mapping; ``JobSpecError`` lists every problem."""
+    if not isinstance(data, dict):
+        raise JobSpecError(source, [("(top level)", "a job spec must be a mapping of keys")])
+    try:
+        job = JobSpec.model_validate(data)
+    except ValidationError as error:
+        raise JobSpecError(source, _problems(error)) from None
+    return job.resolve(base if base is not None else Path.cwd())
+
+
+def load_job(path: str | Path) -> JobSpec:
+    """Read and validate the job spec at ``path``; relative paths resolve beside the file."""
+    job_path = Path(path)
+    try:
+        text = job_path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise JobSpecError(str(job_path), [("(file)", f"cannot read: {error.strerror}")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "(file)"
+        raise JobSpecError(str(job_path), [(where, f"not valid YAML: {error}")]) from None
+    return parse_job(data, str(job_path), job_path.resolve().parent)
