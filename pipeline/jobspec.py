@@ -15,12 +15,21 @@ for bit identical across operators (DESIGN.md, deterministic re-execution).
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 JOB_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 ADDRESS_PATTERN = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -302,14 +311,19 @@ def _validate_sources(sources: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ``type``); the job spec keeps the raw mapping so the two never drift apart.
     """
     try:
-        from pydantic import TypeAdapter
-
-        from veristream.connectors.config import SourceConfig  # type: ignore[attr-defined]
+        config = importlib.import_module("veristream.connectors.config")
     except ImportError:
         return sources
-    adapter: TypeAdapter[Any] = TypeAdapter(SourceConfig)
-    for source in sources:
-        adapter.validate_python(source)
+    union = getattr(config, "SourceConfig", None)
+    if union is None:
+        return sources
+    adapter: TypeAdapter[Any] = TypeAdapter(union)
+    for index, source in enumerate(sources):
+        try:
+            adapter.validate_python(source)
+        except ValidationError as error:
+            detail = "; ".join(f"{path}: {message}" for path, message in _problems(error))
+            raise ValueError(f"source {index} ({source.get('type')}): {detail}") from None
     return sources
 
 
