@@ -1,0 +1,105 @@
+"""NIST P-256 ECDSA over the 32-byte reading digest, as secure elements sign it.
+
+A secure element such as the ATECC608 signs an external 32-byte digest and
+returns ``r || s`` raw, 64 bytes: that digest is the EIP-712 reading digest
+itself (prehashed, no second hash), which is also what the P256VERIFY precompile
+(RIP-7212 / EIP-7951) takes. ``s`` must be in the lower half of the order: ECDSA
+allows ``(r, n - s)`` as a second valid signature, and a reading must have one
+signature only, so devices (or their gateway) normalise ``s`` before sending.
+Keys are 64-byte ``x || y`` (or 65 with the 0x04 prefix); device id:
+``keccak256(x || y)[12:]``.
+"""
+
+from __future__ import annotations
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    Prehashed,
+    decode_dss_signature,
+    encode_dss_signature,
+)
+from veristream.provers.schemes import (
+    REASON_HIGH_S,
+    REASON_MALFORMED_SIGNATURE,
+    ensure_digest,
+    ensure_private_key,
+)
+
+N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+HALF_N = N // 2
+SIGNATURE_LENGTH = 64
+PUBLIC_KEY_LENGTH = 64
+CURVE = ec.SECP256R1()
+# Prehashed(SHA256) only declares "the 32 bytes given are the hash": the digest is signed as is
+ALGORITHM = ec.ECDSA(Prehashed(hashes.SHA256()))
+
+
+def signature_problem(signature: bytes) -> str | None:
+    """Why ``signature`` is not a well-formed low-s ``r || s``, or None if it is."""
+    if len(signature) != SIGNATURE_LENGTH:
+        return REASON_MALFORMED_SIGNATURE
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:], "big")
+    if not (0 < r < N and 0 < s < N):
+        return REASON_MALFORMED_SIGNATURE
+    if s > HALF_N:
+        return REASON_HIGH_S
+    return None
+
+
+def load_public_key(public_key: bytes) -> ec.EllipticCurvePublicKey:
+    """The parsed key of 64-byte ``x || y`` or 65-byte ``04 || x || y``; ``ValueError`` if invalid."""
+    if not isinstance(public_key, bytes | bytearray):
+        raise ValueError(f"p256 public key must be bytes, got {type(public_key).__name__}")
+    key = bytes(public_key)
+    if len(key) == PUBLIC_KEY_LENGTH:
+        key = b"\x04" + key
+    elif not (len(key) == PUBLIC_KEY_LENGTH + 1 and key[0] == 4):
+        raise ValueError(f"p256 public key must be 64-byte x||y or 65 bytes 04||x||y, got {len(key)}")
+    try:
+        return ec.EllipticCurvePublicKey.from_encoded_point(CURVE, key)
+    except ValueError:
+        raise ValueError("p256 public key is not a point on the curve") from None
+
+
+def canonical_public_key(public_key: bytes) -> bytes:
+    """The 64-byte ``x || y`` form of a valid P-256 public key."""
+    return load_public_key(public_key).public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )[1:]
+
+
+def _private_key(private_key: bytes) -> ec.EllipticCurvePrivateKey:
+    scalar = int.from_bytes(ensure_private_key(private_key), "big")
+    if not 0 < scalar < N:
+        raise ValueError("p256 private scalar must be in [1, n-1]")
+    return ec.derive_private_key(scalar, CURVE)
+
+
+def public_key_of(private_key: bytes) -> bytes:
+    """The 64-byte ``x || y`` public key of a 32-byte big-endian scalar."""
+    return _private_key(private_key).public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )[1:]
+
+
+def sign(digest: bytes, private_key: bytes) -> bytes:
+    """The 64-byte low-s ``r || s`` signature of the 32-byte digest (prehashed)."""
+    message = ensure_digest(digest)
+    r, s = decode_dss_signature(_private_key(private_key).sign(message, ALGORITHM))
+    s = min(s, N - s)
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+def verify(digest: bytes, signature: bytes, public_key: ec.EllipticCurvePublicKey) -> bool:
+    """True iff the pre-checked raw ``r || s`` signs ``digest`` under the parsed key."""
+    der = encode_dss_signature(
+        int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+    )
+    try:
+        public_key.verify(der, digest, ALGORITHM)
+    except InvalidSignature:
+        return False
+    return True

@@ -1,0 +1,401 @@
+"""Device readings and their signatures: the canonical digest and the verifier.
+
+Every scheme signs one 32-byte digest, the EIP-712 hash of
+
+    Reading(address device,uint64 seq,uint64 timestamp,bytes32 payloadHash)
+
+with ``payloadHash = keccak256(payload)``, under the domain ``{name, version,
+chainId, verifyingContract}`` whose contract is the DeviceRegistry. Wallets sign
+it with ``eth_signTypedData_v4``; the DeviceRegistry computes the same digest.
+
+``verify_many`` is the pipeline's per-reading hot path: it builds the digest from
+a cached domain prefix and three keccaks, and calls the native libraries
+(libsecp256k1, libsodium, OpenSSL) directly with parsed keys cached across
+calls. A bad reading never raises there: it gets a failed ``Verdict`` whose
+reason is one of ``REASONS`` (see docs/device-signatures.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from types import ModuleType
+from typing import Any, NamedTuple
+
+from veristream.provers.schemes import (
+    REASON_BAD_SIGNATURE,
+    REASON_BAD_V,
+    REASON_HIGH_S,
+    REASON_KEY_MISMATCH,
+    REASON_MALFORMED_KEY,
+    REASON_MALFORMED_READING,
+    REASON_MALFORMED_SIGNATURE,
+    REASON_UNKNOWN_DEVICE,
+    REASON_UNSUPPORTED_SCHEME,
+    REASONS,
+    ed25519,
+    p256,
+    secp256k1,
+)
+
+from veristream.encoding import (
+    eip712_digest,
+    eip712_domain_separator,
+    eip712_type_hash,
+    keccak256,
+    parse_address,
+    uint_word,
+)
+
+__all__ = [
+    "READING_TYPE",
+    "READING_TYPE_HASH",
+    "REASONS",
+    "REASON_BAD_SIGNATURE",
+    "REASON_BAD_V",
+    "REASON_HIGH_S",
+    "REASON_KEY_MISMATCH",
+    "REASON_MALFORMED_KEY",
+    "REASON_MALFORMED_READING",
+    "REASON_MALFORMED_SIGNATURE",
+    "REASON_UNKNOWN_DEVICE",
+    "REASON_UNSUPPORTED_SCHEME",
+    "SCHEMES",
+    "DeviceReading",
+    "Domain",
+    "Verdict",
+    "device_id_from_public_key",
+    "public_key_of",
+    "reading_digest",
+    "reading_struct_hash",
+    "reading_typed_data",
+    "sign_reading",
+    "verify_many",
+    "verify_reading",
+]
+
+SCHEMES = ("secp256k1", "ed25519", "p256")
+READING_TYPE = "Reading(address device,uint64 seq,uint64 timestamp,bytes32 payloadHash)"
+READING_TYPE_HASH = eip712_type_hash(READING_TYPE)
+# How many parsed registry keys stay cached across verify_many calls
+KEY_CACHE_SIZE = 1 << 16
+
+_SCHEME_MODULES: dict[str, ModuleType] = {
+    "secp256k1": secp256k1,
+    "ed25519": ed25519,
+    "p256": p256,
+}
+_ZERO_12 = b"\x00" * 12
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceReading:
+    """One signed reading as a device sends it. Never validated on construction:
+    a malformed reading must reach ``verify_many`` and get a verdict."""
+
+    device_id: str
+    seq: int
+    timestamp_ms: int
+    payload: bytes
+    signature: bytes
+    scheme: str = "secp256k1"
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    """The EIP-712 domain readings are signed under; ``verifying_contract`` is the DeviceRegistry."""
+
+    name: str = "VeriStream"
+    version: str = "1"
+    chain_id: int = 1
+    verifying_contract: str = "0x" + "00" * 20
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not isinstance(self.version, str):
+            raise ValueError("domain name and version must be strings")
+        uint_word(self.chain_id)
+        if not isinstance(self.verifying_contract, str):
+            raise ValueError("verifying_contract must be a 0x-hex address string")
+        parse_address(self.verifying_contract)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The outcome of checking one reading: ``reason`` is None exactly when ``ok``."""
+
+    ok: bool
+    reason: str | None
+
+    def __post_init__(self) -> None:
+        if self.ok != (self.reason is None):
+            raise ValueError("a verdict has a reason exactly when it is not ok")
+
+
+_OK = Verdict(True, None)
+_FAILED = {reason: Verdict(False, reason) for reason in REASONS}
+
+
+class _PreparedKey(NamedTuple):
+    """A registry key parsed once: the device id it derives and the native verifier object."""
+
+    address: bytes
+    native: Any
+
+
+# DOMAIN AND DIGEST
+
+
+@lru_cache(maxsize=64)
+def _digest_prefix(domain: Domain) -> bytes:
+    """``0x1901 || domainSeparator``: everything of the final hash input but the struct hash."""
+    separator = eip712_domain_separator(
+        domain.name, domain.version, domain.chain_id, domain.verifying_contract
+    )
+    return b"\x19\x01" + separator
+
+
+def _device_address(device_id: object) -> bytes:
+    if not isinstance(device_id, str) or device_id[:2] not in ("0x", "0X"):
+        raise ValueError(f"device id must be a 0x-prefixed hex string, got {device_id!r}")
+    return parse_address(device_id)
+
+
+def _struct_hash(address: bytes, seq: int, timestamp_ms: int, payload: object) -> bytes:
+    if not isinstance(payload, bytes | bytearray):
+        raise ValueError(f"payload must be bytes, got {type(payload).__name__}")
+    return keccak256(
+        READING_TYPE_HASH
+        + _ZERO_12
+        + address
+        + uint_word(seq, 64)
+        + uint_word(timestamp_ms, 64)
+        + keccak256(bytes(payload))
+    )
+
+
+def reading_struct_hash(reading: DeviceReading) -> bytes:
+    """``hashStruct(Reading)`` of a reading; ``ValueError`` if a field is malformed."""
+    address = _device_address(reading.device_id)
+    return _struct_hash(address, reading.seq, reading.timestamp_ms, reading.payload)
+
+
+def reading_digest(reading: DeviceReading, domain: Domain) -> bytes:
+    """The 32-byte EIP-712 digest every scheme signs; ``ValueError`` if a field is malformed.
+
+    The signature and scheme do not enter it.
+    """
+    return eip712_digest(_digest_prefix(domain)[2:], reading_struct_hash(reading))
+
+
+def reading_typed_data(reading: DeviceReading, domain: Domain) -> dict[str, Any]:
+    """The full EIP-712 typed data of a reading, as ``eth_signTypedData_v4`` and eth-account take it."""
+    _device_address(reading.device_id)
+    payload_hash = keccak256(bytes(reading.payload))
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "Reading": [
+                {"name": "device", "type": "address"},
+                {"name": "seq", "type": "uint64"},
+                {"name": "timestamp", "type": "uint64"},
+                {"name": "payloadHash", "type": "bytes32"},
+            ],
+        },
+        "primaryType": "Reading",
+        "domain": {
+            "name": domain.name,
+            "version": domain.version,
+            "chainId": domain.chain_id,
+            "verifyingContract": domain.verifying_contract,
+        },
+        "message": {
+            "device": reading.device_id,
+            "seq": reading.seq,
+            "timestamp": reading.timestamp_ms,
+            "payloadHash": "0x" + payload_hash.hex(),
+        },
+    }
+
+
+# KEYS
+
+
+def _scheme_module(scheme: str) -> ModuleType:
+    module = _SCHEME_MODULES.get(scheme) if isinstance(scheme, str) else None
+    if module is None:
+        raise ValueError(f"unsupported scheme {scheme!r}; expected one of {SCHEMES}")
+    return module
+
+
+def device_id_from_public_key(scheme: str, public_key: bytes) -> str:
+    """The device id (lowercase ``0x`` hex) of a public key: ``keccak256(key)[12:]``.
+
+    ``key`` is the 64-byte ``x || y`` for secp256k1 (the Ethereum address) and
+    P-256, the 32-byte key for Ed25519. ``ValueError`` for a malformed key.
+    """
+    canonical = _scheme_module(scheme).canonical_public_key(public_key)
+    return "0x" + keccak256(canonical)[12:].hex()
+
+
+def public_key_of(scheme: str, private_key: bytes) -> bytes:
+    """The public key of a 32-byte private key (secp256k1 secret, Ed25519 seed, P-256 scalar).
+
+    secp256k1 and P-256 give 64-byte ``x || y``; Ed25519 the 32-byte key.
+    """
+    key: bytes = _scheme_module(scheme).public_key_of(private_key)
+    return key
+
+
+@lru_cache(maxsize=KEY_CACHE_SIZE)
+def _prepared_key(scheme: str, public_key: bytes) -> _PreparedKey | None:
+    """A registry key parsed for verification, or None if it is malformed (cached either way)."""
+    try:
+        if scheme == "p256":
+            native: Any = p256.load_public_key(public_key)
+            canonical = p256.canonical_public_key(public_key)
+        else:
+            canonical = _SCHEME_MODULES[scheme].canonical_public_key(public_key)
+            native = canonical
+    except ValueError:
+        return None
+    return _PreparedKey(keccak256(canonical)[12:], native)
+
+
+def _registered_key(
+    keys: Mapping[str, bytes], scheme: str, device_id: str, address: bytes
+) -> _PreparedKey | str:
+    """The device's parsed registry key, or the reason it has none usable."""
+    key = keys.get(device_id.lower())
+    if key is None:
+        key = keys.get(device_id)
+        if key is None:
+            return REASON_UNKNOWN_DEVICE
+    if isinstance(key, bytearray):
+        key = bytes(key)
+    elif not isinstance(key, bytes):
+        return REASON_MALFORMED_KEY
+    prepared = _prepared_key(scheme, key)
+    if prepared is None:
+        return REASON_MALFORMED_KEY
+    if prepared.address != address:
+        return REASON_KEY_MISMATCH
+    return prepared
+
+
+# SIGNING
+
+
+def sign_reading(reading: DeviceReading, domain: Domain, private_key: bytes) -> DeviceReading:
+    """A copy of ``reading`` signed with ``private_key`` under its own scheme.
+
+    The device id is not checked against the key (tests sign with wrong keys on
+    purpose); ``ValueError`` for a malformed reading, scheme or key.
+    """
+    module = _scheme_module(reading.scheme)
+    signature: bytes = module.sign(reading_digest(reading, domain), private_key)
+    return replace(reading, signature=signature)
+
+
+# VERIFICATION
+
+
+class _Natives:
+    """Per-call native state: the secp256k1 and Ed25519 verifiers reuse C buffers."""
+
+    __slots__ = ("ed25519", "secp256k1")
+
+    def __init__(self) -> None:
+        self.secp256k1 = secp256k1.Recoverer()
+        self.ed25519 = ed25519.Verifier()
+
+
+def _check(
+    reading: DeviceReading,
+    prefix: bytes,
+    keys: Mapping[str, bytes] | None,
+    natives: _Natives,
+) -> str | None:
+    """Why ``reading`` fails, or None if its signature is valid."""
+    # FIELDS
+    try:
+        scheme = reading.scheme
+        signature = reading.signature
+        device_id = reading.device_id
+        address = _device_address(device_id)
+        struct_hash = _struct_hash(address, reading.seq, reading.timestamp_ms, reading.payload)
+    except (AttributeError, ValueError):
+        return REASON_MALFORMED_READING
+    if not isinstance(signature, bytes):
+        if not isinstance(signature, bytearray):
+            return REASON_MALFORMED_READING
+        signature = bytes(signature)
+    if scheme not in SCHEMES:
+        return REASON_UNSUPPORTED_SCHEME
+    digest = keccak256(prefix + struct_hash)
+
+    # SECP256K1: the signer's address is recovered; a registry only adds membership
+    if scheme == "secp256k1":
+        if keys is not None:
+            registered = _registered_key(keys, scheme, device_id, address)
+            if isinstance(registered, str):
+                return registered
+        problem = secp256k1.signature_problem(signature)
+        if problem is not None:
+            return problem
+        if natives.secp256k1.address(digest, signature) != address:
+            return REASON_BAD_SIGNATURE
+        return None
+
+    # ED25519 AND P256: the key must come from the registry
+    if keys is None:
+        return REASON_UNKNOWN_DEVICE
+    registered = _registered_key(keys, scheme, device_id, address)
+    if isinstance(registered, str):
+        return registered
+    if scheme == "ed25519":
+        problem = ed25519.signature_problem(signature)
+        if problem is not None:
+            return problem
+        ok = natives.ed25519.verify(digest, signature, registered.native)
+    else:
+        problem = p256.signature_problem(signature)
+        if problem is not None:
+            return problem
+        ok = p256.verify(digest, signature, registered.native)
+    return None if ok else REASON_BAD_SIGNATURE
+
+
+def verify_many(
+    readings: Sequence[DeviceReading],
+    domain: Domain,
+    keys: Mapping[str, bytes] | None = None,
+) -> list[Verdict]:
+    """One verdict per reading, in order.
+
+    ``keys`` maps lowercase device ids to registered public keys. Ed25519 and
+    P-256 readings need their key there (``unknown_device`` otherwise). When
+    ``keys`` is given, a secp256k1 device must be in it too; when it is None,
+    secp256k1 readings verify by recovery alone. Never raises for a bad reading.
+    """
+    prefix = _digest_prefix(domain)
+    natives = _Natives()
+    verdicts: list[Verdict] = []
+    append = verdicts.append
+    for reading in readings:
+        reason = _check(reading, prefix, keys, natives)
+        append(_OK if reason is None else _FAILED[reason])
+    return verdicts
+
+
+def verify_reading(
+    reading: DeviceReading, domain: Domain, keys: Mapping[str, bytes] | None = None
+) -> Verdict:
+    """The verdict for one reading; the same rules as ``verify_many``."""
+    return verify_many((reading,), domain, keys)[0]
+
