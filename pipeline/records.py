@@ -1,0 +1,92 @@
+"""The records that flow through one epoch's pipeline, and the reasons a reading is rejected.
+
+A ``Candidate`` is a decoded reading with the time it reached VeriStream (from
+its ingest record) and its original bytes; a ``Rejected`` is what the
+dead-letter output carries: the reason, the stage that rejected it, and the
+original bytes so nothing is lost. Reasons from the signature check are the
+foundation's (``veristream.provers.schemes``); the ones below are the
+pipeline's own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+REASON_MALFORMED = "malformed"
+REASON_WRONG_EPOCH = "wrong_epoch"
+REASON_REPLAY = "replay"
+REASON_DUPLICATE = "duplicate"
+REASON_PAYLOAD_TOO_LARGE = "payload_too_large"
+REASON_MALFORMED_PAYLOAD = "malformed_payload"
+REASON_MISSING_FIELD = "missing_field"
+REASON_IMPLAUSIBLE = "implausible"
+REASON_CLOCK_SKEW = "clock_skew"
+REASON_REVOKED = "revoked"
+
+PIPELINE_REASONS = (
+    REASON_MALFORMED,
+    REASON_WRONG_EPOCH,
+    REASON_REPLAY,
+    REASON_DUPLICATE,
+    REASON_PAYLOAD_TOO_LARGE,
+    REASON_MALFORMED_PAYLOAD,
+    REASON_MISSING_FIELD,
+    REASON_IMPLAUSIBLE,
+    REASON_CLOCK_SKEW,
+    REASON_REVOKED,
+)
+
+STAGE_DECODE = "decode"
+STAGE_SIGNATURE = "signature"
+STAGE_REPLAY = "replay"
+STAGE_PLAUSIBILITY = "plausibility"
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A decoded reading on its way through the checks.
+
+    ``reading`` is a ``veristream.provers.signing.DeviceReading``; ``raw`` is the
+    envelope as it arrived (empty when the candidate was rebuilt from a batch).
+    """
+
+    received_ms: int
+    reading: Any
+    raw: bytes = b""
+
+    def order_key(self) -> tuple[str, int, int, bytes, bytes, bytes]:
+        """Total order used wherever a choice between readings must not depend on arrival order."""
+        r = self.reading
+        return (r.device_id, r.seq, self.received_ms, r.signature, r.payload, self.raw)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A dead letter: a reading (or undecodable message) and why it was refused."""
+
+    reason: str
+    stage: str
+    raw: bytes
+    received_ms: int
+    device_id: str = ""
+    seq: int = -1
+    detail: str = ""
+
+    def order_key(self) -> tuple[bytes, int, str, str, str, int, str]:
+        """Canonical order of dead letters in the dead-letter batch."""
+        return (self.raw, self.received_ms, self.stage, self.reason, self.device_id, self.seq, self.detail)
+
+
+def rejected_from(candidate: Candidate, reason: str, stage: str, detail: str = "") -> Rejected:
+    """The dead letter for a candidate that failed ``stage`` with ``reason``."""
+    r = candidate.reading
+    return Rejected(
+        reason=reason,
+        stage=stage,
+        raw=candidate.raw,
+        received_ms=candidate.received_ms,
+        device_id=r.device_id,
+        seq=r.seq,
+        detail=detail,
+    )
