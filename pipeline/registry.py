@@ -74,6 +74,8 @@ def parse_device(entry: Mapping[str, Any], index: int) -> DeviceInfo:
     device_id = entry.get("device_id")
     if not isinstance(device_id, str) or not device_id:
         raise ValueError(f"{where}.device_id must be a non-empty string")
+    # verify_many looks keys up by lower-case id; one spelling everywhere keeps sorting stable
+    device_id = device_id.lower()
     scheme = entry.get("scheme", "secp256k1")
     if not isinstance(scheme, str):
         raise ValueError(f"{where}.scheme must be a string")

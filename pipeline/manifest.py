@@ -1,0 +1,100 @@
+"""The epoch manifest and VeriStream's canonical JSON.
+
+Canonical JSON here: UTF-8, keys sorted, no insignificant whitespace, integers
+only (no floats), byte strings as ``0x`` lower-case hex. The same value always
+serialises to the same bytes, so a manifest's CID is a commitment to it.
+
+A manifest links everything one epoch produced: the job and epoch, the CIDs of
+the accepted batch, the dead letters, the per-device aggregates and the state
+after the epoch, the previous epoch's manifest CID (a hash chain any auditor
+can walk back from IPFS), both Merkle roots, the reward split and the counts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+MANIFEST_VERSION = 1
+
+
+def canonical_json(value: Any) -> bytes:
+    """``value`` as canonical JSON bytes; ``ValueError`` for floats or non-string keys."""
+    _reject_floats(value)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _reject_floats(value: Any) -> None:
+    if isinstance(value, float):
+        raise ValueError("canonical JSON carries integers only, got a float")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"canonical JSON keys must be strings, got {key!r}")
+            _reject_floats(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _reject_floats(item)
+
+
+@dataclass(frozen=True, slots=True)
+class RewardSummary:
+    """How one epoch's budget was split (all amounts in the token's smallest unit)."""
+
+    budget: int
+    paid: int
+    remainder: int
+    carry_out: int
+    sink_paid: int
+    beneficiaries: int
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """Everything one epoch produced, by content address."""
+
+    job_id: str
+    epoch: int
+    start_ms: int
+    end_ms: int
+    batch_cid: str
+    dead_letter_cid: str
+    aggregates_cid: str
+    state_cid: str
+    prev_manifest_cid: str | None
+    data_root: str
+    reward_root: str
+    readings_in: int
+    accepted: int
+    rejected: dict[str, int]
+    rewards: RewardSummary
+    version: int = MANIFEST_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        """The manifest as canonical JSON."""
+        return canonical_json(asdict(self))
+
+    @property
+    def rejected_total(self) -> int:
+        """All rejected readings of the epoch."""
+        return sum(self.rejected.values())
+
+
+def manifest_from_json(data: bytes) -> Manifest:
+    """A manifest back from its JSON; ``ValueError`` when it is not one."""
+    try:
+        raw = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"manifest is not JSON: {error}") from None
+    if not isinstance(raw, dict):
+        raise ValueError("manifest must be a JSON object")
+    if raw.get("version") != MANIFEST_VERSION:
+        raise ValueError(f"unsupported manifest version {raw.get('version')!r}")
+    try:
+        rewards = RewardSummary(**raw.pop("rewards"))
+        return Manifest(rewards=rewards, **raw)
+    except (TypeError, KeyError) as error:
+        raise ValueError(f"manifest fields do not match: {error}") from None
