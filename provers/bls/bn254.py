@@ -1,0 +1,342 @@
+"""BLS signatures on BN254 (alt_bn128), checkable by the EVM's ecAdd/ecMul/ecPairing.
+
+Signatures and message hashes live in G1 (64 bytes), public keys in G2 (128
+bytes), secret keys are ints in ``[1, r)``. Encodings are the precompiles' own
+(EIP-196/197): big-endian 32-byte words, uncompressed, G2 coordinates with the
+coefficient of ``i`` first. The hash to G1 is EigenLayer's try-and-increment over
+keccak256, so a contract computes the same point. ``docs/bls.md`` is the
+normative description; the contract implements exactly that.
+
+Verify functions never raise: bad input is ``False``. Parsing and producing
+functions raise ``ValueError`` saying what is wrong.
+
+Pairings are py-ecc's ``optimized_bn128`` (pure Python, the only clean backend
+found). Each check runs one Miller loop per pair and a single final
+exponentiation; the negated G2 generator and parsed public keys are cached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from py_ecc.fields import optimized_bn128_FQ as FQ
+from py_ecc.fields import optimized_bn128_FQ2 as FQ2
+from py_ecc.fields import optimized_bn128_FQ12 as FQ12
+from py_ecc.optimized_bn128 import (
+    G1,
+    G2,
+    Z1,
+    Z2,
+    add,
+    b,
+    b2,
+    curve_order,
+    field_modulus,
+    final_exponentiate,
+    is_inf,
+    is_on_curve,
+    multiply,
+    neg,
+    normalize,
+    pairing,
+)
+
+from veristream.encoding import keccak256
+
+DST = b"VERISTREAM-BLS-BN254-SIG-V1"
+POP_DST = b"VERISTREAM-BLS-BN254-POP-V1"
+
+P = field_modulus
+R = curve_order
+WORD = 32
+G1_LENGTH = 2 * WORD
+G2_LENGTH = 4 * WORD
+PK_CACHE_SIZE = 4096
+
+Point = tuple[Any, Any, Any]
+
+_NEG_G2: Point = neg(G2)
+_SQRT_EXPONENT = (P + 1) // 4
+
+
+# --- encodings -------------------------------------------------------------------
+
+
+def _words(data: bytes, count: int, what: str) -> list[int]:
+    if not isinstance(data, bytes):
+        raise ValueError(f"{what} must be bytes, got {type(data).__name__}")
+    if len(data) != count * WORD:
+        raise ValueError(f"{what} must be {count * WORD} bytes, got {len(data)}")
+    values = [int.from_bytes(data[i : i + WORD], "big") for i in range(0, len(data), WORD)]
+    if any(v >= P for v in values):
+        raise ValueError(f"{what} has a coordinate >= the field modulus (non-canonical)")
+    if not any(values):
+        raise ValueError(f"{what} is the point at infinity")
+    return values
+
+
+def encode_g1(point: Point) -> bytes:
+    """The 64-byte EVM encoding ``x || y`` of a G1 point (all zeros for infinity)."""
+    if is_inf(point):
+        return bytes(G1_LENGTH)
+    x, y = normalize(point)
+    return int(x).to_bytes(WORD, "big") + int(y).to_bytes(WORD, "big")
+
+
+def encode_g2(point: Point) -> bytes:
+    """The 128-byte EVM encoding ``x.imag || x.real || y.imag || y.real`` of a G2 point."""
+    if is_inf(point):
+        return bytes(G2_LENGTH)
+    x, y = normalize(point)
+    x_re, x_im = (int(c) for c in x.coeffs)
+    y_re, y_im = (int(c) for c in y.coeffs)
+    return b"".join(v.to_bytes(WORD, "big") for v in (x_im, x_re, y_im, y_re))
+
+
+def parse_g1(data: bytes, what: str = "G1 point") -> Point:
+    """The G1 point of a 64-byte encoding (G1 has cofactor 1: on the curve is enough).
+
+    ``ValueError`` on a wrong length, a coordinate >= p, infinity, or a point off the curve.
+    """
+    x, y = _words(data, 2, what)
+    point = (FQ(x), FQ(y), FQ.one())
+    if not is_on_curve(point, b):
+        raise ValueError(f"{what} is not on the curve y^2 = x^3 + 3")
+    return point
+
+
+@lru_cache(maxsize=PK_CACHE_SIZE)
+def _parse_g2_cached(data: bytes, what: str) -> Point:
+    x_im, x_re, y_im, y_re = _words(data, 4, what)
+    point = (FQ2([x_re, x_im]), FQ2([y_re, y_im]), FQ2.one())
+    if not is_on_curve(point, b2):
+        raise ValueError(f"{what} is not on the twist curve y^2 = x^3 + 3/(9+i)")
+    # the twist has a large cofactor: a point of another order would break the pairing check
+    if not is_inf(multiply(point, R)):
+        raise ValueError(f"{what} is not in the order-r subgroup of G2")
+    return point
+
+
+def parse_g2(data: bytes, what: str = "G2 point") -> Point:
+    """The G2 point of a 128-byte encoding (cached: the subgroup check costs ~25 ms).
+
+    ``ValueError`` on a wrong length, a coordinate >= p, infinity, a point off the
+    twist, or a point outside the order-r subgroup.
+    """
+    if not isinstance(data, bytes):
+        raise ValueError(f"{what} must be bytes, got {type(data).__name__}")
+    return _parse_g2_cached(bytes(data), what)
+
+
+def _check_secret_key(sk: int) -> int:
+    if isinstance(sk, bool) or not isinstance(sk, int):
+        raise ValueError(f"secret key must be an int, got {type(sk).__name__}")
+    if not 0 < sk < R:
+        raise ValueError("secret key must be in [1, r) for the BN254 group order r")
+    return sk
+
+
+def _check_message(message: bytes) -> bytes:
+    if not isinstance(message, bytes):
+        raise ValueError(f"message must be bytes, got {type(message).__name__}")
+    return message
+
+
+def _check_list(name: str, items: Sequence[Any]) -> None:
+    if isinstance(items, bytes | bytearray | str) or not isinstance(items, Sequence):
+        raise ValueError(f"{name} must be a list of bytes, got {type(items).__name__}")
+    if not items:
+        raise ValueError(f"{name} must not be empty")
+
+
+# --- hash to G1 --------------------------------------------------------------------
+
+
+def _hash_to_g1_point(message: bytes, dst: bytes) -> Point:
+    x = int.from_bytes(keccak256(dst + message), "big") % P
+    while True:
+        rhs = (x * x * x + 3) % P
+        y = pow(rhs, _SQRT_EXPONENT, P)
+        if y * y % P == rhs:
+            return (FQ(x), FQ(y), FQ.one())
+        x = (x + 1) % P
+
+
+def hash_to_g1(message: bytes, dst: bytes = DST) -> bytes:
+    """``H(message)`` in G1, 64 bytes: try-and-increment from keccak256(dst || message).
+
+    x starts at keccak256(dst || message) mod p and increases by one until
+    x^3 + 3 is a square; y = (x^3 + 3)^((p+1)/4) mod p as computed (no sign rule).
+    """
+    _check_message(message)
+    if not isinstance(dst, bytes):
+        raise ValueError(f"dst must be bytes, got {type(dst).__name__}")
+    return encode_g1(_hash_to_g1_point(message, dst))
+
+
+# --- pairing ------------------------------------------------------------------------
+
+
+def _product_is_one(pairs: Sequence[tuple[Point, Point]]) -> bool:
+    """Whether prod e(g1_i, g2_i) == 1: a Miller loop per pair, one final exponentiation."""
+    f = FQ12.one()
+    for g1_point, g2_point in pairs:
+        f = f * pairing(g2_point, g1_point, final_exponentiate=False)
+    return bool(final_exponentiate(f) == FQ12.one())
+
+
+def _sum(points: Sequence[Point], zero: Point) -> Point:
+    total = zero
+    for point in points:
+        total = add(total, point)
+    return total
+
+
+# --- scheme -------------------------------------------------------------------------
+
+
+def sk_to_pk(sk: int) -> bytes:
+    """The 128-byte public key ``sk * G2``."""
+    return encode_g2(multiply(G2, _check_secret_key(sk)))
+
+
+def sk_to_pk_g1(sk: int) -> bytes:
+    """The 64-byte G1 twin ``sk * G1`` of the public key (what the contract stores per operator)."""
+    return encode_g1(multiply(G1, _check_secret_key(sk)))
+
+
+def _core_sign(sk: int, message: bytes, dst: bytes) -> bytes:
+    _check_secret_key(sk)
+    _check_message(message)
+    return encode_g1(multiply(_hash_to_g1_point(message, dst), sk))
+
+
+def _core_verify(pk: bytes, message: bytes, signature: bytes, dst: bytes) -> bool:
+    try:
+        pk_point = parse_g2(pk, "public key")
+        _check_message(message)
+        sig_point = parse_g1(signature, "signature")
+    except ValueError:
+        return False
+    # e(sig, -G2) * e(H(m), pk) == 1
+    return _product_is_one([(sig_point, _NEG_G2), (_hash_to_g1_point(message, dst), pk_point)])
+
+
+def sign(sk: int, message: bytes) -> bytes:
+    """The 64-byte signature ``sk * H(message)`` under ``DST``."""
+    return _core_sign(sk, message, DST)
+
+
+def verify(pk: bytes, message: bytes, signature: bytes) -> bool:
+    """Whether ``signature`` is ``pk``'s signature of ``message``; ``False`` on any bad input."""
+    return _core_verify(pk, message, signature, DST)
+
+
+def pop_prove(sk: int) -> bytes:
+    """The proof of possession: ``sk * H(sk_to_pk(sk))`` under ``POP_DST`` (message = 128-byte pk)."""
+    return _core_sign(sk, sk_to_pk(sk), POP_DST)
+
+
+def pop_verify(pk: bytes, proof: bytes) -> bool:
+    """Whether ``proof`` proves possession of ``pk``'s secret key; ``False`` on bad input."""
+    return _core_verify(pk, pk, proof, POP_DST)
+
+
+def aggregate(signatures: Sequence[bytes]) -> bytes:
+    """The G1 sum of one or more signatures (64 bytes; zeros if they cancel)."""
+    _check_list("signatures", signatures)
+    return encode_g1(_sum([parse_g1(s, "signature") for s in signatures], Z1))
+
+
+def aggregate_pks_g1(pks_g1: Sequence[bytes]) -> bytes:
+    """The G1 sum of one or more ``sk_to_pk_g1`` keys (64 bytes)."""
+    _check_list("G1 public keys", pks_g1)
+    return encode_g1(_sum([parse_g1(pk, "G1 public key") for pk in pks_g1], Z1))
+
+
+def aggregate_pks_g2(pks_g2: Sequence[bytes]) -> bytes:
+    """The G2 sum of one or more public keys (128 bytes)."""
+    _check_list("public keys", pks_g2)
+    return encode_g2(_sum([parse_g2(pk, "public key") for pk in pks_g2], Z2))
+
+
+def aggregate_verify(pks: Sequence[bytes], messages: Sequence[bytes], signature: bytes) -> bool:
+    """Whether ``signature`` aggregates ``pks[i]``'s signature of ``messages[i]`` for every i.
+
+    One Miller loop per key plus one, a single final exponentiation. ``False`` on
+    empty input, a length mismatch or any bad key, message or signature.
+    """
+    try:
+        _check_list("public keys", pks)
+        _check_list("messages", messages)
+        pk_points = [parse_g2(pk, "public key") for pk in pks]
+        hashes = [_hash_to_g1_point(_check_message(m), DST) for m in messages]
+        sig_point = parse_g1(signature, "signature")
+    except ValueError:
+        return False
+    if len(pk_points) != len(hashes):
+        return False
+    pairs = [(sig_point, _NEG_G2), *zip(hashes, pk_points, strict=True)]
+    return _product_is_one(pairs)
+
+
+def fast_aggregate_verify(pks: Sequence[bytes], message: bytes, signature: bytes) -> bool:
+    """Whether ``signature`` aggregates every ``pks`` key's signature of ``message``.
+
+    Sound only for keys whose proof of possession was checked. ``False`` on an
+    empty list, any bad input, or keys summing to infinity.
+    """
+    try:
+        _check_list("public keys", pks)
+        apk = _sum([parse_g2(pk, "public key") for pk in pks], Z2)
+        _check_message(message)
+        sig_point = parse_g1(signature, "signature")
+    except ValueError:
+        return False
+    if is_inf(apk):
+        return False
+    return _product_is_one([(sig_point, _NEG_G2), (_hash_to_g1_point(message, DST), apk)])
+
+
+# --- the contract's check ------------------------------------------------------------
+
+
+def challenge(message: bytes, apk_g1: bytes, apk_g2: bytes, signature: bytes) -> int:
+    """gamma = uint256(keccak256(abi.encodePacked(msgHash, apkG1, apkG2, sig))) mod r.
+
+    ``msgHash`` is the 32-byte message itself; the packed points are their EVM
+    encodings (64 + 128 + 64 bytes), so the preimage is 288 bytes.
+    """
+    if not isinstance(message, bytes) or len(message) != WORD:
+        raise ValueError("the on-chain check signs 32-byte messages only")
+    for data, length, what in (
+        (apk_g1, G1_LENGTH, "apk_g1"),
+        (apk_g2, G2_LENGTH, "apk_g2"),
+        (signature, G1_LENGTH, "signature"),
+    ):
+        if not isinstance(data, bytes) or len(data) != length:
+            raise ValueError(f"{what} must be {length} bytes")
+    return int.from_bytes(keccak256(message + apk_g1 + apk_g2 + signature), "big") % R
+
+
+def verify_g1_g2(apk_g1: bytes, apk_g2: bytes, message: bytes, signature: bytes) -> bool:
+    """The contract's check: e(sig + gamma*apkG1, -G2) * e(H(m) + gamma*G1, apkG2) == 1.
+
+    ``apk_g1`` is the signers' aggregate G1 key (computed on chain), ``apk_g2``
+    the same key in G2 (supplied by the caller), ``message`` the 32-byte digest.
+    The random ``gamma`` (``challenge``) ties both checks together: it holds
+    exactly when ``signature`` is valid for ``apk_g2`` and both keys share one
+    discrete log. ``False`` on any bad input.
+    """
+    try:
+        gamma = challenge(message, apk_g1, apk_g2, signature)
+        apk1 = parse_g1(apk_g1, "apk_g1")
+        apk2 = parse_g2(apk_g2, "apk_g2")
+        sig_point = parse_g1(signature, "signature")
+    except ValueError:
+        return False
+    left = add(sig_point, multiply(apk1, gamma))
+    right = add(_hash_to_g1_point(message, DST), multiply(G1, gamma))
+    return _product_is_one([(left, _NEG_G2), (right, apk2)])
