@@ -1,0 +1,204 @@
+"""The wire envelope every connector carries: one JSON object with hex fields.
+
+    {"device_id": "0x<40 hex>", "seq": 7, "timestamp_ms": 1767225600000,
+     "payload": "0x<hex>", "signature": "0x<hex>", "scheme": "secp256k1"}
+
+Parsing checks the shape only (types, hex, ranges, sizes); whether the
+signature verifies is the pipeline's question. Every problem raises an
+``EnvelopeError`` naming the field and a short reason code, so a connector can
+answer the sender precisely and file the message as a dead letter. The layout is
+documented in ``docs/wire-envelope.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from veristream.provers.signing import DeviceReading
+
+SCHEMES = ("secp256k1", "ed25519", "p256")
+FIELDS = ("device_id", "seq", "timestamp_ms", "payload", "signature", "scheme")
+REQUIRED = ("device_id", "seq", "timestamp_ms", "payload", "signature")
+UINT64_MAX = 2**64 - 1
+DEFAULT_MAX_PAYLOAD_BYTES = 4096
+MAX_SIGNATURE_BYTES = 256
+# JSON overhead of the fixed fields, generously: hex doubles the payload and the signature.
+_ENVELOPE_OVERHEAD = 1024
+
+# reason codes of EnvelopeError
+MISSING = "missing"
+NOT_HEX = "not_hex"
+OUT_OF_RANGE = "out_of_range"
+TOO_LARGE = "too_large"
+NOT_JSON = "not_json"
+WRONG_TYPE = "wrong_type"
+UNKNOWN_SCHEME = "unknown_scheme"
+UNEXPECTED = "unexpected"
+EMPTY = "empty"
+
+
+class EnvelopeError(ValueError):
+    """A message that is not a valid envelope: ``field`` names where, ``reason`` is a short code."""
+
+    def __init__(self, field: str, reason: str, message: str = "") -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}" + (f" ({message})" if message else ""))
+
+    def to_dict(self) -> dict[str, str]:
+        """The JSON body a connector sends back: ``{"field": ..., "reason": ..., "message": ...}``."""
+        return {"field": self.field, "reason": self.reason, "message": str(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A shape-checked envelope (device id lower-case; bytes decoded)."""
+
+    device_id: str
+    seq: int
+    timestamp_ms: int
+    payload: bytes
+    signature: bytes
+    scheme: str
+
+
+def max_envelope_bytes(max_payload_bytes: int) -> int:
+    """The largest serialized envelope worth parsing for a payload limit."""
+    return 2 * (max_payload_bytes + MAX_SIGNATURE_BYTES) + _ENVELOPE_OVERHEAD
+
+
+def _uint(obj: dict[str, Any], field: str) -> int:
+    value = obj[field]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise EnvelopeError(field, WRONG_TYPE, f"expected an integer, got {type(value).__name__}")
+    if not 0 <= value <= UINT64_MAX:
+        raise EnvelopeError(field, OUT_OF_RANGE, "must be a uint64")
+    return value
+
+
+def _hex(obj: dict[str, Any], field: str, max_bytes: int) -> bytes:
+    value = obj[field]
+    if not isinstance(value, str):
+        raise EnvelopeError(
+            field, WRONG_TYPE, f"expected a 0x-hex string, got {type(value).__name__}"
+        )
+    if not value.startswith(("0x", "0X")):
+        raise EnvelopeError(field, NOT_HEX, "must start with 0x")
+    text = value[2:]
+    # Check the length before decoding so a huge field costs nothing.
+    if len(text) > 2 * max_bytes:
+        raise EnvelopeError(field, TOO_LARGE, f"more than {max_bytes} bytes")
+    if len(text) % 2:
+        raise EnvelopeError(field, NOT_HEX, "odd number of hex digits")
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise EnvelopeError(field, NOT_HEX, "not hexadecimal") from None
+
+
+def _device_id(obj: dict[str, Any]) -> str:
+    value = obj["device_id"]
+    if not isinstance(value, str):
+        raise EnvelopeError("device_id", WRONG_TYPE, "expected a 0x-hex string")
+    if not value.startswith(("0x", "0X")) or len(value) != 42:
+        raise EnvelopeError("device_id", NOT_HEX, "must be 0x followed by 40 hex digits")
+    try:
+        bytes.fromhex(value[2:])
+    except ValueError:
+        raise EnvelopeError("device_id", NOT_HEX, "not hexadecimal") from None
+    return "0x" + value[2:].lower()
+
+
+def _load(raw: bytes | str | dict[str, Any], max_payload_bytes: int) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        return raw
+    if isinstance(raw, bytes | bytearray | memoryview):
+        data = bytes(raw)
+    elif isinstance(raw, str):
+        data = raw.encode("utf-8", "surrogatepass")
+    else:
+        raise EnvelopeError("envelope", WRONG_TYPE, f"cannot parse {type(raw).__name__}")
+    limit = max_envelope_bytes(max_payload_bytes)
+    if len(data) > limit:
+        raise EnvelopeError("envelope", TOO_LARGE, f"{len(data)} bytes, limit {limit}")
+    if not data.strip():
+        raise EnvelopeError("envelope", EMPTY, "no bytes")
+    try:
+        obj = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise EnvelopeError("envelope", NOT_JSON, str(error)[:120]) from None
+    if not isinstance(obj, dict):
+        raise EnvelopeError("envelope", WRONG_TYPE, "must be a JSON object")
+    return obj
+
+
+def parse_envelope(
+    raw: bytes | str | dict[str, Any], *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+) -> Envelope:
+    """Shape-check one envelope; ``EnvelopeError`` naming the first bad field otherwise.
+
+    Fields are checked in a fixed order (``FIELDS``) so the same bad message
+    always reports the same field.
+    """
+    obj = _load(raw, max_payload_bytes)
+    for field in REQUIRED:
+        if field not in obj:
+            raise EnvelopeError(field, MISSING)
+    for field in sorted(obj):
+        if field not in FIELDS:
+            raise EnvelopeError(str(field)[:64], UNEXPECTED, "not an envelope field")
+    device_id = _device_id(obj)
+    seq = _uint(obj, "seq")
+    timestamp_ms = _uint(obj, "timestamp_ms")
+    payload = _hex(obj, "payload", max_payload_bytes)
+    signature = _hex(obj, "signature", MAX_SIGNATURE_BYTES)
+    if not signature:
+        raise EnvelopeError("signature", EMPTY)
+    scheme = obj.get("scheme", "secp256k1")
+    if not isinstance(scheme, str):
+        raise EnvelopeError("scheme", WRONG_TYPE, "expected a string")
+    if scheme not in SCHEMES:
+        raise EnvelopeError("scheme", UNKNOWN_SCHEME, f"one of {', '.join(SCHEMES)}")
+    return Envelope(device_id, seq, timestamp_ms, payload, signature, scheme)
+
+
+def parse_reading(
+    raw: bytes | str | dict[str, Any], *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+) -> DeviceReading:
+    """The ``DeviceReading`` an envelope carries; ``EnvelopeError`` naming the field otherwise."""
+    from veristream.provers.signing import DeviceReading
+
+    env = parse_envelope(raw, max_payload_bytes=max_payload_bytes)
+    return DeviceReading(
+        device_id=env.device_id,
+        seq=env.seq,
+        timestamp_ms=env.timestamp_ms,
+        payload=env.payload,
+        signature=env.signature,
+        scheme=env.scheme,
+    )
+
+
+def reading_to_envelope(reading: Any) -> dict[str, Any]:
+    """The envelope object of a reading (anything with ``DeviceReading``'s attributes)."""
+    return {
+        "device_id": "0x" + str(reading.device_id)[2:].lower(),
+        "payload": "0x" + bytes(reading.payload).hex(),
+        "scheme": str(reading.scheme),
+        "seq": int(reading.seq),
+        "signature": "0x" + bytes(reading.signature).hex(),
+        "timestamp_ms": int(reading.timestamp_ms),
+    }
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Canonical JSON bytes: sorted keys, no spaces, ASCII only."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def encode_reading(reading: Any) -> bytes:
+    """The canonical wire bytes of a reading (what the simulator sends)."""
+    return canonical_json(reading_to_envelope(reading))

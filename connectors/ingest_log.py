@@ -1,0 +1,510 @@
+"""The ingest log: where streams stop and bounded epochs begin.
+
+Every message a connector receives is appended here, durably, before the
+sender gets its acknowledgement. A message that parses as an envelope goes to
+the segment of its event-time epoch (``(timestamp_ms - genesis_ms) //
+epoch_length_ms``); one that does not, or whose epoch has already closed, goes
+to the dead-letter store with its reason. So for every arrival exactly one
+durable record exists, and ``accepted + rejected == arrived``.
+
+An epoch closes when its end plus the allowed lateness is at or below the
+watermark. The watermark is the largest event time accepted so far (capped at
+arrival time + ``max_future_ms``, so one device with a clock far ahead cannot
+close everyone's epoch), or a wall clock pushed by ``advance_clock`` when the
+stream is idle. It never moves back, so once an epoch is closed no record is
+ever added to it again: the pipeline reads a closed segment as a fixed,
+bounded input.
+
+Layout of the directory::
+
+    segments/epoch-<12 digits>.log   framed records, append order (see framing.py)
+    state.json                       clock watermark and processed epochs (atomic rename)
+    deadletters/                     the dead-letter store, unless one is passed in
+
+Ingest-time dead letters are filed under the first epoch still open when they
+arrive, so they land in the dead-letter set of an epoch the pipeline has yet
+to process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import struct
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from veristream.connectors.deadletters import (
+    REASON_LATE,
+    REASON_MALFORMED,
+    REASON_OVERSIZED,
+    STAGE_INGEST,
+    DeadLetter,
+    DeadLetterStore,
+)
+from veristream.connectors.envelope import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    TOO_LARGE,
+    EnvelopeError,
+    parse_envelope,
+)
+from veristream.connectors.framing import RecordFile, fsync_directory
+
+_RECORD_HEADER = struct.Struct(">QQB")
+_SEGMENT_PREFIX = "epoch-"
+_SEGMENT_SUFFIX = ".log"
+_STATE = "state.json"
+# How much of an unparseable message the dead-letter record keeps verbatim.
+_MAX_DEAD_RAW = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """What happened to one message: accepted into ``epoch``, or rejected with ``reason``."""
+
+    accepted: bool
+    epoch: int | None = None
+    reason: str | None = None
+    field: str | None = None
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (what HTTP and WebSocket acks carry)."""
+        out: dict[str, Any] = {"accepted": self.accepted}
+        if self.epoch is not None:
+            out["epoch"] = self.epoch
+        if self.reason is not None:
+            out["reason"] = self.reason
+        if self.field is not None:
+            out["field"] = self.field
+        if self.detail:
+            out["detail"] = self.detail
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One accepted message as the log keeps it."""
+
+    raw: bytes
+    source: str
+    received_ms: int
+    timestamp_ms: int
+
+
+def encode_record(raw: bytes, source: str, received_ms: int, timestamp_ms: int) -> bytes:
+    """The body of one segment record: event time, arrival time, source, the raw envelope."""
+    src = source.encode()[:255]
+    return _RECORD_HEADER.pack(timestamp_ms, received_ms, len(src)) + src + raw
+
+
+def decode_record(body: bytes) -> LogRecord:
+    """Inverse of ``encode_record``."""
+    timestamp_ms, received_ms, n = _RECORD_HEADER.unpack_from(body)
+    start = _RECORD_HEADER.size
+    source = body[start : start + n].decode(errors="replace")
+    return LogRecord(body[start + n :], source, received_ms, timestamp_ms)
+
+
+def _non_negative_int(name: str, value: int, *, positive: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an int, got {type(value).__name__}")
+    if value < (1 if positive else 0):
+        raise ValueError(
+            f"{name} must be {'positive' if positive else 'non-negative'}, got {value}"
+        )
+    return value
+
+
+class IngestLog:
+    """Durable, epoch-segmented log of accepted envelopes; thread-safe."""
+
+    def __init__(
+        self,
+        directory: Path | str,
+        epoch_length_ms: int,
+        allowed_lateness_ms: int,
+        genesis_ms: int = 0,
+        *,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        max_future_ms: int | None = 60_000,
+        dead_letters: DeadLetterStore | None = None,
+    ) -> None:
+        self.epoch_length_ms = _non_negative_int("epoch_length_ms", epoch_length_ms, positive=True)
+        self.allowed_lateness_ms = _non_negative_int("allowed_lateness_ms", allowed_lateness_ms)
+        self.genesis_ms = _non_negative_int("genesis_ms", genesis_ms)
+        self.max_payload_bytes = _non_negative_int(
+            "max_payload_bytes", max_payload_bytes, positive=True
+        )
+        if max_future_ms is not None:
+            _non_negative_int("max_future_ms", max_future_ms)
+        self.max_future_ms = max_future_ms
+        self.directory = Path(directory)
+        self._segments_dir = self.directory / "segments"
+        self._segments_dir.mkdir(parents=True, exist_ok=True)
+        self.dead_letters = dead_letters or DeadLetterStore(self.directory / "deadletters")
+        self._lock = threading.RLock()
+        self._segments: dict[int, RecordFile] = {}
+        self._appended: dict[int, int] = {}
+        self._event_watermark = 0
+        self.torn_bytes_dropped = 0
+        self._clock_ms, self._processed = self._load_state()
+        self._recover()
+
+    # --- recovery -------------------------------------------------------------
+    def _load_state(self) -> tuple[int, set[int]]:
+        path = self.directory / _STATE
+        if not path.exists():
+            return 0, set()
+        try:
+            state = json.loads(path.read_text())
+            return int(state["clock_ms"]), {int(e) for e in state["processed"]}
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"ingest log state {path} is unreadable: {error}") from None
+
+    def _save_state(self) -> None:
+        path = self.directory / _STATE
+        tmp = path.with_suffix(".tmp")
+        body = json.dumps({"clock_ms": self._clock_ms, "processed": sorted(self._processed)})
+        with open(tmp, "w") as handle:
+            handle.write(body)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        fsync_directory(self.directory)
+
+    def _recover(self) -> None:
+        # The watermark is recomputed from the durable records themselves, so it
+        # is exactly what it was when the last acknowledged record was written.
+        for path in sorted(self._segments_dir.glob(f"{_SEGMENT_PREFIX}*{_SEGMENT_SUFFIX}")):
+            epoch = int(path.name[len(_SEGMENT_PREFIX) : -len(_SEGMENT_SUFFIX)])
+            segment = RecordFile(path)
+            self.torn_bytes_dropped += segment.torn_bytes
+            for body in segment.records():
+                record = decode_record(body)
+                self._event_watermark = max(
+                    self._event_watermark,
+                    self._watermark_candidate(record.timestamp_ms, record.received_ms),
+                )
+            self._appended[epoch] = segment.count
+            if epoch in self._processed:
+                segment.close()
+            else:
+                self._segments[epoch] = segment
+        self._dead_epochs = {
+            d.epoch for d in self.dead_letters.read(stage=STAGE_INGEST) if d.epoch is not None
+        }
+
+    # --- epochs ---------------------------------------------------------------
+    @property
+    def watermark_ms(self) -> int:
+        """The largest event time seen (capped) or the advanced clock, whichever is later."""
+        with self._lock:
+            return max(self._event_watermark, self._clock_ms)
+
+    def epoch_of(self, timestamp_ms: int) -> int:
+        """The event-time epoch of a timestamp (negative before genesis)."""
+        return (timestamp_ms - self.genesis_ms) // self.epoch_length_ms
+
+    def epoch_bounds(self, epoch: int) -> tuple[int, int]:
+        """``[start_ms, end_ms)`` of an epoch."""
+        start = self.genesis_ms + epoch * self.epoch_length_ms
+        return start, start + self.epoch_length_ms
+
+    def is_closed(self, epoch: int) -> bool:
+        """Whether ``epoch``'s end plus the allowed lateness is at or below the watermark."""
+        _, end = self.epoch_bounds(epoch)
+        return epoch < 0 or end + self.allowed_lateness_ms <= self.watermark_ms
+
+    def first_open_epoch(self) -> int:
+        """The earliest epoch that has not closed yet."""
+        return max(
+            0,
+            (self.watermark_ms - self.allowed_lateness_ms - self.genesis_ms)
+            // self.epoch_length_ms,
+        )
+
+    def _watermark_candidate(self, timestamp_ms: int, received_ms: int) -> int:
+        if self.max_future_ms is None:
+            return timestamp_ms
+        return min(timestamp_ms, received_ms + self.max_future_ms)
+
+    def advance_clock(self, now_ms: int) -> None:
+        """Move the watermark to ``now_ms`` (wall clock) so idle streams still close epochs."""
+        _non_negative_int("now_ms", now_ms)
+        with self._lock:
+            if now_ms > self._clock_ms:
+                self._clock_ms = now_ms
+                self._save_state()
+
+    def closed_epochs(self) -> list[int]:
+        """Closed epochs holding records or ingest dead letters, not yet marked processed."""
+        with self._lock:
+            epochs = set(self._appended) | self._dead_epochs
+            return sorted(e for e in epochs if e not in self._processed and self.is_closed(e))
+
+    def open_epochs(self) -> list[int]:
+        """Epochs holding records that have not closed yet."""
+        with self._lock:
+            return sorted(e for e in self._appended if not self.is_closed(e))
+
+    def read_records(self, epoch: int) -> list[LogRecord]:
+        """The accepted records of a closed epoch, in append order; ``ValueError`` if still open."""
+        with self._lock:
+            if not self.is_closed(epoch):
+                raise ValueError(f"epoch {epoch} is still open (watermark {self.watermark_ms})")
+            segment = self._segments.get(epoch)
+            if segment is not None:
+                bodies = segment.records()
+            else:
+                path = self._segment_path(epoch)
+                bodies = RecordFile(path).records() if path.exists() else []
+        return [decode_record(body) for body in bodies]
+
+    def read_epoch(self, epoch: int) -> list[bytes]:
+        """The raw accepted envelopes of a closed epoch, in append order."""
+        return [record.raw for record in self.read_records(epoch)]
+
+    def mark_processed(self, epoch: int) -> None:
+        """Record (durably) that the pipeline has committed ``epoch``; it leaves ``closed_epochs``."""
+        with self._lock:
+            if not self.is_closed(epoch):
+                raise ValueError(f"epoch {epoch} is still open and cannot be marked processed")
+            self._processed.add(epoch)
+            self._save_state()
+            segment = self._segments.pop(epoch, None)
+            if segment is not None:
+                segment.close()
+
+    def processed_epochs(self) -> list[int]:
+        """Epochs marked processed."""
+        with self._lock:
+            return sorted(self._processed)
+
+    # --- appends --------------------------------------------------------------
+    def _segment_path(self, epoch: int) -> Path:
+        return self._segments_dir / f"{_SEGMENT_PREFIX}{epoch:012d}{_SEGMENT_SUFFIX}"
+
+    def _segment(self, epoch: int) -> RecordFile:
+        segment = self._segments.get(epoch)
+        if segment is None:
+            segment = RecordFile(self._segment_path(epoch))
+            self._segments[epoch] = segment
+            self._appended.setdefault(epoch, segment.count)
+        return segment
+
+    def append(self, raw: bytes, source: str, received_ms: int) -> AppendResult:
+        """Append one message durably (fsynced before returning) and say what became of it."""
+        return self.append_batch([(raw, source, received_ms)])[0]
+
+    def append_many(
+        self, raws: Iterable[bytes], source: str, received_ms: int
+    ) -> list[AppendResult]:
+        """Append several messages from one source with a single fsync."""
+        return self.append_batch([(raw, source, received_ms) for raw in raws])
+
+    def append_batch(self, items: Sequence[tuple[bytes, str, int]]) -> list[AppendResult]:
+        """Append ``(raw, source, received_ms)`` messages in order; durable when this returns."""
+        parsed: list[tuple[bytes, str, int, Any]] = []
+        for raw, source, received_ms in items:
+            if not isinstance(raw, bytes | bytearray | memoryview):
+                raise ValueError(f"raw message must be bytes, got {type(raw).__name__}")
+            _non_negative_int("received_ms", received_ms)
+            data = bytes(raw)
+            try:
+                parsed.append(
+                    (
+                        data,
+                        source,
+                        received_ms,
+                        parse_envelope(data, max_payload_bytes=self.max_payload_bytes),
+                    )
+                )
+            except EnvelopeError as error:
+                parsed.append((data, source, received_ms, error))
+
+        results: list[AppendResult] = []
+        with self._lock:
+            touched: set[int] = set()
+            pending: dict[int, list[bytes]] = {}
+            dead: list[DeadLetter] = []
+            for data, source, received_ms, outcome in parsed:
+                if isinstance(outcome, EnvelopeError):
+                    reason = REASON_OVERSIZED if outcome.reason == TOO_LARGE else REASON_MALFORMED
+                    results.append(
+                        self._reject(dead, data, source, reason, outcome.field, str(outcome))
+                    )
+                    continue
+                epoch = self.epoch_of(outcome.timestamp_ms)
+                # A record waiting in ``pending`` counts as seen: a later message of
+                # the same batch must be judged against the watermark it moved.
+                if self.is_closed(epoch):
+                    detail = "before genesis" if epoch < 0 else f"epoch {epoch} closed"
+                    results.append(
+                        self._reject(dead, data, source, REASON_LATE, "timestamp_ms", detail)
+                    )
+                    continue
+                pending.setdefault(epoch, []).append(
+                    encode_record(data, source, received_ms, outcome.timestamp_ms)
+                )
+                touched.add(epoch)
+                self._event_watermark = max(
+                    self._event_watermark,
+                    self._watermark_candidate(outcome.timestamp_ms, received_ms),
+                )
+                results.append(AppendResult(True, epoch=epoch))
+
+            # WRITE, then one fsync per touched file, then acknowledge.
+            for epoch, bodies in pending.items():
+                self._segment(epoch).append(bodies)
+            if dead:
+                self.dead_letters.add_many(dead, sync=False)
+            for epoch in touched:
+                self._segment(epoch).sync()
+                self._appended[epoch] = self._appended.get(epoch, 0) + len(pending[epoch])
+            if dead:
+                self.dead_letters.sync()
+        return results
+
+    def _reject(
+        self, dead: list[DeadLetter], data: bytes, source: str, reason: str, field: str, detail: str
+    ) -> AppendResult:
+        epoch = self.first_open_epoch()
+        self._dead_epochs.add(epoch)
+        kept = data if len(data) <= _MAX_DEAD_RAW else data[:_MAX_DEAD_RAW]
+        note = f"{detail}; source {source}"
+        if len(kept) < len(data):
+            note += f"; {len(data)} bytes, first {len(kept)} kept"
+        dead.append(DeadLetter(kept, reason, STAGE_INGEST, epoch, note))
+        return AppendResult(False, epoch=epoch, reason=reason, field=field, detail=detail)
+
+    def reject(self, raw: bytes, source: str, reason: str, field: str, detail: str) -> AppendResult:
+        """File a message a connector refused before parsing (e.g. a body over the size limit)."""
+        dead: list[DeadLetter] = []
+        with self._lock:
+            result = self._reject(dead, bytes(raw), source, reason, field, detail)
+            self.dead_letters.add_many(dead)
+        return result
+
+    # --- accounting -----------------------------------------------------------
+    def counts(self) -> dict[str, Any]:
+        """``arrived``, ``appended``, ``rejected`` and ``rejected_by_reason`` (ingest stage), from disk state."""
+        with self._lock:
+            appended = sum(self._appended.values())
+            by_reason = self.dead_letters.counts(stage=STAGE_INGEST)
+            rejected = sum(by_reason.values())
+            return {
+                "arrived": appended + rejected,
+                "appended": appended,
+                "rejected": rejected,
+                "rejected_by_reason": by_reason,
+                "torn_bytes_dropped": self.torn_bytes_dropped,
+            }
+
+    def close(self) -> None:
+        """Close every open segment."""
+        with self._lock:
+            for segment in self._segments.values():
+                segment.close()
+            self._segments.clear()
+
+
+class Backpressure(RuntimeError):
+    """The committer's queue is full: the caller should answer "retry later"."""
+
+
+@dataclass
+class _Job:
+    items: list[tuple[bytes, str, int]]
+    future: Future[list[AppendResult]]
+
+
+class GroupCommitter:
+    """One writer thread that folds concurrent submissions into one append and one fsync.
+
+    Connectors submit and acknowledge when the future resolves, which is only
+    after the records are durable. ``max_pending`` bounds the messages waiting
+    (a full queue raises ``Backpressure`` instead of buffering without bound).
+    """
+
+    def __init__(
+        self, log: IngestLog, *, max_pending: int = 10_000, max_batch: int = 4_096
+    ) -> None:
+        self.log = log
+        self.max_pending = max_pending
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="ingest-committer", daemon=True)
+        self._thread.start()
+
+    @property
+    def pending(self) -> int:
+        """Messages submitted and not yet durable."""
+        with self._lock:
+            return self._pending
+
+    def submit(
+        self, items: Sequence[tuple[bytes, str, int]], *, block: bool = False
+    ) -> Future[list[AppendResult]]:
+        """Queue messages for the next group commit; ``Backpressure`` when the queue is full."""
+        n = len(items)
+        with self._lock:
+            if not block and self._pending and self._pending + n > self.max_pending:
+                raise Backpressure(f"{self._pending} messages pending")
+            self._pending += n
+        future: Future[list[AppendResult]] = Future()
+        self._queue.put(_Job(list(items), future))
+        return future
+
+    def append(self, items: Sequence[tuple[bytes, str, int]]) -> list[AppendResult]:
+        """Submit and wait (blocking callers such as the MQTT thread)."""
+        return self.submit(items, block=True).result()
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            jobs = [job]
+            size = len(job.items)
+            stop = False
+            while size < self.max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                jobs.append(more)
+                size += len(more.items)
+            self._commit(jobs)
+            if stop:
+                return
+
+    def _commit(self, jobs: list[_Job]) -> None:
+        items = [item for job in jobs for item in job.items]
+        try:
+            results = self.log.append_batch(items)
+        except BaseException as error:  # every waiter must hear about it
+            for job in jobs:
+                job.future.set_exception(error)
+        else:
+            offset = 0
+            for job in jobs:
+                job.future.set_result(results[offset : offset + len(job.items)])
+                offset += len(job.items)
+        with self._lock:
+            self._pending -= len(items)
+
+    def close(self) -> None:
+        """Finish queued work and stop the writer thread."""
+        self._queue.put(None)
+        self._thread.join()
