@@ -1,0 +1,399 @@
+"""Runs one closed epoch as a bounded Beam pipeline, and re-executes an epoch from its batch.
+
+``run_epoch`` is what the coordinator calls for each closed epoch of the ingest
+log; ``reexecute`` is what every operator calls on the batch it fetched from
+IPFS. Both go through ``compute_epoch``, which builds the same ``EpochChecks``
+transform (one code path for pipeline and provers) and then the same pure
+steps: rewards, roots, next state.
+
+The embedded runner is Beam's ``FnApiRunner`` in memory, named explicitly so
+nothing tries to download the Prism runner (TOOLCHAIN.md). Results leave the
+pipeline through an in-process sink, which is why the embedded runner is the
+only one ``compute_epoch`` drives itself; docs/architecture.md shows how the
+same transform runs on a distributed runner.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import apache_beam as beam
+from veristream.pipeline import commitments
+from veristream.pipeline.batch import (
+    decode_accepted,
+    encode_accepted,
+    encode_aggregates,
+    encode_dead_letters,
+)
+from veristream.pipeline.epochs import EpochClock
+from veristream.pipeline.jobspec import JobSpec, RewardSpec
+from veristream.pipeline.manifest import Manifest, RewardSummary
+from veristream.pipeline.records import Candidate, Rejected
+from veristream.pipeline.registry import DeviceRegistryView, load_registry
+from veristream.pipeline.rewards import RewardOutcome, add_payouts, split_rewards
+from veristream.pipeline.state import JobState
+from veristream.pipeline.transforms import (
+    DeviceEpoch,
+    EpochChecks,
+    EpochChecksConfig,
+    PlausibilityRules,
+    batched,
+)
+
+# CONTEXT
+
+
+@dataclass(frozen=True, slots=True)
+class EpochContext:
+    """What every epoch of a job needs, built once per run from the job spec."""
+
+    job: JobSpec
+    registry: DeviceRegistryView
+    domain: Any
+    clock: EpochClock
+
+
+def job_context(job: JobSpec, registry: DeviceRegistryView | None = None) -> EpochContext:
+    """The context of ``job``; the registry is read from its file unless given."""
+    from veristream.provers.signing import Domain
+
+    if registry is None:
+        if job.devices.file is None:
+            raise ValueError(
+                "devices.file is required to run embedded; an on-chain registry is read by the caller"
+            )
+        registry = load_registry(job.devices.file)
+    d = job.devices.domain
+    domain = Domain(
+        name=d.name, version=d.version, chain_id=d.chain_id, verifying_contract=d.verifying_contract
+    )
+    clock = EpochClock(job.epochs.length_ms, job.epochs.allowed_lateness_ms, job.epochs.genesis_ms)
+    return EpochContext(job, registry, domain, clock)
+
+
+# THE BEAM RUN
+
+_SINK: dict[str, dict[str, Any]] = {}
+_SINK_LOCK = threading.Lock()
+
+
+def _deposit(value: Any, run: str, name: str) -> None:
+    with _SINK_LOCK:
+        _SINK.setdefault(run, {})[name] = value
+
+
+class Rewards(beam.PTransform):
+    """All devices' contributions of the epoch split into shares of the budget (one element)."""
+
+    def __init__(self, policy: RewardSpec, carry_in: int) -> None:
+        super().__init__()
+        self._policy = policy
+        self._carry_in = carry_in
+
+    def expand(self, devices: Any) -> Any:
+        return (
+            devices
+            | "Collect" >> beam.combiners.ToList()
+            | "Split" >> beam.Map(_split, self._policy, self._carry_in)
+        )
+
+
+def _split(devices: list[DeviceEpoch], policy: RewardSpec, carry_in: int) -> RewardOutcome:
+    return split_rewards({d.device_id: d.contribution for d in devices}, policy, carry_in)
+
+
+def _make_pipeline(job: JobSpec) -> beam.Pipeline:
+    if job.beam.runner != "fnapi":
+        raise ValueError(
+            f"beam.runner {job.beam.runner!r}: this build drives only the embedded 'fnapi' runner "
+            "itself; see docs/architecture.md for running EpochChecks on a distributed runner"
+        )
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    options = PipelineOptions(flags=[], **job.beam.options)
+    return beam.Pipeline(runner=FnApiRunner(), options=options)
+
+
+def _checks_config(ctx: EpochContext, epoch: int, state: JobState, decoded: bool) -> EpochChecksConfig:
+    job = ctx.job
+    rules = PlausibilityRules(
+        validation=job.validation,
+        epoch_start_ms=ctx.clock.start_ms(epoch),
+        epoch_end_ms=ctx.clock.end_ms(epoch),
+        devices=dict(ctx.registry.devices),
+    )
+    return EpochChecksConfig(
+        domain=ctx.domain,
+        keys=ctx.registry.keys(),
+        high_water=dict(state.high_water),
+        rules=rules,
+        fields=list(job.aggregation.fields),
+        quantiles=list(job.aggregation.quantiles),
+        beneficiaries={d: info.beneficiary for d, info in ctx.registry.devices.items()},
+        decoded=decoded,
+    )
+
+
+def _run_checks(
+    ctx: EpochContext, epoch: int, inputs: Sequence[Any], state: JobState, decoded: bool
+) -> tuple[list[DeviceEpoch], list[Rejected], RewardOutcome]:
+    config = _checks_config(ctx, epoch, state, decoded)
+    run = uuid.uuid4().hex
+    elements = batched(inputs, ctx.job.beam.readings_per_element)
+    try:
+        with _make_pipeline(ctx.job) as pipeline:
+            records = pipeline | "Epoch" >> beam.Create(elements, reshuffle=False)
+            devices, dead = records | "EpochChecks" >> EpochChecks(config)
+            rewards = devices | "Rewards" >> Rewards(ctx.job.rewards, state.carry)
+            _ = (
+                devices
+                | "CollectDevices" >> beam.combiners.ToList()
+                | "SinkDevices" >> beam.Map(_deposit, run, "devices")
+            )
+            _ = (
+                dead
+                | "CollectDead" >> beam.combiners.ToList()
+                | "SinkDead" >> beam.Map(_deposit, run, "dead")
+            )
+            _ = rewards | "SinkRewards" >> beam.Map(_deposit, run, "rewards")
+        with _SINK_LOCK:
+            out = _SINK.pop(run)
+    finally:
+        with _SINK_LOCK:
+            _SINK.pop(run, None)
+    devices_out = sorted(out["devices"], key=lambda d: d.device_id)
+    dead_out = sorted(out["dead"], key=Rejected.order_key)
+    return devices_out, dead_out, out["rewards"]
+
+
+# THE PURE REST
+
+
+@dataclass(frozen=True, slots=True)
+class EpochComputation:
+    """An epoch's results before anything is stored: what every operator must reproduce."""
+
+    epoch: int
+    readings_in: int
+    accepted: list[Candidate]
+    dead: list[Rejected]
+    devices: list[DeviceEpoch]
+    rewards: RewardOutcome
+    data_root: bytes
+    reward_root: bytes
+    state: JobState
+
+    @property
+    def rejected(self) -> dict[str, int]:
+        """Dead letters per reason."""
+        counts: dict[str, int] = {}
+        for item in self.dead:
+            counts[item.reason] = counts.get(item.reason, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+def next_state(
+    prev: JobState, epoch: int, devices: Sequence[DeviceEpoch], rewards: RewardOutcome
+) -> JobState:
+    """The cross-epoch state after ``epoch`` (the manifest CID is filled in when stored)."""
+    high_water = dict(prev.high_water)
+    for device in devices:
+        top = max(c.reading.seq for c in device.accepted)
+        high_water[device.device_id] = max(top, high_water.get(device.device_id, -1))
+    return JobState(
+        epoch=epoch,
+        high_water=high_water,
+        cumulative=add_payouts(prev.cumulative, rewards.payouts),
+        carry=rewards.carry_out,
+        manifest_cid=prev.manifest_cid,
+    )
+
+
+def compute_epoch(
+    ctx: EpochContext, epoch: int, inputs: Sequence[Any], state: JobState, *, decoded: bool = False
+) -> EpochComputation:
+    """Run the epoch's checks on Beam, then rewards, roots and the next state.
+
+    ``inputs`` are ``(received_ms, envelope bytes)`` ingest records, or
+    ``Candidate``s with ``decoded=True`` (re-execution of a batch).
+    """
+    if state.epoch >= epoch:
+        raise ValueError(f"state is already at epoch {state.epoch}; cannot compute epoch {epoch}")
+    devices, dead, rewards = _run_checks(ctx, epoch, inputs, state, decoded)
+    accepted = [c for d in devices for c in d.accepted]
+    new_state = next_state(state, epoch, devices, rewards)
+    computation = EpochComputation(
+        epoch=epoch,
+        readings_in=len(inputs),
+        accepted=accepted,
+        dead=dead,
+        devices=devices,
+        rewards=rewards,
+        data_root=commitments.data_root(accepted),
+        reward_root=commitments.reward_root(new_state.cumulative),
+        state=new_state,
+    )
+    if len(accepted) + len(dead) != len(inputs):
+        raise AssertionError(
+            f"epoch {epoch}: {len(accepted)} accepted + {len(dead)} rejected != {len(inputs)} in"
+        )
+    return computation
+
+
+# STORING AN EPOCH
+
+
+@dataclass(frozen=True, slots=True)
+class EpochOutcome:
+    """One processed epoch: its manifest (stored), the state after it, and the computation."""
+
+    manifest: Manifest
+    manifest_cid: str
+    state: JobState
+    computation: EpochComputation
+    artifacts: dict[str, bytes] = field(default_factory=dict)
+
+
+def run_epoch(
+    job: JobSpec | EpochContext,
+    epoch: int,
+    raw_records: Sequence[tuple[int, bytes]],
+    state: JobState,
+    store: Any,
+) -> EpochOutcome:
+    """Process one closed epoch: Beam checks, rewards, roots, batches into ``store``, manifest.
+
+    Nothing here commits the state: the caller commits the returned state and
+    manifest together (``veristream.pipeline.state.commit_checkpoint``). Running
+    it again on the same inputs gives byte-identical batches, CIDs and roots.
+    """
+    ctx = job if isinstance(job, EpochContext) else job_context(job)
+    computation = compute_epoch(ctx, epoch, raw_records, state)
+    return store_epoch(ctx, computation, state, store)
+
+
+def store_epoch(
+    ctx: EpochContext, computation: EpochComputation, prev: JobState, store: Any
+) -> EpochOutcome:
+    """Write an epoch's batches, state and manifest to the content-addressed ``store``."""
+    job = ctx.job
+    batch = encode_accepted(computation.accepted)
+    dead = encode_dead_letters(computation.dead)
+    aggregates = encode_aggregates(
+        {d.device_id: d.stats for d in computation.devices}, job.aggregation.quantiles
+    )
+    state_bytes = computation.state.to_json()
+    cids = {
+        "batch": store.put(batch),
+        "dead": store.put(dead),
+        "aggregates": store.put(aggregates),
+        "state": store.put(state_bytes),
+    }
+    rewards = computation.rewards
+    manifest = Manifest(
+        job_id=job.job_id,
+        epoch=computation.epoch,
+        start_ms=ctx.clock.start_ms(computation.epoch),
+        end_ms=ctx.clock.end_ms(computation.epoch),
+        batch_cid=cids["batch"],
+        dead_letter_cid=cids["dead"],
+        aggregates_cid=cids["aggregates"],
+        state_cid=cids["state"],
+        prev_manifest_cid=prev.manifest_cid,
+        data_root="0x" + computation.data_root.hex(),
+        reward_root="0x" + computation.reward_root.hex(),
+        readings_in=computation.readings_in,
+        accepted=len(computation.accepted),
+        rejected=computation.rejected,
+        rewards=RewardSummary(
+            budget=rewards.budget,
+            paid=rewards.paid,
+            remainder=rewards.remainder,
+            carry_out=rewards.carry_out,
+            sink_paid=rewards.sink_paid,
+            beneficiaries=len(rewards.payouts),
+        ),
+    )
+    manifest_bytes = manifest.to_json()
+    manifest_cid = store.put(manifest_bytes)
+    for cid in (*cids.values(), manifest_cid):
+        store.pin(cid)
+    state = JobState(
+        epoch=computation.state.epoch,
+        high_water=computation.state.high_water,
+        cumulative=computation.state.cumulative,
+        carry=computation.state.carry,
+        manifest_cid=manifest_cid,
+    )
+    artifacts = {"batch": batch, "dead": dead, "aggregates": aggregates, "manifest": manifest_bytes}
+    return EpochOutcome(manifest, manifest_cid, state, computation, artifacts)
+
+
+# RE-EXECUTION (what operators and auditors run)
+
+
+@dataclass(frozen=True, slots=True)
+class Recomputed:
+    """What re-executing a batch gives, and any reading of the batch that should not be there."""
+
+    data_root: bytes
+    reward_root: bytes
+    accepted: int
+    state: JobState
+    problems: tuple[str, ...]
+
+    @property
+    def clean(self) -> bool:
+        """Whether every reading of the batch passed every check again."""
+        return not self.problems
+
+
+def reexecute(
+    job: JobSpec | EpochContext, epoch: int, batch_bytes: bytes, prev_state: JobState
+) -> Recomputed:
+    """Recompute an epoch's roots from its batch alone and the state before it.
+
+    Every reading in the batch is checked again (signature, replay guard,
+    plausibility); a reading that fails is reported in ``problems`` (the batch
+    is then not the honest output of the pipeline). ``ValueError`` when the
+    batch is not a readable batch.
+    """
+    ctx = job if isinstance(job, EpochContext) else job_context(job)
+    candidates = decode_accepted(batch_bytes)
+    computation = compute_epoch(ctx, epoch, candidates, prev_state, decoded=True)
+    problems = tuple(
+        f"{d.reason} ({d.device_id} seq {d.seq}{': ' + d.detail if d.detail else ''})"
+        for d in computation.dead[:20]
+    )
+    if len(computation.dead) > 20:
+        problems += (f"... and {len(computation.dead) - 20} more",)
+    return Recomputed(
+        data_root=computation.data_root,
+        reward_root=computation.reward_root,
+        accepted=len(computation.accepted),
+        state=computation.state,
+        problems=problems,
+    )
+
+
+def states_match(a: JobState, b: JobState) -> bool:
+    """Whether two states agree on everything an epoch computes (ignoring the manifest link)."""
+    return (
+        a.epoch == b.epoch
+        and dict(a.high_water) == dict(b.high_water)
+        and dict(a.cumulative) == dict(b.cumulative)
+        and a.carry == b.carry
+    )
+
+
+def counts_by_reason(dead: Sequence[Rejected]) -> Mapping[str, int]:
+    """Dead letters per reason (sorted by reason)."""
+    counts: dict[str, int] = {}
+    for item in dead:
+        counts[item.reason] = counts.get(item.reason, 0) + 1
+    return dict(sorted(counts.items()))

@@ -1,0 +1,460 @@
+"""The per-epoch pipeline's stages as composite Beam transforms.
+
+Each stage takes batches (lists of ~1,000 candidates per element, so Beam's
+per-element overhead is paid once per batch) and returns ``(main, dead)``: the
+readings that passed, and a tagged dead-letter output of ``Rejected`` records
+carrying the reason. ``EpochChecks.expand`` reads like DESIGN.md's data flow:
+
+    decode -> verify signatures -> replay / duplicate guard -> plausibility
+    -> per-device aggregates
+
+After the replay guard the main output is keyed by device: ``(device_id,
+[candidates])`` with each device's readings in canonical order, so every later
+stage is a pure function of its device's group and the result does not depend
+on how the runner bundled the input.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+from apache_beam import pvalue
+from veristream.pipeline.aggregates import FieldStats, device_stats
+from veristream.pipeline.jobspec import ValidationSpec
+from veristream.pipeline.records import (
+    REASON_CLOCK_SKEW,
+    REASON_DUPLICATE,
+    REASON_IMPLAUSIBLE,
+    REASON_MALFORMED,
+    REASON_REPLAY,
+    REASON_REVOKED,
+    REASON_WRONG_EPOCH,
+    STAGE_DECODE,
+    STAGE_PLAUSIBILITY,
+    STAGE_REPLAY,
+    STAGE_SIGNATURE,
+    Candidate,
+    Rejected,
+    rejected_from,
+)
+from veristream.pipeline.registry import DeviceInfo
+from veristream.pipeline.rewards import Contribution
+
+DEAD = "dead"
+REASON_OVERSIZED = "oversized"
+REASON_BAD_SIGNATURE = "bad_signature"
+REASON_UNKNOWN_DEVICE = "unknown_device"
+
+
+def batched(items: Sequence[Any], size: int) -> list[list[Any]]:
+    """``items`` cut into lists of at most ``size`` (the pipeline's input elements)."""
+    if size <= 0:
+        raise ValueError(f"batch size must be positive, got {size}")
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+# DECODE
+
+
+class _DecodeFn(beam.DoFn):
+    """Raw ingest records ``(received_ms, envelope bytes)`` to candidates."""
+
+    def __init__(self, max_payload_bytes: int) -> None:
+        self._max_payload_bytes = max_payload_bytes
+
+    def process(self, batch: list[tuple[int, bytes]]) -> Iterator[Any]:
+        from veristream.connectors.envelope import TOO_LARGE, parse_reading
+
+        good: list[Candidate] = []
+        for received_ms, raw in batch:
+            try:
+                reading = parse_reading(raw, max_payload_bytes=self._max_payload_bytes)
+            except ValueError as error:
+                reason = REASON_OVERSIZED if getattr(error, "reason", "") == TOO_LARGE else REASON_MALFORMED
+                yield pvalue.TaggedOutput(
+                    DEAD, Rejected(reason, STAGE_DECODE, raw, received_ms, detail=str(error))
+                )
+                continue
+            good.append(Candidate(received_ms, reading, raw))
+        if good:
+            yield good
+
+
+class Decode(beam.PTransform):
+    """Parse each wire envelope into a reading; dead letters ``malformed`` or ``oversized``."""
+
+    def __init__(self, max_payload_bytes: int) -> None:
+        super().__init__()
+        self._max_payload_bytes = max_payload_bytes
+
+    def expand(self, records: Any) -> tuple[Any, Any]:
+        out = records | "Parse" >> beam.ParDo(_DecodeFn(self._max_payload_bytes)).with_outputs(
+            DEAD, main="ok"
+        )
+        return out.ok, out[DEAD]
+
+
+# VERIFY SIGNATURES
+
+
+def signature_reason(reason: str | None) -> tuple[str, str]:
+    """The dead-letter reason and detail for a failed signature verdict.
+
+    The store's vocabulary has ``bad_signature`` and ``unknown_device``; the
+    signature module's finer reasons (``high_s``, ``bad_v``, ...) go in the detail.
+    """
+    if reason == REASON_UNKNOWN_DEVICE:
+        return REASON_UNKNOWN_DEVICE, ""
+    if reason == "malformed_reading":
+        return REASON_MALFORMED, str(reason)
+    return REASON_BAD_SIGNATURE, str(reason)
+
+
+def check_signatures(
+    batch: Sequence[Candidate], domain: Any, keys: Mapping[str, bytes]
+) -> tuple[list[Candidate], list[Rejected]]:
+    """Split a batch into readings whose signature verifies for the registered key, and the rest."""
+    from veristream.provers.signing import verify_many
+
+    verdicts = verify_many([c.reading for c in batch], domain, keys)
+    good: list[Candidate] = []
+    bad: list[Rejected] = []
+    for candidate, verdict in zip(batch, verdicts, strict=True):
+        if verdict.ok:
+            good.append(candidate)
+        else:
+            reason, detail = signature_reason(verdict.reason)
+            bad.append(rejected_from(candidate, reason, STAGE_SIGNATURE, detail))
+    return good, bad
+
+
+class _VerifyFn(beam.DoFn):
+    def __init__(self, domain: Any, keys: Mapping[str, bytes]) -> None:
+        self._domain = domain
+        self._keys = dict(keys)
+
+    def process(self, batch: list[Candidate]) -> Iterator[Any]:
+        good, bad = check_signatures(batch, self._domain, self._keys)
+        for rejected in bad:
+            yield pvalue.TaggedOutput(DEAD, rejected)
+        if good:
+            yield good
+
+
+class VerifySignatures(beam.PTransform):
+    """Check every device signature against the registry's key (``verify_many``, one call per batch)."""
+
+    def __init__(self, domain: Any, keys: Mapping[str, bytes]) -> None:
+        super().__init__()
+        self._domain = domain
+        self._keys = keys
+
+    def expand(self, batches: Any) -> tuple[Any, Any]:
+        out = batches | "Verify" >> beam.ParDo(_VerifyFn(self._domain, self._keys)).with_outputs(
+            DEAD, main="ok"
+        )
+        return out.ok, out[DEAD]
+
+
+# REPLAY / DUPLICATE GUARD
+
+
+def split_by_device(batch: Iterable[Candidate]) -> list[tuple[str, list[Candidate]]]:
+    """One ``(device_id, readings)`` element per device present in ``batch``."""
+    groups: dict[str, list[Candidate]] = {}
+    for candidate in batch:
+        groups.setdefault(candidate.reading.device_id, []).append(candidate)
+    return list(groups.items())
+
+
+def guard_device(
+    candidates: Iterable[Candidate], high_water: int | None
+) -> tuple[list[Candidate], list[Rejected]]:
+    """One device's readings past the replay guard, in canonical order.
+
+    ``high_water`` is the highest sequence number accepted in earlier epochs.
+    Readings at or below it are ``replay``; of readings sharing a sequence number
+    in this epoch the first in canonical order (lowest received time, then
+    bytes) passes and the others are ``duplicate`` when byte-identical to it,
+    ``replay`` otherwise. Arrival and bundle order never matter.
+    """
+    ordered = sorted(candidates, key=Candidate.order_key)
+    passed: list[Candidate] = []
+    rejected: list[Rejected] = []
+    for candidate in ordered:
+        reading = candidate.reading
+        if high_water is not None and reading.seq <= high_water:
+            rejected.append(
+                rejected_from(candidate, REASON_REPLAY, STAGE_REPLAY, f"high-water mark {high_water}")
+            )
+        elif passed and passed[-1].reading.seq == reading.seq:
+            first = passed[-1].reading
+            same = (first.payload, first.timestamp_ms, first.signature) == (
+                reading.payload,
+                reading.timestamp_ms,
+                reading.signature,
+            )
+            reason = REASON_DUPLICATE if same else REASON_REPLAY
+            rejected.append(rejected_from(candidate, reason, STAGE_REPLAY, f"seq {reading.seq} seen"))
+        else:
+            passed.append(candidate)
+    return passed, rejected
+
+
+class _GuardFn(beam.DoFn):
+    def __init__(self, high_water: Mapping[str, int]) -> None:
+        self._high_water = dict(high_water)
+
+    def process(self, element: tuple[str, Iterable[list[Candidate]]]) -> Iterator[Any]:
+        device_id, groups = element
+        passed, rejected = guard_device(
+            (c for group in groups for c in group), self._high_water.get(device_id)
+        )
+        for item in rejected:
+            yield pvalue.TaggedOutput(DEAD, item)
+        if passed:
+            yield device_id, passed
+
+
+class ReplayGuard(beam.PTransform):
+    """Per device: drop sequence numbers at or below the cross-epoch high-water mark, and repeats."""
+
+    def __init__(self, high_water: Mapping[str, int]) -> None:
+        super().__init__()
+        self._high_water = high_water
+
+    def expand(self, batches: Any) -> tuple[Any, Any]:
+        out = (
+            batches
+            | "SplitByDevice" >> beam.FlatMap(split_by_device)
+            | "GroupByDevice" >> beam.GroupByKey()
+            | "Guard" >> beam.ParDo(_GuardFn(self._high_water)).with_outputs(DEAD, main="ok")
+        )
+        return out.ok, out[DEAD]
+
+
+# PLAUSIBILITY
+
+
+@dataclass(frozen=True, slots=True)
+class PlausibilityRules:
+    """Everything the plausibility stage needs, passed in (never read from config inside)."""
+
+    validation: ValidationSpec
+    epoch_start_ms: int
+    epoch_end_ms: int
+    devices: Mapping[str, DeviceInfo]
+
+
+def decode_payload(payload: bytes, validation: ValidationSpec) -> dict[str, int] | tuple[str, str]:
+    """The declared integer fields of a JSON-object payload, or ``(reason, detail)`` why not."""
+    try:
+        document = json.loads(payload)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return REASON_MALFORMED, "payload is not JSON"
+    if not isinstance(document, dict):
+        return REASON_MALFORMED, "payload is not a JSON object"
+    values: dict[str, int] = {}
+    for name, rule in validation.fields.items():
+        value = document.get(name)
+        if value is None:
+            if rule.required:
+                return REASON_IMPLAUSIBLE, f"{name}: required field missing"
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            return REASON_IMPLAUSIBLE, f"{name}: not an integer"
+        if rule.min is not None and value < rule.min:
+            return REASON_IMPLAUSIBLE, f"{name}: {value} below {rule.min}"
+        if rule.max is not None and value > rule.max:
+            return REASON_IMPLAUSIBLE, f"{name}: {value} above {rule.max}"
+        values[name] = value
+    return values
+
+
+def plausibility_problem(candidate: Candidate, rules: PlausibilityRules) -> tuple[str, str] | None:
+    """Why a signed, fresh reading is not plausible, as ``(reason, detail)``; None when it is."""
+    reading = candidate.reading
+    validation = rules.validation
+    if not rules.epoch_start_ms <= reading.timestamp_ms < rules.epoch_end_ms:
+        return REASON_WRONG_EPOCH, f"timestamp {reading.timestamp_ms} outside the epoch"
+    if len(reading.payload) > validation.max_payload_bytes:
+        return REASON_OVERSIZED, f"payload {len(reading.payload)} > {validation.max_payload_bytes} bytes"
+    device = rules.devices.get(reading.device_id)
+    if device is not None and device.revoked_at(reading.timestamp_ms):
+        return REASON_REVOKED, f"revoked at {device.revoked_at_ms}"
+    if reading.timestamp_ms - candidate.received_ms > validation.max_clock_skew_ms:
+        return REASON_CLOCK_SKEW, f"{reading.timestamp_ms - candidate.received_ms} ms ahead of arrival"
+    decoded = decode_payload(reading.payload, validation)
+    if isinstance(decoded, tuple):
+        return decoded
+    return None
+
+
+def check_device(
+    candidates: Iterable[Candidate], rules: PlausibilityRules
+) -> tuple[list[Candidate], list[Rejected]]:
+    """Split one device's readings into plausible ones and dead letters."""
+    passed: list[Candidate] = []
+    rejected: list[Rejected] = []
+    for candidate in candidates:
+        problem = plausibility_problem(candidate, rules)
+        if problem is None:
+            passed.append(candidate)
+        else:
+            rejected.append(rejected_from(candidate, problem[0], STAGE_PLAUSIBILITY, problem[1]))
+    return passed, rejected
+
+
+class _PlausibilityFn(beam.DoFn):
+    def __init__(self, rules: PlausibilityRules) -> None:
+        self._rules = rules
+
+    def process(self, element: tuple[str, list[Candidate]]) -> Iterator[Any]:
+        device_id, candidates = element
+        passed, rejected = check_device(candidates, self._rules)
+        for item in rejected:
+            yield pvalue.TaggedOutput(DEAD, item)
+        if passed:
+            yield device_id, passed
+
+
+class Plausibility(beam.PTransform):
+    """Epoch bounds, payload size, revocation, clock skew and per-field ranges."""
+
+    def __init__(self, rules: PlausibilityRules) -> None:
+        super().__init__()
+        self._rules = rules
+
+    def expand(self, groups: Any) -> tuple[Any, Any]:
+        out = groups | "Check" >> beam.ParDo(_PlausibilityFn(self._rules)).with_outputs(
+            DEAD, main="ok"
+        )
+        return out.ok, out[DEAD]
+
+
+# PER-DEVICE AGGREGATES
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEpoch:
+    """One device's accepted readings of the epoch, its statistics and its reward contribution."""
+
+    device_id: str
+    accepted: tuple[Candidate, ...]
+    stats: dict[str, FieldStats]
+    contribution: Contribution
+
+
+def summarise_device(
+    device_id: str,
+    accepted: Sequence[Candidate],
+    validation: ValidationSpec,
+    fields: Sequence[str],
+    quantiles: Sequence[int],
+    beneficiary: bytes,
+) -> DeviceEpoch:
+    """Statistics and contribution of one device's accepted readings (canonical order)."""
+    payloads: list[dict[str, int]] = []
+    for candidate in accepted:
+        decoded = decode_payload(candidate.reading.payload, validation)
+        if isinstance(decoded, tuple):
+            raise ValueError(f"accepted reading of {device_id} does not decode: {decoded[1]}")
+        payloads.append(decoded)
+    seqs = [c.reading.seq for c in accepted]
+    contribution = Contribution(
+        beneficiary=beneficiary, valid=len(accepted), min_seq=min(seqs), max_seq=max(seqs)
+    )
+    return DeviceEpoch(
+        device_id, tuple(accepted), device_stats(payloads, fields, quantiles), contribution
+    )
+
+
+class _SummariseFn(beam.DoFn):
+    def __init__(
+        self,
+        validation: ValidationSpec,
+        fields: Sequence[str],
+        quantiles: Sequence[int],
+        beneficiaries: Mapping[str, bytes],
+    ) -> None:
+        self._validation = validation
+        self._fields = list(fields)
+        self._quantiles = list(quantiles)
+        self._beneficiaries = dict(beneficiaries)
+
+    def process(self, element: tuple[str, list[Candidate]]) -> Iterator[DeviceEpoch]:
+        from veristream.pipeline.registry import device_address
+
+        device_id, accepted = element
+        beneficiary = self._beneficiaries.get(device_id) or device_address(device_id)
+        yield summarise_device(
+            device_id, accepted, self._validation, self._fields, self._quantiles, beneficiary
+        )
+
+
+class AggregatePerDevice(beam.PTransform):
+    """Count, min/max/sum/mean and nearest-rank quantiles per device, plus its reward contribution."""
+
+    def __init__(
+        self,
+        validation: ValidationSpec,
+        fields: Sequence[str],
+        quantiles: Sequence[int],
+        beneficiaries: Mapping[str, bytes],
+    ) -> None:
+        super().__init__()
+        self._fn = _SummariseFn(validation, fields, quantiles, beneficiaries)
+
+    def expand(self, groups: Any) -> Any:
+        return groups | "Summarise" >> beam.ParDo(self._fn)
+
+
+# THE WHOLE EPOCH
+
+
+@dataclass(frozen=True, slots=True)
+class EpochChecksConfig:
+    """Inputs of the checks that come from the job and the previous state (all plain values)."""
+
+    domain: Any
+    keys: Mapping[str, bytes]
+    high_water: Mapping[str, int]
+    rules: PlausibilityRules
+    fields: Sequence[str]
+    quantiles: Sequence[int]
+    beneficiaries: Mapping[str, bytes]
+    decoded: bool = False
+
+
+class EpochChecks(beam.PTransform):
+    """The whole per-epoch flow up to per-device results; returns ``(devices, dead_letters)``.
+
+    With ``decoded=True`` the input is already candidates (an operator
+    re-executing a batch from IPFS); otherwise raw ingest records.
+    """
+
+    def __init__(self, config: EpochChecksConfig) -> None:
+        super().__init__()
+        self._c = config
+
+    def expand(self, records: Any) -> tuple[Any, Any]:
+        c = self._c
+        dead = []
+        if c.decoded:
+            candidates = records
+        else:
+            limit = c.rules.validation.max_payload_bytes
+            candidates, undecodable = records | "Decode" >> Decode(limit)
+            dead.append(undecodable)
+        signed, forged = candidates | "VerifySignatures" >> VerifySignatures(c.domain, c.keys)
+        fresh, replayed = signed | "ReplayGuard" >> ReplayGuard(c.high_water)
+        plausible, implausible = fresh | "Plausibility" >> Plausibility(c.rules)
+        devices = plausible | "AggregatePerDevice" >> AggregatePerDevice(
+            c.rules.validation, c.fields, c.quantiles, c.beneficiaries
+        )
+        dead_letters = (*dead, forged, replayed, implausible) | "DeadLetters" >> beam.Flatten()
+        return devices, dead_letters
