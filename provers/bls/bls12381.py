@@ -62,7 +62,11 @@ def _load_backend(name: str) -> _Backend:
         import pyblst
 
         return _Backend(
-            "blst", pyblst.BlstP1Element, pyblst.BlstP2Element, pyblst.miller_loop, pyblst.final_verify
+            "blst",
+            pyblst.BlstP1Element,
+            pyblst.BlstP2Element,
+            pyblst.miller_loop,
+            pyblst.final_verify,
         )
     if name == "py-ecc":
         from veristream.provers.bls import _pyecc12381 as slow
