@@ -1,0 +1,335 @@
+"""BLS on BN254: the spec in docs/bls.md, cross-checked against py-ecc and py-evm's precompile.
+
+Every pairing check costs ~0.5 s in pure Python, so the tests that pair are few
+and each checks something only a pairing can show.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from py_ecc.fields import optimized_bn128_FQ as FQ
+from py_ecc.fields import optimized_bn128_FQ2 as FQ2
+from py_ecc.optimized_bn128 import (
+    G1,
+    G2,
+    add,
+    b2,
+    is_on_curve,
+    multiply,
+    neg,
+    normalize,
+    pairing,
+)
+from veristream.provers.bls import bn254
+
+from veristream.encoding import keccak256
+
+P = bn254.P
+R = bn254.R
+secret_keys = st.integers(min_value=1, max_value=R - 1)
+MESSAGE = keccak256(b"EpochResult digest stand-in")
+
+# EIP-197's G2 generator, as the precompile takes it (imaginary part first)
+EIP197_G2 = b"".join(
+    v.to_bytes(32, "big")
+    for v in (
+        11559732032986387107991004021392285783925812861821192530917403151452391805634,
+        10857046999023057135944570762232829481370756359578518086990519993285655852781,
+        4082367875863433681332203403145435568316851327593401208105741076214120093531,
+        8495653923123431417604973247489272438418190587263600148770280649306958101930,
+    )
+)
+
+
+def _point_g1(data: bytes) -> Any:
+    return (FQ(int.from_bytes(data[:32], "big")), FQ(int.from_bytes(data[32:], "big")), FQ.one())
+
+
+def _sqrt_fp2(a: FQ2) -> FQ2 | None:
+    """A square root in Fp2 = Fp[i]/(i^2+1) by the norm method, or None (independent of the module)."""
+    a0, a1 = (int(c) for c in a.coeffs)
+    norm = (a0 * a0 + a1 * a1) % P
+    n = pow(norm, (P + 1) // 4, P)
+    if n * n % P != norm:
+        return None
+    half = pow(2, P - 2, P)
+    for candidate in (n, P - n):
+        t = (a0 + candidate) * half % P
+        x0 = pow(t, (P + 1) // 4, P)
+        if x0 * x0 % P == t and x0:
+            x1 = a1 * pow(2 * x0, P - 2, P) % P
+            root = FQ2([x0, x1])
+            if root * root == a:
+                return root
+    return None
+
+
+def _off_subgroup_g2() -> bytes:
+    x0 = 1
+    while True:
+        x = FQ2([x0, 1])
+        y = _sqrt_fp2(x**3 + b2)
+        if y is not None:
+            point = (x, y, FQ2.one())
+            assert is_on_curve(point, b2)
+            if multiply(point, R)[2] != FQ2.zero():
+                return bn254.encode_g2(point)
+        x0 += 1
+
+
+# --- encodings and group math against py-ecc (no pairings) ------------------------------
+
+
+def test_generator_encodings_follow_eip_196_197() -> None:
+    assert bn254.sk_to_pk(1) == EIP197_G2
+    assert bn254.sk_to_pk_g1(1) == (1).to_bytes(32, "big") + (2).to_bytes(32, "big")
+    assert bn254.parse_g2(EIP197_G2) is not None
+
+
+@settings(max_examples=10, deadline=None)
+@given(sk=secret_keys, message=st.binary(max_size=80))
+def test_group_math_matches_py_ecc(sk: int, message: bytes) -> None:
+    hashed = bn254.hash_to_g1(message)
+    h_point = _point_g1(hashed)
+    assert bn254.sign(sk, message) == bn254.encode_g1(multiply(h_point, sk))
+    assert bn254.sk_to_pk_g1(sk) == bn254.encode_g1(multiply(G1, sk))
+    x, y = normalize(multiply(G2, sk))
+    expected = b"".join(
+        int(v).to_bytes(32, "big") for v in (x.coeffs[1], x.coeffs[0], y.coeffs[1], y.coeffs[0])
+    )
+    assert bn254.sk_to_pk(sk) == expected
+    assert bn254.pop_prove(sk) == bn254.encode_g1(
+        multiply(_point_g1(bn254.hash_to_g1(bn254.sk_to_pk(sk), bn254.POP_DST)), sk)
+    )
+
+
+@settings(max_examples=20, deadline=None)
+@given(message=st.binary(max_size=64), dst=st.binary(min_size=1, max_size=40))
+def test_hash_to_g1_follows_the_try_and_increment_spec(message: bytes, dst: bytes) -> None:
+    out = bn254.hash_to_g1(message, dst)
+    x = int.from_bytes(out[:32], "big")
+    y = int.from_bytes(out[32:], "big")
+    start = int.from_bytes(keccak256(dst + message), "big") % P
+    assert (y * y - x**3 - 3) % P == 0
+    # x is the first candidate at or after the keccak start whose rhs is a square
+    steps = (x - start) % P
+    assert steps < 64
+    for k in range(steps):
+        rhs = ((start + k) ** 3 + 3) % P
+        assert pow(rhs, (P - 1) // 2, P) != 1
+    assert y == pow((x**3 + 3) % P, (P + 1) // 4, P)
+
+
+def test_hash_to_g1_increments_when_the_first_x_is_not_on_the_curve() -> None:
+    for i in range(200):
+        message = i.to_bytes(2, "big")
+        start = int.from_bytes(keccak256(bn254.DST + message), "big") % P
+        if pow((start**3 + 3) % P, (P - 1) // 2, P) != 1:
+            assert int.from_bytes(bn254.hash_to_g1(message)[:32], "big") != start
+            return
+    pytest.fail("no message needed an increment")
+
+
+@settings(max_examples=10, deadline=None)
+@given(sks=st.lists(secret_keys, min_size=1, max_size=5))
+def test_aggregates_are_group_sums(sks: list[int]) -> None:
+    total = sum(sks) % R
+    assert bn254.aggregate_pks_g1([bn254.sk_to_pk_g1(k) for k in sks]) == bn254.encode_g1(
+        multiply(G1, total)
+    )
+    assert bn254.aggregate_pks_g2([bn254.sk_to_pk(k) for k in sks]) == bn254.encode_g2(
+        multiply(G2, total)
+    )
+    assert bn254.aggregate([bn254.sign(k, MESSAGE) for k in sks]) == bn254.encode_g1(
+        multiply(_point_g1(bn254.hash_to_g1(MESSAGE)), total)
+    )
+
+
+# --- malformed input ---------------------------------------------------------------------
+
+GOOD_PK = bn254.sk_to_pk(7)
+GOOD_SIG = bn254.sign(7, MESSAGE)
+
+
+def _bad_g1() -> list[tuple[str, Any]]:
+    x, y = int.from_bytes(GOOD_SIG[:32], "big"), int.from_bytes(GOOD_SIG[32:], "big")
+    return [
+        ("infinity", bytes(64)),
+        ("off-curve", GOOD_SIG[:32] + ((y + 1) % P).to_bytes(32, "big")),
+        ("non-canonical y", GOOD_SIG[:32] + (y + P).to_bytes(32, "big")),
+        ("non-canonical x", (x + P).to_bytes(32, "big") + GOOD_SIG[32:]),
+        ("short", GOOD_SIG[:63]),
+        ("not bytes", bytearray(GOOD_SIG)),
+    ]
+
+
+def _bad_g2() -> list[tuple[str, Any]]:
+    words = [GOOD_PK[i : i + 32] for i in range(0, 128, 32)]
+    y_real = int.from_bytes(words[3], "big")
+    return [
+        ("infinity", bytes(128)),
+        ("off-curve", b"".join(words[:3]) + ((y_real + 1) % P).to_bytes(32, "big")),
+        ("non-canonical", b"".join(words[:3]) + (y_real + P).to_bytes(32, "big")),
+        ("off-subgroup", _off_subgroup_g2()),
+        ("swapped real/imag", words[1] + words[0] + words[3] + words[2]),
+        ("short", GOOD_PK[:127]),
+        ("not bytes", GOOD_PK.hex()),
+    ]
+
+
+@pytest.mark.parametrize(("label", "sig"), _bad_g1())
+def test_malformed_signatures_are_rejected(label: str, sig: Any) -> None:
+    with pytest.raises(ValueError, match="signature"):
+        bn254.parse_g1(sig, "signature")
+    with pytest.raises(ValueError, match="signature"):
+        bn254.aggregate([sig])
+    # no pairing runs: parsing fails first
+    assert bn254.verify(GOOD_PK, MESSAGE, sig) is False
+    assert bn254.fast_aggregate_verify([GOOD_PK], MESSAGE, sig) is False
+    assert bn254.aggregate_verify([GOOD_PK], [MESSAGE], sig) is False
+    assert bn254.pop_verify(GOOD_PK, sig) is False
+    apk_g1 = bn254.sk_to_pk_g1(7)
+    assert bn254.verify_g1_g2(apk_g1, GOOD_PK, MESSAGE, sig) is False
+    with pytest.raises(ValueError, match="G1 public key"):
+        bn254.aggregate_pks_g1([sig])
+
+
+@pytest.mark.parametrize(("label", "pk"), _bad_g2())
+def test_malformed_public_keys_are_rejected(label: str, pk: Any) -> None:
+    with pytest.raises(ValueError, match="public key"):
+        bn254.parse_g2(pk, "public key")
+    with pytest.raises(ValueError, match="public key"):
+        bn254.aggregate_pks_g2([pk])
+    assert bn254.verify(pk, MESSAGE, GOOD_SIG) is False
+    assert bn254.fast_aggregate_verify([pk], MESSAGE, GOOD_SIG) is False
+    assert bn254.fast_aggregate_verify([GOOD_PK, pk], MESSAGE, GOOD_SIG) is False
+    assert bn254.aggregate_verify([pk], [MESSAGE], GOOD_SIG) is False
+    assert bn254.pop_verify(pk, GOOD_SIG) is False
+    assert bn254.verify_g1_g2(bn254.sk_to_pk_g1(7), pk, MESSAGE, GOOD_SIG) is False
+
+
+def test_off_subgroup_point_is_on_the_twist() -> None:
+    # the off-subgroup case above must fail for the subgroup reason, not another
+    with pytest.raises(ValueError, match="subgroup"):
+        bn254.parse_g2(_off_subgroup_g2())
+
+
+@pytest.mark.parametrize("sk", [0, -1, R, True, 2.0])
+def test_bad_secret_keys_raise_value_error(sk: Any) -> None:
+    for fn in (bn254.sk_to_pk, bn254.sk_to_pk_g1, bn254.pop_prove):
+        with pytest.raises(ValueError, match="secret key"):
+            fn(sk)
+    with pytest.raises(ValueError, match="secret key"):
+        bn254.sign(sk, MESSAGE)
+
+
+def test_bad_lists_and_messages() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        bn254.aggregate([])
+    with pytest.raises(ValueError, match="list"):
+        bn254.aggregate_pks_g2(GOOD_PK)
+    with pytest.raises(ValueError, match="message"):
+        bn254.sign(7, "text")
+    assert bn254.fast_aggregate_verify([], MESSAGE, GOOD_SIG) is False
+    assert bn254.aggregate_verify([GOOD_PK], [MESSAGE, MESSAGE], GOOD_SIG) is False
+    assert bn254.verify(GOOD_PK, bytearray(MESSAGE), GOOD_SIG) is False
+    with pytest.raises(ValueError, match="32-byte"):
+        bn254.challenge(MESSAGE + b"!", bn254.sk_to_pk_g1(7), GOOD_PK, GOOD_SIG)
+    assert bn254.verify_g1_g2(bn254.sk_to_pk_g1(7), GOOD_PK, MESSAGE[:31], GOOD_SIG) is False
+
+
+def test_keys_summing_to_infinity_fail_fast_aggregate_verify() -> None:
+    neg_pk = bn254.encode_g2(neg(bn254.parse_g2(GOOD_PK)))
+    assert bn254.aggregate_pks_g2([GOOD_PK, neg_pk]) == bytes(128)
+    assert bn254.fast_aggregate_verify([GOOD_PK, neg_pk], MESSAGE, GOOD_SIG) is False
+
+
+# --- pairing checks (each ~0.5 s) -------------------------------------------------------
+
+
+def test_sign_verify_round_trip_and_tampering() -> None:
+    sk = 0xDEADBEEF
+    pk = bn254.sk_to_pk(sk)
+    sig = bn254.sign(sk, MESSAGE)
+    assert bn254.verify(pk, MESSAGE, sig)
+    assert not bn254.verify(pk, keccak256(MESSAGE), sig)
+    assert not bn254.verify(bn254.sk_to_pk(sk + 1), MESSAGE, sig)
+    assert not bn254.verify(pk, MESSAGE, GOOD_SIG)  # another key's signature
+
+
+def test_verify_agrees_with_py_ecc_naive_two_pairing_check() -> None:
+    sk = 4242
+    sig_point = _point_g1(bn254.sign(sk, MESSAGE))
+    h_point = _point_g1(bn254.hash_to_g1(MESSAGE))
+    assert pairing(G2, sig_point) == pairing(multiply(G2, sk), h_point)
+
+
+def test_pop_round_trip_and_domain_separation() -> None:
+    sk = 99991
+    pk = bn254.sk_to_pk(sk)
+    proof = bn254.pop_prove(sk)
+    assert bn254.pop_verify(pk, proof)
+    assert not bn254.verify(pk, pk, proof)  # the PoP is not a signature under DST
+
+
+def test_rogue_key_attack_passes_plain_fav_and_fails_pop() -> None:
+    victim_sk = 0x5EC12E7
+    victim_pk = bn254.sk_to_pk(victim_sk)
+    # attacker picks a, publishes pk_rogue = a*G2 - pk_victim without knowing its secret key
+    attacker_secret = 0xA77AC4
+    rogue_point = add(multiply(G2, attacker_secret), neg(bn254.parse_g2(victim_pk)))
+    rogue_pk = bn254.encode_g2(rogue_point)
+    # a*H(m) now "signs" for both keys: the aggregate key is a*G2
+    forged = bn254.sign(attacker_secret, MESSAGE)
+    assert bn254.fast_aggregate_verify([victim_pk, rogue_pk], MESSAGE, forged)
+    # ...which is why registration demands a PoP: the attacker's best attempt fails
+    attempted_proof = bn254.encode_g1(
+        multiply(_point_g1(bn254.hash_to_g1(rogue_pk, bn254.POP_DST)), attacker_secret)
+    )
+    assert not bn254.pop_verify(rogue_pk, attempted_proof)
+
+
+def test_aggregate_verify_distinct_messages() -> None:
+    sks = [5, 6, 7]
+    messages = [keccak256(bytes([i])) for i in range(3)]
+    pks = [bn254.sk_to_pk(k) for k in sks]
+    sig = bn254.aggregate([bn254.sign(k, m) for k, m in zip(sks, messages, strict=True)])
+    assert bn254.aggregate_verify(pks, messages, sig)
+    assert not bn254.aggregate_verify(pks, messages[::-1], sig)
+
+
+def test_on_chain_check_agrees_with_fast_aggregate_verify() -> None:
+    committee = [101, 202, 303, 404]
+    signers = committee[:3]  # 404 did not sign: the contract subtracts its G1 key
+    apk_g1 = bn254.aggregate_pks_g1([bn254.sk_to_pk_g1(k) for k in signers])
+    pks_g2 = [bn254.sk_to_pk(k) for k in signers]
+    apk_g2 = bn254.aggregate_pks_g2(pks_g2)
+    sig = bn254.aggregate([bn254.sign(k, MESSAGE) for k in signers])
+    assert bn254.fast_aggregate_verify(pks_g2, MESSAGE, sig)
+    assert bn254.verify_g1_g2(apk_g1, apk_g2, MESSAGE, sig)
+    # G1 and G2 keys of different sets: the gamma combination catches it
+    full_g1 = bn254.aggregate_pks_g1([bn254.sk_to_pk_g1(k) for k in committee])
+    assert not bn254.verify_g1_g2(full_g1, apk_g2, MESSAGE, sig)
+    # a signature missing one signer fails both checks
+    partial = bn254.aggregate([bn254.sign(k, MESSAGE) for k in signers[:2]])
+    assert not bn254.verify_g1_g2(apk_g1, apk_g2, MESSAGE, partial)
+
+
+def test_on_chain_check_passes_py_evm_ecpairing_precompile() -> None:
+    from eth.precompiles.ecpairing import _ecpairing
+
+    sks = [11, 22]
+    apk_g1 = bn254.aggregate_pks_g1([bn254.sk_to_pk_g1(k) for k in sks])
+    apk_g2 = bn254.aggregate_pks_g2([bn254.sk_to_pk(k) for k in sks])
+    sig = bn254.aggregate([bn254.sign(k, MESSAGE) for k in sks])
+    gamma = bn254.challenge(MESSAGE, apk_g1, apk_g2, sig)
+    left = bn254.encode_g1(add(_point_g1(sig), multiply(_point_g1(apk_g1), gamma)))
+    right = bn254.encode_g1(add(_point_g1(bn254.hash_to_g1(MESSAGE)), multiply(G1, gamma)))
+    neg_g2 = bn254.encode_g2(neg(G2))
+    # the exact bytes a contract hands to ecPairing (0x08)
+    assert _ecpairing(left + neg_g2 + right + apk_g2) is True
+    assert _ecpairing(left + neg_g2 + right + bn254.sk_to_pk(11)) is False
