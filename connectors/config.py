@@ -1,0 +1,150 @@
+"""Configuration of each source, as a job spec's ``sources:`` list holds them.
+
+One pydantic v2 model per connector, told apart by ``type``; ``SourceConfig``
+is their discriminated union, which the job spec validates against.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from veristream.connectors.envelope import DEFAULT_MAX_PAYLOAD_BYTES
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsConfig(_Config):
+    """TLS towards a broker: the CA that signed its certificate, optionally a client certificate."""
+
+    ca_file: Path
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    server_hostname_check: bool = True
+
+
+class MqttSourceConfig(_Config):
+    """Subscribe to readings on an MQTT broker (QoS 1, acknowledged after the durable append)."""
+
+    type: Literal["mqtt"] = "mqtt"
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    topics: list[str] = Field(default_factory=lambda: ["veristream/readings/#"], min_length=1)
+    qos: Literal[1] = 1
+    client_id: str = "veristream-ingest"
+    clean_start: bool = False
+    username: str | None = None
+    password: str | None = None
+    tls: TlsConfig | None = None
+    transport: Literal["tcp", "websockets"] = "tcp"
+    ws_path: str = "/mqtt"
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    reconnect_min_s: float = Field(0.2, gt=0)
+    reconnect_max_s: float = Field(10.0, gt=0)
+    max_payload_bytes: int = Field(DEFAULT_MAX_PAYLOAD_BYTES, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> MqttSourceConfig:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together")
+        return self
+
+
+class HttpSourceConfig(_Config):
+    """Serve ``POST /v1/readings`` (and the ``/v1/stream`` WebSocket) on ``host:port``."""
+
+    type: Literal["http"] = "http"
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    max_body_bytes: int = Field(1 << 20, gt=0)
+    max_batch: int = Field(1000, gt=0)
+    max_pending: int = Field(10_000, gt=0)
+    retry_after_s: int = Field(1, ge=1)
+    max_payload_bytes: int = Field(DEFAULT_MAX_PAYLOAD_BYTES, gt=0)
+
+
+class WebSocketSourceConfig(_Config):
+    """A stand-alone WebSocket stream of envelopes, one per message, each acknowledged."""
+
+    type: Literal["websocket"] = "websocket"
+    host: str = "127.0.0.1"
+    port: int = Field(8081, ge=0, le=65535)
+    path: str = "/v1/stream"
+    max_in_flight: int = Field(1000, gt=0)
+    max_pending: int = Field(10_000, gt=0)
+    max_payload_bytes: int = Field(DEFAULT_MAX_PAYLOAD_BYTES, gt=0)
+
+
+class FileSourceConfig(_Config):
+    """Replay recorded readings from a JSON-lines or Parquet file, in timestamp order."""
+
+    type: Literal["file"] = "file"
+    path: Path
+    format: Literal["jsonl", "parquet"] | None = None
+    speed: float | None = Field(None, gt=0)
+    max_payload_bytes: int = Field(DEFAULT_MAX_PAYLOAD_BYTES, gt=0)
+
+
+FAULTS = (
+    "bad_signature",
+    "replayed_seq",
+    "duplicate",
+    "unknown_device",
+    "revoked_device",
+    "clock_skew",
+    "out_of_order",
+    "malformed_json",
+    "oversized",
+    "implausible",
+)
+
+
+SchemeName = Literal["secp256k1", "ed25519", "p256"]
+
+
+def _all_schemes() -> list[SchemeName]:
+    return ["secp256k1", "ed25519", "p256"]
+
+
+class SimulatorSourceConfig(_Config):
+    """An in-process device fleet (``veristream simulate``) as a source."""
+
+    type: Literal["simulator"] = "simulator"
+    seed: int = 0
+    devices_per_scheme: int = Field(3, ge=1, le=10_000)
+    schemes: list[SchemeName] = Field(default_factory=_all_schemes, min_length=1)
+    profile: Literal["weather-station", "air-quality", "gps-coverage", "mixed"] = "mixed"
+    count: int = Field(300, ge=0)
+    rate: float = Field(100.0, gt=0)
+    start_ms: int | None = Field(None, ge=0)
+    fault_rate: float = Field(0.02, ge=0, le=1)
+    faults: list[str] = Field(default_factory=list)
+    clock_skew_ms: int = Field(600_000, gt=0)
+    max_payload_bytes: int = Field(DEFAULT_MAX_PAYLOAD_BYTES, gt=0)
+    chain_id: int = Field(31337, ge=0)
+    verifying_contract: str = "0x" + "00" * 20
+    registry_file: Path | None = None
+    ground_truth: Path | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> SimulatorSourceConfig:
+        unknown = sorted(set(self.faults) - set(FAULTS))
+        if unknown:
+            raise ValueError(f"unknown faults {unknown}; known: {', '.join(FAULTS)}")
+        return self
+
+
+SourceConfig = Annotated[
+    MqttSourceConfig
+    | HttpSourceConfig
+    | WebSocketSourceConfig
+    | FileSourceConfig
+    | SimulatorSourceConfig,
+    Field(discriminator="type"),
+]
+"""Any one source; pydantic picks the model by its ``type``."""
