@@ -25,13 +25,15 @@ L = 2**252 + 27742317777372353535851937790883648493
 SIGNATURE_LENGTH = 64
 PUBLIC_KEY_LENGTH = 32
 _SIGNED_LENGTH = SIGNATURE_LENGTH + 32
+_L_BYTES_BIG_ENDIAN = L.to_bytes(32, "big")
 
 
 def signature_problem(signature: bytes) -> str | None:
     """Why ``signature`` is not a well-formed 64-byte signature with reduced ``S``, or None."""
     if len(signature) != SIGNATURE_LENGTH:
         return REASON_MALFORMED_SIGNATURE
-    if int.from_bytes(signature[32:], "little") >= L:
+    # S is little-endian: reversed, its bytes compare like the integer
+    if signature[:31:-1] >= _L_BYTES_BIG_ENDIAN:
         return REASON_MALFORMED_SIGNATURE
     return None
 

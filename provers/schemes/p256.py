@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import (
     Prehashed,
     decode_dss_signature,
-    encode_dss_signature,
 )
 from veristream.provers.schemes import (
+    REASON_BAD_SIGNATURE,
     REASON_HIGH_S,
     REASON_MALFORMED_SIGNATURE,
     ensure_digest,
@@ -32,6 +32,13 @@ HALF_N = N // 2
 SIGNATURE_LENGTH = 64
 PUBLIC_KEY_LENGTH = 64
 CURVE = ec.SECP256R1()
+_N_BYTES = N.to_bytes(32, "big")
+_HALF_N_BYTES = HALF_N.to_bytes(32, "big")
+_ZERO = bytes(32)
+# DER headers by content length: every length here is below 128, so one length byte
+_DER_INT = [bytes((0x02, n)) for n in range(33)]
+_DER_INT_PADDED = [bytes((0x02, n + 1, 0x00)) for n in range(33)]
+_DER_SEQ = [bytes((0x30, n)) for n in range(71)]
 # Prehashed(SHA256) only declares "the 32 bytes given are the hash": the digest is signed as is
 ALGORITHM = ec.ECDSA(Prehashed(hashes.SHA256()))
 
@@ -40,13 +47,30 @@ def signature_problem(signature: bytes) -> str | None:
     """Why ``signature`` is not a well-formed low-s ``r || s``, or None if it is."""
     if len(signature) != SIGNATURE_LENGTH:
         return REASON_MALFORMED_SIGNATURE
-    r = int.from_bytes(signature[:32], "big")
-    s = int.from_bytes(signature[32:], "big")
-    if not (0 < r < N and 0 < s < N):
+    # Big-endian 32-byte strings compare like the integers they encode
+    r = signature[:32]
+    s = signature[32:]
+    if r >= _N_BYTES or s >= _N_BYTES or r == _ZERO or s == _ZERO:
         return REASON_MALFORMED_SIGNATURE
-    if s > HALF_N:
+    if s > _HALF_N_BYTES:
         return REASON_HIGH_S
     return None
+
+
+def _der_integer(value: bytes) -> bytes:
+    """DER INTEGER of a positive big-endian number (minimal, a 0x00 pad when the top bit is set)."""
+    value = value.lstrip(b"\x00")
+    if not value:
+        return b"\x02\x01\x00"
+    if value[0] & 0x80:
+        return _DER_INT_PADDED[len(value)] + value
+    return _DER_INT[len(value)] + value
+
+
+def der_signature(signature: bytes) -> bytes:
+    """The DER ``SEQUENCE { r, s }`` OpenSSL verifies, of a range-checked raw ``r || s``."""
+    body = _der_integer(signature[:32]) + _der_integer(signature[32:])
+    return _DER_SEQ[len(body)] + body
 
 
 def load_public_key(public_key: bytes) -> ec.EllipticCurvePublicKey:
@@ -93,13 +117,13 @@ def sign(digest: bytes, private_key: bytes) -> bytes:
     return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 
-def verify(digest: bytes, signature: bytes, public_key: ec.EllipticCurvePublicKey) -> bool:
-    """True iff the pre-checked raw ``r || s`` signs ``digest`` under the parsed key."""
-    der = encode_dss_signature(
-        int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-    )
+def check(digest: bytes, signature: bytes, public_key: ec.EllipticCurvePublicKey) -> str | None:
+    """Why the raw ``r || s`` does not sign ``digest`` under the parsed key, or None if it does."""
+    problem = signature_problem(signature)
+    if problem is not None:
+        return problem
     try:
-        public_key.verify(der, digest, ALGORITHM)
+        public_key.verify(der_signature(signature), digest, ALGORITHM)
     except InvalidSignature:
-        return False
-    return True
+        return REASON_BAD_SIGNATURE
+    return None

@@ -38,6 +38,9 @@ HALF_N = N // 2
 SIGNATURE_LENGTH = 65
 PUBLIC_KEY_LENGTH = 64
 _V_OFFSET = 27
+_N_BYTES = N.to_bytes(32, "big")
+_HALF_N_BYTES = HALF_N.to_bytes(32, "big")
+_ZERO = bytes(32)
 
 
 def signature_problem(signature: bytes) -> str | None:
@@ -46,11 +49,12 @@ def signature_problem(signature: bytes) -> str | None:
         return REASON_MALFORMED_SIGNATURE
     if signature[64] not in (27, 28):
         return REASON_BAD_V
-    r = int.from_bytes(signature[:32], "big")
-    s = int.from_bytes(signature[32:64], "big")
-    if not (0 < r < N and 0 < s < N):
+    # Big-endian 32-byte strings compare like the integers they encode
+    r = signature[:32]
+    s = signature[32:64]
+    if r >= _N_BYTES or s >= _N_BYTES or r == _ZERO or s == _ZERO:
         return REASON_MALFORMED_SIGNATURE
-    if s > HALF_N:
+    if s > _HALF_N_BYTES:
         return REASON_HIGH_S
     return None
 
