@@ -7,7 +7,7 @@ discovered package list under a renamed directory, so it is computed here.
 
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 
 ROOT = Path(__file__).parent
 FOLDERS = {
@@ -35,4 +35,12 @@ def _packages() -> tuple[list[str], dict[str, str]]:
 
 
 PACKAGES, PACKAGE_DIR = _packages()
-setup(packages=PACKAGES, package_dir=PACKAGE_DIR)
+# The Merkle tree's hot path (keccak over flat buffers); optional: without a C
+# compiler the install still succeeds and merkle_core uses its pure-Python path.
+MERKLE_NATIVE = Extension(
+    "veristream.provers._merkle_native",
+    sources=["provers/_merkle_native.c"],
+    extra_compile_args=["-O3"],
+    optional=True,
+)
+setup(packages=PACKAGES, package_dir=PACKAGE_DIR, ext_modules=[MERKLE_NATIVE])
