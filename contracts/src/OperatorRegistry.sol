@@ -1,0 +1,392 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {BN254} from "./BN254.sol";
+import {BLS12381} from "./BLS12381.sol";
+
+/// @title OperatorRegistry
+/// @notice Operator sets of BLS keys (bn254 or bls12381) with weights and a history, so each
+///         epoch is verified against the set in force when it started.
+/// @dev Every change is scheduled `activationDelay` seconds ahead and recorded as a checkpoint;
+///      a set keeps its running aggregate G1 key, so a signature check subtracts the few
+///      non-signers instead of reading every signer's key (EigenLayer's BLSSignatureChecker idea).
+///      Up to 256 operators per set, addressed by slot (the bit of the signer bitmap).
+contract OperatorRegistry is Ownable2Step {
+    uint8 public constant SCHEME_BN254 = 1;
+    uint8 public constant SCHEME_BLS12381 = 2;
+    uint256 public constant MAX_OPERATORS = 256;
+
+    bytes internal constant BN254_POP_DST = "VERISTREAM-BLS-BN254-POP-V1";
+
+    /// @notice The state of a set from `effectiveFrom` on.
+    struct SetCheckpoint {
+        uint64 effectiveFrom;
+        uint96 totalWeight;
+        uint16 operatorCount;
+        uint256 members; // bit i set: slot i is an operator of the set
+        bytes32[4] apk; // aggregate G1 key of the members (bn254 uses words 0..1)
+    }
+
+    /// @notice The occupant of a slot from `effectiveFrom` on.
+    struct SlotCheckpoint {
+        uint64 effectiveFrom;
+        uint96 weight;
+        address operator;
+        bytes32[4] key; // G1 key (bn254 uses words 0..1)
+    }
+
+    struct Operator {
+        bool active;
+        uint8 slot;
+    }
+
+    /// @notice Seconds between a change and the moment it takes effect (at least one, so a
+    ///         change never applies to an epoch that has already started).
+    uint64 public immutable activationDelay;
+    /// @notice Number of sets created; set ids are 1..setCount.
+    uint32 public setCount;
+
+    mapping(uint32 setId => uint8) public schemeOf;
+    mapping(uint32 setId => SetCheckpoint[]) internal _history;
+    mapping(uint32 setId => mapping(uint256 slot => SlotCheckpoint[])) internal _slots;
+    mapping(uint32 setId => mapping(address operator => Operator)) public operators;
+    mapping(uint32 setId => uint16) internal _nextSlot;
+    mapping(uint32 setId => uint8[]) internal _freeSlots;
+    /// @notice keccak256 of every G1 key ever registered: a key serves one operator once.
+    mapping(bytes32 keyHash => bool) public keyUsed;
+
+    event OperatorSetCreated(uint32 indexed setId, uint8 scheme);
+    event OperatorRegistered(
+        uint32 indexed setId, address indexed operator, uint8 slot, uint96 weight, bytes pubkey, uint64 effectiveFrom
+    );
+    event OperatorKeyRotated(uint32 indexed setId, address indexed operator, uint8 slot, bytes pubkey, uint64 effectiveFrom);
+    event OperatorWeightChanged(
+        uint32 indexed setId, address indexed operator, uint8 slot, uint96 weight, uint64 effectiveFrom
+    );
+    event OperatorRemoved(uint32 indexed setId, address indexed operator, uint8 slot, uint64 effectiveFrom);
+
+    error UnknownScheme(uint8 scheme);
+    error UnknownOperatorSet(uint32 setId);
+    error OperatorSetFull(uint32 setId);
+    error OperatorAlreadyRegistered(uint32 setId, address operator);
+    error UnknownOperator(uint32 setId, address operator);
+    error ZeroWeight();
+    error ZeroAddress();
+    error ActivationDelayTooShort();
+    error InvalidKeyLength(uint256 length);
+    error KeyAlreadyUsed(bytes32 keyHash);
+    error InvalidProofOfPossession();
+    error NoOperatorSetAt(uint32 setId, uint64 timestamp);
+    error SignerNotInSet(uint256 bitmap);
+
+    constructor(address initialOwner, uint64 activationDelay_) Ownable(initialOwner) {
+        if (activationDelay_ == 0) revert ActivationDelayTooShort();
+        activationDelay = activationDelay_;
+    }
+
+    // ------------------------------------------------------------------ governance
+
+    /// @notice Creates an empty operator set for `scheme` (1 = bn254, 2 = bls12381).
+    /// @return setId the new set's id.
+    function createOperatorSet(uint8 scheme) external onlyOwner returns (uint32 setId) {
+        if (scheme != SCHEME_BN254 && scheme != SCHEME_BLS12381) revert UnknownScheme(scheme);
+        setId = ++setCount;
+        schemeOf[setId] = scheme;
+        emit OperatorSetCreated(setId, scheme);
+    }
+
+    /// @notice Adds `operator` with its BLS key and `weight`, effective `activationDelay` from now.
+    /// @param pubkey G1 key: 64 bytes (bn254) or 128 bytes (bls12381, EIP-2537).
+    /// @param pubkeyG2 bn254 only: the same secret's G2 key (128 bytes, EIP-197 order); empty for bls12381.
+    /// @param pop proof of possession: bn254 sk*H(pubkeyG2, POP DST) in G1 (64 bytes); bls12381 the
+    ///        ciphersuite's PopProve signature, uncompressed (256 bytes).
+    function registerOperator(
+        uint32 setId,
+        address operator,
+        uint96 weight,
+        bytes calldata pubkey,
+        bytes calldata pubkeyG2,
+        bytes calldata pop
+    ) external onlyOwner {
+        uint8 scheme = _scheme(setId);
+        if (operator == address(0)) revert ZeroAddress();
+        if (weight == 0) revert ZeroWeight();
+        if (operators[setId][operator].active) revert OperatorAlreadyRegistered(setId, operator);
+        bytes32[4] memory key = _checkKey(scheme, pubkey, pubkeyG2, pop);
+        (uint8 slot, uint64 effectiveFrom) = _admit(setId, scheme, operator, weight, key);
+        emit OperatorRegistered(setId, operator, slot, weight, pubkey, effectiveFrom);
+    }
+
+    function _admit(uint32 setId, uint8 scheme, address operator, uint96 weight, bytes32[4] memory key)
+        internal
+        returns (uint8 slot, uint64 effectiveFrom)
+    {
+        slot = _takeSlot(setId);
+        operators[setId][operator] = Operator({active: true, slot: slot});
+        effectiveFrom = _effectiveFrom();
+        _writeSlot(setId, slot, effectiveFrom, weight, operator, key);
+        SetCheckpoint storage cp = _pendingCheckpoint(setId, effectiveFrom);
+        cp.apk = _g1Add(scheme, cp.apk, key);
+        cp.members |= uint256(1) << slot;
+        cp.totalWeight += weight;
+        cp.operatorCount += 1;
+    }
+
+    /// @notice Changes an operator's weight, effective `activationDelay` from now.
+    function setOperatorWeight(uint32 setId, address operator, uint96 weight) external onlyOwner {
+        _scheme(setId);
+        if (weight == 0) revert ZeroWeight();
+        Operator memory op = _operator(setId, operator);
+        uint64 effectiveFrom = _effectiveFrom();
+        SlotCheckpoint storage last = _lastSlot(setId, op.slot);
+        uint96 old = last.weight;
+        _writeSlot(setId, op.slot, effectiveFrom, weight, operator, last.key);
+        SetCheckpoint storage cp = _pendingCheckpoint(setId, effectiveFrom);
+        cp.totalWeight = cp.totalWeight - old + weight;
+        emit OperatorWeightChanged(setId, operator, op.slot, weight, effectiveFrom);
+    }
+
+    /// @notice Removes an operator, effective `activationDelay` from now; epochs that started
+    ///         earlier still count its signature, later ones reject it.
+    function removeOperator(uint32 setId, address operator) external onlyOwner {
+        uint8 scheme = _scheme(setId);
+        Operator memory op = _operator(setId, operator);
+        uint64 effectiveFrom = _effectiveFrom();
+        SlotCheckpoint storage last = _lastSlot(setId, op.slot);
+        SetCheckpoint storage cp = _pendingCheckpoint(setId, effectiveFrom);
+        cp.apk = _g1Sub(scheme, cp.apk, last.key);
+        cp.members &= ~(uint256(1) << op.slot);
+        cp.totalWeight -= last.weight;
+        cp.operatorCount -= 1;
+        delete operators[setId][operator];
+        _freeSlots[setId].push(op.slot);
+        emit OperatorRemoved(setId, operator, op.slot, effectiveFrom);
+    }
+
+    /// @notice Replaces the caller's key (with a new proof of possession), keeping its slot and
+    ///         weight, effective `activationDelay` from now.
+    function rotateKey(uint32 setId, bytes calldata pubkey, bytes calldata pubkeyG2, bytes calldata pop) external {
+        uint8 scheme = _scheme(setId);
+        Operator memory op = _operator(setId, msg.sender);
+        bytes32[4] memory key = _checkKey(scheme, pubkey, pubkeyG2, pop);
+        uint64 effectiveFrom = _replaceKey(setId, scheme, op.slot, key);
+        emit OperatorKeyRotated(setId, msg.sender, op.slot, pubkey, effectiveFrom);
+    }
+
+    function _replaceKey(uint32 setId, uint8 scheme, uint8 slot, bytes32[4] memory key)
+        internal
+        returns (uint64 effectiveFrom)
+    {
+        effectiveFrom = _effectiveFrom();
+        SlotCheckpoint storage last = _lastSlot(setId, slot);
+        bytes32[4] memory oldKey = last.key;
+        _writeSlot(setId, slot, effectiveFrom, last.weight, msg.sender, key);
+        SetCheckpoint storage cp = _pendingCheckpoint(setId, effectiveFrom);
+        cp.apk = _g1Add(scheme, _g1Sub(scheme, cp.apk, oldKey), key);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice The aggregate G1 key and weight of the signers named by `signerBitmap` in the set
+    ///         as it was at `timestamp`: the set's aggregate minus each non-signer's key.
+    /// @return scheme the set's scheme.
+    /// @return apk the signers' aggregate G1 key (64 or 128 bytes).
+    /// @return signedWeight the signers' total weight.
+    /// @return totalWeight the set's total weight.
+    function signerAggregate(uint32 setId, uint64 timestamp, uint256 signerBitmap)
+        external
+        view
+        returns (uint8 scheme, bytes memory apk, uint96 signedWeight, uint96 totalWeight)
+    {
+        scheme = _scheme(setId);
+        SetCheckpoint storage cp = _checkpointAt(setId, timestamp);
+        uint256 members = cp.members;
+        if (signerBitmap & ~members != 0) revert SignerNotInSet(signerBitmap & ~members);
+        totalWeight = cp.totalWeight;
+        signedWeight = totalWeight;
+        bytes32[4] memory agg = cp.apk;
+        uint256 absent = members & ~signerBitmap;
+        while (absent != 0) {
+            uint256 slot = Math.log2(absent);
+            absent &= ~(uint256(1) << slot);
+            SlotCheckpoint storage s = _slotAt(setId, slot, timestamp);
+            signedWeight -= s.weight;
+            agg = _g1Sub(scheme, agg, s.key);
+        }
+        apk = scheme == SCHEME_BN254 ? abi.encodePacked(agg[0], agg[1]) : BLS12381.g1Bytes(agg);
+    }
+
+    /// @notice The set as it was at `timestamp`: members bitmap, operator count, total weight.
+    function setAt(uint32 setId, uint64 timestamp)
+        external
+        view
+        returns (uint256 members, uint16 operatorCount, uint96 totalWeight, uint64 effectiveFrom)
+    {
+        _scheme(setId);
+        SetCheckpoint storage cp = _checkpointAt(setId, timestamp);
+        return (cp.members, cp.operatorCount, cp.totalWeight, cp.effectiveFrom);
+    }
+
+    /// @notice The occupant of `slot` at `timestamp`: operator, weight and G1 key.
+    function slotAt(uint32 setId, uint256 slot, uint64 timestamp)
+        external
+        view
+        returns (address operator, uint96 weight, bytes memory pubkey)
+    {
+        uint8 scheme = _scheme(setId);
+        SlotCheckpoint storage s = _slotAt(setId, slot, timestamp);
+        pubkey = scheme == SCHEME_BN254 ? abi.encodePacked(s.key[0], s.key[1]) : BLS12381.g1Bytes(s.key);
+        return (s.operator, s.weight, pubkey);
+    }
+
+    /// @notice Number of checkpoints (changes) of a set.
+    function checkpointCount(uint32 setId) external view returns (uint256) {
+        return _history[setId].length;
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    function _scheme(uint32 setId) internal view returns (uint8 scheme) {
+        scheme = schemeOf[setId];
+        if (scheme == 0) revert UnknownOperatorSet(setId);
+    }
+
+    function _operator(uint32 setId, address operator) internal view returns (Operator memory op) {
+        op = operators[setId][operator];
+        if (!op.active) revert UnknownOperator(setId, operator);
+    }
+
+    function _effectiveFrom() internal view returns (uint64) {
+        return uint64(block.timestamp) + activationDelay;
+    }
+
+    function _takeSlot(uint32 setId) internal returns (uint8) {
+        uint8[] storage free = _freeSlots[setId];
+        if (free.length > 0) {
+            uint8 slot = free[free.length - 1];
+            free.pop();
+            return slot;
+        }
+        uint16 next = _nextSlot[setId];
+        if (next >= MAX_OPERATORS) revert OperatorSetFull(setId);
+        _nextSlot[setId] = next + 1;
+        return uint8(next);
+    }
+
+    /// @dev The checkpoint that starts at `effectiveFrom`, created as a copy of the latest one.
+    ///      A checkpoint starting in the future has served no epoch yet, so it may be edited.
+    function _pendingCheckpoint(uint32 setId, uint64 effectiveFrom) internal returns (SetCheckpoint storage cp) {
+        SetCheckpoint[] storage history = _history[setId];
+        uint256 n = history.length;
+        if (n > 0 && history[n - 1].effectiveFrom == effectiveFrom) return history[n - 1];
+        cp = history.push();
+        cp.effectiveFrom = effectiveFrom;
+        if (n > 0) {
+            SetCheckpoint storage prev = history[n - 1];
+            cp.totalWeight = prev.totalWeight;
+            cp.operatorCount = prev.operatorCount;
+            cp.members = prev.members;
+            cp.apk = prev.apk;
+        }
+    }
+
+    function _writeSlot(
+        uint32 setId,
+        uint256 slot,
+        uint64 effectiveFrom,
+        uint96 weight,
+        address operator,
+        bytes32[4] memory key
+    ) internal {
+        SlotCheckpoint[] storage hist = _slots[setId][slot];
+        uint256 n = hist.length;
+        SlotCheckpoint storage s =
+            (n > 0 && hist[n - 1].effectiveFrom == effectiveFrom) ? hist[n - 1] : hist.push();
+        s.effectiveFrom = effectiveFrom;
+        s.weight = weight;
+        s.operator = operator;
+        s.key = key;
+    }
+
+    function _lastSlot(uint32 setId, uint256 slot) internal view returns (SlotCheckpoint storage) {
+        SlotCheckpoint[] storage hist = _slots[setId][slot];
+        return hist[hist.length - 1];
+    }
+
+    function _checkpointAt(uint32 setId, uint64 timestamp) internal view returns (SetCheckpoint storage) {
+        SetCheckpoint[] storage history = _history[setId];
+        // Newest first: epochs are almost always verified against the latest checkpoints.
+        for (uint256 i = history.length; i > 0; --i) {
+            if (history[i - 1].effectiveFrom <= timestamp) return history[i - 1];
+        }
+        revert NoOperatorSetAt(setId, timestamp);
+    }
+
+    function _slotAt(uint32 setId, uint256 slot, uint64 timestamp) internal view returns (SlotCheckpoint storage) {
+        SlotCheckpoint[] storage hist = _slots[setId][slot];
+        for (uint256 i = hist.length; i > 0; --i) {
+            if (hist[i - 1].effectiveFrom <= timestamp) return hist[i - 1];
+        }
+        revert NoOperatorSetAt(setId, timestamp);
+    }
+
+    function _g1Add(uint8 scheme, bytes32[4] memory a, bytes32[4] memory b) internal view returns (bytes32[4] memory out) {
+        if (scheme == SCHEME_BN254) {
+            uint256[2] memory s = BN254.add([uint256(a[0]), uint256(a[1])], [uint256(b[0]), uint256(b[1])]);
+            out[0] = bytes32(s[0]);
+            out[1] = bytes32(s[1]);
+        } else {
+            bytes memory s = BLS12381.g1Add(BLS12381.g1Bytes(a), BLS12381.g1Bytes(b));
+            assembly ("memory-safe") {
+                mstore(out, mload(add(s, 0x20)))
+                mstore(add(out, 0x20), mload(add(s, 0x40)))
+                mstore(add(out, 0x40), mload(add(s, 0x60)))
+                mstore(add(out, 0x60), mload(add(s, 0x80)))
+            }
+        }
+    }
+
+    function _g1Sub(uint8 scheme, bytes32[4] memory a, bytes32[4] memory b) internal view returns (bytes32[4] memory) {
+        if (scheme == SCHEME_BN254) {
+            uint256[2] memory nb = BN254.neg([uint256(b[0]), uint256(b[1])]);
+            return _g1Add(scheme, a, [bytes32(nb[0]), bytes32(nb[1]), bytes32(0), bytes32(0)]);
+        }
+        return _g1Add(scheme, a, BLS12381.g1Neg(b));
+    }
+
+    /// @dev Validates a key and its proof of possession; returns the G1 key as four words.
+    function _checkKey(uint8 scheme, bytes calldata pubkey, bytes calldata pubkeyG2, bytes calldata pop)
+        internal
+        returns (bytes32[4] memory key)
+    {
+        if (scheme == SCHEME_BN254) {
+            if (pubkey.length != 64) revert InvalidKeyLength(pubkey.length);
+            if (pubkeyG2.length != 128) revert InvalidKeyLength(pubkeyG2.length);
+            if (pop.length != 64) revert InvalidProofOfPossession();
+            uint256[2] memory pk = BN254.g1FromBytes(pubkey);
+            uint256[4] memory pk2 = BN254.g2FromBytes(pubkeyG2);
+            uint256[2] memory sig = BN254.g1FromBytes(pop);
+            if ((pk[0] == 0 && pk[1] == 0) || pk[0] >= BN254.P || pk[1] >= BN254.P) revert InvalidProofOfPossession();
+            uint256[2] memory h = BN254.hashToG1(BN254_POP_DST, pubkeyG2);
+            uint256 gamma = uint256(keccak256(abi.encodePacked(pubkey, pubkeyG2, pop))) % BN254.R;
+            // One pairing proves both that pop = sk*H(pkG2) and that pk, pkG2 share sk.
+            if (!BN254.checkG1G2(h, sig, pk, pk2, gamma)) revert InvalidProofOfPossession();
+            key[0] = bytes32(pk[0]);
+            key[1] = bytes32(pk[1]);
+        } else {
+            if (pubkey.length != 128) revert InvalidKeyLength(pubkey.length);
+            if (pubkeyG2.length != 0) revert InvalidKeyLength(pubkeyG2.length);
+            if (pop.length != 256) revert InvalidProofOfPossession();
+            key = BLS12381.g1Words(pubkey);
+            if (key[0] == 0 && key[1] == 0 && key[2] == 0 && key[3] == 0) revert InvalidProofOfPossession();
+            bytes memory h = BLS12381.hashToG2(BLS12381.compressG1(key), BLS12381.POP_DST);
+            // The pairing precompile also checks that pk lies in the prime-order subgroup.
+            if (!BLS12381.verifyPoint(pubkey, h, pop)) revert InvalidProofOfPossession();
+        }
+        bytes32 keyHash = keccak256(abi.encodePacked(key[0], key[1], key[2], key[3]));
+        if (keyUsed[keyHash]) revert KeyAlreadyUsed(keyHash);
+        keyUsed[keyHash] = true;
+    }
+}
