@@ -64,6 +64,7 @@ class HttpSourceConfig(_Config):
     max_body_bytes: int = Field(1 << 20, gt=0)
     max_batch: int = Field(1000, gt=0)
     max_pending: int = Field(10_000, gt=0)
+    max_in_flight_requests: int = Field(64, gt=0)
     retry_after_s: int = Field(1, ge=1)
     max_payload_bytes: int = Field(DEFAULT_MAX_PAYLOAD_BYTES, gt=0)
 

@@ -72,6 +72,7 @@ class AppendResult:
     reason: str | None = None
     field: str | None = None
     detail: str = ""
+    code: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (what HTTP and WebSocket acks carry)."""
@@ -82,6 +83,8 @@ class AppendResult:
             out["reason"] = self.reason
         if self.field is not None:
             out["field"] = self.field
+        if self.code is not None:
+            out["code"] = self.code
         if self.detail:
             out["detail"] = self.detail
         return out
@@ -132,7 +135,7 @@ class IngestLog:
         genesis_ms: int = 0,
         *,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
-        max_future_ms: int | None = 60_000,
+        max_future_ms: int | None = 0,
         dead_letters: DeadLetterStore | None = None,
     ) -> None:
         self.epoch_length_ms = _non_negative_int("epoch_length_ms", epoch_length_ms, positive=True)
@@ -337,7 +340,9 @@ class IngestLog:
                 if isinstance(outcome, EnvelopeError):
                     reason = REASON_OVERSIZED if outcome.reason == TOO_LARGE else REASON_MALFORMED
                     results.append(
-                        self._reject(dead, data, source, reason, outcome.field, str(outcome))
+                        self._reject(
+                            dead, data, source, reason, outcome.field, str(outcome), outcome.reason
+                        )
                     )
                     continue
                 epoch = self.epoch_of(outcome.timestamp_ms)
@@ -346,7 +351,9 @@ class IngestLog:
                 if self.is_closed(epoch):
                     detail = "before genesis" if epoch < 0 else f"epoch {epoch} closed"
                     results.append(
-                        self._reject(dead, data, source, REASON_LATE, "timestamp_ms", detail)
+                        self._reject(
+                            dead, data, source, REASON_LATE, "timestamp_ms", detail, "closed"
+                        )
                     )
                     continue
                 pending.setdefault(epoch, []).append(
@@ -372,7 +379,14 @@ class IngestLog:
         return results
 
     def _reject(
-        self, dead: list[DeadLetter], data: bytes, source: str, reason: str, field: str, detail: str
+        self,
+        dead: list[DeadLetter],
+        data: bytes,
+        source: str,
+        reason: str,
+        field: str,
+        detail: str,
+        code: str | None = None,
     ) -> AppendResult:
         epoch = self.first_open_epoch()
         self._dead_epochs.add(epoch)
@@ -381,13 +395,15 @@ class IngestLog:
         if len(kept) < len(data):
             note += f"; {len(data)} bytes, first {len(kept)} kept"
         dead.append(DeadLetter(kept, reason, STAGE_INGEST, epoch, note))
-        return AppendResult(False, epoch=epoch, reason=reason, field=field, detail=detail)
+        return AppendResult(False, epoch, reason, field, detail, code)
 
-    def reject(self, raw: bytes, source: str, reason: str, field: str, detail: str) -> AppendResult:
-        """File a message a connector refused before parsing (e.g. a body over the size limit)."""
+    def reject(
+        self, raw: bytes, source: str, reason: str, field: str, detail: str, code: str | None = None
+    ) -> AppendResult:
+        """File, durably, a message a connector rejected before the envelope parse (e.g. a body that is not JSON)."""
         dead: list[DeadLetter] = []
         with self._lock:
-            result = self._reject(dead, bytes(raw), source, reason, field, detail)
+            result = self._reject(dead, bytes(raw), source, reason, field, detail, code)
             self.dead_letters.add_many(dead)
         return result
 
