@@ -58,16 +58,24 @@ class RpcStore:
         timeout: float = 60.0,
         retries: int = 3,
         backoff: float = 0.2,
+        probe_timeout: float = 2.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        """Connect to the node whose RPC API listens at ``url`` (without ``/api/v0``)."""
+        """Connect to the node whose RPC API listens at ``url`` (without ``/api/v0``).
+
+        ``timeout`` bounds every call (the node is told too, so a block it must
+        look for answers "not found" instead of hanging); ``probe_timeout``
+        bounds how long ``has`` lets the node look for a block it lacks.
+        """
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"RPC url must be http(s)://host:port, got {url!r}")
-        if retries < 0 or backoff < 0 or timeout <= 0:
-            raise ValueError("retries and backoff must be >= 0 and timeout > 0")
+        if retries < 0 or backoff < 0 or timeout <= 0 or probe_timeout <= 0:
+            raise ValueError("retries and backoff must be >= 0, timeouts > 0")
         self.url = url.rstrip("/")
+        self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
+        self.probe_timeout = probe_timeout
         self._client = httpx.Client(
             base_url=f"{self.url}/api/v0",
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
@@ -177,11 +185,21 @@ class RpcStore:
     # --- internals -----------------------------------------------------------
 
     def _block_get(self, binary: bytes) -> bytes:
-        return self._call("block/get", {"arg": format_cid(binary)}).content
+        # The node-side timeout turns "nobody has this block" into an error
+        # reply before our read timeout fires (js-ipfs waits forever otherwise).
+        params = {"arg": format_cid(binary), "timeout": _duration(self.timeout * 0.9)}
+        return self._call("block/get", params).content
 
     def _block_local(self, binary: bytes) -> bool:
+        # `offline` makes kubo answer at once for a block it lacks; js-ipfs
+        # ignores it and keeps looking, so the short node-side timeout ends that.
+        params = {
+            "arg": format_cid(binary),
+            "offline": "true",
+            "timeout": _duration(self.probe_timeout),
+        }
         try:
-            self._call("block/stat", {"arg": format_cid(binary), "offline": "true"}, timeout=10.0)
+            self._call("block/stat", params, timeout=self.probe_timeout + 5.0)
         except BlockNotFound:
             return False
         return True
@@ -214,6 +232,11 @@ class RpcStore:
                     headers=headers,
                     timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
                 )
+            except httpx.TimeoutException as exc:
+                # Waiting again as long would rarely help; a slow node is the caller's call.
+                raise RpcError(
+                    f"{command} on {self.url} timed out ({type(exc).__name__})"
+                ) from None
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}: {exc}"
                 continue
@@ -221,14 +244,24 @@ class RpcStore:
                 return reply
             message = _error_message(reply)
             if message is not None and reply.status_code in (400, 404, 500):
-                if _means_missing(message):
+                if command in _LOOKUPS and _means_missing(message):
                     raise BlockNotFound(f"{command} {params.get('arg', '')}: {message}")
                 raise RpcError(f"{command} failed on {self.url}: {message}")
             if reply.status_code >= 500:
                 last = f"HTTP {reply.status_code}: {reply.text[:200]}"
                 continue
-            raise RpcError(f"{command} failed on {self.url}: HTTP {reply.status_code} {reply.text[:200]}")
+            raise RpcError(
+                f"{command} failed on {self.url}: HTTP {reply.status_code} {reply.text[:200]}"
+            )
         raise RpcError(f"{command} on {self.url} failed after {self.retries + 1} attempts: {last}")
+
+
+_LOOKUPS = frozenset({"block/get", "block/stat", "cat", "pin/add"})
+
+
+def _duration(seconds: float) -> str:
+    """A Go-style duration for the node's ``timeout`` option."""
+    return f"{max(1, round(seconds * 1000))}ms"
 
 
 def _pieces(data: bytes) -> Iterator[bytes]:
@@ -267,7 +300,9 @@ def _error_message(reply: httpx.Response) -> str | None:
 
 def _means_missing(message: str) -> bool:
     lowered = message.lower()
-    return "not found" in lowered or "offline" in lowered or "could not find" in lowered
+    return any(
+        phrase in lowered for phrase in ("not found", "offline", "could not find", "timed out")
+    )
 
 
 def _last_json_line(content: bytes, key: str) -> dict[str, Any]:
