@@ -91,7 +91,7 @@ def sort_accepted(candidates: Iterable[Candidate]) -> list[Candidate]:
 
 def accepted_table(candidates: Sequence[Candidate]) -> pa.Table:
     """The accepted readings (already in canonical order) as an Arrow table."""
-    readings = [c.reading for c in candidates]
+    readings = candidates
     columns: list[Any] = [
         [r.device_id for r in readings],
         [device_address(r.device_id) for r in readings],
@@ -141,7 +141,7 @@ def decode_accepted(data: bytes) -> list[Candidate]:
             signature=rows["signature"][i],
             scheme=rows["scheme"][i],
         )
-        candidates.append(Candidate(received_ms=rows["received_ms"][i], reading=reading))
+        candidates.append(Candidate.of(rows["received_ms"][i], reading))
     return candidates
 
 

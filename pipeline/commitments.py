@@ -33,10 +33,10 @@ def data_leaves(accepted: Sequence[Candidate]) -> list[list[Any]]:
     """Leaf values of the data tree for accepted readings already in canonical order."""
     return [
         [
-            "0x" + device_address(c.reading.device_id).hex(),
-            c.reading.seq,
-            c.reading.timestamp_ms,
-            "0x" + keccak256(c.reading.payload).hex(),
+            "0x" + device_address(c.device_id).hex(),
+            c.seq,
+            c.timestamp_ms,
+            "0x" + keccak256(c.payload).hex(),
         ]
         for c in accepted
     ]

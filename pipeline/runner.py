@@ -34,7 +34,7 @@ from veristream.pipeline.jobspec import JobSpec, RewardSpec
 from veristream.pipeline.manifest import Manifest, RewardSummary
 from veristream.pipeline.records import Candidate, Rejected
 from veristream.pipeline.registry import DeviceRegistryView, load_registry
-from veristream.pipeline.rewards import RewardOutcome, add_payouts, split_rewards
+from veristream.pipeline.rewards import Contribution, RewardOutcome, add_payouts, split_rewards
 from veristream.pipeline.state import JobState
 from veristream.pipeline.transforms import (
     DeviceEpoch,
@@ -77,13 +77,23 @@ def job_context(job: JobSpec, registry: DeviceRegistryView | None = None) -> Epo
 
 # THE BEAM RUN
 
-_SINK: dict[str, dict[str, Any]] = {}
-_SINK_LOCK = threading.Lock()
+# The embedded runner executes in this process, so inputs enter and results
+# leave through process-local registries keyed by a run id: ``beam.Create`` over
+# the records themselves would pickle and bz2-compress every reading into the
+# pipeline proto, and a ``ToList`` over the results would pickle them again.
+_SOURCE: dict[str, list[Any]] = {}
+_SINK: dict[str, dict[str, list[Any]]] = {}
+_LOCK = threading.Lock()
+
+
+def _fetch(index: int, run: str) -> Any:
+    with _LOCK:
+        return _SOURCE[run][index]
 
 
 def _deposit(value: Any, run: str, name: str) -> None:
-    with _SINK_LOCK:
-        _SINK.setdefault(run, {})[name] = value
+    with _LOCK:
+        _SINK[run][name].append(value)
 
 
 class Rewards(beam.PTransform):
@@ -97,13 +107,16 @@ class Rewards(beam.PTransform):
     def expand(self, devices: Any) -> Any:
         return (
             devices
+            | "Contribution" >> beam.Map(lambda d: (d.device_id, d.contribution))
             | "Collect" >> beam.combiners.ToList()
             | "Split" >> beam.Map(_split, self._policy, self._carry_in)
         )
 
 
-def _split(devices: list[DeviceEpoch], policy: RewardSpec, carry_in: int) -> RewardOutcome:
-    return split_rewards({d.device_id: d.contribution for d in devices}, policy, carry_in)
+def _split(
+    contributions: list[tuple[str, Contribution]], policy: RewardSpec, carry_in: int
+) -> RewardOutcome:
+    return split_rewards(dict(contributions), policy, carry_in)
 
 
 def _make_pipeline(job: JobSpec) -> beam.Pipeline:
@@ -145,30 +158,32 @@ def _run_checks(
     config = _checks_config(ctx, epoch, state, decoded)
     run = uuid.uuid4().hex
     elements = batched(inputs, ctx.job.beam.readings_per_element)
+    with _LOCK:
+        _SOURCE[run] = elements
+        _SINK[run] = {"devices": [], "dead": [], "rewards": []}
     try:
         with _make_pipeline(ctx.job) as pipeline:
-            records = pipeline | "Epoch" >> beam.Create(elements, reshuffle=False)
+            records = (
+                pipeline
+                | "Epoch" >> beam.Create(range(len(elements)), reshuffle=False)
+                | "Records" >> beam.Map(_fetch, run)
+            )
             devices, dead = records | "EpochChecks" >> EpochChecks(config)
             rewards = devices | "Rewards" >> Rewards(ctx.job.rewards, state.carry)
-            _ = (
-                devices
-                | "CollectDevices" >> beam.combiners.ToList()
-                | "SinkDevices" >> beam.Map(_deposit, run, "devices")
-            )
-            _ = (
-                dead
-                | "CollectDead" >> beam.combiners.ToList()
-                | "SinkDead" >> beam.Map(_deposit, run, "dead")
-            )
+            _ = devices | "SinkDevices" >> beam.Map(_deposit, run, "devices")
+            _ = dead | "SinkDead" >> beam.Map(_deposit, run, "dead")
             _ = rewards | "SinkRewards" >> beam.Map(_deposit, run, "rewards")
-        with _SINK_LOCK:
-            out = _SINK.pop(run)
+        with _LOCK:
+            out = _SINK[run]
     finally:
-        with _SINK_LOCK:
+        with _LOCK:
+            _SOURCE.pop(run, None)
             _SINK.pop(run, None)
     devices_out = sorted(out["devices"], key=lambda d: d.device_id)
     dead_out = sorted(out["dead"], key=Rejected.order_key)
-    return devices_out, dead_out, out["rewards"]
+    if len(out["rewards"]) != 1:
+        raise AssertionError(f"the rewards stage produced {len(out['rewards'])} results, not one")
+    return devices_out, dead_out, out["rewards"][0]
 
 
 # THE PURE REST
@@ -203,7 +218,7 @@ def next_state(
     """The cross-epoch state after ``epoch`` (the manifest CID is filled in when stored)."""
     high_water = dict(prev.high_water)
     for device in devices:
-        top = max(c.reading.seq for c in device.accepted)
+        top = max(c.seq for c in device.accepted)
         high_water[device.device_id] = max(top, high_water.get(device.device_id, -1))
     return JobState(
         epoch=epoch,

@@ -79,7 +79,7 @@ class _DecodeFn(beam.DoFn):
                     DEAD, Rejected(reason, STAGE_DECODE, raw, received_ms, detail=str(error))
                 )
                 continue
-            good.append(Candidate(received_ms, reading, raw))
+            good.append(Candidate.of(received_ms, reading, raw))
         if good:
             yield good
 
@@ -120,7 +120,7 @@ def check_signatures(
     """Split a batch into readings whose signature verifies for the registered key, and the rest."""
     from veristream.provers.signing import verify_many
 
-    verdicts = verify_many([c.reading for c in batch], domain, keys)
+    verdicts = verify_many([c.to_reading() for c in batch], domain, keys)
     good: list[Candidate] = []
     bad: list[Rejected] = []
     for candidate, verdict in zip(batch, verdicts, strict=True):
@@ -167,7 +167,7 @@ def split_by_device(batch: Iterable[Candidate]) -> list[tuple[str, list[Candidat
     """One ``(device_id, readings)`` element per device present in ``batch``."""
     groups: dict[str, list[Candidate]] = {}
     for candidate in batch:
-        groups.setdefault(candidate.reading.device_id, []).append(candidate)
+        groups.setdefault(candidate.device_id, []).append(candidate)
     return list(groups.items())
 
 
@@ -186,13 +186,13 @@ def guard_device(
     passed: list[Candidate] = []
     rejected: list[Rejected] = []
     for candidate in ordered:
-        reading = candidate.reading
+        reading = candidate
         if high_water is not None and reading.seq <= high_water:
             rejected.append(
                 rejected_from(candidate, REASON_REPLAY, STAGE_REPLAY, f"high-water mark {high_water}")
             )
-        elif passed and passed[-1].reading.seq == reading.seq:
-            first = passed[-1].reading
+        elif passed and passed[-1].seq == reading.seq:
+            first = passed[-1]
             same = (first.payload, first.timestamp_ms, first.signature) == (
                 reading.payload,
                 reading.timestamp_ms,
@@ -277,7 +277,7 @@ def decode_payload(payload: bytes, validation: ValidationSpec) -> dict[str, int]
 
 def plausibility_problem(candidate: Candidate, rules: PlausibilityRules) -> tuple[str, str] | None:
     """Why a signed, fresh reading is not plausible, as ``(reason, detail)``; None when it is."""
-    reading = candidate.reading
+    reading = candidate
     validation = rules.validation
     if not rules.epoch_start_ms <= reading.timestamp_ms < rules.epoch_end_ms:
         return REASON_WRONG_EPOCH, f"timestamp {reading.timestamp_ms} outside the epoch"
@@ -360,11 +360,11 @@ def summarise_device(
     """Statistics and contribution of one device's accepted readings (canonical order)."""
     payloads: list[dict[str, int]] = []
     for candidate in accepted:
-        decoded = decode_payload(candidate.reading.payload, validation)
+        decoded = decode_payload(candidate.payload, validation)
         if isinstance(decoded, tuple):
             raise ValueError(f"accepted reading of {device_id} does not decode: {decoded[1]}")
         payloads.append(decoded)
-    seqs = [c.reading.seq for c in accepted]
+    seqs = [c.seq for c in accepted]
     contribution = Contribution(
         beneficiary=beneficiary, valid=len(accepted), min_seq=min(seqs), max_seq=max(seqs)
     )
