@@ -14,17 +14,19 @@ from hypothesis import strategies as st
 from py_ecc.fields import optimized_bn128_FQ as FQ
 from py_ecc.fields import optimized_bn128_FQ2 as FQ2
 from py_ecc.optimized_bn128 import (
+    FQ12,
     G1,
     G2,
     add,
     b2,
+    final_exponentiate,
     is_on_curve,
     multiply,
     neg,
     normalize,
     pairing,
 )
-from veristream.provers.bls import bn254
+from veristream.provers.bls import _bn254_pairing, bn254
 
 from veristream.encoding import keccak256
 
@@ -333,3 +335,75 @@ def test_on_chain_check_passes_py_evm_ecpairing_precompile() -> None:
     # the exact bytes a contract hands to ecPairing (0x08)
     assert _ecpairing(left + neg_g2 + right + apk_g2) is True
     assert _ecpairing(left + neg_g2 + right + bn254.sk_to_pk(11)) is False
+
+
+# --- the pure-Python pairing against py-ecc's ------------------------------------------
+
+
+def _to_py_ecc_basis(f: Any) -> FQ12:
+    """Our Fp12 (sum c_j w^j, c_j in Fp[i]) in py-ecc's basis Fp[w]/(w^12 - 18 w^6 + 82), i = w^6 - 9."""
+    (c0, c2, c4), (c1, c3, c5) = f
+    out = [0] * 12
+    for j, (re, im) in enumerate((c0, c1, c2, c3, c4, c5)):
+        out[j] = (out[j] + re - 9 * im) % P
+        out[j + 6] = (out[j + 6] + im) % P
+    return FQ12(out)
+
+
+def _affine_g1(point: Any) -> tuple[int, int]:
+    x, y = normalize(point)
+    return (int(x), int(y))
+
+
+def _affine_g2(point: Any) -> Any:
+    x, y = normalize(point)
+    return ((int(x.coeffs[0]), int(x.coeffs[1])), (int(y.coeffs[0]), int(y.coeffs[1])))
+
+
+@settings(max_examples=3, deadline=None)
+@given(a=secret_keys, b=secret_keys)
+def test_pairing_equals_py_ecc_value_for_value(a: int, b: int) -> None:
+    p1, q2 = multiply(G1, a), multiply(G2, b)
+    ours = _bn254_pairing.pairing(_affine_g1(p1), _affine_g2(q2))
+    assert _to_py_ecc_basis(ours) == pairing(q2, p1)
+
+
+def test_pairing_is_bilinear_and_non_degenerate() -> None:
+    a, b = 0x1234567, 0x7654321
+    e = _bn254_pairing.pairing
+    base = e(_affine_g1(G1), _affine_g2(G2))
+    assert base != _bn254_pairing.ONE
+    ab = e(_affine_g1(multiply(G1, a)), _affine_g2(multiply(G2, b)))
+    ba = e(_affine_g1(multiply(G1, a * b % R)), _affine_g2(G2))
+    assert ab == ba
+
+    def power(f: Any, k: int) -> Any:
+        result = _bn254_pairing.ONE
+        for bit in bin(k)[2:]:
+            result = _bn254_pairing.f12_mul(result, result)
+            if bit == "1":
+                result = _bn254_pairing.f12_mul(result, f)
+        return result
+
+    assert power(base, a * b) == ab
+    assert power(base, R) == _bn254_pairing.ONE
+
+
+def test_g2_frobenius_is_multiplication_by_p() -> None:
+    q = multiply(G2, 987654321)
+    assert _bn254_pairing._g2_frobenius(_affine_g2(q)) == _affine_g2(multiply(q, P % R))
+
+
+@settings(max_examples=4, deadline=None)
+@given(a=secret_keys, b=secret_keys, same=st.booleans())
+def test_product_check_verdict_matches_py_ecc(a: int, b: int, same: bool) -> None:
+    c = a * b % R if same else (a * b + 1) % R
+    # e(aG1, bG2) * e(-cG1, G2) == 1 iff c == ab
+    pairs = [(multiply(G1, a), multiply(G2, b)), (neg(multiply(G1, c)), G2)]
+    ours = _bn254_pairing.product_is_one(
+        [(_affine_g1(p1), _bn254_pairing.g2_lines(_affine_g2(q2))) for p1, q2 in pairs]
+    )
+    f = FQ12.one()
+    for p1, q2 in pairs:
+        f = f * pairing(q2, p1, final_exponentiate=False)
+    assert ours is (final_exponentiate(f) == FQ12.one()) is same

@@ -10,9 +10,11 @@ normative description; the contract implements exactly that.
 Verify functions never raise: bad input is ``False``. Parsing and producing
 functions raise ``ValueError`` saying what is wrong.
 
-Pairings are py-ecc's ``optimized_bn128`` (pure Python, the only clean backend
-found). Each check runs one Miller loop per pair and a single final
-exponentiation; the negated G2 generator and parsed public keys are cached.
+No clean native BN254 package exists for Python, so pairings run in pure
+Python: ``_bn254_pairing`` computes py-ecc's optimal ate pairing value for value,
+~20x faster (affine twist arithmetic, sparse lines, one shared Miller loop and a
+single final exponentiation per check, the negated generator's lines cached).
+py-ecc's ``optimized_bn128`` does the group arithmetic and is the test oracle.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from typing import Any
 
 from py_ecc.fields import optimized_bn128_FQ as FQ
 from py_ecc.fields import optimized_bn128_FQ2 as FQ2
-from py_ecc.fields import optimized_bn128_FQ12 as FQ12
 from py_ecc.optimized_bn128 import (
     G1,
     G2,
@@ -34,14 +35,13 @@ from py_ecc.optimized_bn128 import (
     b2,
     curve_order,
     field_modulus,
-    final_exponentiate,
     is_inf,
     is_on_curve,
     multiply,
     neg,
     normalize,
-    pairing,
 )
+from veristream.provers.bls import _bn254_pairing
 
 from veristream.encoding import keccak256
 
@@ -179,12 +179,35 @@ def hash_to_g1(message: bytes, dst: bytes = DST) -> bytes:
 # --- pairing ------------------------------------------------------------------------
 
 
+def _g1_affine(point: Point) -> tuple[int, int] | None:
+    if is_inf(point):
+        return None
+    x, y = normalize(point)
+    return (int(x), int(y))
+
+
+def _g2_affine(point: Point) -> _bn254_pairing.G2Affine:
+    x, y = normalize(point)
+    return ((int(x.coeffs[0]), int(x.coeffs[1])), (int(y.coeffs[0]), int(y.coeffs[1])))
+
+
+# the negated generator is in every check: its Miller-loop lines are computed once
+_NEG_G2_LINES = _bn254_pairing.g2_lines(_g2_affine(_NEG_G2))
+
+
+def _g2_lines(point: Point) -> tuple[_bn254_pairing.Line, ...]:
+    if point is _NEG_G2:
+        return _NEG_G2_LINES
+    return _bn254_pairing.g2_lines(_g2_affine(point))
+
+
 def _product_is_one(pairs: Sequence[tuple[Point, Point]]) -> bool:
-    """Whether prod e(g1_i, g2_i) == 1: a Miller loop per pair, one final exponentiation."""
-    f = FQ12.one()
-    for g1_point, g2_point in pairs:
-        f = f * pairing(g2_point, g1_point, final_exponentiate=False)
-    return bool(final_exponentiate(f) == FQ12.one())
+    """Whether prod e(g1_i, g2_i) == 1: one shared Miller loop, one final exponentiation.
+
+    Every G2 point here is a validated non-infinity subgroup point; a G1 point
+    at infinity contributes 1.
+    """
+    return _bn254_pairing.product_is_one([(_g1_affine(p1), _g2_lines(p2)) for p1, p2 in pairs])
 
 
 def _sum(points: Sequence[Point], zero: Point) -> Point:
