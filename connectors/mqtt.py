@@ -1,0 +1,212 @@
+"""MQTT source: subscribe with QoS 1 and PUBACK each message only once it is durably in the ingest log.
+
+paho-mqtt 2.x with ``manual_ack=True``: the network thread hands each message
+to the group committer and returns at once; when the commit (write + fsync)
+completes, a callback sends the PUBACK. A message whose ack was never sent
+(crash, disconnect) is redelivered by the broker, because the session is
+persistent (``clean_start=False`` with a fixed client id); the pipeline's
+duplicate guard absorbs such redeliveries. Reconnects back off exponentially
+between ``reconnect_min_s`` and ``reconnect_max_s`` and re-subscribe every time
+(a broker that lost its state has lost our subscriptions too). TLS,
+username/password and MQTT over WebSockets are configuration.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from veristream.connectors.config import MqttSourceConfig
+from veristream.connectors.ingest_log import AppendResult, GroupCommitter
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def make_client(
+    config: MqttSourceConfig, client_id: str, *, clean_start: bool, manual_ack: bool
+) -> mqtt.Client:
+    """A paho client set up from ``config``: transport, TLS, credentials, reconnect backoff."""
+    client = mqtt.Client(
+        callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=clean_start,
+        protocol=mqtt.MQTTv311,
+        transport=config.transport,
+        manual_ack=manual_ack,
+    )
+    if config.transport == "websockets":
+        client.ws_set_options(path=config.ws_path)
+    if config.tls is not None:
+        client.tls_set(
+            ca_certs=str(config.tls.ca_file),
+            certfile=str(config.tls.cert_file) if config.tls.cert_file else None,
+            keyfile=str(config.tls.key_file) if config.tls.key_file else None,
+            cert_reqs=ssl.CERT_REQUIRED,
+            tls_version=ssl.PROTOCOL_TLS_CLIENT,
+        )
+        client.tls_insecure_set(not config.tls.server_hostname_check)
+    if config.username is not None:
+        client.username_pw_set(config.username, config.password)
+    # paho's backoff doubles from min to max; it takes seconds and works with fractions.
+    client.reconnect_delay_set(config.reconnect_min_s, config.reconnect_max_s)  # type: ignore[arg-type]
+    return client
+
+
+@dataclass
+class MqttStats:
+    """Counters of one source (in memory; the durable truth is the log's ``counts()``)."""
+
+    received: int = 0
+    acked: int = 0
+    connects: int = 0
+    disconnects: int = 0
+    subscribes: int = 0
+    last_error: str = ""
+    results: dict[str, int] = field(default_factory=dict)
+
+
+class MqttSource:
+    """Subscribes to ``config.topics`` and appends every message to the log before its PUBACK."""
+
+    def __init__(
+        self, config: MqttSourceConfig, committer: GroupCommitter, *, max_pending: int | None = None
+    ) -> None:
+        self.config = config
+        self.committer = committer
+        self.max_pending = max_pending or committer.max_pending
+        self.stats = MqttStats()
+        self._lock = threading.Lock()
+        self._subscribed = threading.Condition(self._lock)
+        self.client = make_client(
+            config, config.client_id, clean_start=config.clean_start, manual_ack=True
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+
+    # --- callbacks (paho's network thread) ---------------------------------------
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            with self._lock:
+                self.stats.last_error = f"connect refused: {reason}"
+            return
+        with self._lock:
+            self.stats.connects += 1
+        client.subscribe([(topic, self.config.qos) for topic in self.config.topics])
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        with self._lock:
+            self.stats.disconnects += 1
+            self.stats.last_error = f"disconnected: {reason}"
+
+    def _on_subscribe(
+        self, _client: mqtt.Client, _userdata: Any, _mid: int, codes: Any, _props: Any
+    ) -> None:
+        with self._subscribed:
+            if any(code.is_failure for code in codes):
+                self.stats.last_error = f"subscribe refused: {codes}"
+                return
+            self.stats.subscribes += 1
+            self._subscribed.notify_all()
+
+    def _on_message(self, client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        # Blocking here is the backpressure: the broker stops sending when we stop reading.
+        while self.committer.pending >= self.max_pending:
+            time.sleep(0.001)
+        with self._lock:
+            self.stats.received += 1
+        mid, qos = message.mid, message.qos
+        future = self.committer.submit(
+            [(bytes(message.payload), f"mqtt:{message.topic}", _now_ms())], block=True
+        )
+        future.add_done_callback(lambda done: self._after_commit(client, mid, qos, done))
+
+    def _after_commit(
+        self, client: mqtt.Client, mid: int, qos: int, done: Future[list[AppendResult]]
+    ) -> None:
+        if done.exception() is not None:
+            # Not durable: no PUBACK, so the broker redelivers after we reconnect.
+            with self._lock:
+                self.stats.last_error = f"log append failed: {done.exception()}"
+            return
+        result = done.result()[0]
+        client.ack(mid, qos)
+        with self._lock:
+            self.stats.acked += 1
+            key = "accepted" if result.accepted else str(result.reason)
+            self.stats.results[key] = self.stats.results.get(key, 0) + 1
+
+    # --- lifecycle -----------------------------------------------------------------
+    def start(self, timeout_s: float = 10.0) -> MqttSource:
+        """Connect (retrying with backoff in the background) and wait for the first subscription."""
+        self.client.connect_async(self.config.host, self.config.port, self.config.keepalive_s)
+        self.client.loop_start()
+        if not self.wait_subscribed(1, timeout_s):
+            self.stop()
+            raise RuntimeError(
+                f"MQTT source could not subscribe at {self.config.host}:{self.config.port}: {self.stats.last_error}"
+            )
+        return self
+
+    def wait_subscribed(self, count: int, timeout_s: float) -> bool:
+        """Wait until ``count`` subscriptions (one per connect) have been granted."""
+        deadline = time.monotonic() + timeout_s
+        with self._subscribed:
+            while self.stats.subscribes < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._subscribed.wait(remaining)
+        return True
+
+    def stop(self) -> None:
+        """Disconnect and stop the network thread (unacknowledged messages stay with the broker)."""
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def publish_messages(
+    config: MqttSourceConfig,
+    messages: Sequence[tuple[str, bytes]],
+    *,
+    client_id: str = "veristream-simulator",
+    timeout_s: float = 60.0,
+    max_inflight: int = 1000,
+) -> int:
+    """Publish ``(topic, payload)`` pairs with QoS 1 and wait for every PUBACK; returns how many.
+
+    paho re-sends unacknowledged messages after a reconnect, so a broker
+    restart mid-run delays messages but loses none.
+    """
+    client = make_client(config, client_id, clean_start=True, manual_ack=False)
+    client.max_inflight_messages_set(max_inflight)
+    connected = threading.Event()
+    client.on_connect = lambda *_args: connected.set()
+    client.connect_async(config.host, config.port, config.keepalive_s)
+    client.loop_start()
+    try:
+        if not connected.wait(timeout_s):
+            raise RuntimeError(f"MQTT publisher could not connect to {config.host}:{config.port}")
+        infos = [client.publish(topic, payload, qos=1) for topic, payload in messages]
+        deadline = time.monotonic() + timeout_s
+        for info in infos:
+            info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+            if not info.is_published():
+                raise RuntimeError("MQTT publish was not acknowledged in time")
+        return len(infos)
+    finally:
+        client.disconnect()
+        client.loop_stop()
