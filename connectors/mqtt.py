@@ -56,7 +56,7 @@ def make_client(
     if config.username is not None:
         client.username_pw_set(config.username, config.password)
     # paho's backoff doubles from min to max; it takes seconds and works with fractions.
-    client.reconnect_delay_set(config.reconnect_min_s, config.reconnect_max_s)  # type: ignore[arg-type]
+    client.reconnect_delay_set(config.reconnect_min_s, config.reconnect_max_s)
     return client
 
 
