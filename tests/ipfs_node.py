@@ -29,7 +29,9 @@ def wait_for_api(url: str, process: subprocess.Popen[bytes], log: Path, timeout:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"js-ipfs exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(
+                f"js-ipfs exited with {process.returncode}:\n{log.read_text()[-3000:]}"
+            )
         try:
             reply = httpx.post(f"{url}/api/v0/version", timeout=2.0)
             if reply.status_code == 200:

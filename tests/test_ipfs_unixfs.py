@@ -120,7 +120,9 @@ def test_multi_chunk_matches_js_importer(
 BOUNDARY_SIZES = st.sampled_from([0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 2 * CHUNK_SIZE])
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     size=st.one_of(BOUNDARY_SIZES, st.integers(0, 3 * CHUNK_SIZE + 17)),
     seed=st.integers(0, 2**32 - 1),
@@ -240,4 +242,3 @@ def test_verify_other_hash_functions() -> None:
     assert read_file(str(cid), {bytes(cid): data}.__getitem__) == data
     with pytest.raises(CidMismatch):
         read_file(str(cid), {bytes(cid): data + b"!"}.__getitem__)
-

@@ -40,7 +40,7 @@ class ParsedCid(NamedTuple):
 def _prefix(codec: int) -> bytes:
     """The constant bytes before the digest of a CIDv1 over sha2-256."""
     probe = bytes(CID("base32", 1, codec, multihash.wrap(b"\x00" * _SHA2_256_LENGTH, "sha2-256")))
-    return probe[: -_SHA2_256_LENGTH]
+    return probe[:-_SHA2_256_LENGTH]
 
 
 _PREFIX = {RAW: _prefix(RAW), DAG_PB: _prefix(DAG_PB)}

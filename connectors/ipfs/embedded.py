@@ -100,7 +100,9 @@ class EmbeddedStore:
 
     def pins(self) -> list[str]:
         """The pinned root CIDs, sorted."""
-        return sorted(entry.name for entry in self._pins.iterdir() if not entry.name.startswith("."))
+        return sorted(
+            entry.name for entry in self._pins.iterdir() if not entry.name.startswith(".")
+        )
 
     def unpin(self, cid: str) -> None:
         """Remove the pin on ``cid`` (no error if it was not pinned)."""
