@@ -41,6 +41,8 @@ _DER_INT_PADDED = [bytes((0x02, n + 1, 0x00)) for n in range(33)]
 _DER_SEQ = [bytes((0x30, n)) for n in range(71)]
 # Prehashed(SHA256) only declares "the 32 bytes given are the hash": the digest is signed as is
 ALGORITHM = ec.ECDSA(Prehashed(hashes.SHA256()))
+# RFC 6979 nonces: signing the same reading twice gives the same bytes, like the other schemes
+_SIGNING_ALGORITHM = ec.ECDSA(Prehashed(hashes.SHA256()), deterministic_signing=True)
 
 
 def signature_problem(signature: bytes) -> str | None:
@@ -110,9 +112,9 @@ def public_key_of(private_key: bytes) -> bytes:
 
 
 def sign(digest: bytes, private_key: bytes) -> bytes:
-    """The 64-byte low-s ``r || s`` signature of the 32-byte digest (prehashed)."""
+    """The 64-byte low-s ``r || s`` signature of the 32-byte digest (prehashed, RFC 6979 nonce)."""
     message = ensure_digest(digest)
-    r, s = decode_dss_signature(_private_key(private_key).sign(message, ALGORITHM))
+    r, s = decode_dss_signature(_private_key(private_key).sign(message, _SIGNING_ALGORITHM))
     s = min(s, N - s)
     return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
