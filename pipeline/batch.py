@@ -141,7 +141,7 @@ def decode_accepted(data: bytes) -> list[Candidate]:
             signature=rows["signature"][i],
             scheme=rows["scheme"][i],
         )
-        candidates.append(Candidate.of(rows["received_ms"][i], reading))
+        candidates.append(Candidate.of(rows["received_ms"][i], i, reading))
     return candidates
 
 

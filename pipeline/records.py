@@ -52,6 +52,7 @@ class Candidate(NamedTuple):
     """
 
     received_ms: int
+    arrival: int
     device_id: str
     seq: int
     timestamp_ms: int
@@ -61,10 +62,11 @@ class Candidate(NamedTuple):
     raw: bytes = b""
 
     @classmethod
-    def of(cls, received_ms: int, reading: Any, raw: bytes = b"") -> Candidate:
-        """A candidate from a ``DeviceReading`` and its arrival time."""
+    def of(cls, received_ms: int, arrival: int, reading: Any, raw: bytes = b"") -> Candidate:
+        """A candidate from a ``DeviceReading``, its arrival time and position in the epoch's log."""
         return cls(
             received_ms,
+            arrival,
             reading.device_id,
             reading.seq,
             reading.timestamp_ms,
@@ -82,9 +84,21 @@ class Candidate(NamedTuple):
             self.device_id, self.seq, self.timestamp_ms, self.payload, self.signature, self.scheme
         )
 
-    def order_key(self) -> tuple[str, int, int, bytes, bytes, bytes]:
-        """Total order used wherever a choice between readings must not depend on arrival order."""
-        return (self.device_id, self.seq, self.received_ms, self.signature, self.payload, self.raw)
+    def order_key(self) -> tuple[str, int, int, int, bytes, bytes, bytes]:
+        """Total order used wherever a choice between readings must not depend on bundle order.
+
+        Ties on ``(device_id, seq)`` go to the earlier arrival: its time, then its
+        position in the epoch's ingest log (fixed once the epoch is closed).
+        """
+        return (
+            self.device_id,
+            self.seq,
+            self.received_ms,
+            self.arrival,
+            self.signature,
+            self.payload,
+            self.raw,
+        )
 
 
 class Rejected(NamedTuple):

@@ -50,11 +50,11 @@ REASON_BAD_SIGNATURE = "bad_signature"
 REASON_UNKNOWN_DEVICE = "unknown_device"
 
 
-def batched(items: Sequence[Any], size: int) -> list[list[Any]]:
-    """``items`` cut into lists of at most ``size`` (the pipeline's input elements)."""
+def batched(items: Sequence[Any], size: int) -> list[tuple[int, list[Any]]]:
+    """``items`` cut into ``(offset, list of at most size)`` elements (the pipeline's input)."""
     if size <= 0:
         raise ValueError(f"batch size must be positive, got {size}")
-    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+    return [(i, list(items[i : i + size])) for i in range(0, len(items), size)]
 
 
 # DECODE
@@ -66,11 +66,12 @@ class _DecodeFn(beam.DoFn):
     def __init__(self, max_payload_bytes: int) -> None:
         self._max_payload_bytes = max_payload_bytes
 
-    def process(self, batch: list[tuple[int, bytes]]) -> Iterator[Any]:
+    def process(self, element: tuple[int, list[tuple[int, bytes]]]) -> Iterator[Any]:
         from veristream.connectors.envelope import TOO_LARGE, parse_reading
 
+        offset, batch = element
         good: list[Candidate] = []
-        for received_ms, raw in batch:
+        for index, (received_ms, raw) in enumerate(batch):
             try:
                 reading = parse_reading(raw, max_payload_bytes=self._max_payload_bytes)
             except ValueError as error:
@@ -79,7 +80,7 @@ class _DecodeFn(beam.DoFn):
                     DEAD, Rejected(reason, STAGE_DECODE, raw, received_ms, detail=str(error))
                 )
                 continue
-            good.append(Candidate.of(received_ms, reading, raw))
+            good.append(Candidate.of(received_ms, offset + index, reading, raw))
         if good:
             yield good
 
@@ -433,8 +434,10 @@ class EpochChecksConfig:
 class EpochChecks(beam.PTransform):
     """The whole per-epoch flow up to per-device results; returns ``(devices, dead_letters)``.
 
-    With ``decoded=True`` the input is already candidates (an operator
-    re-executing a batch from IPFS); otherwise raw ingest records.
+    Input elements are ``(offset, batch)``: batches of raw ingest records
+    ``(received_ms, envelope)`` at ``offset`` in the epoch's log, or with
+    ``decoded=True`` batches of candidates (an operator re-executing a batch
+    from IPFS).
     """
 
     def __init__(self, config: EpochChecksConfig) -> None:
@@ -445,7 +448,7 @@ class EpochChecks(beam.PTransform):
         c = self._c
         dead = []
         if c.decoded:
-            candidates = records
+            candidates = records | "Candidates" >> beam.Map(lambda element: element[1])
         else:
             limit = c.rules.validation.max_payload_bytes
             candidates, undecodable = records | "Decode" >> Decode(limit)
