@@ -626,3 +626,12 @@ def test_reasons_and_verdicts() -> None:
         Verdict(True, REASON_BAD_V)
     with pytest.raises(ValueError):
         Verdict(False, None)
+
+
+def test_values_survive_pickling_for_beam_and_ray() -> None:
+    import pickle
+
+    reading = DEVICES["p256"].reading()
+    for value in (reading, DOMAIN, Verdict(False, REASON_HIGH_S)):
+        assert pickle.loads(pickle.dumps(value)) == value
+    assert verify_many(pickle.loads(pickle.dumps([reading])), DOMAIN, REGISTRY) == [Verdict(True, None)]
