@@ -1,0 +1,257 @@
+"""One chain behind one configuration: the embedded in-process EVM or any JSON-RPC node.
+
+The embedded chain is eth-tester's py-evm backend (Prague). Its state lives in a
+key-value store in memory; ``Chain.save`` writes that store (every trie node, block
+and receipt) to ``<workdir>/chain.db`` and ``connect(workdir)`` loads it back, so a
+later process continues the very same chain (same head, same state root) instead of
+replaying transactions (which would re-run pure-Python pairings). Writes happen
+after every transaction sent through ``Chain.transact``; one process at a time
+writes a work directory (an exclusive lock file guards it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from veristream.contracts.artifacts import ContractRevert, decode_revert
+
+STATE_FILE = "chain.db"
+LOCK_FILE = "chain.lock"
+_MAGIC = b"VSCHAIN1"
+# Gas for embedded transactions: sent without estimation (estimating re-runs a transaction
+# many times, and a pure-Python pairing costs ~1 s), well below the block's 30M.
+EMBEDDED_TX_GAS = 15_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class ChainConfig:
+    """Where the chain is: ``url`` for a JSON-RPC node, else the embedded EVM in ``workdir``.
+
+    ``private_key`` (hex) signs transactions locally for nodes without unlocked accounts;
+    without it the node's first account sends. ``workdir=None`` with no url is an
+    embedded chain kept in memory only.
+    """
+
+    url: str | None = None
+    workdir: Path | None = None
+    private_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The outcome of a mined transaction."""
+
+    tx_hash: str
+    gas_used: int
+    block_number: int
+    contract_address: str | None = None
+
+
+class Chain:
+    """A web3 connection plus the sender and, for the embedded EVM, its persistence."""
+
+    def __init__(self, w3: Any, sender: str, *, tester: Any = None, workdir: Path | None = None) -> None:
+        self.w3 = w3
+        self.sender = sender
+        self.chain_id: int = int(w3.eth.chain_id)
+        self._tester = tester
+        self.workdir = workdir
+        self._lock: Any = None
+
+    @property
+    def embedded(self) -> bool:
+        """True for the in-process EVM."""
+        return self._tester is not None
+
+    @property
+    def accounts(self) -> list[str]:
+        """The accounts the node (or eth-tester) can send from."""
+        return list(self.w3.eth.accounts)
+
+    def transact(self, fn: Any, sender: str | None = None, value: int = 0) -> Receipt:
+        """Sends a contract call (or constructor) and waits for it; a revert raises ``ContractRevert``."""
+        tx: dict[str, Any] = {"from": sender or self.sender}
+        if value:
+            tx["value"] = value
+        if self.embedded:
+            tx["gas"] = EMBEDDED_TX_GAS
+        try:
+            tx_hash = fn.transact(tx)
+        except Exception as exc:
+            raise decode_revert(exc) from exc
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash)
+        if receipt["status"] != 1:
+            # Only the failure path pays a second execution, to recover the revert data.
+            self._raise_revert(fn, tx, receipt["blockNumber"])
+        self.save()
+        address = receipt.get("contractAddress")
+        return Receipt(
+            tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+            gas_used=int(receipt["gasUsed"]),
+            block_number=int(receipt["blockNumber"]),
+            contract_address=str(address) if address else None,
+        )
+
+    def _raise_revert(self, fn: Any, tx: dict[str, Any], block_number: int) -> None:
+        try:
+            if hasattr(fn, "call"):
+                fn.call(tx, block_identifier=block_number - 1)
+            else:
+                self.w3.eth.call({**tx, "data": fn.data_in_transaction}, block_number - 1)
+        except Exception as exc:
+            raise decode_revert(exc) from exc
+        raise ContractRevert("UnknownRevert", ())
+
+    def call(self, fn: Any) -> Any:
+        """Calls a view; a revert raises ``ContractRevert``."""
+        try:
+            return fn.call({"from": self.sender})
+        except Exception as exc:
+            raise decode_revert(exc) from exc
+
+    def timestamp(self) -> int:
+        """The latest block's timestamp."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def advance_time(self, seconds: int) -> None:
+        """Moves the chain's clock forward (embedded EVM and anvil only), mining one block."""
+        if seconds <= 0:
+            raise ValueError("seconds must be positive")
+        if self.embedded:
+            self._tester.time_travel(self.timestamp() + seconds)
+            self.save()
+        else:
+            self.w3.provider.make_request("evm_increaseTime", [seconds])
+            self.w3.provider.make_request("evm_mine", [])
+
+    def save(self) -> None:
+        """Writes the embedded chain's whole store to the work directory (atomic rename)."""
+        if not self.embedded or self.workdir is None:
+            return
+        store = self._tester.backend.chain.chaindb.db.wrapped_db.kv_store
+        tmp = self.workdir / (STATE_FILE + ".tmp")
+        with open(tmp, "wb") as out:
+            out.write(_MAGIC)
+            out.write(struct.pack(">Q", len(store)))
+            for key in sorted(store):
+                value = store[key]
+                out.write(struct.pack(">II", len(key), len(value)))
+                out.write(key)
+                out.write(value)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.workdir / STATE_FILE)
+
+    def close(self) -> None:
+        """Saves (embedded) and releases the work directory's lock."""
+        self.save()
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
+
+
+def _read_store(path: Path) -> dict[bytes, bytes]:
+    data = path.read_bytes()
+    if data[: len(_MAGIC)] != _MAGIC:
+        raise ValueError(f"{path} is not a VeriStream chain state file")
+    (count,) = struct.unpack_from(">Q", data, len(_MAGIC))
+    offset = len(_MAGIC) + 8
+    store: dict[bytes, bytes] = {}
+    for _ in range(count):
+        klen, vlen = struct.unpack_from(">II", data, offset)
+        offset += 8
+        key = data[offset : offset + klen]
+        offset += klen
+        store[key] = data[offset : offset + vlen]
+        offset += vlen
+    if offset != len(data):
+        raise ValueError(f"{path} is truncated or has trailing bytes")
+    return store
+
+
+def _embedded(workdir: Path | None) -> Chain:
+    from eth.db.atomic import AtomicDB
+    from eth.db.backends.memory import MemoryDB
+    from eth_tester import EthereumTester, PyEVMBackend
+    from web3 import EthereumTesterProvider, Web3
+
+    backend = PyEVMBackend()
+    lock = None
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        lock = open(workdir / LOCK_FILE, "a+")  # noqa: SIM115 - held for the Chain's lifetime
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            raise ValueError(f"the embedded chain in {workdir} is open in another process") from None
+        state = workdir / STATE_FILE
+        if state.exists():
+            db = AtomicDB(MemoryDB(_read_store(state)))
+            # The head block and every trie are in the store; the chain resumes from its head.
+            backend.chain = type(backend.chain)(db)
+    tester = EthereumTester(backend)
+    w3 = Web3(EthereumTesterProvider(tester))
+    chain = Chain(w3, w3.eth.accounts[0], tester=tester, workdir=workdir)
+    chain._lock = lock
+    chain.save()
+    return chain
+
+
+def _rpc(url: str, private_key: str | None) -> Chain:
+    from web3 import HTTPProvider, Web3
+
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"chain url must be http(s)://, got {url!r}")
+    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 120}))
+    if private_key:
+        from eth_account import Account
+        from web3.middleware import SignAndSendRawMiddlewareBuilder
+
+        account = Account.from_key(private_key)
+        w3.middleware_onion.inject(SignAndSendRawMiddlewareBuilder.build(account), layer=0)
+        sender = account.address
+    else:
+        accounts = w3.eth.accounts
+        if not accounts:
+            raise ValueError(f"{url} has no unlocked accounts: give a private_key")
+        sender = accounts[0]
+    return Chain(w3, sender)
+
+
+def connect(target: ChainConfig | str | Path | None = None) -> Chain:
+    """A ``Chain`` for a config, a JSON-RPC url, or an embedded chain's work directory.
+
+    ``None`` is an embedded chain in memory only (nothing saved).
+    """
+    if isinstance(target, ChainConfig):
+        if target.url:
+            return _rpc(target.url, target.private_key)
+        return _embedded(target.workdir)
+    if isinstance(target, str):
+        if target.startswith(("http://", "https://")):
+            return _rpc(target, None)
+        return _embedded(Path(target))
+    if isinstance(target, Path):
+        return _embedded(target)
+    if target is None:
+        return _embedded(None)
+    raise ValueError(f"cannot connect to {target!r}")
+
+
+@contextlib.contextmanager
+def connected(target: ChainConfig | str | Path | None = None) -> Iterator[Chain]:
+    """``connect`` as a context manager that closes (and saves) the chain."""
+    chain = connect(target)
+    try:
+        yield chain
+    finally:
+        chain.close()
