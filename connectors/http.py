@@ -27,7 +27,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import uvicorn
@@ -361,12 +361,23 @@ def serve(committer: GroupCommitter, config: HttpSourceConfig) -> UvicornThread:
     ).start()
 
 
+def _chunks(raws: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
+    chunk: list[bytes] = []
+    for raw in raws:
+        chunk.append(raw)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def post_messages(
     url: str,
-    raws: Sequence[bytes],
+    raws: Iterable[bytes],
     *,
     batch_size: int = 1,
-    max_attempts: int = 50,
+    max_attempts: int = 200,
     timeout_s: float = 30.0,
 ) -> dict[str, Any]:
     """Post raw messages (one per request, or NDJSON batches), retrying 429s after Retry-After.
@@ -379,9 +390,9 @@ def post_messages(
     accepted = 0
     rejected: list[dict[str, Any]] = []
     retries = 0
+    start = 0
     with httpx.Client(timeout=timeout_s) as client:
-        for start in range(0, len(raws), batch_size):
-            chunk = raws[start : start + batch_size]
+        for chunk in _chunks(raws, batch_size):
             if batch_size == 1:
                 body, headers = chunk[0], {"content-type": "application/json"}
             else:
@@ -392,12 +403,14 @@ def post_messages(
                 if response.status_code != 429:
                     break
                 retries += 1
-                time.sleep(min(float(response.headers.get("retry-after", "1")), 1.0) / 10)
+                # Retry-After is in whole seconds; a local sender can try again sooner.
+                time.sleep(min(float(response.headers.get("retry-after", "1")), 1.0) / 20)
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
             data = response.json()
             accepted += int(data.get("accepted", 0))
             for item in data.get("rejected", []):
                 rejected.append({**item, "index": start + int(item.get("index", 0))})
+            start += len(chunk)
     return {
         "statuses": statuses,
         "accepted": accepted,

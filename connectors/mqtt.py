@@ -16,7 +16,7 @@ from __future__ import annotations
 import ssl
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -180,7 +180,7 @@ class MqttSource:
 
 def publish_messages(
     config: MqttSourceConfig,
-    messages: Sequence[tuple[str, bytes]],
+    messages: Iterable[tuple[str, bytes]],
     *,
     client_id: str = "veristream-simulator",
     timeout_s: float = 60.0,

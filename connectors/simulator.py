@@ -457,3 +457,54 @@ def write_jsonl(messages: Iterable[SimMessage], path: Path) -> int:
             handle.write(m.raw.replace(b"\n", b" ") + b"\n")
             n += 1
     return n
+
+
+def deliver(
+    simulation: Simulation,
+    target: str,
+    *,
+    output: Path | None = None,
+    url: str | None = None,
+    mqtt_config: Any = None,
+    topic_prefix: str = "veristream/readings",
+    realtime: bool = False,
+    batch_size: int = 1,
+) -> dict[str, Any]:
+    """Send a simulation's messages to ``file``, ``http``, ``ws`` or ``mqtt``; returns what the target said.
+
+    ``realtime`` paces messages at their send times (the configured rate);
+    otherwise they go as fast as the target takes them.
+    """
+    paced = pace(simulation.messages, simulation.start_ms, realtime)
+    if target == "file":
+        if output is None:
+            raise ValueError("target file needs an output path")
+        return {"target": "file", "path": str(output), "messages": write_jsonl(paced, output)}
+    if target in ("http", "ws") and url is None:
+        raise ValueError(f"target {target} needs a url")
+    if target == "http":
+        from veristream.connectors.http import post_messages
+
+        assert url is not None
+        return {
+            "target": "http",
+            **post_messages(url, (m.raw for m in paced), batch_size=batch_size),
+        }
+    if target == "ws":
+        from veristream.connectors.websocket import send_messages
+
+        assert url is not None
+        acks = send_messages(url, [m.raw for m in paced])
+        return {
+            "target": "ws",
+            "messages": len(acks),
+            "accepted": sum(1 for a in acks if a.get("accepted")),
+        }
+    if target == "mqtt":
+        from veristream.connectors.mqtt import publish_messages
+
+        if mqtt_config is None:
+            raise ValueError("target mqtt needs a broker configuration")
+        pairs = ((f"{topic_prefix}/{m.device_id or 'unknown'}", m.raw) for m in paced)
+        return {"target": "mqtt", "published": publish_messages(mqtt_config, pairs)}
+    raise ValueError(f"unknown target {target!r}; use file, http, ws or mqtt")

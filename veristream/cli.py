@@ -6,6 +6,8 @@ it runs, so ``--help`` and the proof-core commands never load Beam, Ray or web3.
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from veristream import __version__
@@ -27,6 +29,185 @@ def main() -> None:
 def version() -> None:
     """Print VeriStream's version."""
     typer.echo(__version__)
+
+
+@app.command()
+def simulate(
+    seed: int = typer.Option(0, help="Seed: same seed and start time, same keys and bytes."),
+    devices: int = typer.Option(3, help="Devices per scheme."),
+    schemes: str = typer.Option("secp256k1,ed25519,p256", help="Comma-separated schemes."),
+    profile: str = typer.Option(
+        "mixed", help="weather-station, air-quality, gps-coverage or mixed."
+    ),
+    count: int = typer.Option(300, help="Good readings to send (faults come on top)."),
+    rate: float = typer.Option(
+        100.0, help="Readings per second (timestamps; pacing with --realtime)."
+    ),
+    start_ms: int | None = typer.Option(
+        None,
+        help="Timestamp of the first reading (default: now for live targets, 2026-01-01 for files).",
+    ),
+    faults: str = typer.Option("", help="Comma-separated faults to inject; see --all-faults."),
+    all_faults: bool = typer.Option(False, help="Inject every fault the simulator knows."),
+    fault_rate: float = typer.Option(
+        0.02, help="Messages per fault, as a fraction of --count (at least 1)."
+    ),
+    to: str = typer.Option("file", help="file, http, ws or mqtt."),
+    output: str | None = typer.Option(None, help="JSON-lines file for --to file."),
+    url: str | None = typer.Option(
+        None, help="Base URL for http (http://host:port) or ws (ws://host:port/v1/stream)."
+    ),
+    mqtt_host: str = typer.Option("127.0.0.1", help="MQTT broker host."),
+    mqtt_port: int = typer.Option(1883, help="MQTT broker port."),
+    topic_prefix: str = typer.Option(
+        "veristream/readings", help="MQTT topic prefix (device id appended)."
+    ),
+    username: str | None = typer.Option(None, help="MQTT username."),
+    password: str | None = typer.Option(None, help="MQTT password."),
+    ca_file: str | None = typer.Option(None, help="CA certificate: MQTT over TLS."),
+    transport: str = typer.Option("tcp", help="MQTT transport: tcp or websockets."),
+    batch_size: int = typer.Option(1, help="HTTP: envelopes per request (NDJSON when > 1)."),
+    realtime: bool = typer.Option(
+        False, help="Pace messages at --rate instead of sending as fast as possible."
+    ),
+    registry: str | None = typer.Option(None, help="Write the device registry (JSON) here."),
+    truth: str | None = typer.Option(
+        None, help="Write the ground truth (JSON lines + .summary.json) here."
+    ),
+) -> None:
+    """Simulate a device fleet with fault injection; send to a file, HTTP, WebSocket or MQTT."""
+    import json
+    import time
+    from pathlib import Path
+
+    from veristream.connectors import config as cfg
+    from veristream.connectors.simulator import deliver
+    from veristream.connectors.simulator import simulate as run
+
+    try:
+        sim_config = cfg.SimulatorSourceConfig(
+            seed=seed,
+            devices_per_scheme=devices,
+            schemes=[s.strip() for s in schemes.split(",") if s.strip()],
+            profile=profile,
+            count=count,
+            rate=rate,
+            start_ms=start_ms,
+            faults=list(cfg.FAULTS) if all_faults else [f for f in faults.split(",") if f],
+            fault_rate=fault_rate,
+        )
+        live_start = None if start_ms is not None or to == "file" else time.time_ns() // 1_000_000
+        simulation = run(sim_config, start_ms=live_start)
+        simulation.write(Path(registry) if registry else None, Path(truth) if truth else None)
+        mqtt_config = None
+        if to == "mqtt":
+            tls = cfg.TlsConfig(ca_file=Path(ca_file)) if ca_file else None
+            mqtt_config = cfg.MqttSourceConfig(
+                host=mqtt_host,
+                port=mqtt_port,
+                username=username,
+                password=password,
+                tls=tls,
+                transport=transport,
+            )
+        report = deliver(
+            simulation,
+            to,
+            output=Path(output) if output else None,
+            url=url,
+            mqtt_config=mqtt_config,
+            topic_prefix=topic_prefix,
+            realtime=realtime,
+            batch_size=batch_size,
+        )
+    except ValueError as error:  # pydantic's ValidationError is a ValueError too
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    report.pop("rejected", None)
+    typer.echo(json.dumps({"summary": simulation.summary(), "delivery": report}, sort_keys=True))
+
+
+ipfs_app = typer.Typer(
+    help="IPFS storage: CIDs as kubo computes them, an embedded store, an RPC node, CAR files.",
+    no_args_is_help=True,
+)
+app.add_typer(ipfs_app, name="ipfs")
+
+_IPFS_STORE = typer.Option(
+    None, "--store", help="Embedded store directory (default: .veristream/ipfs)."
+)
+_IPFS_API = typer.Option(None, "--api", help="IPFS RPC API url, e.g. http://127.0.0.1:5001 (kubo).")
+
+
+def _ipfs_backend(store: str | None, api: str | None) -> Any:
+    from veristream.connectors.ipfs import EmbeddedStore, RpcStore
+
+    if store and api:
+        raise typer.BadParameter("give --store or --api, not both")
+    return RpcStore(api) if api else EmbeddedStore(store or ".veristream/ipfs")
+
+
+@ipfs_app.command("cid")
+def ipfs_cid(path: str = typer.Argument(..., help="File to hash.")) -> None:
+    """Print the CID `ipfs add --cid-version=1` would give FILE, storing nothing."""
+    from pathlib import Path
+
+    from veristream.connectors.ipfs import cid_of
+
+    typer.echo(cid_of(Path(path).read_bytes()))
+
+
+@ipfs_app.command("put")
+def ipfs_put(
+    path: str = typer.Argument(..., help="File to store."),
+    store: str | None = _IPFS_STORE,
+    api: str | None = _IPFS_API,
+) -> None:
+    """Store FILE (pinned) in the embedded store or on an RPC node; print its CID."""
+    from pathlib import Path
+
+    typer.echo(_ipfs_backend(store, api).put(Path(path).read_bytes()))
+
+
+@ipfs_app.command("get")
+def ipfs_get(
+    cid: str = typer.Argument(..., help="CID of the file."),
+    out: str = typer.Option("-", "--out", "-o", help="Output file ('-' for stdout)."),
+    store: str | None = _IPFS_STORE,
+    api: str | None = _IPFS_API,
+) -> None:
+    """Fetch a file by CID, re-hashing every block, and write it out."""
+    import sys
+    from pathlib import Path
+
+    data = _ipfs_backend(store, api).get(cid)
+    if out == "-":
+        sys.stdout.buffer.write(data)
+    else:
+        Path(out).write_bytes(data)
+
+
+@ipfs_app.command("export-car")
+def ipfs_export_car(
+    cid: str = typer.Argument(..., help="Root CID."),
+    out: str = typer.Argument(..., help="CAR file to write."),
+    store: str | None = _IPFS_STORE,
+) -> None:
+    """Export the DAG under CID from the embedded store as a CARv1 (for `ipfs dag import`)."""
+    from veristream.connectors.ipfs import EmbeddedStore
+
+    EmbeddedStore(store or ".veristream/ipfs").export_car(cid, out)
+
+
+@ipfs_app.command("import-car")
+def ipfs_import_car(
+    path: str = typer.Argument(..., help="CARv1 file."),
+    store: str | None = _IPFS_STORE,
+    api: str | None = _IPFS_API,
+) -> None:
+    """Import a CARv1 (every block verified) into the embedded store or an RPC node; print its roots."""
+    for root in _ipfs_backend(store, api).import_car(path):
+        typer.echo(root)
 
 
 if __name__ == "__main__":  # pragma: no cover
