@@ -31,6 +31,102 @@ def version() -> None:
     typer.echo(__version__)
 
 
+@app.command()
+def simulate(
+    seed: int = typer.Option(0, help="Seed: same seed and start time, same keys and bytes."),
+    devices: int = typer.Option(3, help="Devices per scheme."),
+    schemes: str = typer.Option("secp256k1,ed25519,p256", help="Comma-separated schemes."),
+    profile: str = typer.Option(
+        "mixed", help="weather-station, air-quality, gps-coverage or mixed."
+    ),
+    count: int = typer.Option(300, help="Good readings to send (faults come on top)."),
+    rate: float = typer.Option(
+        100.0, help="Readings per second (timestamps; pacing with --realtime)."
+    ),
+    start_ms: int | None = typer.Option(
+        None,
+        help="Timestamp of the first reading (default: now for live targets, 2026-01-01 for files).",
+    ),
+    faults: str = typer.Option("", help="Comma-separated faults to inject; see --all-faults."),
+    all_faults: bool = typer.Option(False, help="Inject every fault the simulator knows."),
+    fault_rate: float = typer.Option(
+        0.02, help="Messages per fault, as a fraction of --count (at least 1)."
+    ),
+    to: str = typer.Option("file", help="file, http, ws or mqtt."),
+    output: str | None = typer.Option(None, help="JSON-lines file for --to file."),
+    url: str | None = typer.Option(
+        None, help="Base URL for http (http://host:port) or ws (ws://host:port/v1/stream)."
+    ),
+    mqtt_host: str = typer.Option("127.0.0.1", help="MQTT broker host."),
+    mqtt_port: int = typer.Option(1883, help="MQTT broker port."),
+    topic_prefix: str = typer.Option(
+        "veristream/readings", help="MQTT topic prefix (device id appended)."
+    ),
+    username: str | None = typer.Option(None, help="MQTT username."),
+    password: str | None = typer.Option(None, help="MQTT password."),
+    ca_file: str | None = typer.Option(None, help="CA certificate: MQTT over TLS."),
+    transport: str = typer.Option("tcp", help="MQTT transport: tcp or websockets."),
+    batch_size: int = typer.Option(1, help="HTTP: envelopes per request (NDJSON when > 1)."),
+    realtime: bool = typer.Option(
+        False, help="Pace messages at --rate instead of sending as fast as possible."
+    ),
+    registry: str | None = typer.Option(None, help="Write the device registry (JSON) here."),
+    truth: str | None = typer.Option(
+        None, help="Write the ground truth (JSON lines + .summary.json) here."
+    ),
+) -> None:
+    """Simulate a device fleet with fault injection; send to a file, HTTP, WebSocket or MQTT."""
+    import json
+    import time
+    from pathlib import Path
+
+    from veristream.connectors import config as cfg
+    from veristream.connectors.simulator import deliver
+    from veristream.connectors.simulator import simulate as run
+
+    try:
+        sim_config = cfg.SimulatorSourceConfig(
+            seed=seed,
+            devices_per_scheme=devices,
+            schemes=[s.strip() for s in schemes.split(",") if s.strip()],
+            profile=profile,
+            count=count,
+            rate=rate,
+            start_ms=start_ms,
+            faults=list(cfg.FAULTS) if all_faults else [f for f in faults.split(",") if f],
+            fault_rate=fault_rate,
+        )
+        live_start = None if start_ms is not None or to == "file" else time.time_ns() // 1_000_000
+        simulation = run(sim_config, start_ms=live_start)
+        simulation.write(Path(registry) if registry else None, Path(truth) if truth else None)
+        mqtt_config = None
+        if to == "mqtt":
+            tls = cfg.TlsConfig(ca_file=Path(ca_file)) if ca_file else None
+            mqtt_config = cfg.MqttSourceConfig(
+                host=mqtt_host,
+                port=mqtt_port,
+                username=username,
+                password=password,
+                tls=tls,
+                transport=transport,
+            )
+        report = deliver(
+            simulation,
+            to,
+            output=Path(output) if output else None,
+            url=url,
+            mqtt_config=mqtt_config,
+            topic_prefix=topic_prefix,
+            realtime=realtime,
+            batch_size=batch_size,
+        )
+    except ValueError as error:  # pydantic's ValidationError is a ValueError too
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    report.pop("rejected", None)
+    typer.echo(json.dumps({"summary": simulation.summary(), "delivery": report}, sort_keys=True))
+
+
 ipfs_app = typer.Typer(
     help="IPFS storage: CIDs as kubo computes them, an embedded store, an RPC node, CAR files.",
     no_args_is_help=True,
