@@ -187,8 +187,13 @@ class EmbeddedStore:
     def _write_block(self, block: Block) -> bool:
         """Store one block unless present; returns whether a file was written."""
         path = self._block_path(block.cid)
-        if path.exists():
-            return False
+        try:
+            # A block of the right size is the block (content addressing); a
+            # wrong size can only be a file torn by a crash in non-durable mode.
+            if path.stat().st_size == len(block.data):
+                return False
+        except FileNotFoundError:
+            pass
         path.parent.mkdir(exist_ok=True)
         self._atomic_write(path, block.data)
         return True
