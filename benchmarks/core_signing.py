@@ -38,8 +38,8 @@ from benchmarks.measure import comparison
 
 DOMAIN = Domain(chain_id=31337, verifying_contract="0x" + "5a" * 20)
 DEVICES = 200
-# Readings per timed chunk: ~10-20 ms of work, short enough to dodge most bursts of other load
-CHUNK = 250
+# Readings per timed chunk: ~5-8 ms of work, short enough to dodge most bursts of other load
+CHUNK = 100
 
 
 def _signed_readings(scheme: str, count: int, rng: random.Random) -> tuple[list[DeviceReading], dict[str, bytes]]:
@@ -97,27 +97,43 @@ def _ours_loop(readings: list[DeviceReading], keys: dict[str, bytes] | None) -> 
     return verify
 
 
-def _best_rates(
-    sides: list[Callable[[list[DeviceReading]], Callable[[], Any]]],
-    readings: list[DeviceReading],
-    rounds: int,
-) -> list[float]:
-    """Each side's best rate (readings/s) over short chunks, the sides interleaved.
+Side = Callable[[list[DeviceReading]], Callable[[], Any]]
 
-    The machine is shared: a burst of other work lands in some chunks, so the
-    fastest chunk is the closest to the undisturbed rate, and interleaving makes
-    both sides sample the same background.
+
+def _best_rates(
+    cases: dict[str, tuple[list[Side], list[DeviceReading]]], rounds: int
+) -> dict[str, list[float]]:
+    """Each case's best rate per side (readings/s) over short chunks.
+
+    The machine is shared: bursts of other work land in some chunks, so the
+    fastest chunk is the closest to the undisturbed rate. Sides run back to back
+    on each chunk and every round visits every case, so all of them sample the
+    same background over the whole run.
     """
-    chunks = [readings[i : i + CHUNK] for i in range(0, len(readings), CHUNK)]
-    timed = [[side(chunk) for side in sides] for chunk in chunks]
-    best = [float("inf")] * len(sides)
+    timed: dict[str, list[list[Callable[[], Any]]]] = {}
+    for name, (sides, readings) in cases.items():
+        chunks = [readings[i : i + CHUNK] for i in range(0, len(readings), CHUNK)]
+        timed[name] = [[side(chunk) for side in sides] for chunk in chunks]
+    best = {name: [float("inf")] * len(sides) for name, (sides, _) in cases.items()}
     for _ in range(rounds):
-        for fns in timed:
-            for i, fn in enumerate(fns):
-                start = time.perf_counter()
-                fn()
-                best[i] = min(best[i], time.perf_counter() - start)
-    return [len(chunks[0]) / seconds for seconds in best]
+        for name, chunks_fns in timed.items():
+            for fns in chunks_fns:
+                for i, fn in enumerate(fns):
+                    start = time.perf_counter()
+                    fn()
+                    best[name][i] = min(best[name][i], time.perf_counter() - start)
+    return {name: [CHUNK / seconds for seconds in times] for name, times in best.items()}
+
+
+def _eth_account_loop(chunk: list[DeviceReading]) -> Callable[[], None]:
+    """eth-account's ``recover_message(encode_typed_data(...))`` over a chunk."""
+    messages = [(reading_typed_data(r, DOMAIN), r.signature) for r in chunk]
+
+    def recover() -> None:
+        for message, signature in messages:
+            Account.recover_message(encode_typed_data(full_message=message), signature=signature)
+
+    return recover
 
 
 _LIBRARY = {
@@ -125,51 +141,38 @@ _LIBRARY = {
     "ed25519": "pynacl verify",
     "p256": "cryptography verify",
 }
+ETH_ACCOUNT = "eth-account"
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
     """One row per scheme (ours vs the raw library) and one for eth-account's path."""
-    count = 2 * CHUNK if quick else 12 * CHUNK
-    rounds = 2 if quick else 5
+    count = 3 * CHUNK if quick else 30 * CHUNK
+    rounds = 2 if quick else 6
     rng = random.Random(20240601)
-    rows: list[dict[str, Any]] = []
+    cases: dict[str, tuple[list[Side], list[DeviceReading]]] = {}
     for scheme in SCHEMES:
         readings, keys = _signed_readings(scheme, count, rng)
         registry = keys if scheme != "secp256k1" else None
         if not all(v.ok for v in verify_many(readings, DOMAIN, registry)):
             raise RuntimeError(f"benchmark readings for {scheme} do not verify")
-        raw_rate, ours_rate = _best_rates(
-            [partial(_raw_loop, scheme, keys=keys), partial(_ours_loop, keys=registry)],
-            readings,
-            rounds,
-        )
-        rows.append(
-            comparison(f"verify_many {scheme}", ours_rate, raw_rate, "readings/s", _LIBRARY[scheme])
-        )
+        cases[scheme] = ([partial(_raw_loop, scheme, keys=keys), partial(_ours_loop, keys=registry)], readings)
         if scheme == "secp256k1":
-            rows.append(_eth_account_row(readings[: CHUNK if quick else 2 * CHUNK], rounds))
+            sample = readings[: CHUNK if quick else 2 * CHUNK]
+            cases[ETH_ACCOUNT] = ([_eth_account_loop, partial(_ours_loop, keys=None)], sample)
+    rates = _best_rates(cases, rounds)
+    rows: list[dict[str, Any]] = []
+    for scheme in SCHEMES:
+        raw_rate, ours_rate = rates[scheme]
+        rows.append(comparison(f"verify_many {scheme}", ours_rate, raw_rate, "readings/s", _LIBRARY[scheme]))
+        if scheme == "secp256k1":
+            eth_rate, _ = rates[ETH_ACCOUNT]
+            rows.append(
+                comparison(
+                    "verify_many secp256k1 vs eth-account",
+                    ours_rate,
+                    eth_rate,
+                    "readings/s",
+                    "eth-account recover_message(encode_typed_data)",
+                )
+            )
     return rows
-
-
-def _eth_account_row(readings: list[DeviceReading], rounds: int) -> dict[str, Any]:
-    """eth-account's ``recover_message(encode_typed_data(...))`` next to ``verify_many``."""
-
-    def eth_account(chunk: list[DeviceReading]) -> Callable[[], None]:
-        messages = [(reading_typed_data(r, DOMAIN), r.signature) for r in chunk]
-
-        def recover() -> None:
-            for message, signature in messages:
-                Account.recover_message(encode_typed_data(full_message=message), signature=signature)
-
-        return recover
-
-    eth_rate, ours_rate = _best_rates(
-        [eth_account, partial(_ours_loop, keys=None)], readings, max(2, rounds // 2)
-    )
-    return comparison(
-        "verify_many secp256k1 vs eth-account",
-        ours_rate,
-        eth_rate,
-        "readings/s",
-        "eth-account recover_message(encode_typed_data)",
-    )

@@ -324,23 +324,30 @@ def sign_reading(reading: DeviceReading, domain: Domain, private_key: bytes) -> 
 
 
 class _Batch:
-    """One ``verify_many`` call: the domain prefix, the registry, and what repeats across readings.
+    """One ``verify_many`` call, in two passes.
+
+    ``admit`` does the Python work per reading (fields, digest, registry,
+    encodings) and queues the signature math; ``settle`` then runs the queued
+    math scheme by scheme in tight loops. Keeping Python work out of those loops
+    keeps the libraries' precomputed tables in cache: interleaved, P-256 verify
+    was ~7% slower than in a bare loop.
 
     Devices send many readings per batch, so each device id is parsed and looked
     up in ``keys`` once per call (``keys`` may differ between calls; the parsed
-    keys behind the lookups are cached across calls by ``_prepared_key``). The
-    native verifiers reuse their C buffers.
+    keys behind the lookups are cached across calls by ``_prepared_key``).
     """
 
-    __slots__ = ("_addresses", "_ed25519", "_keys", "_prefix", "_registered", "_secp256k1")
+    __slots__ = ("_addresses", "_ed25519", "_keys", "_p256", "_prefix", "_registered", "_secp256k1")
 
     def __init__(self, domain: Domain, keys: Mapping[str, bytes] | None) -> None:
         self._prefix = _digest_prefix(domain)
         self._keys = keys
-        self._secp256k1 = secp256k1.Recoverer()
-        self._ed25519 = ed25519.Verifier()
         self._addresses: dict[str, bytes] = {}
         self._registered: dict[str, dict[str, _PreparedKey | str]] = {s: {} for s in SCHEMES}
+        # queued signature checks: (index, digest, signature, expected address or parsed key)
+        self._secp256k1: list[tuple[int, bytes, bytes, bytes]] = []
+        self._ed25519: list[tuple[int, bytes, bytes, bytes]] = []
+        self._p256: list[tuple[int, bytes, bytes, Any]] = []
 
     def _lookup(
         self, keys: Mapping[str, bytes], scheme: str, device_id: str, address: bytes
@@ -351,8 +358,8 @@ class _Batch:
             found = memo[device_id] = _registered_key(keys, scheme, device_id, address)
         return found
 
-    def check(self, reading: DeviceReading) -> str | None:
-        """Why ``reading`` fails, or None if its signature is valid."""
+    def admit(self, index: int, reading: DeviceReading) -> str | None:
+        """Why ``reading`` fails before any signature math, or None once its check is queued."""
         # FIELDS
         try:
             scheme = reading.scheme
@@ -383,8 +390,7 @@ class _Batch:
             problem = secp256k1.signature_problem(signature)
             if problem is not None:
                 return problem
-            if self._secp256k1.address(digest, signature) != address:
-                return REASON_BAD_SIGNATURE
+            self._secp256k1.append((index, digest, signature, address))
             return None
 
         # ED25519 AND P256: the key must come from the registry
@@ -394,13 +400,34 @@ class _Batch:
         if isinstance(registered, str):
             return registered
         if scheme == "p256":
-            return p256.check(digest, signature, registered.native)
+            problem = p256.signature_problem(signature)
+            if problem is not None:
+                return problem
+            self._p256.append((index, digest, p256.der_signature(signature), registered.native))
+            return None
         problem = ed25519.signature_problem(signature)
         if problem is not None:
             return problem
-        if not self._ed25519.verify(digest, signature, registered.native):
-            return REASON_BAD_SIGNATURE
+        self._ed25519.append((index, digest, signature, registered.native))
         return None
+
+    def settle(self, verdicts: list[Verdict]) -> None:
+        """Runs the queued signature checks, failing the verdicts of those that do not verify."""
+        bad = _FAILED[REASON_BAD_SIGNATURE]
+        if self._secp256k1:
+            recover = secp256k1.Recoverer().address
+            for index, digest, signature, address in self._secp256k1:
+                if recover(digest, signature) != address:
+                    verdicts[index] = bad
+        if self._ed25519:
+            verify = ed25519.Verifier().verify
+            for index, digest, signature, key in self._ed25519:
+                if not verify(digest, signature, key):
+                    verdicts[index] = bad
+        verify_der = p256.verify_der
+        for index, digest, der, point in self._p256:
+            if not verify_der(digest, der, point):
+                verdicts[index] = bad
 
 
 def verify_many(
@@ -415,12 +442,14 @@ def verify_many(
     ``keys`` is given, a secp256k1 device must be in it too; when it is None,
     secp256k1 readings verify by recovery alone. Never raises for a bad reading.
     """
-    check = _Batch(domain, keys).check
+    batch = _Batch(domain, keys)
+    admit = batch.admit
     verdicts: list[Verdict] = []
     append = verdicts.append
-    for reading in readings:
-        reason = check(reading)
+    for index, reading in enumerate(readings):
+        reason = admit(index, reading)
         append(_OK if reason is None else _FAILED[reason])
+    batch.settle(verdicts)
     return verdicts
 
 

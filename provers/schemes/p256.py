@@ -119,13 +119,20 @@ def sign(digest: bytes, private_key: bytes) -> bytes:
     return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 
+def verify_der(digest: bytes, der: bytes, public_key: ec.EllipticCurvePublicKey) -> bool:
+    """True iff the DER signature signs ``digest`` under the parsed key."""
+    try:
+        public_key.verify(der, digest, ALGORITHM)
+    except InvalidSignature:
+        return False
+    return True
+
+
 def check(digest: bytes, signature: bytes, public_key: ec.EllipticCurvePublicKey) -> str | None:
     """Why the raw ``r || s`` does not sign ``digest`` under the parsed key, or None if it does."""
     problem = signature_problem(signature)
     if problem is not None:
         return problem
-    try:
-        public_key.verify(der_signature(signature), digest, ALGORITHM)
-    except InvalidSignature:
+    if not verify_der(digest, der_signature(signature), public_key):
         return REASON_BAD_SIGNATURE
     return None
