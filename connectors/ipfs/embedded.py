@@ -51,6 +51,7 @@ class EmbeddedStore:
         self._tmp = self.path / "tmp"
         for folder in (self._blocks, self._pins, self._tmp):
             folder.mkdir(parents=True, exist_ok=True)
+        self._shards: set[Path] = set()  # shard folders known to exist: saves a mkdir per block
 
     def __repr__(self) -> str:
         return f"EmbeddedStore({str(self.path)!r})"
@@ -194,7 +195,9 @@ class EmbeddedStore:
                 return False
         except FileNotFoundError:
             pass
-        path.parent.mkdir(exist_ok=True)
+        if path.parent not in self._shards:
+            path.parent.mkdir(exist_ok=True)
+            self._shards.add(path.parent)
         self._atomic_write(path, block.data)
         return True
 
