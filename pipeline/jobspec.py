@@ -191,8 +191,9 @@ class OperatorsSpec(_Model):
     weights: list[int] | None = None
     scheme: Literal["bls12381", "bn254"] = "bls12381"
     quorum: QuorumSpec = QuorumSpec()
-    key_seed: str = Field(
-        default="veristream-local-operators",
+    key_seed: int = Field(
+        default=1,
+        ge=0,
         description="embedded mode derives operator keys from this seed; never use it on a real chain",
     )
 

@@ -1,0 +1,308 @@
+"""The operator committee: one prover per BLS key (Ray actors by default) and the aggregator.
+
+The aggregator sends every operator the same ``Proposal``, waits for the
+answers (an operator that is down or too slow simply does not count),
+verifies the signatures it got, and aggregates those of the operators that
+signed. The epoch goes on chain only when the signers' weight reaches the
+quorum: ``signed_weight * denominator >= total_weight * numerator``.
+
+What the chain needs comes out of ``Aggregate``: the signer bitmap (bit ``i``
+is the operator in slot ``i``), the aggregated signature in the contract's
+encoding (bls12381: 256-byte EIP-2537 G2; bn254: 64-byte G1) and, for bn254,
+the signers' aggregated G2 key ``apk_g2``. Refusals carry each operator's
+reason, so a lying or buggy operator is named, not just outvoted.
+
+Local Ray is started once per run (``ray.init`` costs seconds and ~1.3 GB
+here); ``address`` connects to a cluster instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from veristream.provers.epoch import epoch_result_digest
+from veristream.provers.operator import Operator, Proposal, Review
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One operator as the aggregator knows it: slot, weight, public key and (locally) secret key."""
+
+    slot: int
+    scheme: str
+    weight: int
+    public_key: bytes  # bls12381: 48-byte compressed G1; bn254: 128-byte G2
+    secret_key: int = field(repr=False, default=0)
+
+
+def local_members(
+    scheme: str, count: int, seed: int = 1, weights: Sequence[int] | None = None
+) -> list[Member]:
+    """The embedded mode's operators: keys derived from ``seed`` exactly as the contracts'
+    ``LocalCommittee.deterministic`` derives the keys it registers (demo keys: guessable)."""
+    from veristream.contracts.committee import LocalCommittee
+    from veristream.provers.bls import bls12381, bn254
+
+    if weights is not None and len(weights) != count:
+        raise ValueError(f"{len(weights)} weights for {count} operators")
+    keys = LocalCommittee.deterministic(scheme, count, seed).keys
+    members = []
+    for slot, key in enumerate(keys):
+        pk = (
+            bn254.sk_to_pk(key.secret_key)
+            if scheme == "bn254"
+            else bls12381.sk_to_pk(key.secret_key)
+        )
+        members.append(Member(slot, scheme, weights[slot] if weights else 1, pk, key.secret_key))
+    return members
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    """The committee's answer for one epoch."""
+
+    epoch: int
+    digest: bytes
+    signers: tuple[int, ...]
+    signer_bitmap: int
+    signature: bytes  # native encoding (bls12381: 96-byte compressed; bn254: 64-byte G1)
+    signature_evm: bytes  # what the EpochVerifier takes
+    apk_g2: bytes  # bn254 only
+    refusals: dict[int, str]
+    down: tuple[int, ...]
+    signed_weight: int
+    total_weight: int
+    quorum_met: bool
+
+
+class QuorumNotMet(RuntimeError):
+    """Too little weight signed; carries the aggregate with every refusal reason."""
+
+    def __init__(self, aggregate: Aggregate) -> None:
+        self.aggregate = aggregate
+        reasons = "; ".join(f"operator {i}: {r}" for i, r in sorted(aggregate.refusals.items()))
+        super().__init__(
+            f"epoch {aggregate.epoch}: signed weight {aggregate.signed_weight} of "
+            f"{aggregate.total_weight} misses the quorum (down: {list(aggregate.down)}; {reasons})"
+        )
+
+
+def _verify(scheme: str, pks: Sequence[bytes], digest: bytes, signature: bytes) -> bool:
+    from veristream.provers.bls import bls12381, bn254
+
+    if scheme == "bn254":
+        return bn254.fast_aggregate_verify(list(pks), digest, signature)
+    return bls12381.fast_aggregate_verify(list(pks), digest, signature)
+
+
+def _aggregate(scheme: str, signatures: Sequence[bytes]) -> bytes:
+    from veristream.provers.bls import bls12381, bn254
+
+    return (
+        bn254.aggregate(list(signatures))
+        if scheme == "bn254"
+        else bls12381.aggregate(list(signatures))
+    )
+
+
+def aggregate_reviews(
+    members: Sequence[Member],
+    reviews: Mapping[int, Review | None],
+    digest: bytes,
+    epoch: int,
+    quorum: tuple[int, int],
+) -> Aggregate:
+    """Combine the operators' answers into one aggregate signature and check the quorum.
+
+    ``reviews[slot]`` is None for an operator that did not answer. Signatures
+    are checked together first (one pairing check); only if that fails is each
+    checked alone, and the invalid ones are refused ("signature does not verify").
+    """
+    from veristream.provers.bls import bls12381, bn254
+
+    # VALIDATE
+    if not members:
+        raise ValueError("a committee needs at least one member")
+    schemes = {m.scheme for m in members}
+    if len(schemes) != 1:
+        raise ValueError(f"members mix schemes {sorted(schemes)}")
+    scheme = schemes.pop()
+    numerator, denominator = quorum
+    if not 0 < numerator <= denominator:
+        raise ValueError(f"quorum {numerator}/{denominator} is not a fraction in (0, 1]")
+    by_slot = {m.slot: m for m in members}
+
+    # COLLECT
+    refusals: dict[int, str] = {}
+    down: list[int] = []
+    signed: dict[int, bytes] = {}
+    for slot in sorted(by_slot):
+        review = reviews.get(slot)
+        if review is None:
+            down.append(slot)
+        elif review.signature is None:
+            refusals[slot] = str(review.reason)
+        else:
+            signed[slot] = review.signature
+
+    # VERIFY (together, then one by one only if needed)
+    if signed:
+        try:
+            together = _verify(
+                scheme,
+                [by_slot[s].public_key for s in signed],
+                digest,
+                _aggregate(scheme, list(signed.values())),
+            )
+        except ValueError:
+            together = False
+        if not together:
+            for slot in list(signed):
+                if not _verify(scheme, [by_slot[slot].public_key], digest, signed[slot]):
+                    refusals[slot] = "signature does not verify for the proposed epoch result"
+                    del signed[slot]
+
+    # AGGREGATE
+    signers = tuple(sorted(signed))
+    total = sum(m.weight for m in members)
+    weight = sum(by_slot[s].weight for s in signers)
+    signature = _aggregate(scheme, [signed[s] for s in signers]) if signers else b""
+    if scheme == "bn254":
+        evm = signature
+        apk_g2 = (
+            bn254.aggregate_pks_g2([by_slot[s].public_key for s in signers]) if signers else b""
+        )
+    else:
+        evm = bls12381.signature_to_evm(signature) if signers else b""
+        apk_g2 = b""
+    return Aggregate(
+        epoch=epoch,
+        digest=digest,
+        signers=signers,
+        signer_bitmap=sum(1 << s for s in signers),
+        signature=signature,
+        signature_evm=evm,
+        apk_g2=apk_g2,
+        refusals=refusals,
+        down=tuple(down),
+        signed_weight=weight,
+        total_weight=total,
+        quorum_met=bool(signers) and weight * denominator >= total * numerator,
+    )
+
+
+class InProcessCommittee:
+    """Every operator in this process, one after another: no Ray (tests, tiny demos)."""
+
+    def __init__(
+        self,
+        job: Any,
+        members: Sequence[Member],
+        registry: Any = None,
+        faults: Mapping[int, str] | None = None,
+    ) -> None:
+        faults = faults or {}
+        self.members = list(members)
+        self._quorum = (job.operators.quorum.numerator, job.operators.quorum.denominator)
+        self._operators = {
+            m.slot: Operator(m.slot, m.scheme, m.secret_key, job, registry, faults.get(m.slot))
+            for m in members
+        }
+        self._down: set[int] = set()
+
+    def stop_operator(self, slot: int) -> None:
+        """Take one operator down (it no longer answers)."""
+        self._down.add(slot)
+
+    def sign(self, proposal: Proposal) -> Aggregate:
+        """Ask every live operator, then aggregate and check the quorum."""
+        digest = epoch_result_digest(proposal.result, proposal.chain_id, proposal.verifier)
+        reviews: dict[int, Review | None] = {
+            slot: None if slot in self._down else op.review(proposal)
+            for slot, op in self._operators.items()
+        }
+        return aggregate_reviews(self.members, reviews, digest, proposal.epoch, self._quorum)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Start local Ray (or connect to ``address``) once per process."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(
+            num_cpus=num_cpus or 2,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+
+
+class RayCommittee:
+    """One Ray actor per operator key; the aggregator runs in the caller."""
+
+    def __init__(
+        self,
+        job: Any,
+        members: Sequence[Member],
+        registry: Any = None,
+        faults: Mapping[int, str] | None = None,
+        timeout_s: float = 300.0,
+    ) -> None:
+        import ray
+
+        faults = faults or {}
+        ensure_ray(job.ray.address, job.ray.num_cpus)
+        self.members = list(members)
+        self._quorum = (job.operators.quorum.numerator, job.operators.quorum.denominator)
+        self._timeout_s = timeout_s
+        # num_cpus=0: operators mostly wait; on 2 cores four of them must fit at once
+        actor = ray.remote(num_cpus=0, max_restarts=0)(Operator)
+        self._actors = {
+            m.slot: actor.remote(m.slot, m.scheme, m.secret_key, job, registry, faults.get(m.slot))
+            for m in members
+        }
+        ray.get([a.ping.remote() for a in self._actors.values()], timeout=timeout_s)
+
+    def stop_operator(self, slot: int) -> None:
+        """Kill one operator's actor (it is down from now on)."""
+        import ray
+
+        ray.kill(self._actors[slot], no_restart=True)
+
+    def sign(self, proposal: Proposal) -> Aggregate:
+        """Fan the proposal out to every actor, collect within the timeout, aggregate."""
+        import ray
+        from ray.exceptions import GetTimeoutError, RayActorError
+
+        digest = epoch_result_digest(proposal.result, proposal.chain_id, proposal.verifier)
+        refs = {slot: actor.review.remote(proposal) for slot, actor in self._actors.items()}
+        ray.wait(list(refs.values()), num_returns=len(refs), timeout=self._timeout_s)
+        reviews: dict[int, Review | None] = {}
+        for slot, ref in refs.items():
+            try:
+                reviews[slot] = ray.get(ref, timeout=0)
+            except (RayActorError, GetTimeoutError):
+                reviews[slot] = None
+            except Exception as error:  # an operator that crashes is a refusal, with its reason
+                reviews[slot] = Review(
+                    slot, None, f"operator failed: {type(error).__name__}: {error}"
+                )
+        return aggregate_reviews(self.members, reviews, digest, proposal.epoch, self._quorum)
+
+    def close(self) -> None:
+        """Release the actors (Ray itself stays up for the rest of the run)."""
+        import ray
+
+        for actor in self._actors.values():
+            with contextlib.suppress(Exception):  # already dead
+                ray.kill(actor, no_restart=True)

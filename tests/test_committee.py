@@ -1,0 +1,125 @@
+"""The operator committee: Ray actors re-execute epochs from the store and co-sign; a lying
+operator is named with its reason, a down one is tolerated, and the quorum is enforced."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from veristream.connectors.ipfs import EmbeddedStore
+from veristream.pipeline.runner import job_context, run_epoch
+from veristream.pipeline.state import JobState
+from veristream.provers.bls import bls12381, bn254
+from veristream.provers.committee import (
+    InProcessCommittee,
+    QuorumNotMet,
+    RayCommittee,
+    aggregate_reviews,
+    local_members,
+)
+from veristream.provers.epoch import epoch_result_digest
+from veristream.provers.operator import Operator, Review, proposal_for
+
+from tests.pipeline_fleet import fleet, honest_epoch, make_job
+
+VERIFIER = "0x" + "11" * 20
+DEVICES = fleet(4)
+
+
+@pytest.fixture(scope="module")
+def epochs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A job with two stored epochs in its work directory's embedded store."""
+    tmp = tmp_path_factory.mktemp("committee")
+    job = make_job(tmp, DEVICES)
+    store = EmbeddedStore(Path(job.work_dir) / "ipfs")
+    ctx = job_context(job)
+    e0 = run_epoch(ctx, 0, honest_epoch(DEVICES, 0, per_device=5), JobState(), store)
+    e1 = run_epoch(ctx, 1, honest_epoch(DEVICES, 1, per_device=3, seq_start=5), e0.state, store)
+    return {"job": job, "e0": e0, "e1": e1}
+
+
+def _proposal(outcome: Any) -> Any:
+    return proposal_for(outcome.manifest, outcome.manifest_cid, 31337, VERIFIER)
+
+
+@pytest.fixture(scope="module")
+def ray_session() -> Iterator[None]:
+    import ray
+
+    yield
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def test_ray_committee_liar_refuses_and_down_operator_is_tolerated(epochs: dict[str, Any], ray_session: None) -> None:
+    job = epochs["job"]
+    members = local_members("bls12381", 4)
+    committee = RayCommittee(job, members, faults={1: "wrong_root"})
+    try:
+        # one liar: the other three sign, the liar's reason is reported
+        agg = committee.sign(_proposal(epochs["e0"]))
+        assert agg.quorum_met and agg.signers == (0, 2, 3) and agg.signer_bitmap == 0b1101
+        assert "data root mismatch" in agg.refusals[1]
+        pks = [members[s].public_key for s in agg.signers]
+        assert bls12381.fast_aggregate_verify(pks, agg.digest, agg.signature)
+        assert len(agg.signature_evm) == 256
+        # the liar and a down operator together leave 2 of 4: below the 2/3 quorum
+        committee.stop_operator(3)
+        agg1 = committee.sign(_proposal(epochs["e1"]))
+        assert agg1.down == (3,) and agg1.signers == (0, 2) and not agg1.quorum_met
+    finally:
+        committee.close()
+    # a down operator alone does not stop the epoch
+    honest = RayCommittee(job, members)
+    try:
+        honest.stop_operator(2)
+        agg2 = honest.sign(_proposal(epochs["e1"]))  # catches up from the previous manifest's state
+        assert agg2.quorum_met and agg2.signers == (0, 1, 3) and agg2.down == (2,)
+    finally:
+        honest.close()
+
+
+def test_bn254_committee_in_process_with_a_forged_partial_signature(epochs: dict[str, Any]) -> None:
+    job = epochs["job"].model_copy(update={"operators": epochs["job"].operators.model_copy(update={"scheme": "bn254"})})
+    members = local_members("bn254", 4)
+    committee = InProcessCommittee(job, members, faults={0: "bad_signature"})
+    agg = committee.sign(_proposal(epochs["e0"]))
+    assert agg.quorum_met and agg.signers == (1, 2, 3)
+    assert "does not verify" in agg.refusals[0]
+    assert agg.apk_g2 == bn254.aggregate_pks_g2([members[s].public_key for s in (1, 2, 3)])
+    assert bn254.verify(agg.apk_g2, agg.digest, agg.signature)
+
+
+def test_operators_refuse_a_dishonest_proposal(epochs: dict[str, Any]) -> None:
+    job = epochs["job"]
+    members = local_members("bls12381", 4)
+    proposal = _proposal(epochs["e0"])
+    wrong = replace(proposal, result=replace(proposal.result, reward_root=b"\x01" * 32))
+    op = Operator(0, "bls12381", members[0].secret_key, job)
+    review = op.review(wrong)
+    assert review.signature is None and "reward root mismatch" in str(review.reason)
+    other_batch = replace(proposal, result=replace(proposal.result, batch_cid=bytes.fromhex("0155") + b"\x00" * 34))
+    assert "batch CID" in str(op.review(other_batch).reason)
+    committee = InProcessCommittee(job, members)
+    with pytest.raises(QuorumNotMet, match="reward root mismatch"):
+        agg = committee.sign(wrong)
+        if not agg.quorum_met:
+            raise QuorumNotMet(agg)
+
+
+def test_quorum_arithmetic_with_weights() -> None:
+    members = [replace(m, weight=w) for m, w in zip(local_members("bls12381", 3), (5, 1, 1), strict=True)]
+    digest = b"\x42" * 32
+    sig = {m.slot: bls12381.sign(m.secret_key, digest) for m in members}
+    heavy_only = aggregate_reviews(members, {0: Review(0, sig[0]), 1: None, 2: None}, digest, 0, (2, 3))
+    assert heavy_only.quorum_met and heavy_only.signed_weight == 5 and heavy_only.total_weight == 7
+    light = aggregate_reviews(members, {0: None, 1: Review(1, sig[1]), 2: Review(2, sig[2])}, digest, 0, (2, 3))
+    assert not light.quorum_met and light.down == (0,)
+    nobody = aggregate_reviews(members, {}, digest, 0, (1, 2))
+    assert not nobody.quorum_met and nobody.signature == b""
+    with pytest.raises(ValueError):
+        aggregate_reviews(members, {}, digest, 0, (3, 2))
+    assert epoch_result_digest  # the digest helper the committee signs is the foundation's
