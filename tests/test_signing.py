@@ -635,3 +635,43 @@ def test_values_survive_pickling_for_beam_and_ray() -> None:
     for value in (reading, DOMAIN, Verdict(False, REASON_HIGH_S)):
         assert pickle.loads(pickle.dumps(value)) == value
     assert verify_many(pickle.loads(pickle.dumps([reading])), DOMAIN, REGISTRY) == [Verdict(True, None)]
+
+
+DOC_VECTORS = {
+    # scheme: (device id, digest, signature), as printed in docs/device-signatures.md
+    "secp256k1": (
+        "0x1a642f0e3c3af545e7acbd38b07251b3990914f1",
+        "59b06772dc2fce40817c3048f8d82fe7225d613a0854d557af250180fe1d6a8a",
+        "8a160a60fa5dadb00fed8806b5ded8d6947ce0e29702065d5e3b24ca0ed22c75"
+        "51c5302e236bfc91e9de2d72fc9a1accfdd8bf7ea5c4d98fba98b63a1c0d75ac1b",
+    ),
+    "ed25519": (
+        "0x97b1c813eae702332ba3eaa1625f942c5472626d",
+        "61af22b905ff350a8405acbf7d4d3c59dd69e8923799f20c047a80c476058a28",
+        "0292d9aa456153dc82518e027258709d1587a3c1bd037d1b31bdaf1158ba1efd"
+        "24efcd5407dd2e411dcd701cfb995ee9c1fce3e00660b095c15a2e1f5e37b30f",
+    ),
+    "p256": (
+        "0xa0e0162b1a12ed06d63dd1bf0cd5b0d1e6614b3c",
+        "445f5a2a9bbace90d9c551b956252feed061b2f1e94ff75adc8acddb529102ca",
+        "a7cfd1a8b8efdf2ace18783131af0f6cfca71f7fbfeab8d8969af5f2c42dfe58"
+        "78a862f0e231ed9d8808c9f5ae755c34995269e42d7bd8f6b89ef44b358f7347",
+    ),
+}
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_documented_vectors(scheme: str) -> None:
+    domain = Domain(chain_id=1, verifying_contract="0x" + "5a" * 20)
+    secret = b"\x01" * 32
+    device_id, digest, signature = DOC_VECTORS[scheme]
+    public_key = public_key_of(scheme, secret)
+    assert device_id_from_public_key(scheme, public_key) == device_id
+    reading = DeviceReading(device_id, 42, 1_767_225_600_000, b'{"t":21.5}', b"", scheme)
+    assert reading_digest(reading, domain).hex() == digest
+    assert eth_account_digest(typed_data(device_id, 42, 1_767_225_600_000, b'{"t":21.5}', domain)).hex() == digest
+    signed = sign_reading(reading, domain, secret)
+    assert signed.signature.hex() == signature
+    assert verify_reading(signed, domain, {device_id: public_key}).ok
+    if scheme == "secp256k1":
+        assert device_id == Account.from_key(secret).address.lower()
