@@ -111,7 +111,16 @@ def _split(
 
 
 def create_app(committer: GroupCommitter, config: HttpSourceConfig) -> Starlette:
-    """The ingest ASGI app over a running group committer."""
+    """The ingest ASGI app over a running group committer.
+
+    The log parses envelopes, so its payload limit is the one that applies; a
+    different limit in ``config`` would make the OpenAPI description lie.
+    """
+    if config.max_payload_bytes != committer.log.max_payload_bytes:
+        raise ValueError(
+            f"max_payload_bytes {config.max_payload_bytes} differs from the ingest log's "
+            f"{committer.log.max_payload_bytes}"
+        )
     in_flight = 0
     lock = threading.Lock()
     retry = {"Retry-After": str(config.retry_after_s)}

@@ -176,7 +176,7 @@ def test_bad_arguments_raise_value_errors(tmp_path: Path) -> None:
         IngestLog(tmp_path, 1000, -1)
     log = IngestLog(tmp_path, 1000, 0)
     with pytest.raises(ValueError):
-        log.append("text", "t", 0)  # type: ignore[arg-type]
+        log.append("text", "t", 0)
     with pytest.raises(ValueError):
         log.append(b"{}", "t", -5)
 
