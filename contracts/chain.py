@@ -28,6 +28,7 @@ _MAGIC = b"VSCHAIN1"
 # Gas for embedded transactions: sent without estimation (estimating re-runs a transaction
 # many times, and a pure-Python pairing costs ~1 s), well below the block's 30M.
 EMBEDDED_TX_GAS = 15_000_000
+RPC_TX_GAS_CAP = 16_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +81,13 @@ class Chain:
         tx: dict[str, Any] = {"from": sender or self.sender}
         if value:
             tx["value"] = value
-        if self.embedded:
-            tx["gas"] = EMBEDDED_TX_GAS
         try:
+            if self.embedded:
+                tx["gas"] = EMBEDDED_TX_GAS
+            else:
+                # The estimate runs against the current block; mined in a later one a change
+                # may start a new checkpoint instead of editing one (~130k more): add headroom.
+                tx["gas"] = min(int(fn.estimate_gas(tx)) * 5 // 4 + 200_000, RPC_TX_GAS_CAP)
             tx_hash = fn.transact(tx)
         except Exception as exc:
             raise decode_revert(exc) from exc

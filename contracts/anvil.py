@@ -1,0 +1,81 @@
+"""Start and stop a local anvil node (Prague) for tests, benchmarks and ``infra/anvil_deploy.py``.
+
+anvil ships inside the npm package ``@foundry-rs/anvil`` (installed by ``infra/setup.sh``);
+the native binary is started directly so stopping it leaves no child behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+_CANDIDATES = (
+    REPO / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil",
+    REPO / "node_modules" / "@foundry-rs" / "anvil-linux-arm64" / "bin" / "anvil",
+    REPO / "node_modules" / "@foundry-rs" / "anvil-darwin-arm64" / "bin" / "anvil",
+)
+
+
+def anvil_binary() -> str:
+    """Path of the anvil executable: ``$VERISTREAM_ANVIL``, node_modules, or ``PATH``."""
+    env = os.environ.get("VERISTREAM_ANVIL")
+    if env:
+        return env
+    for candidate in _CANDIDATES:
+        if candidate.is_file():
+            return str(candidate)
+    found = shutil.which("anvil")
+    if found is None:
+        raise FileNotFoundError("anvil not found: run infra/setup.sh (npm ci installs @foundry-rs/anvil)")
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"anvil exited with code {proc.returncode}")
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"anvil did not listen on port {port} within {timeout} s")
+
+
+@contextmanager
+def anvil(port: int | None = None, *, timeout: float = 20.0, extra_args: tuple[str, ...] = ()) -> Iterator[str]:
+    """Runs ``anvil --hardfork prague`` on loopback; yields its URL and stops it on exit."""
+    port = port or _free_port()
+    args = [
+        anvil_binary(),
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--hardfork", "prague",
+        "--gas-limit", "30000000",
+        "--silent",
+        *extra_args,
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_listening(port, proc, timeout)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
