@@ -233,7 +233,7 @@ def reading_typed_data(reading: DeviceReading, domain: Domain) -> dict[str, Any]
             "verifyingContract": domain.verifying_contract,
         },
         "message": {
-            "device": reading.device_id,
+            "device": "0x" + _device_address(reading.device_id).hex(),
             "seq": reading.seq,
             "timestamp": reading.timestamp_ms,
             "payloadHash": "0x" + payload_hash.hex(),
@@ -298,6 +298,9 @@ def _registered_key(
         key = bytes(key)
     elif not isinstance(key, bytes):
         return REASON_MALFORMED_KEY
+    if not key and scheme == "secp256k1":
+        # as in the DeviceRegistry: no key registered means the device id is the signer
+        return _PreparedKey(address, None)
     prepared = _prepared_key(scheme, key)
     if prepared is None:
         return REASON_MALFORMED_KEY

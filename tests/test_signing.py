@@ -430,6 +430,19 @@ def test_registry_keyed_by_checksummed_address_finds_the_exact_spelling() -> Non
     assert verify_reading(reading, DOMAIN, {checksummed: device.public_key}).ok
 
 
+def test_empty_secp256k1_registry_key_means_the_device_id_signs() -> None:
+    # the DeviceRegistry registers secp256k1 devices without a key when the id is the signer
+    secp = DEVICES["secp256k1"]
+    assert verify_reading(secp.reading(), DOMAIN, {secp.device_id: b""}).ok
+    forged = sign_reading(secp.reading(), DOMAIN, _device("secp256k1", 6).secret)
+    assert verify_reading(forged, DOMAIN, {secp.device_id: b""}) == Verdict(False, REASON_BAD_SIGNATURE)
+    for scheme in ("ed25519", "p256"):
+        device = DEVICES[scheme]
+        assert verify_reading(device.reading(), DOMAIN, {device.device_id: b""}) == Verdict(
+            False, REASON_MALFORMED_KEY
+        )
+
+
 def test_registry_accepts_sec1_and_prefixed_key_forms() -> None:
     secp = DEVICES["secp256k1"]
     point = PublicKey(b"\x04" + secp.public_key)
