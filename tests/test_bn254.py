@@ -48,7 +48,24 @@ EIP197_G2 = b"".join(
 
 
 def _point_g1(data: bytes) -> Any:
+    """py-ecc point of a 64-byte encoding (written here, independent of the module)."""
     return (FQ(int.from_bytes(data[:32], "big")), FQ(int.from_bytes(data[32:], "big")), FQ.one())
+
+
+def _point_g2(data: bytes) -> Any:
+    x_im, x_re, y_im, y_re = (int.from_bytes(data[i : i + 32], "big") for i in range(0, 128, 32))
+    return (FQ2([x_re, x_im]), FQ2([y_re, y_im]), FQ2.one())
+
+
+def _enc_g1(point: Any) -> bytes:
+    x, y = normalize(point)
+    return int(x).to_bytes(32, "big") + int(y).to_bytes(32, "big")
+
+
+def _enc_g2(point: Any) -> bytes:
+    x, y = normalize(point)
+    words = (x.coeffs[1], x.coeffs[0], y.coeffs[1], y.coeffs[0])
+    return b"".join(int(v).to_bytes(32, "big") for v in words)
 
 
 def _sqrt_fp2(a: FQ2) -> FQ2 | None:
@@ -79,7 +96,7 @@ def _off_subgroup_g2() -> bytes:
             point = (x, y, FQ2.one())
             assert is_on_curve(point, b2)
             if multiply(point, R)[2] != FQ2.zero():
-                return bn254.encode_g2(point)
+                return _enc_g2(point)
         x0 += 1
 
 
@@ -97,14 +114,14 @@ def test_generator_encodings_follow_eip_196_197() -> None:
 def test_group_math_matches_py_ecc(sk: int, message: bytes) -> None:
     hashed = bn254.hash_to_g1(message)
     h_point = _point_g1(hashed)
-    assert bn254.sign(sk, message) == bn254.encode_g1(multiply(h_point, sk))
-    assert bn254.sk_to_pk_g1(sk) == bn254.encode_g1(multiply(G1, sk))
+    assert bn254.sign(sk, message) == _enc_g1(multiply(h_point, sk))
+    assert bn254.sk_to_pk_g1(sk) == _enc_g1(multiply(G1, sk))
     x, y = normalize(multiply(G2, sk))
     expected = b"".join(
         int(v).to_bytes(32, "big") for v in (x.coeffs[1], x.coeffs[0], y.coeffs[1], y.coeffs[0])
     )
     assert bn254.sk_to_pk(sk) == expected
-    assert bn254.pop_prove(sk) == bn254.encode_g1(
+    assert bn254.pop_prove(sk) == _enc_g1(
         multiply(_point_g1(bn254.hash_to_g1(bn254.sk_to_pk(sk), bn254.POP_DST)), sk)
     )
 
@@ -140,13 +157,11 @@ def test_hash_to_g1_increments_when_the_first_x_is_not_on_the_curve() -> None:
 @given(sks=st.lists(secret_keys, min_size=1, max_size=5))
 def test_aggregates_are_group_sums(sks: list[int]) -> None:
     total = sum(sks) % R
-    assert bn254.aggregate_pks_g1([bn254.sk_to_pk_g1(k) for k in sks]) == bn254.encode_g1(
+    assert bn254.aggregate_pks_g1([bn254.sk_to_pk_g1(k) for k in sks]) == _enc_g1(
         multiply(G1, total)
     )
-    assert bn254.aggregate_pks_g2([bn254.sk_to_pk(k) for k in sks]) == bn254.encode_g2(
-        multiply(G2, total)
-    )
-    assert bn254.aggregate([bn254.sign(k, MESSAGE) for k in sks]) == bn254.encode_g1(
+    assert bn254.aggregate_pks_g2([bn254.sk_to_pk(k) for k in sks]) == _enc_g2(multiply(G2, total))
+    assert bn254.aggregate([bn254.sign(k, MESSAGE) for k in sks]) == _enc_g1(
         multiply(_point_g1(bn254.hash_to_g1(MESSAGE)), total)
     )
 
@@ -245,7 +260,7 @@ def test_bad_lists_and_messages() -> None:
 
 
 def test_keys_summing_to_infinity_fail_fast_aggregate_verify() -> None:
-    neg_pk = bn254.encode_g2(neg(bn254.parse_g2(GOOD_PK)))
+    neg_pk = _enc_g2(neg(_point_g2(GOOD_PK)))
     assert bn254.aggregate_pks_g2([GOOD_PK, neg_pk]) == bytes(128)
     assert bn254.fast_aggregate_verify([GOOD_PK, neg_pk], MESSAGE, GOOD_SIG) is False
 
@@ -283,13 +298,13 @@ def test_rogue_key_attack_passes_plain_fav_and_fails_pop() -> None:
     victim_pk = bn254.sk_to_pk(victim_sk)
     # attacker picks a, publishes pk_rogue = a*G2 - pk_victim without knowing its secret key
     attacker_secret = 0xA77AC4
-    rogue_point = add(multiply(G2, attacker_secret), neg(bn254.parse_g2(victim_pk)))
-    rogue_pk = bn254.encode_g2(rogue_point)
+    rogue_point = add(multiply(G2, attacker_secret), neg(_point_g2(victim_pk)))
+    rogue_pk = _enc_g2(rogue_point)
     # a*H(m) now "signs" for both keys: the aggregate key is a*G2
     forged = bn254.sign(attacker_secret, MESSAGE)
     assert bn254.fast_aggregate_verify([victim_pk, rogue_pk], MESSAGE, forged)
     # ...which is why registration demands a PoP: the attacker's best attempt fails
-    attempted_proof = bn254.encode_g1(
+    attempted_proof = _enc_g1(
         multiply(_point_g1(bn254.hash_to_g1(rogue_pk, bn254.POP_DST)), attacker_secret)
     )
     assert not bn254.pop_verify(rogue_pk, attempted_proof)
@@ -329,9 +344,9 @@ def test_on_chain_check_passes_py_evm_ecpairing_precompile() -> None:
     apk_g2 = bn254.aggregate_pks_g2([bn254.sk_to_pk(k) for k in sks])
     sig = bn254.aggregate([bn254.sign(k, MESSAGE) for k in sks])
     gamma = bn254.challenge(MESSAGE, apk_g1, apk_g2, sig)
-    left = bn254.encode_g1(add(_point_g1(sig), multiply(_point_g1(apk_g1), gamma)))
-    right = bn254.encode_g1(add(_point_g1(bn254.hash_to_g1(MESSAGE)), multiply(G1, gamma)))
-    neg_g2 = bn254.encode_g2(neg(G2))
+    left = _enc_g1(add(_point_g1(sig), multiply(_point_g1(apk_g1), gamma)))
+    right = _enc_g1(add(_point_g1(bn254.hash_to_g1(MESSAGE)), multiply(G1, gamma)))
+    neg_g2 = _enc_g2(neg(G2))
     # the exact bytes a contract hands to ecPairing (0x08)
     assert _ecpairing(left + neg_g2 + right + apk_g2) is True
     assert _ecpairing(left + neg_g2 + right + bn254.sk_to_pk(11)) is False
@@ -407,3 +422,53 @@ def test_product_check_verdict_matches_py_ecc(a: int, b: int, same: bool) -> Non
     for p1, q2 in pairs:
         f = f * pairing(q2, p1, final_exponentiate=False)
     assert ours is (final_exponentiate(f) == FQ12.one()) is same
+
+
+# --- the int-affine group arithmetic against py-ecc ---------------------------------------
+
+
+@settings(max_examples=10, deadline=None)
+@given(a=secret_keys, b=secret_keys)
+def test_affine_group_arithmetic_matches_py_ecc(a: int, b: int) -> None:
+    from veristream.provers.bls import _bn254_curve as curve
+
+    pa, pb = curve.g1_mul(curve.G1_GENERATOR, a), curve.g1_mul(curve.G1_GENERATOR, b)
+    assert bn254.encode_g1(pa) == _enc_g1(multiply(G1, a))
+    assert bn254.encode_g1(curve.g1_add(pa, pb)) == _enc_g1(multiply(G1, (a + b) % R))
+    qa, qb = curve.g2_mul(curve.G2_GENERATOR, a), curve.g2_mul(curve.G2_GENERATOR, b)
+    assert bn254.encode_g2(qa) == _enc_g2(multiply(G2, a))
+    assert bn254.encode_g2(curve.g2_add(qa, qb)) == _enc_g2(multiply(G2, (a + b) % R))
+
+
+def test_affine_group_special_cases() -> None:
+    from veristream.provers.bls import _bn254_curve as curve
+
+    p, q = curve.G1_GENERATOR, curve.G2_GENERATOR
+    assert curve.g1_add(p, p) == curve.g1_double(p) == curve.g1_mul(p, 2)
+    assert curve.g1_add(p, curve.g1_neg(p)) is None
+    assert curve.g1_add(None, p) == p == curve.g1_add(p, None)
+    assert curve.g1_mul(p, R) is None and curve.g1_mul(p, 0) is None
+    assert curve.g2_add(q, q) == curve.g2_double(q) == curve.g2_mul(q, 2)
+    assert curve.g2_add(q, curve.g2_neg(q)) is None
+    assert curve.g2_in_subgroup(q)
+    assert curve.g2_on_curve(q) and curve.g1_on_curve(p)
+    off = _twist_point(_off_subgroup_g2())
+    assert curve.g2_on_curve(off) and not curve.g2_in_subgroup(off)
+
+
+def _twist_point(data: bytes) -> Any:
+    x_im, x_re, y_im, y_re = (int.from_bytes(data[i : i + 32], "big") for i in range(0, 128, 32))
+    return ((x_re, x_im), (y_re, y_im))
+
+
+def test_cyclotomic_square_equals_generic_square() -> None:
+    from veristream.provers.bls import _bn254_curve as curve
+
+    f = _bn254_pairing.miller_loop(
+        [(curve.g1_mul(curve.G1_GENERATOR, 5), _bn254_pairing.g2_lines(curve.G2_GENERATOR))]
+    )
+    # the easy part maps f into the cyclotomic subgroup, where the shortcut is valid
+    g = _bn254_pairing.f12_mul(_bn254_pairing._f12_conj(f), _bn254_pairing._f12_inv(f))
+    g = _bn254_pairing.f12_mul(_bn254_pairing._f12_frobenius(g, 2), g)
+    assert _bn254_pairing._cyclotomic_sqr(g) == _bn254_pairing._f12_sqr(g)
+    assert _bn254_pairing._cyclotomic_sqr(f) != _bn254_pairing._f12_sqr(f)

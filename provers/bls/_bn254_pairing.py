@@ -14,8 +14,9 @@ its own basis), with the usual tower and shortcuts:
 - One Miller loop shares its squarings among all pairs, and lines of a fixed
   G2 point (the negated generator) are computed once.
 - The final exponentiation splits into ``(p^6 - 1)(p^2 + 1)`` (conjugation,
-  inverse, Frobenius) and the hard part ``(p^4 - p^2 + 1) / r`` written in base
-  p and raised as a 4-way simultaneous exponentiation over Frobenius powers.
+  inverse, Frobenius) and the hard part ``(p^4 - p^2 + 1) / r``, computed exactly
+  with three exponentiations by the curve parameter u (cyclotomic squarings)
+  and Frobenius maps.
 
 Inputs are trusted here (validated by ``bn254``): G1 points affine ``(x, y)``
 ints or ``None`` for infinity, G2 points affine ``((x0, x1), (y0, y1))`` in the
@@ -27,84 +28,41 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
-P = 21888242871839275222246405745257275088696311157297823662689037894645226208583
-R = 21888242871839275222246405745257275088548364400416034343698204186575808495617
+from veristream.provers.bls._bn254_curve import (
+    XI,
+    Fp2,
+    P,
+    f2_add,
+    f2_conj,
+    f2_inv,
+    f2_mul,
+    f2_mul_xi,
+    f2_neg,
+    f2_pow,
+    f2_scale,
+    f2_sqr,
+    f2_sub,
+    naf,
+)
+
 U = 4965661367192848881  # the BN parameter: p and r are polynomials in U
 ATE_LOOP_COUNT = 6 * U + 2
 
-Fp2 = tuple[int, int]
 Fp6 = tuple[Fp2, Fp2, Fp2]
 Fp12 = tuple[Fp6, Fp6]
 G1Affine = tuple[int, int]
 G2Affine = tuple[Fp2, Fp2]
 Line = tuple[Fp2, Fp2]  # (slope l, l*xT - yT): the line's w and w^3 coefficients before xP
 
-# --- Fp2 --------------------------------------------------------------------------
-
-
-def _f2_add(a: Fp2, b: Fp2) -> Fp2:
-    return ((a[0] + b[0]) % P, (a[1] + b[1]) % P)
-
-
-def _f2_sub(a: Fp2, b: Fp2) -> Fp2:
-    return ((a[0] - b[0]) % P, (a[1] - b[1]) % P)
-
-
-def _f2_mul(a: Fp2, b: Fp2) -> Fp2:
-    a0, a1 = a
-    b0, b1 = b
-    t0 = a0 * b0
-    t1 = a1 * b1
-    return ((t0 - t1) % P, ((a0 + a1) * (b0 + b1) - t0 - t1) % P)
-
-
-def _f2_sqr(a: Fp2) -> Fp2:
-    a0, a1 = a
-    return ((a0 + a1) * (a0 - a1) % P, 2 * a0 * a1 % P)
-
-
-def _f2_scale(a: Fp2, k: int) -> Fp2:
-    return (a[0] * k % P, a[1] * k % P)
-
-
-def _f2_mul_xi(a: Fp2) -> Fp2:
-    a0, a1 = a
-    return ((9 * a0 - a1) % P, (a0 + 9 * a1) % P)
-
-
-def _f2_inv(a: Fp2) -> Fp2:
-    a0, a1 = a
-    t = pow(a0 * a0 + a1 * a1, -1, P)
-    return (a0 * t % P, -a1 * t % P)
-
-
-def _f2_conj(a: Fp2) -> Fp2:
-    return (a[0], -a[1] % P)
-
-
-def _f2_pow(a: Fp2, e: int) -> Fp2:
-    result: Fp2 = (1, 0)
-    while e:
-        if e & 1:
-            result = _f2_mul(result, a)
-        a = _f2_sqr(a)
-        e >>= 1
-    return result
-
-
-_F2_ZERO: Fp2 = (0, 0)
-_F2_ONE: Fp2 = (1, 0)
-_XI: Fp2 = (9, 1)
-
 # --- Fp6 --------------------------------------------------------------------------
 
 
 def _f6_add(a: Fp6, b: Fp6) -> Fp6:
-    return (_f2_add(a[0], b[0]), _f2_add(a[1], b[1]), _f2_add(a[2], b[2]))
+    return (f2_add(a[0], b[0]), f2_add(a[1], b[1]), f2_add(a[2], b[2]))
 
 
 def _f6_sub(a: Fp6, b: Fp6) -> Fp6:
-    return (_f2_sub(a[0], b[0]), _f2_sub(a[1], b[1]), _f2_sub(a[2], b[2]))
+    return (f2_sub(a[0], b[0]), f2_sub(a[1], b[1]), f2_sub(a[2], b[2]))
 
 
 def _f6_neg(a: Fp6) -> Fp6:
@@ -118,48 +76,46 @@ def _f6_neg(a: Fp6) -> Fp6:
 def _f6_mul(a: Fp6, b: Fp6) -> Fp6:
     a0, a1, a2 = a
     b0, b1, b2 = b
-    t0 = _f2_mul(a0, b0)
-    t1 = _f2_mul(a1, b1)
-    t2 = _f2_mul(a2, b2)
-    c0 = _f2_add(
-        _f2_mul_xi(_f2_sub(_f2_mul(_f2_add(a1, a2), _f2_add(b1, b2)), _f2_add(t1, t2))), t0
-    )
-    c1 = _f2_add(
-        _f2_sub(_f2_mul(_f2_add(a0, a1), _f2_add(b0, b1)), _f2_add(t0, t1)), _f2_mul_xi(t2)
-    )
-    c2 = _f2_add(_f2_sub(_f2_mul(_f2_add(a0, a2), _f2_add(b0, b2)), _f2_add(t0, t2)), t1)
+    t0 = f2_mul(a0, b0)
+    t1 = f2_mul(a1, b1)
+    t2 = f2_mul(a2, b2)
+    c0 = f2_add(f2_mul_xi(f2_sub(f2_mul(f2_add(a1, a2), f2_add(b1, b2)), f2_add(t1, t2))), t0)
+    c1 = f2_add(f2_sub(f2_mul(f2_add(a0, a1), f2_add(b0, b1)), f2_add(t0, t1)), f2_mul_xi(t2))
+    c2 = f2_add(f2_sub(f2_mul(f2_add(a0, a2), f2_add(b0, b2)), f2_add(t0, t2)), t1)
     return (c0, c1, c2)
 
 
 def _f6_mul_01(a: Fp6, b0: Fp2, b1: Fp2) -> Fp6:
     """a * (b0 + b1 v): the sparse product a line needs (5 Fp2 products instead of 6)."""
     a0, a1, a2 = a
-    t0 = _f2_mul(a0, b0)
-    t1 = _f2_mul(a1, b1)
-    c0 = _f2_add(_f2_mul_xi(_f2_sub(_f2_mul(_f2_add(a1, a2), b1), t1)), t0)
-    c1 = _f2_sub(_f2_mul(_f2_add(a0, a1), _f2_add(b0, b1)), _f2_add(t0, t1))
-    c2 = _f2_add(_f2_sub(_f2_mul(_f2_add(a0, a2), b0), t0), t1)
+    t0 = f2_mul(a0, b0)
+    t1 = f2_mul(a1, b1)
+    c0 = f2_add(f2_mul_xi(f2_sub(f2_mul(f2_add(a1, a2), b1), t1)), t0)
+    c1 = f2_sub(f2_mul(f2_add(a0, a1), f2_add(b0, b1)), f2_add(t0, t1))
+    c2 = f2_add(f2_sub(f2_mul(f2_add(a0, a2), b0), t0), t1)
     return (c0, c1, c2)
 
 
 def _f6_scale(a: Fp6, k: int) -> Fp6:
-    return (_f2_scale(a[0], k), _f2_scale(a[1], k), _f2_scale(a[2], k))
+    return (f2_scale(a[0], k), f2_scale(a[1], k), f2_scale(a[2], k))
 
 
 def _f6_mul_v(a: Fp6) -> Fp6:
-    return (_f2_mul_xi(a[2]), a[0], a[1])
+    return (f2_mul_xi(a[2]), a[0], a[1])
 
 
 def _f6_inv(a: Fp6) -> Fp6:
     a0, a1, a2 = a
-    c0 = _f2_sub(_f2_sqr(a0), _f2_mul_xi(_f2_mul(a1, a2)))
-    c1 = _f2_sub(_f2_mul_xi(_f2_sqr(a2)), _f2_mul(a0, a1))
-    c2 = _f2_sub(_f2_sqr(a1), _f2_mul(a0, a2))
-    t = _f2_add(_f2_mul(a0, c0), _f2_mul_xi(_f2_add(_f2_mul(a2, c1), _f2_mul(a1, c2))))
-    t_inv = _f2_inv(t)
-    return (_f2_mul(c0, t_inv), _f2_mul(c1, t_inv), _f2_mul(c2, t_inv))
+    c0 = f2_sub(f2_sqr(a0), f2_mul_xi(f2_mul(a1, a2)))
+    c1 = f2_sub(f2_mul_xi(f2_sqr(a2)), f2_mul(a0, a1))
+    c2 = f2_sub(f2_sqr(a1), f2_mul(a0, a2))
+    t = f2_add(f2_mul(a0, c0), f2_mul_xi(f2_add(f2_mul(a2, c1), f2_mul(a1, c2))))
+    t_inv = f2_inv(t)
+    return (f2_mul(c0, t_inv), f2_mul(c1, t_inv), f2_mul(c2, t_inv))
 
 
+_F2_ZERO: Fp2 = (0, 0)
+_F2_ONE: Fp2 = (1, 0)
 _F6_ZERO: Fp6 = (_F2_ZERO, _F2_ZERO, _F2_ZERO)
 _F6_ONE: Fp6 = (_F2_ONE, _F2_ZERO, _F2_ZERO)
 
@@ -201,13 +157,13 @@ def _f12_mul_line(f: Fp12, y_p: int, b0: Fp2, b1: Fp2) -> Fp12:
     f0, f1 = f
     t0 = _f6_scale(f0, y_p)
     t1 = _f6_mul_01(f1, b0, b1)
-    c1 = _f6_sub(_f6_mul_01(_f6_add(f0, f1), _f2_add((y_p, 0), b0), b1), _f6_add(t0, t1))
+    c1 = _f6_sub(_f6_mul_01(_f6_add(f0, f1), f2_add((y_p, 0), b0), b1), _f6_add(t0, t1))
     return (_f6_add(t0, _f6_mul_v(t1)), c1)
 
 
 # Frobenius: a^(p^k) = sum conj^k(c_j) * xi^(j (p^k - 1) / 6) * w^j over a = sum c_j w^j
 _FROB: dict[int, list[Fp2]] = {
-    k: [_f2_pow(_XI, j * (P**k - 1) // 6) for j in range(6)] for k in (1, 2, 3)
+    k: [f2_pow(XI, j * (P**k - 1) // 6) for j in range(6)] for k in (1, 2, 3)
 }
 
 
@@ -215,30 +171,17 @@ def _f12_frobenius(a: Fp12, k: int) -> Fp12:
     (c0, c2, c4), (c1, c3, c5) = a
     coeffs = [c0, c1, c2, c3, c4, c5]
     if k % 2:
-        coeffs = [_f2_conj(c) for c in coeffs]
+        coeffs = [f2_conj(c) for c in coeffs]
     gamma = _FROB[k]
-    d = [_f2_mul(c, g) for c, g in zip(coeffs, gamma, strict=True)]
+    d = [f2_mul(c, g) for c, g in zip(coeffs, gamma, strict=True)]
     return ((d[0], d[2], d[4]), (d[1], d[3], d[5]))
 
 
 # --- G2 on the twist and its lines ----------------------------------------------------
 
 
-def _naf(n: int) -> list[int]:
-    digits = []
-    while n:
-        if n & 1:
-            d = 2 - (n & 3)
-            n -= d
-        else:
-            d = 0
-        digits.append(d)
-        n >>= 1
-    return digits
-
-
 # most significant digit first, the leading 1 dropped (it is the starting T = Q)
-_LOOP_DIGITS = _naf(ATE_LOOP_COUNT)[::-1][1:]
+_LOOP_DIGITS = naf(ATE_LOOP_COUNT)[::-1][1:]
 
 # (square f before this line?) for each line of a G2 point, in order
 _SCHEDULE: list[bool] = []
@@ -248,35 +191,35 @@ for _digit in _LOOP_DIGITS:
         _SCHEDULE.append(False)
 _SCHEDULE += [False, False]  # the two Frobenius lines
 
-_FROB_X = _f2_pow(_XI, (P - 1) // 3)
-_FROB_Y = _f2_pow(_XI, (P - 1) // 2)
+_FROB_X = f2_pow(XI, (P - 1) // 3)
+_FROB_Y = f2_pow(XI, (P - 1) // 2)
 
 
 def _g2_frobenius(q: G2Affine) -> G2Affine:
     """pi(Q) on the twist: (conj(x) xi^((p-1)/3), conj(y) xi^((p-1)/2)); equals p*Q on G2."""
-    return (_f2_mul(_f2_conj(q[0]), _FROB_X), _f2_mul(_f2_conj(q[1]), _FROB_Y))
+    return (f2_mul(f2_conj(q[0]), _FROB_X), f2_mul(f2_conj(q[1]), _FROB_Y))
 
 
 def _line_and_add(t: G2Affine, q: G2Affine) -> tuple[Line, G2Affine]:
     (xt, yt), (xq, yq) = t, q
-    slope = _f2_mul(_f2_sub(yq, yt), _f2_inv(_f2_sub(xq, xt)))
-    x3 = _f2_sub(_f2_sqr(slope), _f2_add(xt, xq))
-    y3 = _f2_sub(_f2_mul(slope, _f2_sub(xt, x3)), yt)
-    return (slope, _f2_sub(_f2_mul(slope, xt), yt)), (x3, y3)
+    slope = f2_mul(f2_sub(yq, yt), f2_inv(f2_sub(xq, xt)))
+    x3 = f2_sub(f2_sqr(slope), f2_add(xt, xq))
+    y3 = f2_sub(f2_mul(slope, f2_sub(xt, x3)), yt)
+    return (slope, f2_sub(f2_mul(slope, xt), yt)), (x3, y3)
 
 
 def _line_and_double(t: G2Affine) -> tuple[Line, G2Affine]:
     xt, yt = t
-    xx = _f2_sqr(xt)
-    slope = _f2_mul(_f2_add(_f2_add(xx, xx), xx), _f2_inv(_f2_add(yt, yt)))
-    x3 = _f2_sub(_f2_sqr(slope), _f2_add(xt, xt))
-    y3 = _f2_sub(_f2_mul(slope, _f2_sub(xt, x3)), yt)
-    return (slope, _f2_sub(_f2_mul(slope, xt), yt)), (x3, y3)
+    xx = f2_sqr(xt)
+    slope = f2_mul(f2_add(f2_add(xx, xx), xx), f2_inv(f2_add(yt, yt)))
+    x3 = f2_sub(f2_sqr(slope), f2_add(xt, xt))
+    y3 = f2_sub(f2_mul(slope, f2_sub(xt, x3)), yt)
+    return (slope, f2_sub(f2_mul(slope, xt), yt)), (x3, y3)
 
 
 def g2_lines(q: G2Affine) -> tuple[Line, ...]:
     """Every line of the Miller loop for ``q``, in ``_SCHEDULE`` order (independent of P)."""
-    neg_q: G2Affine = (q[0], (-q[1][0] % P, -q[1][1] % P))
+    neg_q: G2Affine = (q[0], f2_neg(q[1]))
     lines: list[Line] = []
     t = q
     for digit in _LOOP_DIGITS:
@@ -289,7 +232,7 @@ def g2_lines(q: G2Affine) -> tuple[Line, ...]:
     q2 = _g2_frobenius(q1)
     line, t = _line_and_add(t, q1)
     lines.append(line)
-    line, _ = _line_and_add(t, (q2[0], (-q2[1][0] % P, -q2[1][1] % P)))
+    line, _ = _line_and_add(t, (q2[0], f2_neg(q2[1])))
     lines.append(line)
     return tuple(lines)
 
@@ -316,40 +259,77 @@ def miller_loop(pairs: Sequence[tuple[G1Affine | None, Sequence[Line]]]) -> Fp12
     return f
 
 
-def _hard_part_digits() -> list[int]:
-    e = (P**4 - P**2 + 1) // R
-    digits = []
-    while e:
-        e, d = divmod(e, P)
-        digits.append(d)
-    return digits
+def _cyclotomic_sqr(a: Fp12) -> Fp12:
+    """a^2 for a in the cyclotomic subgroup (after the easy part): Granger-Scott, 3 Fp4 squarings.
+
+    Seen as Fp4^3 with Fp4 = Fp2[s]/(s^2 - xi), the pairs (c0.0, c1.1), (c1.0, c0.2)
+    and (c0.1, c1.2) are squared, then recombined as 3t -/+ 2z.
+    """
+    (z0, z4, z3), (z2, z1, z5) = a
+
+    def fp4_sqr(x: Fp2, y: Fp2) -> tuple[Fp2, Fp2]:
+        t = f2_mul(x, y)
+        re = f2_sub(f2_sub(f2_mul(f2_add(x, y), f2_add(f2_mul_xi(y), x)), t), f2_mul_xi(t))
+        return re, f2_add(t, t)
+
+    def minus(t: Fp2, z: Fp2) -> Fp2:
+        d = f2_sub(t, z)
+        return f2_add(f2_add(d, d), t)
+
+    def plus(t: Fp2, z: Fp2) -> Fp2:
+        d = f2_add(t, z)
+        return f2_add(f2_add(d, d), t)
+
+    t0, t1 = fp4_sqr(z0, z1)
+    t2, t3 = fp4_sqr(z2, z3)
+    t4, t5 = fp4_sqr(z4, z5)
+    return (
+        (minus(t0, z0), minus(t2, z4), minus(t4, z3)),
+        (plus(f2_mul_xi(t5), z2), plus(t1, z1), plus(t3, z5)),
+    )
 
 
-_HARD_DIGITS = _hard_part_digits()
-# for each bit position, top first: which bases' digits have that bit set
-_HARD_MASKS = [
-    sum(1 << k for k, d in enumerate(_HARD_DIGITS) if (d >> bit) & 1)
-    for bit in range(max(d.bit_length() for d in _HARD_DIGITS) - 1, -1, -1)
-]
+_U_DIGITS = naf(U)[::-1]
+
+
+def _exp_by_u(f: Fp12) -> Fp12:
+    """f^u in the cyclotomic subgroup, where the inverse is the conjugate (signed digits are free)."""
+    f_inv = _f12_conj(f)
+    result = f
+    for digit in _U_DIGITS[1:]:
+        result = _cyclotomic_sqr(result)
+        if digit == 1:
+            result = f12_mul(result, f)
+        elif digit == -1:
+            result = f12_mul(result, f_inv)
+    return result
 
 
 def final_exponentiation(f: Fp12) -> Fp12:
     """f^((p^12 - 1) / r)."""
-    # easy part: f^((p^6 - 1)(p^2 + 1))
+    # easy part: f^((p^6 - 1)(p^2 + 1)); the result is in the cyclotomic subgroup
     f = f12_mul(_f12_conj(f), _f12_inv(f))
     f = f12_mul(_f12_frobenius(f, 2), f)
-    # hard part: prod (f^(p^k))^(d_k), the digits of (p^4 - p^2 + 1)/r in base p
-    bases = [f] + [_f12_frobenius(f, k) for k in range(1, len(_HARD_DIGITS))]
-    table: list[Fp12] = [ONE] * (1 << len(bases))
-    for mask in range(1, len(table)):
-        low = mask & -mask
-        table[mask] = f12_mul(table[mask ^ low], bases[low.bit_length() - 1])
-    result = ONE
-    for mask in _HARD_MASKS:
-        result = _f12_sqr(result)
-        if mask:
-            result = f12_mul(result, table[mask])
-    return result
+    # hard part (p^4 - p^2 + 1)/r = l0 + l1 p + l2 p^2 + p^3 with l_i polynomials in u
+    # (Scott et al., "On the final exponentiation for calculating pairings on
+    # ordinary elliptic curves", BN curves): three exponentiations by u, Frobenius maps
+    fu = _exp_by_u(f)
+    fu2 = _exp_by_u(fu)
+    fu3 = _exp_by_u(fu2)
+    y0 = f12_mul(f12_mul(_f12_frobenius(f, 1), _f12_frobenius(f, 2)), _f12_frobenius(f, 3))
+    y1 = _f12_conj(f)
+    y2 = _f12_frobenius(fu2, 2)
+    y3 = _f12_conj(_f12_frobenius(fu, 1))
+    y4 = _f12_conj(f12_mul(fu, _f12_frobenius(fu2, 1)))
+    y5 = _f12_conj(fu2)
+    y6 = _f12_conj(f12_mul(fu3, _f12_frobenius(fu3, 1)))
+    t0 = f12_mul(f12_mul(_cyclotomic_sqr(y6), y4), y5)
+    t1 = f12_mul(f12_mul(y3, y5), t0)
+    t0 = f12_mul(t0, y2)
+    t1 = _cyclotomic_sqr(f12_mul(_cyclotomic_sqr(t1), t0))
+    t0 = f12_mul(t1, y1)
+    t1 = f12_mul(t1, y0)
+    return f12_mul(_cyclotomic_sqr(t0), t1)
 
 
 def pairing(p: G1Affine | None, q: G2Affine) -> Fp12:

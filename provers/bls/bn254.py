@@ -10,11 +10,11 @@ normative description; the contract implements exactly that.
 Verify functions never raise: bad input is ``False``. Parsing and producing
 functions raise ``ValueError`` saying what is wrong.
 
-No clean native BN254 package exists for Python, so pairings run in pure
-Python: ``_bn254_pairing`` computes py-ecc's optimal ate pairing value for value,
-~20x faster (affine twist arithmetic, sparse lines, one shared Miller loop and a
-single final exponentiation per check, the negated generator's lines cached).
-py-ecc's ``optimized_bn128`` does the group arithmetic and is the test oracle.
+No clean native BN254 package exists for Python, so everything runs on plain
+ints: ``_bn254_curve`` (affine group arithmetic) and ``_bn254_pairing`` (the
+optimal ate pairing, value for value py-ecc's, ~20x faster: sparse lines, one
+shared Miller loop and a single final exponentiation per check, the negated
+generator's lines computed once). py-ecc's ``optimized_bn128`` is the test oracle.
 """
 
 from __future__ import annotations
@@ -23,41 +23,36 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from py_ecc.fields import optimized_bn128_FQ as FQ
-from py_ecc.fields import optimized_bn128_FQ2 as FQ2
-from py_ecc.optimized_bn128 import (
-    G1,
-    G2,
-    Z1,
-    Z2,
-    add,
-    b,
-    b2,
-    curve_order,
-    field_modulus,
-    is_inf,
-    is_on_curve,
-    multiply,
-    neg,
-    normalize,
-)
 from veristream.provers.bls import _bn254_pairing
+from veristream.provers.bls._bn254_curve import (
+    G1_GENERATOR,
+    G2_GENERATOR,
+    Fp2,
+    G1Point,
+    G2Point,
+    P,
+    R,
+    f2_neg,
+    g1_add,
+    g1_mul,
+    g1_on_curve,
+    g2_add,
+    g2_in_subgroup,
+    g2_mul,
+    g2_on_curve,
+)
 
 from veristream.encoding import keccak256
 
 DST = b"VERISTREAM-BLS-BN254-SIG-V1"
 POP_DST = b"VERISTREAM-BLS-BN254-POP-V1"
 
-P = field_modulus
-R = curve_order
 WORD = 32
 G1_LENGTH = 2 * WORD
 G2_LENGTH = 4 * WORD
 PK_CACHE_SIZE = 4096
 
-Point = tuple[Any, Any, Any]
-
-_NEG_G2: Point = neg(G2)
+_NEG_G2: tuple[Fp2, Fp2] = (G2_GENERATOR[0], f2_neg(G2_GENERATOR[1]))
 _SQRT_EXPONENT = (P + 1) // 4
 
 
@@ -77,53 +72,50 @@ def _words(data: bytes, count: int, what: str) -> list[int]:
     return values
 
 
-def encode_g1(point: Point) -> bytes:
-    """The 64-byte EVM encoding ``x || y`` of a G1 point (all zeros for infinity)."""
-    if is_inf(point):
+def encode_g1(point: G1Point) -> bytes:
+    """The 64-byte EVM encoding ``x || y`` of an affine G1 point (all zeros for infinity)."""
+    if point is None:
         return bytes(G1_LENGTH)
-    x, y = normalize(point)
-    return int(x).to_bytes(WORD, "big") + int(y).to_bytes(WORD, "big")
+    return point[0].to_bytes(WORD, "big") + point[1].to_bytes(WORD, "big")
 
 
-def encode_g2(point: Point) -> bytes:
-    """The 128-byte EVM encoding ``x.imag || x.real || y.imag || y.real`` of a G2 point."""
-    if is_inf(point):
+def encode_g2(point: G2Point) -> bytes:
+    """The 128-byte EVM encoding ``x.imag || x.real || y.imag || y.real`` of an affine G2 point."""
+    if point is None:
         return bytes(G2_LENGTH)
-    x, y = normalize(point)
-    x_re, x_im = (int(c) for c in x.coeffs)
-    y_re, y_im = (int(c) for c in y.coeffs)
+    (x_re, x_im), (y_re, y_im) = point
     return b"".join(v.to_bytes(WORD, "big") for v in (x_im, x_re, y_im, y_re))
 
 
-def parse_g1(data: bytes, what: str = "G1 point") -> Point:
-    """The G1 point of a 64-byte encoding (G1 has cofactor 1: on the curve is enough).
+def parse_g1(data: bytes, what: str = "G1 point") -> tuple[int, int]:
+    """The affine G1 point ``(x, y)`` of a 64-byte encoding (G1 has cofactor 1).
 
     ``ValueError`` on a wrong length, a coordinate >= p, infinity, or a point off the curve.
     """
     x, y = _words(data, 2, what)
-    point = (FQ(x), FQ(y), FQ.one())
-    if not is_on_curve(point, b):
+    if not g1_on_curve((x, y)):
         raise ValueError(f"{what} is not on the curve y^2 = x^3 + 3")
-    return point
+    return (x, y)
 
 
 @lru_cache(maxsize=PK_CACHE_SIZE)
-def _parse_g2_cached(data: bytes, what: str) -> Point:
+def _parse_g2_cached(data: bytes, what: str) -> tuple[tuple[int, int], tuple[int, int]]:
     x_im, x_re, y_im, y_re = _words(data, 4, what)
-    point = (FQ2([x_re, x_im]), FQ2([y_re, y_im]), FQ2.one())
-    if not is_on_curve(point, b2):
+    point = ((x_re, x_im), (y_re, y_im))
+    if not g2_on_curve(point):
         raise ValueError(f"{what} is not on the twist curve y^2 = x^3 + 3/(9+i)")
     # the twist has a large cofactor: a point of another order would break the pairing check
-    if not is_inf(multiply(point, R)):
+    if not g2_in_subgroup(point):
         raise ValueError(f"{what} is not in the order-r subgroup of G2")
     return point
 
 
-def parse_g2(data: bytes, what: str = "G2 point") -> Point:
-    """The G2 point of a 128-byte encoding (cached: the subgroup check costs ~25 ms).
+def parse_g2(data: bytes, what: str = "G2 point") -> tuple[tuple[int, int], tuple[int, int]]:
+    """The affine G2 point ``((x.real, x.imag), (y.real, y.imag))`` of a 128-byte encoding.
 
-    ``ValueError`` on a wrong length, a coordinate >= p, infinity, a point off the
-    twist, or a point outside the order-r subgroup.
+    Cached (the subgroup check is a full scalar multiplication). ``ValueError`` on
+    a wrong length, a coordinate >= p, infinity, a point off the twist, or a
+    point outside the order-r subgroup.
     """
     if not isinstance(data, bytes):
         raise ValueError(f"{what} must be bytes, got {type(data).__name__}")
@@ -154,13 +146,13 @@ def _check_list(name: str, items: Sequence[Any]) -> None:
 # --- hash to G1 --------------------------------------------------------------------
 
 
-def _hash_to_g1_point(message: bytes, dst: bytes) -> Point:
+def _hash_to_g1_point(message: bytes, dst: bytes) -> tuple[int, int]:
     x = int.from_bytes(keccak256(dst + message), "big") % P
     while True:
         rhs = (x * x * x + 3) % P
         y = pow(rhs, _SQRT_EXPONENT, P)
         if y * y % P == rhs:
-            return (FQ(x), FQ(y), FQ.one())
+            return (x, y)
         x = (x + 1) % P
 
 
@@ -179,41 +171,38 @@ def hash_to_g1(message: bytes, dst: bytes = DST) -> bytes:
 # --- pairing ------------------------------------------------------------------------
 
 
-def _g1_affine(point: Point) -> tuple[int, int] | None:
-    if is_inf(point):
-        return None
-    x, y = normalize(point)
-    return (int(x), int(y))
-
-
-def _g2_affine(point: Point) -> _bn254_pairing.G2Affine:
-    x, y = normalize(point)
-    return ((int(x.coeffs[0]), int(x.coeffs[1])), (int(y.coeffs[0]), int(y.coeffs[1])))
+def _g2_lines(point: G2Point) -> tuple[_bn254_pairing.Line, ...]:
+    if point is None:
+        raise ValueError("a G2 point at infinity never reaches a pairing check here")
+    if point == _NEG_G2:
+        return _NEG_G2_LINES
+    return _bn254_pairing.g2_lines(point)
 
 
 # the negated generator is in every check: its Miller-loop lines are computed once
-_NEG_G2_LINES = _bn254_pairing.g2_lines(_g2_affine(_NEG_G2))
+_NEG_G2_LINES = _bn254_pairing.g2_lines(_NEG_G2)
 
 
-def _g2_lines(point: Point) -> tuple[_bn254_pairing.Line, ...]:
-    if point is _NEG_G2:
-        return _NEG_G2_LINES
-    return _bn254_pairing.g2_lines(_g2_affine(point))
-
-
-def _product_is_one(pairs: Sequence[tuple[Point, Point]]) -> bool:
+def _product_is_one(pairs: Sequence[tuple[G1Point, G2Point]]) -> bool:
     """Whether prod e(g1_i, g2_i) == 1: one shared Miller loop, one final exponentiation.
 
     Every G2 point here is a validated non-infinity subgroup point; a G1 point
     at infinity contributes 1.
     """
-    return _bn254_pairing.product_is_one([(_g1_affine(p1), _g2_lines(p2)) for p1, p2 in pairs])
+    return _bn254_pairing.product_is_one([(p1, _g2_lines(p2)) for p1, p2 in pairs])
 
 
-def _sum(points: Sequence[Point], zero: Point) -> Point:
-    total = zero
+def _sum_g1(points: Sequence[G1Point]) -> G1Point:
+    total: G1Point = None
     for point in points:
-        total = add(total, point)
+        total = g1_add(total, point)
+    return total
+
+
+def _sum_g2(points: Sequence[G2Point]) -> G2Point:
+    total: G2Point = None
+    for point in points:
+        total = g2_add(total, point)
     return total
 
 
@@ -222,18 +211,18 @@ def _sum(points: Sequence[Point], zero: Point) -> Point:
 
 def sk_to_pk(sk: int) -> bytes:
     """The 128-byte public key ``sk * G2``."""
-    return encode_g2(multiply(G2, _check_secret_key(sk)))
+    return encode_g2(g2_mul(G2_GENERATOR, _check_secret_key(sk)))
 
 
 def sk_to_pk_g1(sk: int) -> bytes:
     """The 64-byte G1 twin ``sk * G1`` of the public key (what the contract stores per operator)."""
-    return encode_g1(multiply(G1, _check_secret_key(sk)))
+    return encode_g1(g1_mul(G1_GENERATOR, _check_secret_key(sk)))
 
 
 def _core_sign(sk: int, message: bytes, dst: bytes) -> bytes:
     _check_secret_key(sk)
     _check_message(message)
-    return encode_g1(multiply(_hash_to_g1_point(message, dst), sk))
+    return encode_g1(g1_mul(_hash_to_g1_point(message, dst), sk))
 
 
 def _core_verify(pk: bytes, message: bytes, signature: bytes, dst: bytes) -> bool:
@@ -270,19 +259,19 @@ def pop_verify(pk: bytes, proof: bytes) -> bool:
 def aggregate(signatures: Sequence[bytes]) -> bytes:
     """The G1 sum of one or more signatures (64 bytes; zeros if they cancel)."""
     _check_list("signatures", signatures)
-    return encode_g1(_sum([parse_g1(s, "signature") for s in signatures], Z1))
+    return encode_g1(_sum_g1([parse_g1(s, "signature") for s in signatures]))
 
 
 def aggregate_pks_g1(pks_g1: Sequence[bytes]) -> bytes:
     """The G1 sum of one or more ``sk_to_pk_g1`` keys (64 bytes)."""
     _check_list("G1 public keys", pks_g1)
-    return encode_g1(_sum([parse_g1(pk, "G1 public key") for pk in pks_g1], Z1))
+    return encode_g1(_sum_g1([parse_g1(pk, "G1 public key") for pk in pks_g1]))
 
 
 def aggregate_pks_g2(pks_g2: Sequence[bytes]) -> bytes:
     """The G2 sum of one or more public keys (128 bytes)."""
     _check_list("public keys", pks_g2)
-    return encode_g2(_sum([parse_g2(pk, "public key") for pk in pks_g2], Z2))
+    return encode_g2(_sum_g2([parse_g2(pk, "public key") for pk in pks_g2]))
 
 
 def aggregate_verify(pks: Sequence[bytes], messages: Sequence[bytes], signature: bytes) -> bool:
@@ -313,12 +302,12 @@ def fast_aggregate_verify(pks: Sequence[bytes], message: bytes, signature: bytes
     """
     try:
         _check_list("public keys", pks)
-        apk = _sum([parse_g2(pk, "public key") for pk in pks], Z2)
+        apk = _sum_g2([parse_g2(pk, "public key") for pk in pks])
         _check_message(message)
         sig_point = parse_g1(signature, "signature")
     except ValueError:
         return False
-    if is_inf(apk):
+    if apk is None:
         return False
     return _product_is_one([(sig_point, _NEG_G2), (_hash_to_g1_point(message, DST), apk)])
 
@@ -360,6 +349,6 @@ def verify_g1_g2(apk_g1: bytes, apk_g2: bytes, message: bytes, signature: bytes)
         sig_point = parse_g1(signature, "signature")
     except ValueError:
         return False
-    left = add(sig_point, multiply(apk1, gamma))
-    right = add(_hash_to_g1_point(message, DST), multiply(G1, gamma))
+    left = g1_add(sig_point, g1_mul(apk1, gamma))
+    right = g1_add(_hash_to_g1_point(message, DST), g1_mul(G1_GENERATOR, gamma))
     return _product_is_one([(left, _NEG_G2), (right, apk2)])
