@@ -98,6 +98,16 @@ __attribute__((target("avx2"))) static void keccak_f4_avx2(lane4 a[25]) { KECCAK
 
 static void (*keccak_f4)(lane4 a[25]) = keccak_f4_generic;
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* Keccak lanes are little-endian: on such hosts a lane is a plain load. */
+static inline uint64_t load64(const unsigned char *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline void store64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
+#else
 static inline uint64_t load64(const unsigned char *p) {
     uint64_t v = 0;
     for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
@@ -107,6 +117,7 @@ static inline uint64_t load64(const unsigned char *p) {
 static inline void store64(unsigned char *p, uint64_t v) {
     for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
 }
+#endif
 
 #define RATE 136
 
@@ -143,17 +154,30 @@ static void keccak256_x4(const unsigned char *const in[4], size_t len, unsigned 
         keccak_f4(a);
     }
     size_t rest = len - offset;
-    unsigned char block[4][RATE];
-    for (int k = 0; k < 4; k++) {
-        memset(block[k], 0, RATE);
-        memcpy(block[k], in[k] + offset, rest);
-        block[k][rest] ^= 0x01;
-        block[k][RATE - 1] ^= 0x80;
-    }
-    for (int i = 0; i < RATE / 8; i++) {
-        lane4 v = {load64(block[0] + 8 * i), load64(block[1] + 8 * i), load64(block[2] + 8 * i),
-                   load64(block[3] + 8 * i)};
-        a[i] ^= v;
+    if (rest % 8 == 0) {
+        /* Whole lanes (32-byte leaves, 64-byte pairs, static ABI rows): absorb
+         * them directly; the padding is one bit in the next lane and the last. */
+        size_t lanes = rest / 8;
+        for (size_t i = 0; i < lanes; i++) {
+            lane4 v = {load64(in[0] + offset + 8 * i), load64(in[1] + offset + 8 * i),
+                       load64(in[2] + offset + 8 * i), load64(in[3] + offset + 8 * i)};
+            a[i] ^= v;
+        }
+        a[lanes] ^= (lane4){1, 1, 1, 1};
+        a[RATE / 8 - 1] ^= (lane4){1ULL << 63, 1ULL << 63, 1ULL << 63, 1ULL << 63};
+    } else {
+        unsigned char block[4][RATE];
+        for (int k = 0; k < 4; k++) {
+            memset(block[k], 0, RATE);
+            memcpy(block[k], in[k] + offset, rest);
+            block[k][rest] ^= 0x01;
+            block[k][RATE - 1] ^= 0x80;
+        }
+        for (int i = 0; i < RATE / 8; i++) {
+            lane4 v = {load64(block[0] + 8 * i), load64(block[1] + 8 * i), load64(block[2] + 8 * i),
+                       load64(block[3] + 8 * i)};
+            a[i] ^= v;
+        }
     }
     keccak_f4(a);
     for (int k = 0; k < 4; k++)
@@ -373,12 +397,17 @@ static PyObject *py_build_tree(PyObject *self, PyObject *arg) {
 
 enum { K_ADDRESS = 0, K_UINT = 1, K_INT = 2, K_BOOL = 3, K_BYTESN = 4 };
 
-static inline int hexval(int c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
+/* Hex digit values, -1 for anything else; filled at module init. */
+static signed char HEX[256];
+
+static void init_hex(void) {
+    memset(HEX, -1, sizeof HEX);
+    for (int c = '0'; c <= '9'; c++) HEX[c] = (signed char)(c - '0');
+    for (int c = 'a'; c <= 'f'; c++) HEX[c] = (signed char)(c - 'a' + 10);
+    for (int c = 'A'; c <= 'F'; c++) HEX[c] = (signed char)(c - 'A' + 10);
 }
+
+static inline int hexval(int c) { return HEX[c & 0xFF]; }
 
 /* "0x" + 2*size hex digits into out[0..size); 0 when the string is not that. */
 static int parse_hex_exact(PyObject *s, unsigned char *out, Py_ssize_t size) {
@@ -387,12 +416,13 @@ static int parse_hex_exact(PyObject *s, unsigned char *out, Py_ssize_t size) {
     const char *p = (const char *)PyUnicode_DATA(s);
     if (p[0] != '0' || (p[1] != 'x' && p[1] != 'X')) return 0;
     p += 2;
+    int bad = 0;
     for (Py_ssize_t i = 0; i < size; i++) {
         int hi = hexval((unsigned char)p[2 * i]), lo = hexval((unsigned char)p[2 * i + 1]);
-        if (hi < 0 || lo < 0) return 0;
-        out[i] = (unsigned char)(hi << 4 | lo);
+        bad |= hi | lo; /* negative if any digit was not hex */
+        out[i] = (unsigned char)(((unsigned)hi & 0xF) << 4 | ((unsigned)lo & 0xF));
     }
-    return 1;
+    return bad >= 0;
 }
 
 /* A new int from an int or a plain decimal / 0x-hex string; NULL (no error
@@ -563,6 +593,7 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__merkle_native(void) {
+    init_hex();
 #if defined(__GNUC__) && defined(__x86_64__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2")) keccak_f4 = keccak_f4_avx2;
