@@ -688,3 +688,19 @@ def test_documented_vectors(scheme: str) -> None:
     assert verify_reading(signed, domain, {device_id: public_key}).ok
     if scheme == "secp256k1":
         assert device_id == Account.from_key(secret).address.lower()
+
+
+def test_benchmark_rows_are_well_formed() -> None:
+    from benchmarks import core_signing
+
+    rows = core_signing.run(quick=True)
+    assert [row["name"] for row in rows] == [
+        "verify_many secp256k1",
+        "verify_many secp256k1 vs eth-account",
+        "verify_many ed25519",
+        "verify_many p256",
+    ]
+    for row in rows:
+        assert row["unit"] == "readings/s"
+        assert row["ours"] > 0 and row["baseline"] > 0
+        assert row["ratio"] == pytest.approx(row["ours"] / row["baseline"])
