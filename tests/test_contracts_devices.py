@@ -1,0 +1,147 @@
+"""DeviceRegistry on the embedded EVM: the reading digest agrees with Python and eth-account,
+secp256k1 signatures verify on chain (high-s and wrong keys refused), rotation keeps the id,
+revocation takes effect from its stated time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_utils import keccak
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from veristream.contracts import (
+    Chain,
+    ContractRevert,
+    Deployment,
+    check_reading_signature,
+    connect,
+    deploy_all,
+    device_info,
+    reading_digest,
+    register_device,
+    revoke_device,
+    rotate_device_key,
+    set_device_owner,
+)
+from veristream.provers.signing import DeviceReading, Domain, public_key_of, reading_typed_data
+from veristream.provers.signing import reading_digest as py_reading_digest
+
+from veristream.encoding import keccak256
+
+SECP_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+@dataclass
+class Setup:
+    chain: Chain
+    dep: Deployment
+    domain: Domain
+
+
+@pytest.fixture(scope="module")
+def setup() -> Iterator[Setup]:
+    chain = connect(None)
+    dep = deploy_all(chain)
+    domain = Domain(chain_id=chain.chain_id, verifying_contract=dep.device_registry)
+    yield Setup(chain, dep, domain)
+    chain.close()
+
+
+def _sign(private_key: bytes, device: str, seq: int, ts: int, payload: bytes, domain: Domain) -> bytes:
+    reading = DeviceReading(device, seq, ts, payload, b"")
+    signed = Account.sign_typed_data(private_key, full_message=reading_typed_data(reading, domain))
+    return bytes(signed.signature)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    device=st.binary(min_size=20, max_size=20),
+    seq=st.integers(0, 2**64 - 1),
+    ts=st.integers(0, 2**64 - 1),
+    payload=st.binary(max_size=200),
+)
+def test_reading_digest_matches_python_and_eth_account(
+    setup: Setup, device: bytes, seq: int, ts: int, payload: bytes
+) -> None:
+    address = "0x" + device.hex()
+    reading = DeviceReading(address, seq, ts, payload, b"")
+    on_chain = reading_digest(setup.chain, setup.dep, address, seq, ts, keccak256(payload))
+    oracle = encode_typed_data(full_message=reading_typed_data(reading, setup.domain))
+    eth_account_digest = keccak(b"\x19" + oracle.version + oracle.header + oracle.body)
+    assert on_chain == py_reading_digest(reading, setup.domain) == eth_account_digest
+
+
+def test_secp256k1_signature_rotation_and_revocation(setup: Setup) -> None:
+    chain, dep, domain = setup.chain, setup.dep, setup.domain
+    key1, key2 = bytes.fromhex("11" * 32), bytes.fromhex("22" * 32)
+    device = Account.from_key(key1).address
+    owner = chain.accounts[3]
+    register_device(chain, dep, device, owner)  # the device id is the first key's address
+    payload = b'{"t": 21.5}'
+    sig = _sign(key1, device, 1, 1_000, payload, domain)
+    assert check_reading_signature(chain, dep, device, 1, 1_000, keccak256(payload), sig)
+    assert not check_reading_signature(chain, dep, device, 2, 1_000, keccak256(payload), sig)  # other seq
+
+    # the same signature with s -> n - s (and v flipped) is valid maths but non-canonical: refused
+    r, s, v = sig[:32], int.from_bytes(sig[32:64], "big"), sig[64]
+    high_s = r + (SECP_N - s).to_bytes(32, "big") + bytes([55 - v])
+    assert not check_reading_signature(chain, dep, device, 1, 1_000, keccak256(payload), high_s)
+
+    # rotation by the device's owner keeps the id; the old key stops verifying
+    rotate_device_key(chain, dep, device, "secp256k1", public_key_of("secp256k1", key2), sender=owner)
+    info = device_info(chain, dep, device)
+    assert info.key_version == 2 and info.signer == Account.from_key(key2).address and info.owner == owner
+    sig2 = _sign(key2, device, 2, 2_000, payload, domain)
+    assert check_reading_signature(chain, dep, device, 2, 2_000, keccak256(payload), sig2)
+    assert not check_reading_signature(chain, dep, device, 1, 1_000, keccak256(payload), sig)
+
+    # revocation from t=5000 (ms): earlier readings stay valid, later ones are refused
+    revoke_device(chain, dep, device, 5_000, sender=owner)
+    assert check_reading_signature(chain, dep, device, 2, 2_000, keccak256(payload), sig2)
+    late = _sign(key2, device, 3, 5_000, payload, domain)
+    assert not check_reading_signature(chain, dep, device, 3, 5_000, keccak256(payload), late)
+    with pytest.raises(ContractRevert, match="AlreadyRevoked"):
+        revoke_device(chain, dep, device, 9_000, sender=owner)
+    with pytest.raises(ContractRevert, match="DeviceIsRevoked"):
+        rotate_device_key(chain, dep, device, "secp256k1", public_key_of("secp256k1", key1), sender=owner)
+
+
+def test_device_permissions_and_bad_input(setup: Setup) -> None:
+    chain, dep = setup.chain, setup.dep
+    key = bytes.fromhex("33" * 32)
+    device = Account.from_key(key).address
+    owner, stranger = chain.accounts[4], chain.accounts[5]
+    with pytest.raises(ContractRevert, match="OwnableUnauthorizedAccount"):
+        chain.transact(
+            chain.w3.eth.contract(address=dep.device_registry, abi=_abi()).functions.registerDevice(
+                device, owner, 1, b""
+            ),
+            sender=stranger,
+        )
+    register_device(chain, dep, device, owner)
+    with pytest.raises(ContractRevert, match="DeviceExists"):
+        register_device(chain, dep, device, owner)
+    with pytest.raises(ContractRevert, match="NotDeviceOwner"):
+        set_device_owner(chain, dep, device, stranger, sender=stranger)
+    set_device_owner(chain, dep, device, stranger, sender=owner)
+    assert device_info(chain, dep, device).owner == stranger
+    with pytest.raises(ContractRevert, match="InvalidPublicKey"):
+        register_device(chain, dep, chain.accounts[6], owner, "ed25519", b"\x01" * 31)
+    with pytest.raises(ContractRevert, match="UnknownDevice"):
+        device_info(chain, dep, chain.accounts[7])
+    with pytest.raises(ValueError, match="device scheme"):
+        register_device(chain, dep, chain.accounts[6], owner, "rsa", b"")
+    # an Ed25519 device registers (its signatures are checked off chain by the pipeline)
+    ed_key = public_key_of("ed25519", bytes(32))
+    register_device(chain, dep, "0x" + keccak256(ed_key)[12:].hex(), owner, "ed25519", ed_key)
+
+
+def _abi() -> list[dict[str, object]]:
+    from veristream.contracts import load_artifact
+
+    abi: list[dict[str, object]] = load_artifact("DeviceRegistry")["abi"]
+    return abi
