@@ -99,27 +99,30 @@ def parse_g1(data: bytes, what: str = "G1 point") -> tuple[int, int]:
 
 
 @lru_cache(maxsize=PK_CACHE_SIZE)
-def _parse_g2_cached(data: bytes, what: str) -> tuple[tuple[int, int], tuple[int, int]]:
-    x_im, x_re, y_im, y_re = _words(data, 4, what)
+def _parse_g2_cached(data: bytes) -> tuple[tuple[int, int], tuple[int, int]]:
+    x_im, x_re, y_im, y_re = _words(data, 4, "")
     point = ((x_re, x_im), (y_re, y_im))
     if not g2_on_curve(point):
-        raise ValueError(f"{what} is not on the twist curve y^2 = x^3 + 3/(9+i)")
+        raise ValueError("is not on the twist curve y^2 = x^3 + 3/(9+i)")
     # the twist has a large cofactor: a point of another order would break the pairing check
     if not g2_in_subgroup(point):
-        raise ValueError(f"{what} is not in the order-r subgroup of G2")
+        raise ValueError("is not in the order-r subgroup of G2")
     return point
 
 
 def parse_g2(data: bytes, what: str = "G2 point") -> tuple[tuple[int, int], tuple[int, int]]:
     """The affine G2 point ``((x.real, x.imag), (y.real, y.imag))`` of a 128-byte encoding.
 
-    Cached (the subgroup check is a full scalar multiplication). ``ValueError`` on
-    a wrong length, a coordinate >= p, infinity, a point off the twist, or a
-    point outside the order-r subgroup.
+    Cached by bytes (the subgroup check is a full scalar multiplication).
+    ``ValueError`` on a wrong length, a coordinate >= p, infinity, a point off
+    the twist, or a point outside the order-r subgroup.
     """
     if not isinstance(data, bytes):
         raise ValueError(f"{what} must be bytes, got {type(data).__name__}")
-    return _parse_g2_cached(bytes(data), what)
+    try:
+        return _parse_g2_cached(bytes(data))
+    except ValueError as exc:
+        raise ValueError(f"{what} {str(exc).lstrip()}") from None
 
 
 def _check_secret_key(sk: int) -> int:
