@@ -17,7 +17,7 @@ reason is one of ``REASONS`` (see docs/device-signatures.md).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from types import ModuleType
@@ -80,6 +80,8 @@ READING_TYPE = "Reading(address device,uint64 seq,uint64 timestamp,bytes32 paylo
 READING_TYPE_HASH = eip712_type_hash(READING_TYPE)
 # How many parsed registry keys stay cached across verify_many calls
 KEY_CACHE_SIZE = 1 << 16
+# verify_many settles its queued signature checks every WINDOW readings (bounded memory)
+WINDOW = 2048
 
 _SCHEME_MODULES: dict[str, ModuleType] = {
     "secp256k1": secp256k1,
@@ -415,7 +417,11 @@ class _Batch:
         return None
 
     def settle(self, verdicts: list[Verdict]) -> None:
-        """Runs the queued signature checks, failing the verdicts of those that do not verify."""
+        """Runs the queued signature checks, failing the verdicts of those that do not verify.
+
+        Empties the queues and the per-device memos, so memory stays bounded by
+        one window of readings however long the call.
+        """
         bad = _FAILED[REASON_BAD_SIGNATURE]
         if self._secp256k1:
             recover = secp256k1.Recoverer().address
@@ -431,10 +437,16 @@ class _Batch:
         for index, digest, der, point in self._p256:
             if not verify_der(digest, der, point):
                 verdicts[index] = bad
+        self._secp256k1.clear()
+        self._ed25519.clear()
+        self._p256.clear()
+        self._addresses.clear()
+        for memo in self._registered.values():
+            memo.clear()
 
 
 def verify_many(
-    readings: Sequence[DeviceReading],
+    readings: Iterable[DeviceReading],
     domain: Domain,
     keys: Mapping[str, bytes] | None = None,
 ) -> list[Verdict]:
@@ -452,6 +464,8 @@ def verify_many(
     for index, reading in enumerate(readings):
         reason = admit(index, reading)
         append(_OK if reason is None else _FAILED[reason])
+        if index % WINDOW == WINDOW - 1:
+            batch.settle(verdicts)
     batch.settle(verdicts)
     return verdicts
 

@@ -30,6 +30,7 @@ from eth_account.messages import encode_typed_data
 from eth_utils import keccak as reference_keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from veristream.provers import signing
 from veristream.provers.schemes import ed25519, p256, secp256k1
 from veristream.provers.signing import (
     REASON_BAD_SIGNATURE,
@@ -495,7 +496,7 @@ def test_unsupported_scheme(scheme: Any) -> None:
 # MANY READINGS
 
 
-def test_mixed_schemes_in_one_call_keep_their_order() -> None:
+def test_mixed_schemes_in_one_call_keep_their_order(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(7)
     devices = [_device(scheme, label) for scheme in SCHEMES for label in range(10, 14)]
     keys = {d.device_id: d.public_key for d in devices}
@@ -515,6 +516,9 @@ def test_mixed_schemes_in_one_call_keep_their_order() -> None:
     readings = [reading for reading, _ in cases]
     verdicts = verify_many(readings, DOMAIN, keys)
     assert verdicts == [expected for _, expected in cases]
+    # across several settle windows, from a generator
+    monkeypatch.setattr(signing, "WINDOW", 7)
+    assert verify_many((r for r in readings), DOMAIN, keys) == verdicts
     assert verdicts == [verify_reading(r, DOMAIN, keys) for r in readings]
     assert verify_many([], DOMAIN, keys) == []
 
