@@ -51,6 +51,20 @@ def _parse_node(value: Any, what: str) -> bytes:
     return raw
 
 
+def _parse_nodes(nodes: list[Any]) -> bytes:
+    """A dump's ``tree`` as one flat buffer; the first bad node is named."""
+    if all(isinstance(x, str) and len(x) == 66 and x[:2] in ("0x", "0X") for x in nodes):
+        # One fromhex for the lot; it skips whitespace, so the length tells
+        # whether every node really was 64 hex digits.
+        try:
+            flat = bytes.fromhex("".join([x[2:] for x in nodes]))
+        except ValueError:
+            flat = b""
+        if len(flat) == NODE * len(nodes):
+            return flat
+    return b"".join(_parse_node(node, f"tree node {i}") for i, node in enumerate(nodes))
+
+
 def _parse_encoding(leaf_encoding: Sequence[str]) -> list[AbiType]:
     if isinstance(leaf_encoding, str) or not isinstance(leaf_encoding, Sequence):
         raise ValueError("leaf encoding must be a list of ABI type strings")
@@ -195,7 +209,7 @@ class StandardMerkleTree:
             raise ValueError("a dump needs 'tree' and 'values' lists")
         if not nodes:
             raise ValueError("the dump's tree is empty")
-        tree = b"".join(_parse_node(node, f"tree node {i}") for i, node in enumerate(nodes))
+        tree = _parse_nodes(nodes)
         m = len(nodes)
         n = (m + 1) // 2
         if m % 2 == 0 or len(entries) != n:

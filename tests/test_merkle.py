@@ -384,6 +384,8 @@ def test_malformed_dumps_raise() -> None:
         broken(lambda d: d["tree"].pop()),
         broken(lambda d: d["tree"].__setitem__(0, "0x" + "00" * 31)),
         broken(lambda d: d["tree"].__setitem__(0, "not hex")),
+        broken(lambda d: d["tree"].__setitem__(0, "0x" + "00" * 31 + "  ")),
+        broken(lambda d: d["tree"].__setitem__(0, d["tree"][0][:-2])),
         broken(lambda d: d["values"].pop()),
         broken(lambda d: d["values"][0].__setitem__("treeIndex", 0)),
         broken(lambda d: d["values"][0].__setitem__("treeIndex", "7")),
