@@ -513,3 +513,29 @@ def test_tree_without_native_path_is_identical(monkeypatch: pytest.MonkeyPatch) 
     assert slow.dump() == fast.dump()
     assert StandardMerkleTree.load(fast.dump()).root == fast.root
     assert slow.get_multi_proof([3, 7, 250]) == fast.get_multi_proof([3, 7, 250])
+
+
+# --- command line ---------------------------------------------------------------
+
+
+def test_cli_build_proof_verify(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from veristream.cli import app
+
+    rows = random_rows(random.Random(12), 9)
+    (tmp_path / "rows.json").write_text(json.dumps({"values": rows, "encoding": ["address", "uint256"]}))
+    runner = CliRunner()
+    built = runner.invoke(app, ["merkle", "build", str(tmp_path / "rows.json"), "-o", str(tmp_path / "tree.json")])
+    assert built.exit_code == 0, built.output
+    tree = StandardMerkleTree.of(rows, ["address", "uint256"])
+    assert built.output.strip() == tree.root
+    proved = runner.invoke(app, ["merkle", "proof", str(tmp_path / "tree.json"), "4"])
+    assert proved.exit_code == 0, proved.output
+    answer = json.loads(proved.output)
+    assert answer["proof"] == tree.get_proof(4) and answer["value"] == rows[4]
+    args = ["merkle", "verify", tree.root, "address,uint256", json.dumps(rows[4])]
+    assert runner.invoke(app, [*args, json.dumps(answer["proof"])]).exit_code == 0
+    assert runner.invoke(app, [*args, json.dumps(tree.get_proof(5))]).exit_code == 1
+    bad = runner.invoke(app, ["merkle", "build", str(tmp_path / "rows.json"), "--encoding", "address,uint8"])
+    assert bad.exit_code != 0 and "row" in bad.output

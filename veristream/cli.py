@@ -210,5 +210,78 @@ def ipfs_import_car(
         typer.echo(root)
 
 
+merkle_app = typer.Typer(
+    help="OpenZeppelin-compatible Merkle trees: build, prove, verify.", no_args_is_help=True
+)
+app.add_typer(merkle_app, name="merkle")
+
+
+@merkle_app.command("build")
+def merkle_build(
+    rows: str = typer.Argument(..., help='JSON file: a list of rows, or {"values": [...], "encoding": [...]}.'),
+    encoding: str | None = typer.Option(None, help="Comma-separated ABI types, e.g. address,uint256."),
+    out: str | None = typer.Option(None, "--out", "-o", help="Write the standard-v1 dump here."),
+    sort_leaves: bool = typer.Option(True, help="Sort leaves by hash (OpenZeppelin's default)."),
+) -> None:
+    """Build a StandardMerkleTree from JSON rows; print its root, optionally write the dump."""
+    import json
+    from pathlib import Path
+
+    from veristream.provers.merkle import StandardMerkleTree
+
+    data = json.loads(Path(rows).read_text())
+    values = data["values"] if isinstance(data, dict) else data
+    types = encoding.split(",") if encoding else (data.get("encoding") if isinstance(data, dict) else None)
+    if not types:
+        raise typer.BadParameter("give --encoding or an 'encoding' list in the file")
+    try:
+        tree = StandardMerkleTree.of(values, types, sort_leaves=sort_leaves)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if out:
+        Path(out).write_text(json.dumps(tree.dump()))
+    typer.echo(tree.root)
+
+
+@merkle_app.command("proof")
+def merkle_proof(
+    dump: str = typer.Argument(..., help="standard-v1 dump (JSON file)."),
+    index: int = typer.Argument(..., help="Row index."),
+) -> None:
+    """Print the proof of one row of a dumped tree as JSON (value, leaf, proof, root)."""
+    import json
+    from pathlib import Path
+
+    from veristream.provers.merkle import StandardMerkleTree
+
+    try:
+        tree = StandardMerkleTree.load(json.loads(Path(dump).read_text()))
+        value = tree.at(index)
+        proof = tree.get_proof(index)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    typer.echo(json.dumps({"value": value, "leaf": tree.leaf_hash(value), "proof": proof, "root": tree.root}))
+
+
+@merkle_app.command("verify")
+def merkle_verify(
+    root: str = typer.Argument(..., help="Root, 0x-hex."),
+    encoding: str = typer.Argument(..., help="Comma-separated ABI types."),
+    value: str = typer.Argument(..., help="The row as JSON, e.g. '[\"0x11...\", \"5000\"]'."),
+    proof: str = typer.Argument(..., help="The proof as a JSON list of 0x-hex nodes."),
+) -> None:
+    """Check a proof against a root; exit 1 when it does not verify."""
+    import json
+
+    from veristream.provers.merkle import verify_proof
+
+    try:
+        ok = verify_proof(root, encoding.split(","), json.loads(value), json.loads(proof))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    typer.echo("valid" if ok else "invalid")
+    raise typer.Exit(0 if ok else 1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
