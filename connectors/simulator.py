@@ -415,8 +415,14 @@ def simulate(config: SimulatorSourceConfig, *, start_ms: int | None = None) -> S
     order = sorted(range(len(generated)), key=keys.__getitem__)
 
     messages: list[SimMessage] = []
+    send_ms = start
     for position, gen_index in enumerate(order):
         raw, kind, reading = generated[gen_index]
+        # A message is never sent before it is stamped (messages overtaken by a
+        # delayed one would otherwise be), except for the deliberately skewed clock.
+        send_ms = max(send_ms, start + int(position * slot_ms))
+        if reading is not None and kind != "clock_skew":
+            send_ms = max(send_ms, reading.timestamp_ms)
         label = "out_of_order" if gen_index in delayed else kind
         reason, stage = FAULT_OUTCOMES.get(kind, (None, None))
         messages.append(
@@ -430,7 +436,7 @@ def simulate(config: SimulatorSourceConfig, *, start_ms: int | None = None) -> S
                 device_id=reading.device_id if reading is not None else None,
                 seq=reading.seq if reading is not None else None,
                 timestamp_ms=reading.timestamp_ms if reading is not None else None,
-                send_ms=start + int(position * slot_ms),
+                send_ms=send_ms,
             )
         )
     return Simulation(config, domain, (*fleet, *extra), tuple(messages), start)
