@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
 import httpx
-from veristream.connectors.ipfs.cid import CidMismatch, format_cid, normalize_cid, parse_cid
+from veristream.connectors.ipfs.cid import RAW, CidMismatch, format_cid, normalize_cid, parse_cid
 from veristream.connectors.ipfs.store import BlockNotFound
 from veristream.connectors.ipfs.unixfs import cid_of, links_of, read_file
 
@@ -129,7 +129,7 @@ class RpcStore:
             binary = pending.pop()
             if not self._block_local(binary):
                 return False
-            if parse_cid(binary).codec != 0x55:
+            if parse_cid(binary).codec != RAW:
                 pending.extend(links_of(binary, self._block_get(binary)))
         return True
 
@@ -143,14 +143,18 @@ class RpcStore:
         """
         name = normalize_cid(cid)
         data = self._call("cat", {"arg": name}).content
-        if cid_of(data) != name:
-            raise CidMismatch(f"/cat of {name} returned bytes whose CID is {cid_of(data)}")
+        got = cid_of(data)
+        if got != name:
+            raise CidMismatch(f"/cat of {name} returned bytes whose CID is {got}")
         return data
 
     def version(self) -> dict[str, Any]:
         """The node's ``/version`` reply (``Version``, ``Commit``, ...)."""
         reply = self._call("version", {})
-        answer = reply.json()
+        try:
+            answer = json.loads(reply.content)
+        except ValueError:
+            answer = None
         if not isinstance(answer, dict) or "Version" not in answer:
             raise RpcError(f"unexpected /version reply from {self.url}: {reply.text[:200]!r}")
         return answer
@@ -172,7 +176,10 @@ class RpcStore:
         for line in reply.content.splitlines():
             if not line.strip():
                 continue
-            entry = json.loads(line)
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                raise RpcError(f"dag/import replied with non-JSON line {line[:200]!r}") from None
             root = entry.get("Root") if isinstance(entry, dict) else None
             if not isinstance(root, dict):
                 continue
