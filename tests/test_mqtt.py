@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -232,3 +233,35 @@ def test_puback_waits_for_the_log_so_the_broker_redelivers_after_a_crash(
         good.close()
         GatedLog.gate.set()
         stuck.close()
+
+
+def test_every_simulated_fault_over_mqtt_is_counted_and_nothing_is_lost(
+    broker: Mosquitto, log: IngestLog
+) -> None:
+    from veristream.connectors.config import FAULTS, SimulatorSourceConfig
+    from veristream.connectors.simulator import deliver, simulate
+
+    sim = simulate(
+        SimulatorSourceConfig(seed=21, count=150, faults=list(FAULTS)),
+        start_ms=time.time_ns() // 1_000_000,
+    )
+    committer = GroupCommitter(log)
+    config = source_config(broker, topics=["veristream/readings/+"], client_id="sim-sub")
+    source = MqttSource(config, committer).start()
+    try:
+        report = deliver(sim, "mqtt", mqtt_config=config)
+        assert report["published"] == len(sim.messages)
+        assert wait_for(lambda: source.stats.acked >= len(sim.messages)), source.stats
+    finally:
+        source.stop()
+        committer.close()
+    ingest_truth = Counter(m.reason for m in sim.messages if m.stage == "ingest")
+    counts = log.counts()
+    assert counts["arrived"] == len(sim.messages)
+    assert counts["rejected_by_reason"] == dict(ingest_truth)
+    log.advance_clock(time.time_ns() // 1_000_000 + 10**9)
+    logged = sorted(raw for e in log.closed_epochs() for raw in log.read_epoch(e))
+    assert logged == sorted(m.raw for m in sim.messages if m.stage != "ingest")
+    assert sorted(d.raw for d in log.dead_letters.read()) == sorted(
+        m.raw for m in sim.messages if m.stage == "ingest"
+    )

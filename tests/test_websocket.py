@@ -8,9 +8,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from veristream.connectors.config import WebSocketSourceConfig
+from veristream.connectors.config import FAULTS, SimulatorSourceConfig, WebSocketSourceConfig
 from veristream.connectors.http import UvicornThread
 from veristream.connectors.ingest_log import AppendResult, GroupCommitter, IngestLog
+from veristream.connectors.simulator import simulate
 from veristream.connectors.websocket import create_app, send_messages
 from websockets.sync.client import connect
 
@@ -98,3 +99,24 @@ def test_no_ack_before_the_append_is_durable(tmp_path: Path) -> None:
         GatedLog.gate.set()
         server.stop()
         committer.close()
+
+
+def test_every_simulated_fault_over_websocket_gets_a_clear_ack(tmp_path: Path) -> None:
+    sim = simulate(
+        SimulatorSourceConfig(seed=8, count=100, faults=list(FAULTS)),
+        start_ms=time.time_ns() // 1_000_000,
+    )
+    log = IngestLog(tmp_path, 60_000, 60_000)
+    server, committer, url = _serve(log)
+    try:
+        acks = send_messages(url, [m.raw for m in sim.messages])
+    finally:
+        server.stop()
+        committer.close()
+    for m, ack in zip(sim.messages, acks, strict=True):
+        if m.stage == "ingest":
+            assert (ack["accepted"], ack["reason"]) == (False, m.reason)
+            assert ack["field"] == ("payload" if m.reason == "oversized" else "envelope")
+        else:
+            assert ack["accepted"], (m.kind, ack)
+    assert log.counts()["arrived"] == len(sim.messages)
