@@ -283,5 +283,43 @@ def merkle_verify(
     raise typer.Exit(0 if ok else 1)
 
 
+@app.command()
+def run(
+    job: str = typer.Argument(..., help="The job spec (YAML)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    ray: bool = typer.Option(True, help="Run the operators as Ray actors (--no-ray: in this process)."),
+    chain: bool = typer.Option(True, help="Submit verified epochs on chain (--no-chain: stop at the committee)."),
+    ray_address: str | None = typer.Option(None, help="A Ray cluster to run the operators on."),
+) -> None:
+    """Run a job end to end: sources, epochs through Beam, IPFS, operator committee, chain, a claim."""
+    from veristream.pipeline.commands import run_command
+
+    raise typer.Exit(run_command(job, json_out, ray, chain, ray_address))
+
+
+@app.command()
+def verify(
+    job: str = typer.Argument(..., help="The job spec (YAML)."),
+    epoch: int = typer.Argument(..., help="The epoch to recompute."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Recompute one epoch from IPFS and compare with the chain; exit 0 only if it matches."""
+    from veristream.pipeline.commands import verify_command
+
+    raise typer.Exit(verify_command(job, epoch, json_out))
+
+
+@app.command()
+def claim(
+    job: str = typer.Argument(..., help="The job spec (YAML)."),
+    account: str | None = typer.Option(None, help="Beneficiary address (default: the top earner)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Build a contributor's reward proof against the latest verified epoch and claim it."""
+    from veristream.pipeline.commands import claim_command
+
+    raise typer.Exit(claim_command(job, account, json_out))
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

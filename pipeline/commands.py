@@ -1,0 +1,219 @@
+"""The bodies of ``veristream run``, ``verify`` and ``claim`` (the CLI wraps these lazily).
+
+Each returns a process exit code; output goes through rich for people and as
+one JSON object with ``--json`` for machines.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from veristream.pipeline.jobspec import JobSpec, JobSpecError, load_job
+
+
+def _load(job_path: str) -> JobSpec | None:
+    from rich.console import Console
+
+    try:
+        return load_job(job_path)
+    except JobSpecError as error:
+        Console(stderr=True).print(f"[red]{error}[/red]")
+        return None
+
+
+def _render_summary(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    rejected = sum(summary["rejected"].values())
+    console.print(
+        f"[bold]{summary['job_id']}[/bold]: {summary['readings_in']} readings in, "
+        f"{summary['accepted']} accepted, {rejected} rejected"
+    )
+    if summary["rejected"]:
+        reasons = Table(title="dead letters by reason")
+        reasons.add_column("reason")
+        reasons.add_column("count", justify="right")
+        for reason, count in summary["rejected"].items():
+            reasons.add_row(reason, str(count))
+        console.print(reasons)
+    epochs = Table(title="epochs")
+    for column in ("epoch", "batch CID", "data root", "reward root", "gas", "verified"):
+        epochs.add_column(column)
+    for row in summary["epochs"]:
+        epochs.add_row(
+            str(row["epoch"]),
+            row["batch_cid"],
+            row["data_root"][:18] + "…",
+            row["reward_root"][:18] + "…",
+            "" if row["gas"] is None else f"{row['gas']:,}",
+            "[green]yes[/green]" if row["verified"] else "no (no accepted readings)",
+        )
+    console.print(epochs)
+    for epoch, refusals in summary.get("refusals", {}).items():
+        for operator, reason in refusals.items():
+            console.print(f"[yellow]epoch {epoch}: operator {operator} refused: {reason}[/yellow]")
+    for claim in summary["claims"]:
+        console.print(f"claimed {claim['amount']} for {claim['account']} (tx {claim['tx_hash']})")
+
+
+def run_command(job_path: str, as_json: bool, use_ray: bool, use_chain: bool, ray_address: str | None) -> int:
+    """``veristream run``: the whole job on its configured parts, resumable."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from veristream.pipeline.coordinator import run_job
+
+    job = _load(job_path)
+    if job is None:
+        return 2
+    if ray_address:
+        job = job.model_copy(update={"ray": job.ray.model_copy(update={"address": ray_address})})
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description:>8}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        disable=as_json,
+        transient=False,
+    ) as bars:
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bars.add_task(stage, total=total)
+            bars.update(tasks[stage], completed=done, total=total)
+
+        try:
+            summary = run_job(job, use_ray=use_ray, use_chain=use_chain, progress=progress).to_json()
+        except ValueError as error:
+            console.print(f"[red]error: {error}[/red]")
+            return 1
+    if as_json:
+        print(json.dumps(summary, sort_keys=True))
+    else:
+        _render_summary(summary)
+    return 0
+
+
+def verify_epoch(job: JobSpec, epoch: int) -> tuple[bool, list[str]]:
+    """Recompute ``epoch`` from the store and compare with its manifest and the chain.
+
+    Returns ``(ok, findings)``; nothing here trusts the coordinator's state: the
+    state before the epoch is the one the previous manifest commits to.
+    """
+    from veristream.connectors.ipfs import cid_to_bytes
+    from veristream.pipeline.manifest import manifest_from_json
+    from veristream.pipeline.runner import job_context, reexecute, states_match
+    from veristream.pipeline.state import JobState, load_epoch_checkpoint, state_from_json
+    from veristream.provers.operator import open_store
+
+    work_dir = Path(job.work_dir)
+    findings: list[str] = []
+    checkpoint = load_epoch_checkpoint(work_dir, epoch)
+    if checkpoint is None or checkpoint.manifest_cid is None:
+        return False, [f"no manifest of epoch {epoch} is recorded in {work_dir}"]
+    store = open_store(job.ipfs, work_dir)
+    manifest = manifest_from_json(store.get(checkpoint.manifest_cid))
+    if manifest.prev_manifest_cid is None:
+        prev = JobState()
+    else:
+        previous = manifest_from_json(store.get(manifest.prev_manifest_cid))
+        prev = state_from_json(store.get(previous.state_cid))
+    recomputed = reexecute(job_context(job), epoch, store.get(manifest.batch_cid), prev)
+    ok = recomputed.clean
+    findings += [f"batch: {p}" for p in recomputed.problems]
+    for name, ours, theirs in (
+        ("data root", "0x" + recomputed.data_root.hex(), manifest.data_root),
+        ("reward root", "0x" + recomputed.reward_root.hex(), manifest.reward_root),
+    ):
+        if ours != theirs:
+            ok = False
+            findings.append(f"{name}: recomputed {ours}, manifest {theirs}")
+    if not states_match(recomputed.state, state_from_json(store.get(manifest.state_cid))):
+        ok = False
+        findings.append("state after the epoch differs from the manifest's")
+    if manifest.accepted == 0:
+        findings.append("epoch has no accepted readings: nothing was submitted on chain")
+        return ok, findings
+    from veristream.contracts import connect, epoch_info, load_deployment
+    from veristream.contracts.chain import ChainConfig
+    from veristream.provers.epoch import job_id_hash
+
+    chain = connect(ChainConfig(url=job.chain.rpc_url) if job.chain.mode == "rpc" else work_dir / "chain")
+    try:
+        dep = load_deployment(chain, work_dir / "deployment.json")
+        info = epoch_info(chain, dep, job_id_hash(job.job_id), epoch)
+    finally:
+        chain.close()
+    if info is None:
+        return False, [*findings, f"epoch {epoch} is not verified on chain"]
+    for name, chained, ours_bytes in (
+        ("data root", info.data_root, recomputed.data_root),
+        ("reward root", info.reward_root, recomputed.reward_root),
+    ):
+        if chained != ours_bytes:
+            ok = False
+            findings.append(f"{name} on chain 0x{chained.hex()} differs from the recomputed one")
+    if info.batch_cid is not None and info.batch_cid != cid_to_bytes(manifest.batch_cid):
+        ok = False
+        findings.append("batch CID on chain differs from the manifest's")
+    if ok:
+        findings.append(f"epoch {epoch}: roots recomputed from IPFS match the chain (tx {info.tx_hash})")
+    return ok, findings
+
+
+def verify_command(job_path: str, epoch: int, as_json: bool) -> int:
+    """``veristream verify``: exit 0 only if the epoch recomputes to what the chain holds."""
+    job = _load(job_path)
+    if job is None:
+        return 2
+    try:
+        ok, findings = verify_epoch(job, epoch)
+    except ValueError as error:
+        ok, findings = False, [str(error)]
+    if as_json:
+        print(json.dumps({"epoch": epoch, "ok": ok, "findings": findings}, sort_keys=True))
+    else:
+        from rich.console import Console
+
+        console = Console()
+        for line in findings:
+            console.print(line)
+        console.print("[green]verified[/green]" if ok else "[red]MISMATCH[/red]")
+    return 0 if ok else 1
+
+
+def claim_command(job_path: str, account: str | None, as_json: bool) -> int:
+    """``veristream claim``: build ``account``'s proof against the latest verified epoch and claim."""
+    from rich.console import Console
+    from veristream.pipeline.coordinator import claim_for, committed_epochs, open_chain
+    from veristream.provers.committee import local_members
+
+    from veristream.encoding import parse_address
+
+    job = _load(job_path)
+    if job is None:
+        return 2
+    console = Console(stderr=True)
+    verified = [c for c in committed_epochs(Path(job.work_dir)) if c.manifest and c.manifest.accepted]
+    if not verified:
+        console.print("[red]no verified epoch in this work directory: run the job first[/red]")
+        return 1
+    members = local_members(job.operators.scheme, job.operators.count, job.operators.key_seed, job.operators.weights)
+    session = open_chain(job, members, 0)
+    try:
+        result = claim_for(session, verified[-1], parse_address(account) if account else None)
+    except ValueError as error:
+        console.print(f"[red]error: {error}[/red]")
+        return 1
+    finally:
+        session.chain.close()
+    if as_json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        Console().print(f"claimed {result['amount']} for {result['account']} (tx {result['tx_hash']})")
+    return 0
