@@ -273,7 +273,7 @@ static inline uint64_t load64_be(const unsigned char *p) {
     return v;
 }
 
-/* sort_hashes(hashes) -> (sorted n*32 bytes, ranks as n little-endian uint32):
+/* sort_hashes(hashes) -> (sorted n*32 bytes, ranks as n native-endian uint32):
  * ranks[i] is the position of hash i in the sorted order. */
 static PyObject *py_sort_hashes(PyObject *self, PyObject *arg) {
     Py_buffer view;
@@ -332,10 +332,8 @@ static PyObject *py_sort_hashes(PyObject *self, PyObject *arg) {
     for (Py_ssize_t k = 0; k < n; k++) {
         uint32_t i = keys[k].index;
         memcpy(out + k * 32, in + (size_t)i * 32, 32);
-        rank[(size_t)i * 4 + 0] = (unsigned char)(k);
-        rank[(size_t)i * 4 + 1] = (unsigned char)(k >> 8);
-        rank[(size_t)i * 4 + 2] = (unsigned char)(k >> 16);
-        rank[(size_t)i * 4 + 3] = (unsigned char)(k >> 24);
+        uint32_t position = (uint32_t)k;
+        memcpy(rank + (size_t)i * 4, &position, 4);
     }
     PyMem_RawFree(keys);
     PyBuffer_Release(&view);
@@ -578,7 +576,7 @@ static PyMethodDef methods[] = {
     {"leaf_hashes", py_leaf_hashes, METH_VARARGS,
      "leaf_hashes(encoded, width) -> keccak256(keccak256(record)) of each record, concatenated."},
     {"sort_hashes", py_sort_hashes, METH_O,
-     "sort_hashes(hashes) -> (sorted hashes, rank of each input as little-endian uint32)."},
+     "sort_hashes(hashes) -> (sorted hashes, rank of each input as native uint32)."},
     {"build_tree", py_build_tree, METH_O,
      "build_tree(leaves) -> every node of the tree in OpenZeppelin's array layout."},
     {"encode_static", py_encode_static, METH_VARARGS,

@@ -15,6 +15,7 @@ the reference it is tested against and the fallback without a C compiler.
 from __future__ import annotations
 
 import importlib
+from array import array
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -107,7 +108,8 @@ def sort_hashes(hashes: bytes) -> tuple[bytes, Sequence[int]]:
     _check_flat(hashes, "hashes")
     if _native is not None:
         ordered, packed = _native.sort_hashes(hashes)
-        ranks = memoryview(packed).cast("I") if packed else memoryview(b"").cast("I")
+        ranks = array("I")  # 4 bytes on every platform CPython builds the extension for
+        ranks.frombytes(packed)
         return ordered, ranks
     return _py_sort_hashes(hashes)
 

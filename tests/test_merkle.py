@@ -539,3 +539,12 @@ def test_cli_build_proof_verify(tmp_path: Path) -> None:
     assert runner.invoke(app, [*args, json.dumps(tree.get_proof(5))]).exit_code == 1
     bad = runner.invoke(app, ["merkle", "build", str(tmp_path / "rows.json"), "--encoding", "address,uint8"])
     assert bad.exit_code != 0 and "row" in bad.output
+
+
+def test_tree_pickles_for_ray_workers(tree17: StandardMerkleTree) -> None:
+    import pickle
+
+    tree17.get_proof(tree17.at(3))  # fills the lazy lookup too
+    again = pickle.loads(pickle.dumps(tree17))
+    assert again.dump() == tree17.dump()
+    assert again.get_proof(tree17.at(5)) == tree17.get_proof(5)
