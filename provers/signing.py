@@ -27,7 +27,6 @@ from veristream.provers.schemes import (
     REASON_BAD_SIGNATURE,
     REASON_BAD_V,
     REASON_HIGH_S,
-    REASON_KEY_MISMATCH,
     REASON_MALFORMED_KEY,
     REASON_MALFORMED_READING,
     REASON_MALFORMED_SIGNATURE,
@@ -55,7 +54,6 @@ __all__ = [
     "REASON_BAD_SIGNATURE",
     "REASON_BAD_V",
     "REASON_HIGH_S",
-    "REASON_KEY_MISMATCH",
     "REASON_MALFORMED_KEY",
     "REASON_MALFORMED_READING",
     "REASON_MALFORMED_SIGNATURE",
@@ -140,7 +138,11 @@ _FAILED = {reason: Verdict(False, reason) for reason in REASONS}
 
 
 class _PreparedKey(NamedTuple):
-    """A registry key parsed once: the device id it derives and the native verifier object."""
+    """A registry key parsed once: the address it derives and the native verifier object.
+
+    Only secp256k1 uses ``address`` (the signer recovery must reach); it is not
+    compared with the device id, which a key rotation keeps while the key changes.
+    """
 
     address: bytes
     native: Any
@@ -290,7 +292,12 @@ def _prepared_key(scheme: str, public_key: bytes) -> _PreparedKey | None:
 def _registered_key(
     keys: Mapping[str, bytes], scheme: str, device_id: str, address: bytes
 ) -> _PreparedKey | str:
-    """The device's parsed registry key, or the reason it has none usable."""
+    """The device's parsed registry key, or the reason it has none usable.
+
+    The registry is authoritative: its key is used whatever id it would derive,
+    because the DeviceRegistry's ``rotateKey`` replaces a device's key and keeps
+    its id (the derivation names a device at first registration only).
+    """
     key = keys.get(device_id.lower())
     if key is None:
         key = keys.get(device_id)
@@ -306,8 +313,6 @@ def _registered_key(
     prepared = _prepared_key(scheme, key)
     if prepared is None:
         return REASON_MALFORMED_KEY
-    if prepared.address != address:
-        return REASON_KEY_MISMATCH
     return prepared
 
 
@@ -386,12 +391,14 @@ class _Batch:
         digest = keccak256(self._prefix + struct_hash)
         keys = self._keys
 
-        # SECP256K1: the signer's address is recovered; a registry only adds membership
+        # SECP256K1: the recovered signer must be the registered key's address
+        # (the device id itself without a registry or with an empty key)
         if scheme == "secp256k1":
             if keys is not None:
                 registered = self._lookup(keys, scheme, device_id, address)
                 if isinstance(registered, str):
                     return registered
+                address = registered.address
             problem = secp256k1.signature_problem(signature)
             if problem is not None:
                 return problem
@@ -452,10 +459,14 @@ def verify_many(
 ) -> list[Verdict]:
     """One verdict per reading, in order.
 
-    ``keys`` maps lowercase device ids to registered public keys. Ed25519 and
+    ``keys`` maps lowercase device ids to registered public keys and is
+    authoritative: a signature is checked against the registered key whatever
+    id that key would derive (a rotated key keeps its device's id). Ed25519 and
     P-256 readings need their key there (``unknown_device`` otherwise). When
-    ``keys`` is given, a secp256k1 device must be in it too; when it is None,
-    secp256k1 readings verify by recovery alone. Never raises for a bad reading.
+    ``keys`` is given, a secp256k1 device must be in it too and must recover to
+    its registered key's address (to the device id for an empty key); when it
+    is None, secp256k1 readings must recover to the device id. Never raises for
+    a bad reading.
     """
     batch = _Batch(domain, keys)
     admit = batch.admit

@@ -36,7 +36,6 @@ from veristream.provers.signing import (
     REASON_BAD_SIGNATURE,
     REASON_BAD_V,
     REASON_HIGH_S,
-    REASON_KEY_MISMATCH,
     REASON_MALFORMED_KEY,
     REASON_MALFORMED_READING,
     REASON_MALFORMED_SIGNATURE,
@@ -379,11 +378,60 @@ def test_signature_by_a_wrong_key_fails(scheme: str) -> None:
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
-def test_registry_key_of_another_device_is_key_mismatch(scheme: str) -> None:
+def test_rotated_key_verifies_under_the_old_device_id(scheme: str) -> None:
+    # DeviceRegistry.rotateKey keeps the device id and replaces the key: the
+    # registry is authoritative, whatever id the new key would derive
     device = DEVICES[scheme]
-    other = _device(scheme, 4)
-    keys = {device.device_id: other.public_key}
-    assert verify_reading(device.reading(), DOMAIN, keys) == Verdict(False, REASON_KEY_MISMATCH)
+    new = _device(scheme, 4)
+    assert new.device_id != device.device_id
+    rotated = {device.device_id: new.public_key}
+    by_new_key = sign_reading(device.reading(), DOMAIN, new.secret)
+    by_old_key = device.reading()
+    assert verify_many([by_new_key, by_old_key], DOMAIN, rotated) == [
+        Verdict(True, None),
+        Verdict(False, REASON_BAD_SIGNATURE),
+    ]
+    # before the rotation, the other way round
+    assert verify_many([by_new_key, by_old_key], DOMAIN, REGISTRY) == [
+        Verdict(False, REASON_BAD_SIGNATURE),
+        Verdict(True, None),
+    ]
+    # the new key does not sign for its own derived id: it is not registered there
+    own = sign_reading(replace(by_new_key, device_id=new.device_id), DOMAIN, new.secret)
+    assert verify_reading(own, DOMAIN, rotated) == Verdict(False, REASON_UNKNOWN_DEVICE)
+    # nor, without a registry, does a secp256k1 key sign for an id it does not derive
+    if scheme == "secp256k1":
+        assert verify_reading(by_new_key, DOMAIN, None) == Verdict(False, REASON_BAD_SIGNATURE)
+
+
+def test_secp256k1_rotation_from_an_empty_key() -> None:
+    # registered without a key (the device id signs), then rotated to a full key
+    device = DEVICES["secp256k1"]
+    new = _device("secp256k1", 8)
+    by_new_key = sign_reading(device.reading(), DOMAIN, new.secret)
+    assert not verify_reading(by_new_key, DOMAIN, {device.device_id: b""}).ok
+    assert verify_reading(device.reading(), DOMAIN, {device.device_id: b""}).ok
+    for form in (new.public_key, PublicKey(b"\x04" + new.public_key).format(compressed=True)):
+        rotated = {device.device_id: form}
+        assert verify_reading(by_new_key, DOMAIN, rotated).ok
+        assert verify_reading(device.reading(), DOMAIN, rotated) == Verdict(False, REASON_BAD_SIGNATURE)
+
+
+def test_rotation_is_per_device_in_one_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    # rotated and unrotated devices of every scheme interleaved, across settle windows
+    devices = [_device(scheme, label) for scheme in SCHEMES for label in (20, 21)]
+    new_keys = {d.device_id: _device(d.scheme, 100 + i) for i, d in enumerate(devices)}
+    keys = {d.device_id: (new_keys[d.device_id].public_key if i % 2 else d.public_key) for i, d in enumerate(devices)}
+    readings: list[DeviceReading] = []
+    expected: list[Verdict] = []
+    for i, d in enumerate(devices):
+        for signer in (d, new_keys[d.device_id]):
+            readings.append(sign_reading(d.reading(seq=len(readings)), DOMAIN, signer.secret))
+            current = signer is (new_keys[d.device_id] if i % 2 else d)
+            expected.append(Verdict(True, None) if current else Verdict(False, REASON_BAD_SIGNATURE))
+    assert verify_many(readings, DOMAIN, keys) == expected
+    monkeypatch.setattr(signing, "WINDOW", 3)
+    assert verify_many(readings, DOMAIN, keys) == expected
 
 
 @pytest.mark.parametrize(
@@ -632,8 +680,7 @@ def test_reasons_and_verdicts() -> None:
         REASON_BAD_SIGNATURE,
         REASON_BAD_V,
         REASON_HIGH_S,
-        REASON_KEY_MISMATCH,
-        REASON_MALFORMED_KEY,
+            REASON_MALFORMED_KEY,
         REASON_MALFORMED_READING,
         REASON_MALFORMED_SIGNATURE,
         REASON_UNKNOWN_DEVICE,

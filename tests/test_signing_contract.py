@@ -24,6 +24,7 @@ from veristream.provers.signing import (
     REASON_MALFORMED_SIGNATURE,
     DeviceReading,
     Domain,
+    public_key_of,
     reading_digest,
     sign_reading,
     verify_reading,
@@ -51,6 +52,12 @@ def registry() -> Iterator[tuple[Any, Domain]]:
     w3.eth.wait_for_transaction_receipt(tx)
     domain = Domain(chain_id=w3.eth.chain_id, verifying_contract=receipt["contractAddress"])
     yield contract, domain
+
+
+def _registry_keys(contract: Any, device: str) -> dict[str, bytes]:
+    """``verify_many``'s ``keys`` for one device, read from the contract as the pipeline would."""
+    record = contract.functions.deviceOf(Web3.to_checksum_address(device)).call()
+    return {device.lower(): bytes(record[5])}
 
 
 def _on_chain(contract: Any, reading: DeviceReading) -> bool:
@@ -104,3 +111,31 @@ def test_contract_and_verify_many_accept_and_reject_the_same_signatures(registry
     tampered = replace(reading, seq=4)
     assert not verify_reading(tampered, domain).ok
     assert not _on_chain(contract, tampered)
+
+
+def test_contract_and_verify_many_agree_after_a_key_rotation(registry: tuple[Any, Domain]) -> None:
+    # rotateKey keeps the device id: the contract then recovers to the new key's
+    # address, and verify_many given the registry's key must do the same
+    contract, domain = registry
+    w3 = contract.w3
+    owner = w3.eth.accounts[0]
+    old_secret = keccak256(b"test_signing_contract/rotating-old")
+    new_secret = keccak256(b"test_signing_contract/rotating-new")
+    device = Account.from_key(old_secret).address.lower()
+    checksummed = Web3.to_checksum_address(device)
+    w3.eth.wait_for_transaction_receipt(
+        contract.functions.registerDevice(checksummed, owner, 1, b"").transact({"from": owner})
+    )
+    unsigned = DeviceReading(device, 9, 1_767_225_600_000, b"co2=412", b"")
+    by_old = sign_reading(unsigned, domain, old_secret)
+    by_new = sign_reading(unsigned, domain, new_secret)
+    for rotated in (False, True):
+        if rotated:
+            new_key = public_key_of("secp256k1", new_secret)
+            tx = contract.functions.rotateKey(checksummed, 1, new_key).transact({"from": owner})
+            w3.eth.wait_for_transaction_receipt(tx)
+        keys = _registry_keys(contract, device)
+        for reading, current in ((by_old, not rotated), (by_new, rotated)):
+            assert _on_chain(contract, reading) == current, (rotated, current)
+            expected = None if current else REASON_BAD_SIGNATURE
+            assert verify_reading(reading, domain, keys).reason == expected, (rotated, current)
