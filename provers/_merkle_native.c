@@ -423,8 +423,8 @@ static int parse_hex_exact(PyObject *s, unsigned char *out, Py_ssize_t size) {
     return bad >= 0;
 }
 
-/* A new int from an int or a plain decimal / 0x-hex string; NULL (no error
- * set) when the value is anything else. */
+/* A new int from an int or a plain decimal (optionally negative) or 0x-hex
+ * string; NULL (no error set) when the value is anything else. */
 static PyObject *as_int(PyObject *v) {
     if (PyLong_CheckExact(v)) {
         Py_INCREF(v);
@@ -434,8 +434,9 @@ static PyObject *as_int(PyObject *v) {
     Py_ssize_t len = PyUnicode_GET_LENGTH(v);
     const char *p = (const char *)PyUnicode_DATA(v);
     int base = 10;
-    Py_ssize_t start = 0;
-    if (len > 2 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+    int negative = len > 1 && p[0] == '-';
+    Py_ssize_t start = negative;
+    if (!negative && len > 2 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
         base = 16;
         start = 2;
     }
@@ -444,7 +445,7 @@ static PyObject *as_int(PyObject *v) {
         int d = hexval((unsigned char)p[i]);
         if (d < 0 || d >= base) return NULL;
     }
-    PyObject *result = PyLong_FromString(p + start, NULL, base);
+    PyObject *result = PyLong_FromString(negative ? p : p + start, NULL, base);
     if (result == NULL) PyErr_Clear();
     return result;
 }

@@ -491,13 +491,17 @@ def test_native_static_encoder_takes_the_common_forms_and_hands_back_the_rest() 
         ["0x" + "ab" * 20, 5, -3, True, "0x01020304"],
         [bytes(20), "123456789012345678901234567890", 32767, False, b"\x01\x02\x03\x04"],
         ["0X" + "CD" * 20, "0xff", -32768, False, "0xAABBCCDD"],
+        ["0x" + "ab" * 20, "0", "-32768", True, "0x01020304"],
         ["0x" + "ab" * 20, 2**256 - 1, 0, True, "0x01020304"],
     ]
     words, stop = native.encode_static(good, kinds, 0)
     assert stop == len(good)
     types = [parse_abi_type(t) for t in ("address", "uint256", "int16", "bool", "bytes4")]
     assert words == b"".join(abi_encode(types, row) for row in good)
-    for bad_value, column in [(2**256, 1), (-1, 1), (32768, 2), (-32769, 2), (1, 3), ("0x0102", 4), ("0x" + "ab" * 19, 0), ("12a", 1)]:
+    for bad_value, column in [
+        (2**256, 1), (-1, 1), ("-1", 1), (32768, 2), (-32769, 2), ("-32769", 2), ("-0x1", 2), ("-", 2),
+        (1, 3), ("0x0102", 4), ("0x" + "ab" * 19, 0), ("12a", 1), ("0x", 1), (1.0, 1),
+    ]:
         row = list(good[0])
         row[column] = bad_value
         _, stop = native.encode_static([good[0], row], kinds, 0)
