@@ -269,12 +269,25 @@ def test_parsed_keys_are_cached() -> None:
     assert all(a is b for a, b in zip(first, again, strict=True))
 
 
+def test_cached_committee_aggregate_stays_correct() -> None:
+    sks = list(range(50, 60))
+    pks = [bls.sk_to_pk(sk) for sk in sks]
+    for message in (b"first", b"second"):
+        signature = bls.aggregate([bls.sign(sk, message) for sk in sks])
+        assert bls.fast_aggregate_verify(pks, message, signature)
+        assert not bls.fast_aggregate_verify(pks[:-1], message, signature)
+        assert not bls.fast_aggregate_verify(pks, message + b"!", signature)
+
+
 def test_py_ecc_fallback_backend_gives_the_same_bytes() -> None:
     sk, message = 31337, b"fallback"
     expected_pk, expected_sig = bls.sk_to_pk(sk), bls.sign(sk, message)
     assert bls.backend() == "blst"
+    # fills the blst key and aggregate caches, which a backend switch must drop
+    assert bls.fast_aggregate_verify([expected_pk], message, expected_sig)
     try:
         bls.use_backend("py-ecc")
+        assert bls.fast_aggregate_verify([expected_pk], message, expected_sig)
         assert bls.backend() == "py-ecc"
         assert bls.sk_to_pk(sk) == expected_pk
         assert bls.sign(sk, message) == expected_sig

@@ -36,6 +36,7 @@ G1_GENERATOR = bytes.fromhex(
 )
 EVM_FP_LENGTH = 64
 PK_CACHE_SIZE = 4096
+AGGREGATE_CACHE_SIZE = 256
 
 _X_MASK = (1 << 381) - 1
 _SIGN_BIT = 0x20
@@ -98,6 +99,7 @@ def use_backend(name: str) -> None:
     _b = _load_backend(name)
     _generator = _b.p1.uncompress(G1_GENERATOR)
     _parse_pk_cached.cache_clear()
+    _aggregate_point.cache_clear()
 
 
 # --- parsing -----------------------------------------------------------------
@@ -269,6 +271,18 @@ def aggregate_verify(pks: Sequence[bytes], messages: Sequence[bytes], signature:
     return _pairing_check(pairs, sig_point)
 
 
+@lru_cache(maxsize=AGGREGATE_CACHE_SIZE)
+def _aggregate_point(pks: tuple[bytes, ...]) -> Any:
+    """The sum of the keys' points, ``None`` for an empty list or a sum at infinity.
+
+    Cached per key list: a committee that signs again costs one tuple hash here.
+    """
+    apk = _b.p1()
+    for point in parse_pks(pks):
+        apk = apk + point
+    return None if not pks or apk == _b.p1() else apk
+
+
 def fast_aggregate_verify(pks: Sequence[bytes], message: bytes, signature: bytes) -> bool:
     """Whether ``signature`` aggregates every ``pks`` key's signature of the one ``message``.
 
@@ -276,17 +290,15 @@ def fast_aggregate_verify(pks: Sequence[bytes], message: bytes, signature: bytes
     ``False`` on an empty list, any bad input, or keys summing to infinity.
     """
     try:
-        pk_points = parse_pks(pks)
+        _check_list("public keys", pks)
+        for pk in pks:
+            _check_length("public key", pk, PUBLIC_KEY_LENGTH)
+        apk = _aggregate_point(tuple(bytes(pk) for pk in pks))
         _check_message(message)
         sig_point = parse_signature(signature)
     except ValueError:
         return False
-    if not pk_points:
-        return False
-    apk = _b.p1()
-    for point in pk_points:
-        apk = apk + point
-    if apk == _b.p1():
+    if apk is None:
         return False
     return _pairing_check([(apk, _b.p2.hash_to_group(message, DST))], sig_point)
 
