@@ -472,3 +472,35 @@ def test_cyclotomic_square_equals_generic_square() -> None:
     g = _bn254_pairing.f12_mul(_bn254_pairing._f12_frobenius(g, 2), g)
     assert _bn254_pairing._cyclotomic_sqr(g) == _bn254_pairing._f12_sqr(g)
     assert _bn254_pairing._cyclotomic_sqr(f) != _bn254_pairing._f12_sqr(f)
+
+
+def test_docs_test_vector() -> None:
+    """The vector published in docs/bls.md for the contract side (a change here is a spec change)."""
+    m = keccak256(b"veristream test vector")
+    sk = 42
+    assert m.hex() == "0240d686d9f248e6e8bb028dd303c28ec63a90cf470785c170fae337523fd1bd"
+    assert bn254.hash_to_g1(m).hex() == (
+        "0880b0f81a08758ba05a0eda70e4dabc828055317c954f826e62e788da3f841f"
+        "06308c3e229f89a3eb1b9c65a7eb4305e622bc965ff9b0f3314de4763de9101d"
+    )
+    assert bn254.sk_to_pk_g1(sk).hex() == (
+        "0988f35db6971fd77c8f9afdae27f7fb355577586de4c517537d17882f9b3f34"
+        "23baffa63fafc8c67007390a6e6dd52860b4a8ae95f49905d52cdb2c3b4cb203"
+    )
+    assert bn254.sk_to_pk(sk).hex() == (
+        "12740934ba9615b77b6a49b06fcce83ce90d67b1d0e2a530069e3a7306569a91"
+        "116da8c89a0d090f3d8644ada33a5f1c8013ba7204aeca62d66d931b99afe6e7"
+        "25222d9816e5f86b4a7dedd00d04acc5c979c18bd22b834ea8c6d07c0ba441db"
+        "076441042e77b6309644b56251f059cf14befc72ac8a6157d30924e58dc4c172"
+    )
+    sig = bn254.sign(sk, m)
+    assert sig.hex() == (
+        "0a4ea03430377e71586f96fbd9ab8bd04ed7e6b6c22a6091697f25fc8d659319"
+        "0773b1f0eae22e9fa03032aec710ac9c719e2d2fad7ff38d518e0f5d98f9b619"
+    )
+    assert bn254.pop_prove(sk).hex() == (
+        "1063e7fb012e26ef6027c9a8386f025e73c34d34e254da6ab7ccd4ccfa6c8518"
+        "0e1a1e371ad7a983a7260f263120249d0acbde8e4a8b2bdc40374a7569a193dc"
+    )
+    gamma = bn254.challenge(m, bn254.sk_to_pk_g1(sk), bn254.sk_to_pk(sk), sig)
+    assert gamma == 0x0E32768FE0C6374AD748C524D1C9575DC2BDC588EC8604471E63A8AA874CF854
