@@ -115,31 +115,69 @@ def signature_reason(reason: str | None) -> tuple[str, str]:
     return REASON_BAD_SIGNATURE, str(reason)
 
 
+def credentials_problem(
+    candidate: Candidate, devices: Mapping[str, DeviceInfo], max_clock_skew_ms: int
+) -> tuple[str, str] | None:
+    """Why a correctly signed reading still cannot count: its key was revoked by its timestamp,
+    or its timestamp is further ahead of its arrival than the allowed skew.
+
+    Both are checked before the replay guard, so a reading that cannot count
+    never consumes its device's sequence number.
+    """
+    device = devices.get(candidate.device_id)
+    if device is not None and device.revoked_at(candidate.timestamp_ms):
+        return REASON_REVOKED, f"revoked at {device.revoked_at_ms}"
+    ahead = candidate.timestamp_ms - candidate.received_ms
+    if ahead > max_clock_skew_ms:
+        return REASON_CLOCK_SKEW, f"{ahead} ms ahead of arrival"
+    return None
+
+
 def check_signatures(
-    batch: Sequence[Candidate], domain: Any, keys: Mapping[str, bytes]
+    batch: Sequence[Candidate],
+    domain: Any,
+    keys: Mapping[str, bytes],
+    devices: Mapping[str, DeviceInfo] | None = None,
+    max_clock_skew_ms: int | None = None,
 ) -> tuple[list[Candidate], list[Rejected]]:
-    """Split a batch into readings whose signature verifies for the registered key, and the rest."""
+    """Split a batch into readings signed by their registered, unrevoked key at a credible time,
+    and the rest."""
     from veristream.provers.signing import verify_many
 
     verdicts = verify_many([c.to_reading() for c in batch], domain, keys)
     good: list[Candidate] = []
     bad: list[Rejected] = []
     for candidate, verdict in zip(batch, verdicts, strict=True):
-        if verdict.ok:
-            good.append(candidate)
-        else:
+        if not verdict.ok:
             reason, detail = signature_reason(verdict.reason)
             bad.append(rejected_from(candidate, reason, STAGE_SIGNATURE, detail))
+            continue
+        if devices is not None and max_clock_skew_ms is not None:
+            problem = credentials_problem(candidate, devices, max_clock_skew_ms)
+            if problem is not None:
+                bad.append(rejected_from(candidate, problem[0], STAGE_SIGNATURE, problem[1]))
+                continue
+        good.append(candidate)
     return good, bad
 
 
 class _VerifyFn(beam.DoFn):
-    def __init__(self, domain: Any, keys: Mapping[str, bytes]) -> None:
+    def __init__(
+        self,
+        domain: Any,
+        keys: Mapping[str, bytes],
+        devices: Mapping[str, DeviceInfo],
+        max_clock_skew_ms: int,
+    ) -> None:
         self._domain = domain
         self._keys = dict(keys)
+        self._devices = dict(devices)
+        self._max_clock_skew_ms = max_clock_skew_ms
 
     def process(self, batch: list[Candidate]) -> Iterator[Any]:
-        good, bad = check_signatures(batch, self._domain, self._keys)
+        good, bad = check_signatures(
+            batch, self._domain, self._keys, self._devices, self._max_clock_skew_ms
+        )
         for rejected in bad:
             yield pvalue.TaggedOutput(DEAD, rejected)
         if good:
@@ -147,17 +185,21 @@ class _VerifyFn(beam.DoFn):
 
 
 class VerifySignatures(beam.PTransform):
-    """Check every device signature against the registry's key (``verify_many``, one call per batch)."""
+    """Check every device signature against the registry's key (``verify_many``, one call per
+    batch), then that the key was not revoked and the timestamp is credible."""
 
-    def __init__(self, domain: Any, keys: Mapping[str, bytes]) -> None:
+    def __init__(
+        self,
+        domain: Any,
+        keys: Mapping[str, bytes],
+        devices: Mapping[str, DeviceInfo],
+        max_clock_skew_ms: int,
+    ) -> None:
         super().__init__()
-        self._domain = domain
-        self._keys = keys
+        self._fn = _VerifyFn(domain, keys, devices, max_clock_skew_ms)
 
     def expand(self, batches: Any) -> tuple[Any, Any]:
-        out = batches | "Verify" >> beam.ParDo(_VerifyFn(self._domain, self._keys)).with_outputs(
-            DEAD, main="ok"
-        )
+        out = batches | "Verify" >> beam.ParDo(self._fn).with_outputs(DEAD, main="ok")
         return out.ok, out[DEAD]
 
 
@@ -284,11 +326,11 @@ def plausibility_problem(candidate: Candidate, rules: PlausibilityRules) -> tupl
         return REASON_WRONG_EPOCH, f"timestamp {reading.timestamp_ms} outside the epoch"
     if len(reading.payload) > validation.max_payload_bytes:
         return REASON_OVERSIZED, f"payload {len(reading.payload)} > {validation.max_payload_bytes} bytes"
-    device = rules.devices.get(reading.device_id)
-    if device is not None and device.revoked_at(reading.timestamp_ms):
-        return REASON_REVOKED, f"revoked at {device.revoked_at_ms}"
-    if reading.timestamp_ms - candidate.received_ms > validation.max_clock_skew_ms:
-        return REASON_CLOCK_SKEW, f"{reading.timestamp_ms - candidate.received_ms} ms ahead of arrival"
+    # revocation and clock skew were checked with the signature; re-checked here so that a
+    # batch re-executed by an operator cannot slip such a reading through either
+    credentials = credentials_problem(candidate, rules.devices, validation.max_clock_skew_ms)
+    if credentials is not None:
+        return credentials
     decoded = decode_payload(reading.payload, validation)
     if isinstance(decoded, tuple):
         return decoded
@@ -324,7 +366,7 @@ class _PlausibilityFn(beam.DoFn):
 
 
 class Plausibility(beam.PTransform):
-    """Epoch bounds, payload size, revocation, clock skew and per-field ranges."""
+    """Epoch bounds, payload size and per-field ranges (integers, required fields present)."""
 
     def __init__(self, rules: PlausibilityRules) -> None:
         super().__init__()
@@ -453,7 +495,9 @@ class EpochChecks(beam.PTransform):
             limit = c.rules.validation.max_payload_bytes
             candidates, undecodable = records | "Decode" >> Decode(limit)
             dead.append(undecodable)
-        signed, forged = candidates | "VerifySignatures" >> VerifySignatures(c.domain, c.keys)
+        signed, forged = candidates | "VerifySignatures" >> VerifySignatures(
+            c.domain, c.keys, c.rules.devices, c.rules.validation.max_clock_skew_ms
+        )
         fresh, replayed = signed | "ReplayGuard" >> ReplayGuard(c.high_water)
         plausible, implausible = fresh | "Plausibility" >> Plausibility(c.rules)
         devices = plausible | "AggregatePerDevice" >> AggregatePerDevice(
