@@ -342,3 +342,15 @@ def test_evm_encodings_pass_py_evm_eip2537_pairing_precompile() -> None:
     # e(pk, H(m)) * e(-G1, sig) == 1 is exactly what an EIP-2537 verifier checks
     assert precompile(pk + bls.hash_to_g2_evm(message) + neg_g1 + sig)
     assert not precompile(pk + bls.hash_to_g2_evm(b"\x12" * 32) + neg_g1 + sig)
+
+
+@pytest.mark.slow
+def test_benchmark_runs_and_reports_both_schemes() -> None:
+    from benchmarks import core_bls
+
+    rows = core_bls.run(quick=True)
+    names = [row["name"] for row in rows]
+    assert any(name.startswith("bls12381 fast_aggregate_verify") for name in names)
+    assert any(name.startswith("bn254 verify_g1_g2") for name in names)
+    for row in rows:
+        assert row["unit"] == "ops/s" and row["ours"] > 0 and row["baseline"] > 0
