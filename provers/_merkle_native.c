@@ -483,93 +483,117 @@ static int int_word(PyObject *number, int bits, int is_signed, unsigned char *wo
     return range_ok(word, bits, is_signed);
 }
 
-/* encode_static(rows, kinds, start) -> (bytes, stop): the ABI words of rows
- * [start, stop) whose columns are all one-word static types, kinds being
- * ((kind, size), ...). stop < len(rows) means row `stop` needs Python. */
+/* One row's words into out; 0 when a value is not in the fast path's forms. */
+static int encode_row(PyObject *row, const int *kind, Py_ssize_t ncols, unsigned char *word) {
+    PyObject **items;
+    if (PyList_CheckExact(row) && PyList_GET_SIZE(row) == ncols)
+        items = ((PyListObject *)row)->ob_item;
+    else if (PyTuple_CheckExact(row) && PyTuple_GET_SIZE(row) == ncols)
+        items = ((PyTupleObject *)row)->ob_item;
+    else
+        return 0;
+    for (Py_ssize_t c = 0; c < ncols; c++, word += 32) {
+        PyObject *v = items[c];
+        int size = kind[2 * c + 1], ok;
+        switch (kind[2 * c]) {
+        case K_ADDRESS:
+            memset(word, 0, 12);
+            if (PyBytes_CheckExact(v) && PyBytes_GET_SIZE(v) == 20) {
+                memcpy(word + 12, PyBytes_AS_STRING(v), 20);
+                ok = 1;
+            } else {
+                ok = parse_hex_exact(v, word + 12, 20);
+            }
+            break;
+        case K_UINT:
+        case K_INT: {
+            PyObject *number = as_int(v);
+            if (number == NULL) return 0;
+            ok = int_word(number, size, kind[2 * c] == K_INT, word);
+            Py_DECREF(number);
+            break;
+        }
+        case K_BOOL:
+            memset(word, 0, 32);
+            word[31] = v == Py_True;
+            ok = v == Py_True || v == Py_False;
+            break;
+        case K_BYTESN:
+            memset(word, 0, 32);
+            if (PyBytes_CheckExact(v) && PyBytes_GET_SIZE(v) == size) {
+                memcpy(word, PyBytes_AS_STRING(v), (size_t)size);
+                ok = 1;
+            } else {
+                ok = parse_hex_exact(v, word, size);
+            }
+            break;
+        default:
+            ok = 0;
+        }
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
+/* encode_static(rows, kinds) -> (bytearray, missed): the ABI words of every
+ * row whose columns are all one-word static types, kinds being ((kind, size),
+ * ...). Rows in `missed` (a list of row indices) were left for Python, which
+ * writes their words into the bytearray or raises the error. */
 static PyObject *py_encode_static(PyObject *self, PyObject *args) {
     PyObject *rows, *kinds_obj;
-    Py_ssize_t start;
-    if (!PyArg_ParseTuple(args, "O!O!n", &PyList_Type, &rows, &PyTuple_Type, &kinds_obj, &start))
-        return NULL;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &rows, &PyTuple_Type, &kinds_obj)) return NULL;
     Py_ssize_t ncols = PyTuple_GET_SIZE(kinds_obj), nrows = PyList_GET_SIZE(rows);
-    if (ncols <= 0 || start < 0 || start > nrows) {
-        PyErr_SetString(PyExc_ValueError, "bad column kinds or start row");
+    if (ncols <= 0) {
+        PyErr_SetString(PyExc_ValueError, "no columns");
         return NULL;
     }
     int *kind = (int *)PyMem_Malloc(sizeof(int) * 2 * (size_t)ncols);
     if (kind == NULL) return PyErr_NoMemory();
     for (Py_ssize_t c = 0; c < ncols; c++) {
         PyObject *pair = PyTuple_GET_ITEM(kinds_obj, c);
-        if (!PyArg_ParseTuple(pair, "ii", &kind[2 * c], &kind[2 * c + 1])) {
+        int k, size;
+        if (!PyTuple_Check(pair) || !PyArg_ParseTuple(pair, "ii", &k, &size)) {
             PyMem_Free(kind);
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a column kind is (kind, size)");
             return NULL;
         }
+        int valid = (k == K_ADDRESS || k == K_BOOL) ||
+                    ((k == K_UINT || k == K_INT) && size >= 8 && size <= 256 && size % 8 == 0) ||
+                    (k == K_BYTESN && size >= 1 && size <= 32);
+        if (!valid) {
+            PyMem_Free(kind);
+            PyErr_SetString(PyExc_ValueError, "unknown column kind or size");
+            return NULL;
+        }
+        kind[2 * c] = k;
+        kind[2 * c + 1] = size;
     }
     Py_ssize_t width = 32 * ncols;
-    PyObject *result = PyBytes_FromStringAndSize(NULL, (nrows - start) * width);
-    if (result == NULL) {
+    PyObject *result = PyByteArray_FromStringAndSize(NULL, nrows * width);
+    PyObject *missed = PyList_New(0);
+    if (result == NULL || missed == NULL) {
         PyMem_Free(kind);
+        Py_XDECREF(result);
+        Py_XDECREF(missed);
         return NULL;
     }
-    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
-    Py_ssize_t r;
-    for (r = start; r < nrows; r++) {
-        PyObject *row = PyList_GET_ITEM(rows, r);
-        PyObject **items;
-        if (PyList_CheckExact(row) && PyList_GET_SIZE(row) == ncols) {
-            items = ((PyListObject *)row)->ob_item;
-        } else if (PyTuple_CheckExact(row) && PyTuple_GET_SIZE(row) == ncols) {
-            items = ((PyTupleObject *)row)->ob_item;
-        } else {
-            break;
+    unsigned char *out = (unsigned char *)PyByteArray_AS_STRING(result);
+    for (Py_ssize_t r = 0; r < nrows; r++) {
+        unsigned char *word = out + r * width;
+        if (encode_row(PyList_GET_ITEM(rows, r), kind, ncols, word)) continue;
+        memset(word, 0, (size_t)width);
+        PyObject *index = PyLong_FromSsize_t(r);
+        if (index == NULL || PyList_Append(missed, index) < 0) {
+            Py_XDECREF(index);
+            PyMem_Free(kind);
+            Py_DECREF(result);
+            Py_DECREF(missed);
+            return NULL;
         }
-        unsigned char *word = out + (r - start) * width;
-        int ok = 1;
-        for (Py_ssize_t c = 0; c < ncols && ok; c++, word += 32) {
-            PyObject *v = items[c];
-            int size = kind[2 * c + 1];
-            switch (kind[2 * c]) {
-            case K_ADDRESS:
-                memset(word, 0, 12);
-                if (PyBytes_CheckExact(v) && PyBytes_GET_SIZE(v) == 20)
-                    memcpy(word + 12, PyBytes_AS_STRING(v), 20);
-                else
-                    ok = parse_hex_exact(v, word + 12, 20);
-                break;
-            case K_UINT:
-            case K_INT: {
-                PyObject *number = as_int(v);
-                if (number == NULL) {
-                    ok = 0;
-                    break;
-                }
-                ok = int_word(number, size, kind[2 * c] == K_INT, word);
-                Py_DECREF(number);
-                break;
-            }
-            case K_BOOL:
-                memset(word, 0, 32);
-                if (v == Py_True)
-                    word[31] = 1;
-                else if (v != Py_False)
-                    ok = 0;
-                break;
-            case K_BYTESN:
-                memset(word, 0, 32);
-                if (PyBytes_CheckExact(v) && PyBytes_GET_SIZE(v) == size)
-                    memcpy(word, PyBytes_AS_STRING(v), (size_t)size);
-                else
-                    ok = parse_hex_exact(v, word, size);
-                break;
-            default:
-                ok = 0;
-            }
-        }
-        if (!ok) break;
+        Py_DECREF(index);
     }
     PyMem_Free(kind);
-    if (r < nrows && _PyBytes_Resize(&result, (r - start) * width) < 0) return NULL;
-    return Py_BuildValue("(Nn)", result, r);
+    return Py_BuildValue("(NN)", result, missed);
 }
 
 static PyMethodDef methods[] = {
@@ -581,7 +605,7 @@ static PyMethodDef methods[] = {
     {"build_tree", py_build_tree, METH_O,
      "build_tree(leaves) -> every node of the tree in OpenZeppelin's array layout."},
     {"encode_static", py_encode_static, METH_VARARGS,
-     "encode_static(rows, kinds, start) -> (ABI words of rows start..stop-1, stop)."},
+     "encode_static(rows, kinds) -> (bytearray of ABI words, indices of rows left for Python)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -86,18 +86,13 @@ def _leaf_hashes(types: Sequence[AbiType], rows: list[Any]) -> bytes:
         width = NODE * len(types)
         native = core.native_module()
         if native is not None:
-            # The native encoder takes the rows it can; each row it hands back
+            # The native encoder takes the rows it can; each row it leaves out
             # is encoded here (or raises the ValueError naming row and column).
             kinds = tuple((_NATIVE_KIND[t.kind], t.size or 0) for t in types)
-            chunks: list[bytes] = []
-            start = 0
-            while start < len(rows):
-                words, stop = native.encode_static(rows, kinds, start)
-                chunks.append(words)
-                if stop < len(rows):
-                    chunks.append(_encode_row(types, rows[stop], stop))
-                start = stop + 1
-            return core.hash_leaves(b"".join(chunks), width)
+            words, missed = native.encode_static(rows, kinds)
+            for i in missed:
+                words[i * width : (i + 1) * width] = _encode_row(types, rows[i], i)
+            return core.hash_leaves(words, width)
         flat = b"".join([_encode_row(types, row, i) for i, row in enumerate(rows)])
         return core.hash_leaves(flat, width)
     return core.hash_leaves([_encode_row(types, row, i) for i, row in enumerate(rows)])

@@ -474,14 +474,16 @@ def test_native_static_encoder_matches_eth_abi(case: tuple[list[str], list[tuple
     assert native is not None
     types = [parse_abi_type(t) for t in encoding]
     kinds = tuple(({"address": 0, "uint": 1, "int": 2, "bool": 3, "bytesN": 4}[t.kind], t.size or 0) for t in types)
-    words, stop = native.encode_static([list(r) for r in rows], kinds, 0)
-    # The native path may hand a row back to Python; whatever it did encode is exact.
-    assert 0 <= stop <= len(rows)
+    words, missed = native.encode_static([list(r) for r in rows], kinds)
+    # The native path may leave a row to Python; whatever it did encode is exact.
     canonical = [t.canonical for t in types]
-    expected = b"".join(
-        eth_abi.encode(canonical, [abi_python_value(t, v) for t, v in zip(types, r, strict=True)]) for r in rows[:stop]
-    )
-    assert words == expected
+    width = 32 * len(types)
+    for i, row in enumerate(rows):
+        if i not in missed:
+            python_values = [abi_python_value(t, v) for t, v in zip(types, row, strict=True)]
+            assert words[i * width : (i + 1) * width] == eth_abi.encode(canonical, python_values)
+    # Only forms outside the fast path are left: here, that is no JSON form at all.
+    assert missed == []
 
 
 def test_native_static_encoder_takes_the_common_forms_and_hands_back_the_rest() -> None:
@@ -494,8 +496,8 @@ def test_native_static_encoder_takes_the_common_forms_and_hands_back_the_rest() 
         ["0x" + "ab" * 20, "0", "-32768", True, "0x01020304"],
         ["0x" + "ab" * 20, 2**256 - 1, 0, True, "0x01020304"],
     ]
-    words, stop = native.encode_static(good, kinds, 0)
-    assert stop == len(good)
+    words, missed = native.encode_static(good, kinds)
+    assert missed == []
     types = [parse_abi_type(t) for t in ("address", "uint256", "int16", "bool", "bytes4")]
     assert words == b"".join(abi_encode(types, row) for row in good)
     for bad_value, column in [
@@ -504,8 +506,12 @@ def test_native_static_encoder_takes_the_common_forms_and_hands_back_the_rest() 
     ]:
         row = list(good[0])
         row[column] = bad_value
-        _, stop = native.encode_static([good[0], row], kinds, 0)
-        assert stop == 1, (bad_value, column)
+        _, missed = native.encode_static([good[0], row, good[1]], kinds)
+        assert missed == [1], (bad_value, column)
+    with pytest.raises(ValueError):
+        native.encode_static(good, ((4, 33),))
+    with pytest.raises(ValueError):
+        native.encode_static(good, ((1, 7),))
 
 
 def test_tree_without_native_path_is_identical(monkeypatch: pytest.MonkeyPatch) -> None:
