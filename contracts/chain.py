@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import os
 import struct
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,16 +34,19 @@ RPC_TX_GAS_CAP = 16_000_000
 
 @dataclass(frozen=True, slots=True)
 class ChainConfig:
-    """Where the chain is: ``url`` for a JSON-RPC node, else the embedded EVM in ``workdir``.
+    """Where the chain is: ``url`` (``http(s)://`` or ``ipc://PATH``) for a JSON-RPC node, else
+    the embedded EVM in ``workdir``.
 
     ``private_key`` (hex) signs transactions locally for nodes without unlocked accounts;
     without it the node's first account sends. ``workdir=None`` with no url is an
-    embedded chain kept in memory only.
+    embedded chain kept in memory only. ``gas_limit`` skips per-transaction estimation on
+    a node (a dev node such as anvil: estimation re-executes each transaction many times).
     """
 
     url: str | None = None
     workdir: Path | None = None
     private_key: str | None = None
+    gas_limit: int | None = None  # JSON-RPC: send with this gas instead of estimating each tx
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +62,12 @@ class Receipt:
 class Chain:
     """A web3 connection plus the sender and, for the embedded EVM, its persistence."""
 
-    def __init__(self, w3: Any, sender: str, *, tester: Any = None, workdir: Path | None = None) -> None:
+    def __init__(
+        self, w3: Any, sender: str, *, tester: Any = None, workdir: Path | None = None, gas_limit: int | None = None
+    ) -> None:
         self.w3 = w3
         self.sender = sender
+        self.gas_limit = EMBEDDED_TX_GAS if tester is not None else gas_limit
         self.chain_id: int = int(w3.eth.chain_id)
         self._tester = tester
         self.workdir = workdir
@@ -82,8 +89,8 @@ class Chain:
         if value:
             tx["value"] = value
         try:
-            if self.embedded:
-                tx["gas"] = EMBEDDED_TX_GAS
+            if self.gas_limit is not None:
+                tx["gas"] = self.gas_limit
             else:
                 # The estimate runs against the current block; mined in a later one a change
                 # may start a new checkpoint instead of editing one (~130k more): add headroom.
@@ -130,7 +137,9 @@ class Chain:
         if seconds <= 0:
             raise ValueError("seconds must be positive")
         if self.embedded:
-            self._tester.time_travel(self.timestamp() + seconds)
+            pending = int(self._tester.get_block_by_number("pending")["timestamp"])
+            # the pending block may already be ahead of the latest one (wall clock)
+            self._tester.time_travel(max(self.timestamp(), pending, int(time.time())) + seconds)
             self.save()
         else:
             self.w3.provider.make_request("evm_increaseTime", [seconds])
@@ -211,12 +220,15 @@ def _embedded(workdir: Path | None) -> Chain:
     return chain
 
 
-def _rpc(url: str, private_key: str | None) -> Chain:
-    from web3 import HTTPProvider, Web3
+def _rpc(url: str, private_key: str | None, gas_limit: int | None = None) -> Chain:
+    from web3 import HTTPProvider, IPCProvider, Web3
 
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(f"chain url must be http(s)://, got {url!r}")
-    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 120}))
+    if url.startswith("ipc://"):
+        w3 = Web3(IPCProvider(url[len("ipc://") :], timeout=120))
+    elif url.startswith(("http://", "https://")):
+        w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 120}))
+    else:
+        raise ValueError(f"chain url must be http(s):// or ipc://PATH, got {url!r}")
     if private_key:
         from eth_account import Account
         from web3.middleware import SignAndSendRawMiddlewareBuilder
@@ -229,7 +241,7 @@ def _rpc(url: str, private_key: str | None) -> Chain:
         if not accounts:
             raise ValueError(f"{url} has no unlocked accounts: give a private_key")
         sender = accounts[0]
-    return Chain(w3, sender)
+    return Chain(w3, sender, gas_limit=gas_limit)
 
 
 def connect(target: ChainConfig | str | Path | None = None) -> Chain:
@@ -239,10 +251,10 @@ def connect(target: ChainConfig | str | Path | None = None) -> Chain:
     """
     if isinstance(target, ChainConfig):
         if target.url:
-            return _rpc(target.url, target.private_key)
+            return _rpc(target.url, target.private_key, target.gas_limit)
         return _embedded(target.workdir)
     if isinstance(target, str):
-        if target.startswith(("http://", "https://")):
+        if target.startswith(("http://", "https://", "ipc://")):
             return _rpc(target, None)
         return _embedded(Path(target))
     if isinstance(target, Path):
