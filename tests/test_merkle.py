@@ -118,6 +118,7 @@ def assert_same_as_oz(case: dict[str, Any], theirs: dict[str, Any]) -> StandardM
     assert compact(tree.dump()) == compact(theirs["dump"])
     assert [tree.get_proof(i) for i in range(len(tree))] == theirs["proofs"]
     assert [tree.leaf_hash(v) for v in case["values"]] == theirs["leafHashes"]
+    assert tree.render() == theirs["render"]
     assert theirs["verified"]
     for indices, their_multi in zip(case["multi"], theirs["multi"], strict=True):
         ours = tree.get_multi_proof(indices)

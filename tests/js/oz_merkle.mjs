@@ -20,7 +20,7 @@ function runCase(c) {
   });
   const leafHashes = c.values.map(v => tree.leafHash(v));
   const verified = proofs.every((p, i) => tree.verify(i, p));
-  return { root: tree.root, dump: tree.dump(), proofs, multi, leafHashes, verified };
+  return { root: tree.root, dump: tree.dump(), proofs, multi, leafHashes, verified, render: tree.render() };
 }
 
 function runLoad(dump) {
