@@ -22,7 +22,8 @@ from veristream.connectors.ipfs import (
     RpcStore,
     cid_of,
 )
-from veristream.connectors.ipfs.unixfs import CHUNK_SIZE, MAX_LINKS
+from veristream.connectors.ipfs.car import write_car
+from veristream.connectors.ipfs.unixfs import CHUNK_SIZE, MAX_LINKS, iter_file_blocks
 
 from tests.conftest import free_port
 from tests.ipfs_node import jsipfs_node
@@ -75,8 +76,13 @@ def test_node_gives_the_embedded_cid(rpc: RpcStore, tmp_path: Path, size: int) -
 def test_node_gives_the_embedded_cid_for_two_layers(rpc: RpcStore, tmp_path: Path) -> None:
     data = random_bytes(MAX_LINKS * CHUNK_SIZE + 7, 174)
     cid = rpc.put(data)
-    assert cid == EmbeddedStore(tmp_path).put(data)
+    local = EmbeddedStore(tmp_path)
+    assert cid == local.put(data)
     assert rpc.get(cid) == data
+    ours, theirs = io.BytesIO(), io.BytesIO()
+    local.export_car(cid, ours)
+    rpc.export_car(cid, theirs)
+    assert ours.getvalue() == theirs.getvalue()
 
 
 @pytest.mark.services
@@ -128,6 +134,25 @@ def test_node_blocks_export_back_to_embedded(rpc: RpcStore, tmp_path: Path) -> N
     out = io.BytesIO()
     local.export_car(cid, out)
     assert rpc.import_car(out.getvalue()) == [cid]
+
+
+@pytest.mark.services
+def test_node_car_export_is_byte_identical(rpc: RpcStore, tmp_path: Path) -> None:
+    # Same header encoding, same block order (root first, depth-first): the
+    # node's `dag export` and ours write the same bytes for the same DAG.
+    data = random_bytes(3 * CHUNK_SIZE + 5, 6)
+    cid = rpc.put(data)
+    theirs = tmp_path / "node.car"
+    size = rpc.export_car(cid, theirs)
+    local = EmbeddedStore(tmp_path / "store")
+    local.put(data)
+    ours = io.BytesIO()
+    local.export_car(cid, ours)
+    assert theirs.read_bytes() == ours.getvalue()
+    assert size == theirs.stat().st_size
+    fresh = EmbeddedStore(tmp_path / "fresh")
+    assert fresh.import_car(theirs) == [cid]
+    assert fresh.get(cid) == data
 
 
 # --- fake nodes: tampering, failures, retries ----------------------------------
@@ -249,6 +274,50 @@ def test_put_streams_a_multipart_upload_with_kubo_parameters() -> None:
     body = seen["body"]
     assert isinstance(body, bytes)
     assert data in body
+
+
+def _car_of(data: bytes) -> bytes:
+    out = io.BytesIO()
+    blocks = list(iter_file_blocks(data))
+    write_car([blocks[-1].cid], reversed(blocks), out)
+    return out.getvalue()
+
+
+def test_tampered_car_export_is_refused(tmp_path: Path) -> None:
+    data = random_bytes(CHUNK_SIZE + 10, 7)
+    car = bytearray(_car_of(data))
+    car[-3] ^= 1
+    target = tmp_path / "out.car"
+    with (
+        FakeNode(lambda c, q, b: (200, bytes(car))) as node,
+        RpcStore(node.url) as store,
+        pytest.raises(CidMismatch),
+    ):
+        store.export_car(cid_of(data), target)
+    assert not target.exists()
+
+
+def test_car_export_of_another_root_is_refused() -> None:
+    car = _car_of(b"something else")
+    with (
+        FakeNode(lambda c, q, b: (200, car)) as node,
+        RpcStore(node.url) as store,
+        pytest.raises(CidMismatch, match="rooted at"),
+    ):
+        store.export_car(HELLO, io.BytesIO())
+
+
+def test_incomplete_car_export_is_refused() -> None:
+    data = random_bytes(2 * CHUNK_SIZE + 1, 8)
+    blocks = list(iter_file_blocks(data))
+    out = io.BytesIO()
+    write_car([blocks[-1].cid], [blocks[-1], blocks[0]], out)
+    with (
+        FakeNode(lambda c, q, b: (200, out.getvalue())) as node,
+        RpcStore(node.url) as store,
+        pytest.raises(BlockNotFound),
+    ):
+        store.export_car(cid_of(data), io.BytesIO())
 
 
 def test_transient_5xx_is_retried() -> None:
