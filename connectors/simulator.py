@@ -14,16 +14,19 @@ Faults (each adds ``max(1, round(fault_rate * count))`` messages):
 - ``unknown_device``: a validly signed reading from a device not in the registry -> ``unknown_device``
 - ``revoked_device``: readings from a device revoked half-way through the run -> ``revoked``
   (its one reading before the revocation is accepted)
-- ``clock_skew``: timestamp ``clock_skew_ms`` ahead of its send time -> ``clock_skew``
+- ``clock_skew``: readings of a device whose clock runs ``clock_skew_ms`` ahead -> ``clock_skew``
 - ``out_of_order``: good readings delivered up to 3 slots late -> accepted
 - ``malformed_json``: a good envelope cut short -> ingest ``malformed``
 - ``oversized``: a signed reading with a payload over the limit -> ingest ``oversized``
 - ``implausible``: a signed reading with a value out of its plausible range -> ``implausible``
 
-The ground truth assumes the pipeline checks in this order: decode, signature,
-registry (unknown, revoked), clock skew, replay/duplicate, plausibility; and an
-allowed lateness of at least 4 send slots (4000 / rate ms), so that delayed
-deliveries are not late.
+The ground truth holds for the pipeline's order of checks (decode; signature and
+registry membership; replay/duplicate guard, where ties between equal sequence
+numbers go to the earlier arrival; then revocation, clock skew and plausible
+values) and for any order that checks state-free rules earlier, because every
+faulty message carries exactly one fault. It assumes an allowed lateness of at
+least 4 send slots (4000 / rate ms), so that delayed deliveries are not late,
+and delivery in the listed order (originals of replays arrive first).
 """
 
 from __future__ import annotations
@@ -333,9 +336,18 @@ def simulate(config: SimulatorSourceConfig, *, start_ms: int | None = None) -> S
         first_revoked = plan.index("revoked_device")
         revoked.revoked_at_ms = start + int(first_revoked * slot_ms)
         extra.append(revoked)
+    skewed: SimDevice | None = None
+    if "clock_skew" in config.faults:
+        # A device whose clock runs ahead: all its readings are skewed, and its
+        # sequence numbers still grow, so only the skew check can reject them.
+        skewed = _device(
+            config.seed, config.schemes[0], "skewed-clock", fleet[0].owner, fleet[0].profile, rng
+        )
+        extra.append(skewed)
 
     generated: list[tuple[bytes, str, DeviceReading | None]] = []
-    last_ok: list[tuple[bytes, DeviceReading]] = []
+    last_ok: list[tuple[int, bytes, DeviceReading]] = []
+    referenced: set[int] = set()  # originals of replays and duplicates stay in delivery order
     round_robin = 0
     for slot, kind in enumerate(plan):
         ts = start + int(slot * slot_ms)
@@ -348,7 +360,7 @@ def simulate(config: SimulatorSourceConfig, *, start_ms: int | None = None) -> S
         if kind == "ok":
             reading = _next_reading(device, rng, ts, domain)
             raw = encode_reading(reading)
-            last_ok.append((raw, reading))
+            last_ok.append((len(generated), raw, reading))
             generated.append((raw, kind, reading))
         elif kind == "bad_signature":
             reading = _next_reading(device, rng, ts, domain)
@@ -363,13 +375,15 @@ def simulate(config: SimulatorSourceConfig, *, start_ms: int | None = None) -> S
             generated.append((encode_reading(reading), kind, reading))
         elif kind == "replayed_seq":
             # An earlier good reading of some device, re-signed with new content and time.
-            _, old = last_ok[rng.randrange(len(last_ok))]
+            original, _, old = last_ok[rng.randrange(len(last_ok))]
+            referenced.add(original)
             owner = next(d for d in (*fleet, *extra) if d.device_id == old.device_id)
             values = owner.profile.step(rng, owner.values)
             reading = _reading(owner, old.seq, ts, values, domain)
             generated.append((encode_reading(reading), kind, reading))
         elif kind == "duplicate":
-            raw, reading = last_ok[-1]
+            original, raw, reading = last_ok[-1]
+            referenced.add(original)
             generated.append((raw, kind, reading))
         elif kind == "unknown_device":
             reading = _next_reading(stranger, rng, ts, domain)
@@ -379,7 +393,8 @@ def simulate(config: SimulatorSourceConfig, *, start_ms: int | None = None) -> S
             reading = _next_reading(revoked, rng, ts, domain)
             generated.append((encode_reading(reading), kind, reading))
         elif kind == "clock_skew":
-            reading = _next_reading(device, rng, ts + config.clock_skew_ms, domain)
+            assert skewed is not None
+            reading = _next_reading(skewed, rng, ts + config.clock_skew_ms, domain)
             generated.append((encode_reading(reading), kind, reading))
         elif kind == "malformed_json":
             reading = _next_reading(device, rng, ts, domain)
@@ -407,7 +422,9 @@ def simulate(config: SimulatorSourceConfig, *, start_ms: int | None = None) -> S
     if "out_of_order" in config.faults:
         per_fault = max(1, round(config.fault_rate * config.count))
         candidates = [
-            i for i, (_, kind, _) in enumerate(generated) if kind == "ok" and i >= len(fleet)
+            i
+            for i, (_, kind, _) in enumerate(generated)
+            if kind == "ok" and i >= len(fleet) and i not in referenced
         ]
         for i in rng.sample(candidates, min(per_fault, len(candidates))):
             keys[i] = i + rng.randint(1, OUT_OF_ORDER_WINDOW) + 0.5

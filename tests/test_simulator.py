@@ -24,7 +24,7 @@ from veristream.connectors.sim_profiles import PROFILES
 from veristream.connectors.simulator import Simulation, simulate
 from veristream.provers.signing import device_id_from_public_key, verify_many
 
-from tests.conftest import free_port
+from tests.conftest import REPO, free_port
 from veristream.cli import app
 
 ALL = SimulatorSourceConfig(
@@ -51,8 +51,9 @@ def test_same_seed_same_bytes_other_seed_other_keys() -> None:
 def test_registry_holds_real_keys_of_each_scheme(sim: Simulation) -> None:
     devices = sim.registry()["devices"]
     by_scheme = Counter(d["scheme"] for d in devices)
-    # 4 per scheme, plus the device revoked half-way (the unknown device is not registered).
-    assert sorted(by_scheme.values()) == [4, 4, 5]
+    # 4 per scheme, plus the device revoked half-way and the one with a fast clock
+    # (the unknown device is not registered).
+    assert sorted(by_scheme.values()) == [4, 5, 5]
     for entry in devices:
         key = bytes.fromhex(entry["public_key"][2:])
         assert device_id_from_public_key(entry["scheme"], key) == entry["device_id"]
@@ -205,3 +206,39 @@ def test_cli_writes_messages_registry_and_truth_deterministically(tmp_path: Path
     assert [t["raw"].encode() for t in truth] == lines
     bad = runner.invoke(app, ["simulate", "--faults", "gremlins", "--output", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "unknown faults" in bad.output
+
+
+@pytest.mark.slow
+def test_ground_truth_equals_the_pipelines_verdicts(tmp_path: Path) -> None:
+    """Cross-check with the pipeline's own epoch computation: same accepted bytes, same reasons."""
+    from veristream.pipeline.jobspec import load_job
+    from veristream.pipeline.registry import parse_registry
+    from veristream.pipeline.runner import compute_epoch, job_context
+    from veristream.pipeline.state import JobState
+
+    job = load_job(REPO / "examples" / "weather.yaml")
+    config = SimulatorSourceConfig.model_validate({**job.sources[0], "seed": 5, "count": 200})
+    sim = simulate(config)
+    log = IngestLog(
+        tmp_path,
+        job.epochs.length_ms,
+        job.epochs.allowed_lateness_ms,
+        job.epochs.genesis_ms,
+        max_payload_bytes=job.validation.max_payload_bytes,
+    )
+    log.append_batch([(m.raw, "sim", m.send_ms) for m in sim.messages])
+    log.advance_clock(sim.start_ms + 10**9)
+    ctx = job_context(job, parse_registry(sim.registry()))
+    state = JobState()
+    accepted: list[bytes] = []
+    rejected = [(d.reason, d.raw) for d in log.dead_letters.read()]
+    for epoch in log.closed_epochs():
+        records = log.read_records(epoch)
+        computed = compute_epoch(ctx, epoch, [(r.received_ms, r.raw) for r in records], state)
+        state = computed.state
+        accepted += [c.raw for c in computed.accepted]
+        rejected += [(d.reason, d.raw) for d in computed.dead]
+    assert sorted(accepted) == sorted(m.raw for m in sim.messages if m.expected == "accept")
+    assert sorted(rejected) == sorted(
+        (m.reason, m.raw) for m in sim.messages if m.reason is not None
+    )
