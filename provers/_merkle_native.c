@@ -285,10 +285,12 @@ static PyObject *py_sort_hashes(PyObject *self, PyObject *arg) {
     }
     Py_ssize_t n = view.len / 32;
     sort_key *keys = (sort_key *)PyMem_RawMalloc(sizeof(sort_key) * (size_t)(n ? n : 1));
+    Py_ssize_t *start = (Py_ssize_t *)PyMem_RawCalloc(65537, sizeof(Py_ssize_t));
     PyObject *sorted = PyBytes_FromStringAndSize(NULL, n * 32);
     PyObject *ranks = PyBytes_FromStringAndSize(NULL, n * 4);
-    if (keys == NULL || sorted == NULL || ranks == NULL) {
+    if (keys == NULL || start == NULL || sorted == NULL || ranks == NULL) {
         PyMem_RawFree(keys);
+        PyMem_RawFree(start);
         Py_XDECREF(sorted);
         Py_XDECREF(ranks);
         PyBuffer_Release(&view);
@@ -297,44 +299,30 @@ static PyObject *py_sort_hashes(PyObject *self, PyObject *arg) {
     const unsigned char *in = (const unsigned char *)view.buf;
     unsigned char *out = (unsigned char *)PyBytes_AS_STRING(sorted);
     unsigned char *rank = (unsigned char *)PyBytes_AS_STRING(ranks);
-    /* qsort's comparator has no context argument; the GIL serialises callers. */
-    sort_base = in;
     /* Counting sort on the top 16 bits (stable), then each bucket by the full
      * key: uniform hashes leave a handful per bucket. */
-    Py_ssize_t *start = (Py_ssize_t *)PyMem_RawCalloc(65537, sizeof(Py_ssize_t));
-    sort_key *spill = (sort_key *)PyMem_RawMalloc(sizeof(sort_key) * (size_t)(n ? n : 1));
-    if (start == NULL || spill == NULL) {
-        PyMem_RawFree(start);
-        PyMem_RawFree(spill);
-        PyMem_RawFree(keys);
-        Py_DECREF(sorted);
-        Py_DECREF(ranks);
-        PyBuffer_Release(&view);
-        return PyErr_NoMemory();
-    }
     for (Py_ssize_t i = 0; i < n; i++) start[((size_t)in[i * 32] << 8 | in[i * 32 + 1]) + 1]++;
     for (int b = 0; b < 65536; b++) start[b + 1] += start[b];
     for (Py_ssize_t i = 0; i < n; i++) {
         size_t b = (size_t)in[i * 32] << 8 | in[i * 32 + 1];
-        sort_key *key = &spill[start[b]++];
+        sort_key *key = &keys[start[b]++];
         key->prefix = load64_be(in + i * 32);
         key->index = (uint32_t)i;
     }
+    /* qsort's comparator has no context argument; the GIL serialises callers. */
+    sort_base = in;
     Py_ssize_t lo = 0;
     for (int b = 0; b < 65536; b++) {
-        Py_ssize_t hi = start[b];
-        if (hi - lo > 1) qsort(spill + lo, (size_t)(hi - lo), sizeof(sort_key), compare_keys);
+        Py_ssize_t hi = start[b]; /* now the end of bucket b */
+        if (hi - lo > 1) qsort(keys + lo, (size_t)(hi - lo), sizeof(sort_key), compare_keys);
         lo = hi;
     }
-    memcpy(keys, spill, sizeof(sort_key) * (size_t)n);
-    PyMem_RawFree(spill);
-    PyMem_RawFree(start);
     for (Py_ssize_t k = 0; k < n; k++) {
-        uint32_t i = keys[k].index;
+        uint32_t i = keys[k].index, position = (uint32_t)k;
         memcpy(out + k * 32, in + (size_t)i * 32, 32);
-        uint32_t position = (uint32_t)k;
         memcpy(rank + (size_t)i * 4, &position, 4);
     }
+    PyMem_RawFree(start);
     PyMem_RawFree(keys);
     PyBuffer_Release(&view);
     return Py_BuildValue("(NN)", sorted, ranks);
