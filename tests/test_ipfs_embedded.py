@@ -284,3 +284,14 @@ def test_cli_round_trip(tmp_path: Path) -> None:
     out = tmp_path / "out.bin"
     assert runner.invoke(app, ["ipfs", "get", cid, "-o", str(out), "--store", store_b]).exit_code == 0
     assert out.read_bytes() == data
+
+
+def test_open_store_picks_the_backend(tmp_path: Path) -> None:
+    from veristream.connectors.ipfs import RpcStore, open_store
+
+    assert isinstance(open_store(tmp_path / "s"), EmbeddedStore)
+    remote = open_store("http://127.0.0.1:5001")
+    assert isinstance(remote, RpcStore)
+    remote.close()
+    with pytest.raises(ValueError):
+        open_store("")
