@@ -459,6 +459,15 @@ def test_native_sort_matches_stable_reference(hashes: list[bytes]) -> None:
     assert ordered == ref_ordered and list(ranks) == ref_ranks
 
 
+def test_native_sort_of_many_with_duplicates_matches_reference() -> None:
+    rng = random.Random(6)
+    pool = [rng.randbytes(32) for _ in range(5)] + [bytes(2) + rng.randbytes(30) for _ in range(5)]
+    hashes = [rng.choice(pool) if rng.random() < 0.5 else rng.randbytes(32) for _ in range(20000)]
+    flat = b"".join(hashes)
+    ordered, ranks = core.sort_hashes(flat)
+    assert (ordered, list(ranks)) == core._py_sort_hashes(flat)
+
+
 def test_native_tree_matches_reference() -> None:
     rng = random.Random(4)
     for n in [*range(1, 70), 127, 128, 129, 255, 256, 257, 1000, 4097]:
