@@ -161,11 +161,9 @@ def decode_pb_node(block: bytes) -> PBNode:
     links: list[PBLink] = []
     data: bytes | None = None
     for field, wire, value in _fields(block):
-        if field == 2 and wire == _WIRE_BYTES:
-            assert isinstance(value, bytes)
+        if field == 2 and isinstance(value, bytes):
             links.append(_decode_pb_link(value))
-        elif field == 1 and wire == _WIRE_BYTES and data is None:
-            assert isinstance(value, bytes)
+        elif field == 1 and isinstance(value, bytes) and data is None:
             data = value
         else:
             raise ValueError(f"not a dag-pb node: field {field} (wire type {wire})")
