@@ -33,6 +33,7 @@ REASON_CLOCK_SKEW = "clock_skew"
 REASON_REPLAY = "replay"
 REASON_DUPLICATE = "duplicate"
 REASON_IMPLAUSIBLE = "implausible"
+REASON_WRONG_EPOCH = "wrong_epoch"
 
 INGEST_REASONS: dict[str, str] = {
     REASON_MALFORMED: "the message is not a valid envelope (not JSON, a field missing, not hex, out of range)",
@@ -47,6 +48,7 @@ PIPELINE_REASONS: dict[str, str] = {
     REASON_REPLAY: "a reading with this device's sequence number (or a higher one) was already accepted",
     REASON_DUPLICATE: "a byte-identical copy of an already accepted reading",
     REASON_IMPLAUSIBLE: "a payload value outside the plausible range of its field",
+    REASON_WRONG_EPOCH: "a re-executed batch holds a reading stamped outside its epoch",
 }
 REASONS: dict[str, str] = {**INGEST_REASONS, **PIPELINE_REASONS}
 """Reason vocabulary: reason -> meaning. The simulator's ground truth uses exactly these."""
