@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+
 import typer.main
 from typer.testing import CliRunner
 
