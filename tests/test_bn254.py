@@ -504,3 +504,31 @@ def test_docs_test_vector() -> None:
     )
     gamma = bn254.challenge(m, bn254.sk_to_pk_g1(sk), bn254.sk_to_pk(sk), sig)
     assert gamma == 0x0E32768FE0C6374AD748C524D1C9575DC2BDC588EC8604471E63A8AA874CF854
+
+
+def test_glv_constants_are_the_g1_endomorphism() -> None:
+    from veristream.provers.bls import _bn254_curve as curve
+
+    assert pow(curve.BETA, 3, P) == 1 and curve.BETA != 1
+    assert (curve.LAMBDA**2 + curve.LAMBDA + 1) % R == 0
+    x, y = normalize(multiply(G1, curve.LAMBDA))
+    assert (int(x), int(y)) == (curve.BETA * 1 % P, 2)  # phi(G1) = (BETA * 1, 2)
+
+
+@settings(max_examples=50, deadline=None)
+@given(k=st.integers(min_value=-(2**300), max_value=2**300))
+def test_glv_split_is_short_and_exact(k: int) -> None:
+    from veristream.provers.bls import _bn254_curve as curve
+
+    k1, k2 = curve.glv_split(k)
+    assert (k1 + k2 * curve.LAMBDA - k) % R == 0
+    assert abs(k1).bit_length() <= 128 and abs(k2).bit_length() <= 128
+
+
+def test_g1_mul_edge_scalars_match_py_ecc() -> None:
+    from veristream.provers.bls import _bn254_curve as curve
+
+    for k in (1, 2, 3, R - 1, R + 1, curve.LAMBDA, curve.LAMBDA + 1, 2**128, -5):
+        assert bn254.encode_g1(curve.g1_mul(curve.G1_GENERATOR, k)) == _enc_g1(multiply(G1, k % R))
+    assert curve.g1_mul(curve.G1_GENERATOR, R) is None
+    assert curve.g1_mul(None, 5) is None

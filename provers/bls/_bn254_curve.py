@@ -139,16 +139,40 @@ def g1_add(p: G1Point, q: G1Point) -> G1Point:
     return (x3, (slope * (x1 - x3) - y1) % P)
 
 
+# GLV: phi(x, y) = (BETA x, y) is an endomorphism of G1 acting as multiplication
+# by LAMBDA (BETA, LAMBDA cube roots of unity mod p and mod r). A scalar k splits
+# into k1 + k2 LAMBDA with |k1|, |k2| ~ sqrt(r) using the short lattice basis
+# (A1, B1), (A2, B2) of {(a, b): a + b LAMBDA = 0 mod r}, which halves the doublings.
+BETA = 0x59E26BCEA0D48BACD4F263F1ACDB5C4F5763473177FFFFFE
+LAMBDA = 0xB3C4D79D41A917585BFC41088D8DAAA78B17EA66B99C90DD
+_A1, _B1 = 9931322734385697763, -147946756881789319000765030803803410728
+_A2, _B2 = 147946756881789319010696353538189108491, 9931322734385697763
+
+
+def glv_split(k: int) -> tuple[int, int]:
+    """(k1, k2) with k = k1 + k2 * LAMBDA (mod r) and both about 128 bits."""
+    k %= R
+    # rounded coordinates of k in the lattice basis (det = r)
+    c1 = (2 * _B2 * k + R) // (2 * R)
+    c2 = (-2 * _B1 * k + R) // (2 * R)
+    return k - c1 * _A1 - c2 * _A2, -c1 * _B1 - c2 * _B2
+
+
 def g1_mul(p: G1Point, k: int) -> G1Point:
-    """k * p for ``k >= 0`` (NAF double-and-add)."""
+    """k * p for any int k (every point of G1 has order r): GLV split, joint double-and-add."""
+    if p is None:
+        return None
+    k1, k2 = glv_split(k)
+    a = p if k1 >= 0 else g1_neg(p)
+    b = (BETA * p[0] % P, p[1] if k2 >= 0 else -p[1] % P)
+    k1, k2 = abs(k1), abs(k2)
+    table = (None, a, b, g1_add(a, b))
     result: G1Point = None
-    neg = g1_neg(p)
-    for digit in reversed(naf(k)):
+    for bit in range(max(k1.bit_length(), k2.bit_length()) - 1, -1, -1):
         result = g1_double(result)
-        if digit == 1:
-            result = g1_add(result, p)
-        elif digit == -1:
-            result = g1_add(result, neg)
+        index = ((k1 >> bit) & 1) | (((k2 >> bit) & 1) << 1)
+        if index:
+            result = g1_add(result, table[index])
     return result
 
 
