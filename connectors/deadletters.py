@@ -110,19 +110,33 @@ def _check(item: DeadLetter) -> DeadLetter:
 
 
 class DeadLetterStore:
-    """Append-only, durable dead letters in ``directory``; safe to share between threads."""
+    """Append-only, durable dead letters in ``directory``; safe to share between threads.
 
-    def __init__(self, directory: Path | str) -> None:
+    One process writes a store; another may open it with ``read_only=True`` and
+    ``refresh()`` to see what was added since.
+    """
+
+    def __init__(self, directory: Path | str, *, read_only: bool = False) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._file = RecordFile(self.directory / _FILE)
+        self.read_only = read_only
+        if not read_only:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        self._file = RecordFile(self.directory / _FILE, writable=not read_only)
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._stage_counts: Counter[tuple[str, str]] = Counter()
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recount from disk (what a reader in another process calls to catch up)."""
+        counts: Counter[str] = Counter()
+        stage_counts: Counter[tuple[str, str]] = Counter()
         for body in self._file.records():
             letter = DeadLetter.from_json(body)
-            self._counts[letter.reason] += 1
-            self._stage_counts[(letter.stage, letter.reason)] += 1
+            counts[letter.reason] += 1
+            stage_counts[(letter.stage, letter.reason)] += 1
+        with self._lock:
+            self._counts, self._stage_counts = counts, stage_counts
 
     def add(
         self, raw: bytes, reason: str, *, stage: str, epoch: int | None = None, detail: str = ""
@@ -135,6 +149,8 @@ class DeadLetterStore:
         checked = [_check(item) for item in items]
         if not checked:
             return
+        if self.read_only:
+            raise ValueError(f"dead-letter store {self.directory} is open read-only")
         with self._lock:
             self._file.append([item.to_json() for item in checked])
             for item in checked:

@@ -61,13 +61,25 @@ def fsync_directory(directory: Path) -> None:
 class RecordFile:
     """One append-only framed file; thread-safe appends, explicit ``sync``.
 
-    Opening recovers the file: a torn tail is truncated away (and counted in
-    ``torn_bytes``) so later appends never follow garbage.
+    Opening for writing recovers the file: a torn tail is truncated away (and
+    counted in ``torn_bytes``) so later appends never follow garbage. Opened
+    with ``writable=False`` (a reader in another process) the file is never
+    changed, and an incomplete last record, which may be a write in progress,
+    is simply not read yet.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, writable: bool = True) -> None:
         self.path = path
+        self.writable = writable
         self._lock = threading.Lock()
+        self._dirty = False
+        self.torn_bytes = 0
+        if not writable:
+            self._fd = os.open(path, os.O_RDONLY) if path.exists() else -1
+            records = self.records()
+            self.count = len(records)
+            self.size = sum(HEADER.size + len(r) for r in records)
+            return
         created = not path.exists()
         data = b"" if created else path.read_bytes()
         records, good = scan(data)
@@ -79,7 +91,6 @@ class RecordFile:
         os.lseek(self._fd, good, os.SEEK_SET)
         self.count = len(records)
         self.size = good
-        self._dirty = False
         if created:
             fsync_directory(path.parent)
 
@@ -87,6 +98,8 @@ class RecordFile:
         """Write ``bodies`` as records in one write (not yet durable: call ``sync``)."""
         if not bodies:
             return
+        if not self.writable:
+            raise ValueError(f"{self.path} is open read-only")
         blob = b"".join(frame(body) for body in bodies)
         with self._lock:
             view = memoryview(blob)
@@ -105,9 +118,14 @@ class RecordFile:
                 self._dirty = False
 
     def records(self) -> list[bytes]:
-        """Every complete record, in append order."""
+        """Every complete record, in append order (for a reader: as of now)."""
         with self._lock:
-            data = os.pread(self._fd, self.size, 0)
+            if self._fd < 0:
+                if self.writable or not self.path.exists():
+                    return []
+                self._fd = os.open(self.path, os.O_RDONLY)
+            size = self.size if self.writable else os.fstat(self._fd).st_size
+            data = os.pread(self._fd, size, 0)
         records, _ = scan(data)
         return records
 
@@ -116,7 +134,8 @@ class RecordFile:
 
     def close(self) -> None:
         """Sync and close the file."""
-        self.sync()
+        if self.writable:
+            self.sync()
         with self._lock:
             if self._fd >= 0:
                 os.close(self._fd)

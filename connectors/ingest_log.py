@@ -18,8 +18,15 @@ bounded input.
 Layout of the directory::
 
     segments/epoch-<12 digits>.log   framed records, append order (see framing.py)
-    state.json                       clock watermark and processed epochs (atomic rename)
+    clock.json                       the wall-clock watermark (atomic rename; the writer's)
+    processed.json                   epochs the pipeline has committed (atomic rename)
     deadletters/                     the dead-letter store, unless one is passed in
+    writer.lock                      held (flock) by the one process that appends
+
+One process appends (a second writer gets a clear error). A pipeline in another
+process opens the log with ``read_only=True``, calls ``refresh()`` to see new
+records, reads closed epochs and marks them processed; it keeps its own
+dead letters in a store of its own, so every file has one writer.
 
 Ingest-time dead letters are filed under the first epoch still open when they
 arrive, so they land in the dead-letter set of an epoch the pipeline has yet
@@ -28,6 +35,7 @@ to process.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import queue
@@ -58,7 +66,9 @@ from veristream.connectors.framing import RecordFile, fsync_directory
 _RECORD_HEADER = struct.Struct(">QQB")
 _SEGMENT_PREFIX = "epoch-"
 _SEGMENT_SUFFIX = ".log"
-_STATE = "state.json"
+_CLOCK = "clock.json"
+_PROCESSED = "processed.json"
+_WRITER_LOCK = "writer.lock"
 # How much of an unparseable message the dead-letter record keeps verbatim.
 _MAX_DEAD_RAW = 1 << 20
 
@@ -137,6 +147,7 @@ class IngestLog:
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         max_future_ms: int | None = 0,
         dead_letters: DeadLetterStore | None = None,
+        read_only: bool = False,
     ) -> None:
         self.epoch_length_ms = _non_negative_int("epoch_length_ms", epoch_length_ms, positive=True)
         self.allowed_lateness_ms = _non_negative_int("allowed_lateness_ms", allowed_lateness_ms)
@@ -148,34 +159,43 @@ class IngestLog:
             _non_negative_int("max_future_ms", max_future_ms)
         self.max_future_ms = max_future_ms
         self.directory = Path(directory)
+        self.read_only = read_only
         self._segments_dir = self.directory / "segments"
-        self._segments_dir.mkdir(parents=True, exist_ok=True)
-        self.dead_letters = dead_letters or DeadLetterStore(self.directory / "deadletters")
+        self._lock_fd = -1
+        if read_only:
+            if not self._segments_dir.is_dir():
+                raise ValueError(f"{self.directory} holds no ingest log")
+        else:
+            self._segments_dir.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = _lock_writer(self.directory / _WRITER_LOCK)
+        self.dead_letters = dead_letters or DeadLetterStore(
+            self.directory / "deadletters", read_only=read_only
+        )
         self._lock = threading.RLock()
         self._segments: dict[int, RecordFile] = {}
         self._appended: dict[int, int] = {}
         self._event_watermark = 0
         self.torn_bytes_dropped = 0
-        self._clock_ms, self._processed = self._load_state()
+        self._clock_ms = 0
+        self._processed: set[int] = set()
+        self._dead_epochs: set[int] = set()
         self._recover()
 
     # --- recovery -------------------------------------------------------------
-    def _load_state(self) -> tuple[int, set[int]]:
-        path = self.directory / _STATE
+    def _read_json(self, name: str) -> Any:
+        path = self.directory / name
         if not path.exists():
-            return 0, set()
+            return None
         try:
-            state = json.loads(path.read_text())
-            return int(state["clock_ms"]), {int(e) for e in state["processed"]}
-        except (ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"ingest log state {path} is unreadable: {error}") from None
+            return json.loads(path.read_text())
+        except ValueError as error:
+            raise ValueError(f"ingest log file {path} is unreadable: {error}") from None
 
-    def _save_state(self) -> None:
-        path = self.directory / _STATE
-        tmp = path.with_suffix(".tmp")
-        body = json.dumps({"clock_ms": self._clock_ms, "processed": sorted(self._processed)})
+    def _write_json(self, name: str, obj: Any) -> None:
+        path = self.directory / name
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
         with open(tmp, "w") as handle:
-            handle.write(body)
+            handle.write(json.dumps(obj, sort_keys=True))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -184,9 +204,20 @@ class IngestLog:
     def _recover(self) -> None:
         # The watermark is recomputed from the durable records themselves, so it
         # is exactly what it was when the last acknowledged record was written.
+        clock = self._read_json(_CLOCK)
+        processed = self._read_json(_PROCESSED)
+        try:
+            self._clock_ms = (
+                max(self._clock_ms, int(clock["clock_ms"])) if clock else self._clock_ms
+            )
+            self._processed = {int(e) for e in processed["processed"]} if processed else set()
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(
+                f"ingest log state in {self.directory} is malformed: {error}"
+            ) from None
         for path in sorted(self._segments_dir.glob(f"{_SEGMENT_PREFIX}*{_SEGMENT_SUFFIX}")):
             epoch = int(path.name[len(_SEGMENT_PREFIX) : -len(_SEGMENT_SUFFIX)])
-            segment = RecordFile(path)
+            segment = RecordFile(path, writable=not self.read_only)
             self.torn_bytes_dropped += segment.torn_bytes
             for body in segment.records():
                 record = decode_record(body)
@@ -195,13 +226,22 @@ class IngestLog:
                     self._watermark_candidate(record.timestamp_ms, record.received_ms),
                 )
             self._appended[epoch] = segment.count
-            if epoch in self._processed:
+            if epoch in self._processed or self.read_only:
                 segment.close()
             else:
                 self._segments[epoch] = segment
         self._dead_epochs = {
             d.epoch for d in self.dead_letters.read(stage=STAGE_INGEST) if d.epoch is not None
         }
+
+    def refresh(self) -> None:
+        """Catch up with what the writing process appended since (read-only logs only)."""
+        if not self.read_only:
+            raise ValueError("refresh() is for read-only logs; the writer's view is always current")
+        with self._lock:
+            self._appended.clear()
+            self.dead_letters.refresh()
+            self._recover()
 
     # --- epochs ---------------------------------------------------------------
     @property
@@ -241,9 +281,10 @@ class IngestLog:
         """Move the watermark to ``now_ms`` (wall clock) so idle streams still close epochs."""
         _non_negative_int("now_ms", now_ms)
         with self._lock:
+            self._require_writer()
             if now_ms > self._clock_ms:
                 self._clock_ms = now_ms
-                self._save_state()
+                self._write_json(_CLOCK, {"clock_ms": now_ms})
 
     def closed_epochs(self) -> list[int]:
         """Closed epochs holding records or ingest dead letters, not yet marked processed."""
@@ -266,7 +307,9 @@ class IngestLog:
                 bodies = segment.records()
             else:
                 path = self._segment_path(epoch)
-                bodies = RecordFile(path).records() if path.exists() else []
+                reader = RecordFile(path, writable=False)
+                bodies = reader.records()
+                reader.close()
         return [decode_record(body) for body in bodies]
 
     def read_epoch(self, epoch: int) -> list[bytes]:
@@ -279,7 +322,7 @@ class IngestLog:
             if not self.is_closed(epoch):
                 raise ValueError(f"epoch {epoch} is still open and cannot be marked processed")
             self._processed.add(epoch)
-            self._save_state()
+            self._write_json(_PROCESSED, {"processed": sorted(self._processed)})
             segment = self._segments.pop(epoch, None)
             if segment is not None:
                 segment.close()
@@ -313,6 +356,7 @@ class IngestLog:
 
     def append_batch(self, items: Sequence[tuple[bytes, str, int]]) -> list[AppendResult]:
         """Append ``(raw, source, received_ms)`` messages in order; durable when this returns."""
+        self._require_writer()
         parsed: list[tuple[bytes, str, int, Any]] = []
         for raw, source, received_ms in items:
             if not isinstance(raw, bytes | bytearray | memoryview):
@@ -401,6 +445,7 @@ class IngestLog:
         self, raw: bytes, source: str, reason: str, field: str, detail: str, code: str | None = None
     ) -> AppendResult:
         """File, durably, a message a connector rejected before the envelope parse (e.g. a body that is not JSON)."""
+        self._require_writer()
         dead: list[DeadLetter] = []
         with self._lock:
             result = self._reject(dead, bytes(raw), source, reason, field, detail, code)
@@ -422,12 +467,33 @@ class IngestLog:
                 "torn_bytes_dropped": self.torn_bytes_dropped,
             }
 
+    def _require_writer(self) -> None:
+        if self.read_only:
+            raise ValueError(f"ingest log {self.directory} is open read-only")
+
     def close(self) -> None:
-        """Close every open segment."""
+        """Close every open segment and release the writer lock."""
         with self._lock:
             for segment in self._segments.values():
                 segment.close()
             self._segments.clear()
+            if self._lock_fd >= 0:
+                os.close(self._lock_fd)  # closing the descriptor releases the flock
+                self._lock_fd = -1
+
+
+def _lock_writer(path: Path) -> int:
+    """Take the directory's writer lock, or fail clearly if another writer holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ValueError(
+            f"ingest log {path.parent} is already open for writing (by this or another process); "
+            "open it with read_only=True to read"
+        ) from None
+    return fd
 
 
 class Backpressure(RuntimeError):

@@ -286,3 +286,39 @@ def test_nothing_acknowledged_is_lost_when_the_writer_is_killed(tmp_path: Path) 
         assert seqs[: acked + 1] == list(range(acked + 1)), "an acknowledged record is missing"
         assert len(seqs) == len(set(seqs)) == log.counts()["arrived"]
         assert all(r.source == "crash" for r in log.read_records(log.closed_epochs()[0]))
+
+
+def test_one_writer_and_read_only_readers_in_other_processes(tmp_path: Path) -> None:
+    writer = IngestLog(tmp_path, 1000, 0)
+    with pytest.raises(ValueError, match="already open for writing"):
+        IngestLog(tmp_path, 1000, 0)
+    writer.append(envelope(100, 1), "w", 100)
+    writer.append(b"nope", "w", 100)
+    reader = IngestLog(tmp_path, 1000, 0, read_only=True)
+    assert reader.counts()["arrived"] == 2
+    with pytest.raises(ValueError, match="read-only"):
+        reader.append(envelope(200, 2), "r", 200)
+    with pytest.raises(ValueError, match="read-only"):
+        reader.advance_clock(5000)
+    writer.append_many([envelope(1500, 3), envelope(2100, 4)], "w", 2100)
+    assert reader.closed_epochs() == []  # not yet refreshed
+    reader.refresh()
+    assert reader.closed_epochs() == [0, 1]
+    assert reader.read_epoch(1) == [envelope(1500, 3)]
+    # A half-written record (a write in progress) is not read, and not cut away by a reader.
+    segment = tmp_path / "segments" / "epoch-000000000002.log"
+    partial = frame(encode_record(envelope(2200, 5), "w", 2200, 2200))[:9]
+    with open(segment, "ab") as handle:
+        handle.write(partial)
+    reader.refresh()
+    assert segment.read_bytes().endswith(partial)
+    assert reader.counts()["appended"] == 3
+    reader.mark_processed(0)
+    writer.close()
+    with open(segment, "r+b") as handle:
+        handle.truncate(segment.stat().st_size - len(partial))
+    reopened = IngestLog(tmp_path, 1000, 0)
+    assert reopened.processed_epochs() == [0]
+    assert reopened.closed_epochs() == [1]
+    with pytest.raises(ValueError, match="no ingest log"):
+        IngestLog(tmp_path / "absent", 1000, 0, read_only=True)
