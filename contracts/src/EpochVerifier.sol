@@ -165,9 +165,10 @@ contract EpochVerifier is EIP712 {
     }
 
     /// @notice The verified reward root of (job, epoch), or zero when the epoch is not verified.
+    /// @dev Only a verified epoch has a non-zero reward root (a root is a keccak256 output), so
+    ///      one storage read answers: claims pay this on every call.
     function rewardRootOf(bytes32 jobId, uint64 epoch) external view returns (bytes32) {
-        EpochRecord storage rec = _epochs[jobId][epoch];
-        return rec.batchCidHash == bytes32(0) ? bytes32(0) : rec.rewardRoot;
+        return _epochs[jobId][epoch].rewardRoot;
     }
 
     /// @notice The owner of a job (zero when it does not exist).

@@ -206,14 +206,20 @@ contract OperatorRegistry is Ownable2Step {
         if (signerBitmap & ~members != 0) revert SignerNotInSet(signerBitmap & ~members);
         totalWeight = cp.totalWeight;
         signedWeight = totalWeight;
-        bytes32[4] memory agg = cp.apk;
+        bytes32[4] memory agg;
+        agg[0] = cp.apk[0];
+        agg[1] = cp.apk[1];
+        if (scheme != SCHEME_BN254) {
+            agg[2] = cp.apk[2];
+            agg[3] = cp.apk[3];
+        }
         uint256 absent = members & ~signerBitmap;
         while (absent != 0) {
             uint256 slot = Math.log2(absent);
             absent &= ~(uint256(1) << slot);
             SlotCheckpoint storage s = _slotAt(setId, slot, timestamp);
             signedWeight -= s.weight;
-            agg = _g1Sub(scheme, agg, s.key);
+            agg = _g1Sub(scheme, agg, _storedKey(scheme, s));
         }
         apk = scheme == SCHEME_BN254 ? abi.encodePacked(agg[0], agg[1]) : BLS12381.g1Bytes(agg);
     }
@@ -308,6 +314,16 @@ contract OperatorRegistry is Ownable2Step {
         s.weight = weight;
         s.operator = operator;
         s.key = key;
+    }
+
+    /// @dev A slot's key; bn254 keys use two of the four words, so only those are read.
+    function _storedKey(uint8 scheme, SlotCheckpoint storage s) internal view returns (bytes32[4] memory key) {
+        key[0] = s.key[0];
+        key[1] = s.key[1];
+        if (scheme != SCHEME_BN254) {
+            key[2] = s.key[2];
+            key[3] = s.key[3];
+        }
     }
 
     function _lastSlot(uint32 setId, uint256 slot) internal view returns (SlotCheckpoint storage) {

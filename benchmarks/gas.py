@@ -1,0 +1,208 @@
+"""Gas of the contracts, measured by the EVM itself (anvil, Prague, native precompiles).
+
+    python benchmarks/run.py gas [--json] [--quick]
+
+One operator set per scheme grows through 4, 16, 64, 128, 256 operators; at each size a
+fresh job's epoch is submitted with every operator signing, and another with one third
+absent (the most the 2/3 quorum allows). Claims use proofs of depth 10 and 20: the leaf's
+siblings are random words, which is exactly what a real tree of that depth costs to
+verify (``MerkleProof`` hashes one pair per level). ``claim`` is an account's first claim
+(fresh storage for its claimed total and its token balance); ``claimRepeat`` a later one.
+``cumulative12`` is one claim covering 12 epochs; ``separate12`` the 12 per-epoch claims
+an account would make without cumulative leaves (depth 16 each).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+from veristream.contracts import (
+    Chain,
+    ChainConfig,
+    Deployment,
+    claim,
+    connect,
+    create_job,
+    create_operator_set,
+    deploy_all,
+    epoch_digest,
+    fund_rewards,
+    register_operator,
+    submit_epoch,
+)
+from veristream.contracts.anvil import anvil
+from veristream.contracts.committee import LocalCommittee
+from veristream.provers.epoch import EpochResult, job_id_hash
+
+from benchmarks.measure import comparison
+from veristream.encoding import keccak256
+
+SIZES = (4, 16, 64, 128, 256)
+QUICK_SIZES = (4, 16)
+QUORUM_BPS = 6667
+# Anchors (issue 3): EigenLayer's BLSSignatureChecker ~160k with every operator signing plus
+# ~18.7k per non-signer; Uniswap's merkle-distributor claim 78k-92k.
+EIGENLAYER_ALL_SIGN = 160_000
+EIGENLAYER_PER_NON_SIGNER = 18_700
+UNISWAP_CLAIM = 85_000
+
+
+def _operator(i: int) -> str:
+    return "0x" + keccak256(b"bench operator %d" % i)[12:].hex()
+
+
+def _pair(a: bytes, b: bytes) -> bytes:
+    return keccak256(min(a, b) + max(a, b))
+
+
+def _leaf(account: str, amount: int) -> bytes:
+    encoded = bytes(12) + bytes.fromhex(account[2:]) + amount.to_bytes(32, "big")
+    return keccak256(keccak256(encoded))
+
+
+def _root_and_proof(account: str, amount: int, depth: int, salt: bytes) -> tuple[bytes, list[bytes]]:
+    """A root whose tree holds (account, amount) at ``depth``, with its proof."""
+    proof = [keccak256(salt + bytes([level])) for level in range(depth)]
+    node = _leaf(account, amount)
+    for sibling in proof:
+        node = _pair(node, sibling)
+    return node, proof
+
+
+class _Bench:
+    def __init__(self, chain: Chain, dep: Deployment) -> None:
+        self.chain = chain
+        self.dep = dep
+        self.jobs = 0
+
+    def new_job(self, set_id: int) -> bytes:
+        self.jobs += 1
+        job = job_id_hash(f"gas-bench-{self.jobs}")
+        create_job(self.chain, self.dep, job, set_id, quorum_bps=QUORUM_BPS, genesis=0, epoch_seconds=3600)
+        return job
+
+    def submit(self, committee: LocalCommittee, set_id: int, signers: list[int], reward_root: bytes) -> int:
+        job = self.new_job(set_id)
+        result = EpochResult(job, 1, keccak256(b"data" + job), reward_root, bytes.fromhex("01551220") + job)
+        signed = committee.sign(epoch_digest(self.chain, self.dep, result), signers)
+        receipt = submit_epoch(self.chain, self.dep, result, signed.signer_bitmap, signed.signature, signed.apk_g2)
+        return receipt.gas_used
+
+
+def _submit_gas(bench: _Bench, scheme: str, sizes: tuple[int, ...]) -> tuple[dict[str, int], dict[str, int], int]:
+    chain, dep = bench.chain, bench.dep
+    set_id = create_operator_set(chain, dep, scheme)
+    committee = LocalCommittee.deterministic(scheme, max(sizes), seed=3 if scheme == "bn254" else 4)
+    all_sign: dict[str, int] = {}
+    third_absent: dict[str, int] = {}
+    register_gas = 0
+    registered = 0
+    for size in sizes:
+        for i in range(registered, size):
+            key = committee.keys[i]
+            receipt = register_operator(chain, dep, set_id, _operator(i), 1, key.pubkey, key.pop, key.pubkey_g2)
+            committee.slots[i] = i  # slots are handed out in order on a fresh set
+            if i == 1:  # a typical registration: not the set's first checkpoint
+                register_gas = receipt.gas_used
+        registered = size
+        chain.advance_time(dep.activation_delay + 1)
+        root = keccak256(b"reward root %d" % size)
+        all_sign[str(size)] = bench.submit(committee, set_id, list(range(size)), root)
+        present = math.ceil(size * QUORUM_BPS / 10_000)
+        third_absent[str(size)] = bench.submit(committee, set_id, list(range(size - present, size)), root)
+    return all_sign, third_absent, register_gas
+
+
+def _claims(bench: _Bench, set_id_committee: tuple[int, LocalCommittee]) -> dict[str, Any]:
+    chain, dep = bench.chain, bench.dep
+    set_id, committee = set_id_committee
+    signers = list(range(len(committee.slots)))
+    out: dict[str, Any] = {"claim": {}, "claimRepeat": {}}
+    for depth in (10, 20):
+        account = "0x" + keccak256(b"claimant %d" % depth)[12:].hex()
+        root1, proof1 = _root_and_proof(account, 100, depth, b"a%d" % depth)
+        root2, proof2 = _root_and_proof(account, 250, depth, b"b%d" % depth)
+        job = bench.new_job(set_id)
+        for epoch, root in ((1, root1), (2, root2)):
+            result = EpochResult(job, epoch, keccak256(b"d"), root, b"\x01cid")
+            signed = committee.sign(epoch_digest(chain, dep, result), signers)
+            submit_epoch(chain, dep, result, signed.signer_bitmap, signed.signature, signed.apk_g2)
+        fund_rewards(chain, dep, job, 10**6, mint=True)
+        out["claim"][f"depth{depth}"] = claim(chain, dep, job, 1, account, 100, proof1).gas_used
+        out["claimRepeat"][f"depth{depth}"] = claim(chain, dep, job, 2, account, 250, proof2).gas_used
+
+    # 12 epochs: per-epoch claims by one account vs one cumulative claim by another
+    job = bench.new_job(set_id)
+    separate_account = "0x" + keccak256(b"separate")[12:].hex()
+    cumulative_account = "0x" + keccak256(b"cumulative")[12:].hex()
+    proofs: list[list[bytes]] = []
+    for epoch in range(1, 13):
+        # one tree per epoch holding both accounts' cumulative totals (10 tokens per epoch)
+        sep_leaf, cum_leaf = _leaf(separate_account, 10 * epoch), _leaf(cumulative_account, 10 * epoch)
+        siblings = [keccak256(b"s%d-%d" % (epoch, lvl)) for lvl in range(15)]
+        base = _pair(sep_leaf, cum_leaf)
+        root = base
+        for sibling in siblings:
+            root = _pair(root, sibling)
+        proofs.append([cum_leaf, *siblings])
+        if epoch == 12:
+            cumulative_proof = [sep_leaf, *siblings]
+        result = EpochResult(job, epoch, keccak256(b"d"), root, b"\x01cid")
+        signed = committee.sign(epoch_digest(chain, dep, result), signers)
+        submit_epoch(chain, dep, result, signed.signer_bitmap, signed.signature, signed.apk_g2)
+    fund_rewards(chain, dep, job, 10**6, mint=True)
+    separate = sum(
+        claim(chain, dep, job, epoch, separate_account, 10 * epoch, proofs[epoch - 1]).gas_used
+        for epoch in range(1, 13)
+    )
+    cumulative = claim(chain, dep, job, 12, cumulative_account, 120, cumulative_proof).gas_used
+    out["cumulative12"] = cumulative
+    out["separate12"] = separate
+    out["cumulative12/separate12"] = cumulative / separate
+    return out
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """Gas of registerOperator, submitEpoch per scheme and set size, and claims (see module doc)."""
+    sizes = QUICK_SIZES if quick or os.environ.get("VERISTREAM_BENCH_QUICK") else SIZES
+    with anvil() as node:
+        chain = connect(ChainConfig(url=node.ipc, gas_limit=15_000_000))
+        dep = deploy_all(chain)
+        bench = _Bench(chain, dep)
+        bn_all, bn_absent, bn_register = _submit_gas(bench, "bn254", sizes)
+        bls_all, bls_absent, bls_register = _submit_gas(bench, "bls12381", sizes)
+        # claims against a small bn254 set (the claim path does not depend on the scheme)
+        set_id = create_operator_set(chain, dep, "bn254")
+        committee = LocalCommittee.deterministic("bn254", 4, seed=9)
+        for i, key in enumerate(committee.keys):
+            register_operator(chain, dep, set_id, _operator(1000 + i), 1, key.pubkey, key.pop, key.pubkey_g2)
+            committee.slots[i] = i
+        chain.advance_time(dep.activation_delay + 1)
+        claims = _claims(bench, (set_id, committee))
+
+    result: dict[str, Any] = {
+        "registerOperator": bn_register,
+        "registerOperatorBls12381": bls_register,
+        "submitEpoch": {"bn254": bn_all, "bls12381": bls_all},
+        "submitEpochOneThirdAbsent": {"bn254": bn_absent, "bls12381": bls_absent},
+        **claims,
+    }
+    largest = str(sizes[-1])
+    absent = sizes[-1] - math.ceil(sizes[-1] * QUORUM_BPS / 10_000)
+    result["comparisons"] = [
+        comparison("submitEpoch bn254, 64 signers (target <= 300k)", bn_all.get("64", bn_all[largest]),
+                   300_000, "gas", "target"),
+        comparison(f"submitEpoch bn254, {largest} all signing", bn_all[largest], EIGENLAYER_ALL_SIGN, "gas",
+                   "EigenLayer check ~160k (check only, no tx/storage)"),
+        comparison(f"submitEpoch bn254, {largest}, {absent} absent", bn_absent[largest],
+                   EIGENLAYER_ALL_SIGN + EIGENLAYER_PER_NON_SIGNER * absent, "gas",
+                   "EigenLayer 160k + 18.7k/non-signer"),
+        comparison("claim depth 20, first (target <= 80k)", claims["claim"]["depth20"], 80_000, "gas", "target"),
+        comparison("claim depth 20, repeat", claims["claimRepeat"]["depth20"], UNISWAP_CLAIM, "gas",
+                   "Uniswap merkle-distributor ~78-92k"),
+        comparison("cumulative12 vs separate12 (target ratio <= 0.15)", claims["cumulative12"],
+                   claims["separate12"], "gas", "12 separate claims"),
+    ]
+    return result
