@@ -249,3 +249,15 @@ def test_embedded_chain_state_survives_across_processes(tmp_path: Path) -> None:
         assert again.w3.eth.block_number == head + 1
     finally:
         again.close()
+
+
+def test_infra_script_starts_anvil_and_deploys() -> None:
+    out = subprocess.run(
+        [sys.executable, "infra/anvil_deploy.py", "--once", "--json", "--port", str(free_port()), "--operators", "2"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    printed = json.loads(out.stdout.strip().splitlines()[-1])
+    for key in ("operator_registry", "epoch_verifier", "reward_distributor", "device_registry", "reward_token"):
+        assert printed[key].startswith("0x") and len(printed[key]) == 42
+    assert printed["chain_id"] == 31337 and printed["operator_set"] == 1
