@@ -532,3 +532,20 @@ def test_g1_mul_edge_scalars_match_py_ecc() -> None:
         assert bn254.encode_g1(curve.g1_mul(curve.G1_GENERATOR, k)) == _enc_g1(multiply(G1, k % R))
     assert curve.g1_mul(curve.G1_GENERATOR, R) is None
     assert curve.g1_mul(None, 5) is None
+
+
+def test_jacobian_sums_match_py_ecc_and_handle_cancellation() -> None:
+    from veristream.provers.bls import _bn254_curve as curve
+
+    ks = [3, 5, R - 3, 2**200 + 1]
+    g1s = [curve.g1_mul(curve.G1_GENERATOR, k) for k in ks]
+    g2s = [curve.g2_mul(curve.G2_GENERATOR, k) for k in ks]
+    total = sum(ks) % R
+    assert bn254.encode_g1(curve.g1_sum(g1s)) == _enc_g1(multiply(G1, total))
+    assert bn254.encode_g2(curve.g2_sum(g2s)) == _enc_g2(multiply(G2, total))
+    # 3 + (R - 3) cancels mid-way; doubling happens when a point meets itself
+    assert curve.g1_sum(g1s[:3]) == g1s[1] and curve.g2_sum(g2s[:3]) == g2s[1]
+    assert curve.g1_sum([g1s[0], g1s[0]]) == curve.g1_mul(curve.G1_GENERATOR, 6)
+    assert curve.g2_sum([g2s[0], g2s[0]]) == curve.g2_mul(curve.G2_GENERATOR, 6)
+    assert curve.g1_sum([g1s[0], g1s[2]]) is None and curve.g2_sum([g2s[0], g2s[2]]) is None
+    assert curve.g1_sum([]) is None and curve.g2_sum([None]) is None

@@ -1,13 +1,15 @@
 """BN254 base arithmetic in plain Python ints: Fp2 and affine points of G1 and of the G2 twist.
 
-Affine coordinates because an inversion (``pow(x, -1, p)``, ~2 us) costs about
-two products here, which makes affine steps cheaper than Jacobian ones in
-Python. ``None`` is the point at infinity. G1: y^2 = x^3 + 3 over Fp; G2: the
+Points are affine at the interface; scalar multiplications and sums run in
+Jacobian coordinates inside, because a CPython inversion (``pow(x, -1, p)``) costs about
+17 products. ``None`` is the point at infinity. G1: y^2 = x^3 + 3 over Fp; G2: the
 D-type twist y^2 = x^3 + 3/xi over Fp2 = Fp[i]/(i^2 + 1), xi = 9 + i. An Fp2
 element is ``(real, imag)``. py-ecc's ``optimized_bn128`` is the test oracle.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 P = 21888242871839275222246405745257275088696311157297823662689037894645226208583
 R = 21888242871839275222246405745257275088548364400416034343698204186575808495617
@@ -158,8 +160,51 @@ def glv_split(k: int) -> tuple[int, int]:
     return k - c1 * _A1 - c2 * _A2, -c1 * _B1 - c2 * _B2
 
 
+def _jac_double(x: int, y: int, z: int) -> tuple[int, int, int]:
+    """2(x : y : z) in Jacobian coordinates on y^2 = x^3 + 3 (dbl-2009-l, a = 0)."""
+    a = x * x % P
+    b = y * y % P
+    c = b * b % P
+    d = 2 * ((x + b) * (x + b) - a - c) % P
+    e = 3 * a
+    x3 = (e * e - 2 * d) % P
+    return x3, (e * (d - x3) - 8 * c) % P, 2 * y * z % P
+
+
+def _jac_add_affine(x1: int, y1: int, z1: int, x2: int, y2: int) -> tuple[int, int, int]:
+    """(x1 : y1 : z1) + (x2, y2) with z1 != 0 (madd-2007-bl); z = 0 is infinity."""
+    z1z1 = z1 * z1 % P
+    h = (x2 * z1z1 - x1) % P
+    r = 2 * (y2 * z1 * z1z1 - y1) % P
+    if h == 0:
+        return _jac_double(x1, y1, z1) if r == 0 else (1, 1, 0)
+    hh = h * h % P
+    i = 4 * hh
+    j = h * i % P
+    v = x1 * i % P
+    x3 = (r * r - j - 2 * v) % P
+    return x3, (r * (v - x3) - 2 * y1 * j) % P, ((z1 + h) * (z1 + h) - z1z1 - hh) % P
+
+
+def g1_sum(points: Sequence[G1Point]) -> G1Point:
+    """The sum of affine points with one inversion in all (Jacobian accumulator)."""
+    x, y, z = 1, 1, 0
+    for p in points:
+        if p is not None:
+            x, y, z = _jac_add_affine(x, y, z, *p) if z else (p[0], p[1], 1)
+    if z == 0:
+        return None
+    z_inv = pow(z, -1, P)
+    z_inv2 = z_inv * z_inv % P
+    return (x * z_inv2 % P, y * z_inv2 * z_inv % P)
+
+
 def g1_mul(p: G1Point, k: int) -> G1Point:
-    """k * p for any int k (every point of G1 has order r): GLV split, joint double-and-add."""
+    """k * p for any int k (every point of G1 has order r).
+
+    GLV split, then a joint double-and-add in Jacobian coordinates: here an
+    inversion costs ~17 products, so the loop avoids them and converts once.
+    """
     if p is None:
         return None
     k1, k2 = glv_split(k)
@@ -167,13 +212,18 @@ def g1_mul(p: G1Point, k: int) -> G1Point:
     b = (BETA * p[0] % P, p[1] if k2 >= 0 else -p[1] % P)
     k1, k2 = abs(k1), abs(k2)
     table = (None, a, b, g1_add(a, b))
-    result: G1Point = None
+    x, y, z = 1, 1, 0
     for bit in range(max(k1.bit_length(), k2.bit_length()) - 1, -1, -1):
-        result = g1_double(result)
-        index = ((k1 >> bit) & 1) | (((k2 >> bit) & 1) << 1)
-        if index:
-            result = g1_add(result, table[index])
-    return result
+        if z:
+            x, y, z = _jac_double(x, y, z)
+        entry = table[((k1 >> bit) & 1) | (((k2 >> bit) & 1) << 1)]
+        if entry is not None:
+            x, y, z = _jac_add_affine(x, y, z, *entry) if z else (entry[0], entry[1], 1)
+    if z == 0:
+        return None
+    z_inv = pow(z, -1, P)
+    z_inv2 = z_inv * z_inv % P
+    return (x * z_inv2 % P, y * z_inv2 * z_inv % P)
 
 
 # --- G2 (the twist) ----------------------------------------------------------------------
@@ -213,17 +263,81 @@ def g2_add(p: G2Point, q: G2Point) -> G2Point:
     return (x3, f2_sub(f2_mul(slope, f2_sub(x1, x3)), y1))
 
 
+Jac2 = tuple[Fp2, Fp2, Fp2]
+_JAC2_INFINITY: Jac2 = ((1, 0), (1, 0), (0, 0))
+
+
+def _jac2_double(pt: Jac2) -> Jac2:
+    """2 * pt in Jacobian coordinates on the twist (dbl-2009-l, a = 0)."""
+    x, y, z = pt
+    a = f2_sqr(x)
+    b = f2_sqr(y)
+    c = f2_sqr(b)
+    xb = f2_add(x, b)
+    d = f2_sub(f2_sqr(xb), f2_add(a, c))
+    d = f2_add(d, d)
+    e = f2_add(f2_add(a, a), a)
+    x3 = f2_sub(f2_sqr(e), f2_add(d, d))
+    c8 = f2_scale(c, 8)
+    yz = f2_mul(y, z)
+    return x3, f2_sub(f2_mul(e, f2_sub(d, x3)), c8), f2_add(yz, yz)
+
+
+def _jac2_add_affine(pt: Jac2, q: tuple[Fp2, Fp2]) -> Jac2:
+    """pt + q for affine q (madd-2007-bl); z = 0 is infinity."""
+    x1, y1, z1 = pt
+    if z1 == (0, 0):
+        return (q[0], q[1], (1, 0))
+    x2, y2 = q
+    z1z1 = f2_sqr(z1)
+    h = f2_sub(f2_mul(x2, z1z1), x1)
+    r = f2_sub(f2_mul(y2, f2_mul(z1, z1z1)), y1)
+    r = f2_add(r, r)
+    if h == (0, 0):
+        return _jac2_double(pt) if r == (0, 0) else _JAC2_INFINITY
+    hh = f2_sqr(h)
+    i = f2_scale(hh, 4)
+    j = f2_mul(h, i)
+    v = f2_mul(x1, i)
+    x3 = f2_sub(f2_sub(f2_sqr(r), j), f2_add(v, v))
+    y1j = f2_mul(y1, j)
+    y3 = f2_sub(f2_mul(r, f2_sub(v, x3)), f2_add(y1j, y1j))
+    z3 = f2_sub(f2_sqr(f2_add(z1, h)), f2_add(z1z1, hh))
+    return x3, y3, z3
+
+
+def _jac2_to_affine(pt: Jac2) -> G2Point:
+    x, y, z = pt
+    if z == (0, 0):
+        return None
+    z_inv = f2_inv(z)
+    z_inv2 = f2_sqr(z_inv)
+    return (f2_mul(x, z_inv2), f2_mul(y, f2_mul(z_inv2, z_inv)))
+
+
+def g2_sum(points: Sequence[G2Point]) -> G2Point:
+    """The sum of affine points with one inversion in all (Jacobian accumulator)."""
+    acc = _JAC2_INFINITY
+    for q in points:
+        if q is not None:
+            acc = _jac2_add_affine(acc, q)
+    return _jac2_to_affine(acc)
+
+
 def g2_mul(q: G2Point, k: int) -> G2Point:
-    """k * q for ``k >= 0`` (NAF double-and-add)."""
-    result: G2Point = None
-    neg = g2_neg(q)
+    """k * q for ``k >= 0`` (NAF double-and-add in Jacobian coordinates)."""
+    if q is None:
+        return None
+    neg = (q[0], f2_neg(q[1]))
+    acc = _JAC2_INFINITY
     for digit in reversed(naf(k)):
-        result = g2_double(result)
+        if acc[2] != (0, 0):
+            acc = _jac2_double(acc)
         if digit == 1:
-            result = g2_add(result, q)
+            acc = _jac2_add_affine(acc, q)
         elif digit == -1:
-            result = g2_add(result, neg)
-    return result
+            acc = _jac2_add_affine(acc, neg)
+    return _jac2_to_affine(acc)
 
 
 def g2_in_subgroup(q: G2Point) -> bool:

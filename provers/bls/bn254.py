@@ -36,10 +36,11 @@ from veristream.provers.bls._bn254_curve import (
     g1_add,
     g1_mul,
     g1_on_curve,
-    g2_add,
+    g1_sum,
     g2_in_subgroup,
     g2_mul,
     g2_on_curve,
+    g2_sum,
 )
 
 from veristream.encoding import keccak256
@@ -195,20 +196,6 @@ def _product_is_one(pairs: Sequence[tuple[G1Point, G2Point]]) -> bool:
     return _bn254_pairing.product_is_one([(p1, _g2_lines(p2)) for p1, p2 in pairs])
 
 
-def _sum_g1(points: Sequence[G1Point]) -> G1Point:
-    total: G1Point = None
-    for point in points:
-        total = g1_add(total, point)
-    return total
-
-
-def _sum_g2(points: Sequence[G2Point]) -> G2Point:
-    total: G2Point = None
-    for point in points:
-        total = g2_add(total, point)
-    return total
-
-
 # --- scheme -------------------------------------------------------------------------
 
 
@@ -262,19 +249,19 @@ def pop_verify(pk: bytes, proof: bytes) -> bool:
 def aggregate(signatures: Sequence[bytes]) -> bytes:
     """The G1 sum of one or more signatures (64 bytes; zeros if they cancel)."""
     _check_list("signatures", signatures)
-    return encode_g1(_sum_g1([parse_g1(s, "signature") for s in signatures]))
+    return encode_g1(g1_sum([parse_g1(s, "signature") for s in signatures]))
 
 
 def aggregate_pks_g1(pks_g1: Sequence[bytes]) -> bytes:
     """The G1 sum of one or more ``sk_to_pk_g1`` keys (64 bytes)."""
     _check_list("G1 public keys", pks_g1)
-    return encode_g1(_sum_g1([parse_g1(pk, "G1 public key") for pk in pks_g1]))
+    return encode_g1(g1_sum([parse_g1(pk, "G1 public key") for pk in pks_g1]))
 
 
 def aggregate_pks_g2(pks_g2: Sequence[bytes]) -> bytes:
     """The G2 sum of one or more public keys (128 bytes)."""
     _check_list("public keys", pks_g2)
-    return encode_g2(_sum_g2([parse_g2(pk, "public key") for pk in pks_g2]))
+    return encode_g2(g2_sum([parse_g2(pk, "public key") for pk in pks_g2]))
 
 
 def aggregate_verify(pks: Sequence[bytes], messages: Sequence[bytes], signature: bytes) -> bool:
@@ -305,7 +292,7 @@ def fast_aggregate_verify(pks: Sequence[bytes], message: bytes, signature: bytes
     """
     try:
         _check_list("public keys", pks)
-        apk = _sum_g2([parse_g2(pk, "public key") for pk in pks])
+        apk = g2_sum([parse_g2(pk, "public key") for pk in pks])
         _check_message(message)
         sig_point = parse_g1(signature, "signature")
     except ValueError:
