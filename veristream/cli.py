@@ -321,5 +321,63 @@ def claim(
     raise typer.Exit(claim_command(job, account, json_out))
 
 
+chain_app = typer.Typer(help="Deploy and inspect the VeriStream contracts.", no_args_is_help=True)
+app.add_typer(chain_app, name="chain")
+
+
+@chain_app.command("deploy")
+def chain_deploy(
+    target: str = typer.Argument(..., help="An embedded chain's work directory, or a JSON-RPC url (http://, ipc://)."),
+    private_key: str | None = typer.Option(None, envvar="VERISTREAM_PRIVATE_KEY", help="Sender key for a node without unlocked accounts."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Deploy OperatorRegistry, EpochVerifier, RewardDistributor, DeviceRegistry and a RewardToken."""
+    from pathlib import Path
+
+    from veristream.contracts import ChainConfig, connect, deploy_all
+
+    is_url = target.startswith(("http://", "https://", "ipc://"))
+    config = ChainConfig(url=target, private_key=private_key) if is_url else ChainConfig(workdir=Path(target))
+    chain = connect(config)
+    try:
+        dep = deploy_all(chain)
+    finally:
+        chain.close()
+    typer.echo(dep.to_json() if json_out else "\n".join(f"{k:20} {v}" for k, v in _dataclass_fields(dep).items()))
+
+
+@chain_app.command("epoch")
+def chain_epoch(
+    target: str = typer.Argument(..., help="An embedded chain's work directory, or a JSON-RPC url."),
+    job_id: str = typer.Argument(..., help="The job id (as in the job spec)."),
+    epoch: int = typer.Argument(..., help="The epoch number."),
+    deployment: str | None = typer.Option(None, help="deployment.json (default: the one in the work directory)."),
+) -> None:
+    """Print a verified epoch's roots and batch CID as the chain holds them; exit 1 if not verified."""
+    import json
+    from pathlib import Path
+
+    from veristream.contracts import ChainConfig, connect, epoch_info, load_deployment
+    from veristream.provers.epoch import job_id_hash
+
+    is_url = target.startswith(("http://", "https://", "ipc://"))
+    chain = connect(ChainConfig(url=target) if is_url else ChainConfig(workdir=Path(target)))
+    try:
+        dep = load_deployment(chain, Path(deployment) if deployment else None)
+        info = epoch_info(chain, dep, job_id_hash(job_id), epoch)
+    finally:
+        chain.close()
+    if info is None:
+        typer.echo(f"epoch {epoch} of {job_id} is not verified")
+        raise typer.Exit(1)
+    typer.echo(json.dumps({k: (v.hex() if isinstance(v, bytes) else v) for k, v in _dataclass_fields(info).items()}))
+
+
+def _dataclass_fields(value: Any) -> dict[str, Any]:
+    """The fields of a slotted dataclass as a dict (for printing)."""
+    import dataclasses
+
+    return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+
 if __name__ == "__main__":  # pragma: no cover
     app()
