@@ -127,6 +127,58 @@ def simulate(
     typer.echo(json.dumps({"summary": simulation.summary(), "delivery": report}, sort_keys=True))
 
 
+@app.command()
+def ingest(
+    job_file: str = typer.Argument(..., help="Job spec (YAML) whose live sources to serve."),
+    duration_s: float | None = typer.Option(None, help="Stop after this many seconds."),
+    wall_clock: bool = typer.Option(
+        True, help="Advance the watermark with the wall clock, so idle epochs close."
+    ),
+) -> None:
+    """Serve a job's live sources (MQTT, HTTP, WebSocket, file) into its ingest log until stopped."""
+    import json
+    import signal
+    import threading
+    from pathlib import Path
+
+    from veristream.connectors.ingest_log import IngestLog
+    from veristream.connectors.serve import parse_sources, serve_sources
+    from veristream.pipeline.jobspec import load_job
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        job = load_job(job_file)
+        sources = parse_sources(job.sources)
+        # The same log `veristream run` opens: <work_dir>/ingest, the job's epochs and limits.
+        log = IngestLog(
+            Path(job.work_dir) / "ingest",
+            job.epochs.length_ms,
+            job.epochs.allowed_lateness_ms,
+            job.epochs.genesis_ms,
+            max_payload_bytes=job.validation.max_payload_bytes,
+        )
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        counts = serve_sources(
+            log,
+            sources,
+            duration_s=duration_s,
+            wall_clock=wall_clock,
+            stop=stop,
+            on_start=lambda endpoints: typer.echo("serving " + "; ".join(endpoints), err=True),
+        )
+    except (ValueError, RuntimeError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        log.close()
+    typer.echo(json.dumps(counts, sort_keys=True))
+
+
 ipfs_app = typer.Typer(
     help="IPFS storage: CIDs as kubo computes them, an embedded store, an RPC node, CAR files.",
     no_args_is_help=True,

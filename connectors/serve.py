@@ -1,0 +1,157 @@
+"""Serve a job's live sources (MQTT, HTTP, WebSocket, file replay) into its ingest log.
+
+``serve_sources`` starts every source on one group committer, advances the
+log's wall-clock watermark every tick so idle streams still close their epochs,
+and stops cleanly (sources first, then the committer, so every message that
+was acknowledged is in the log). ``veristream ingest JOB.yaml`` runs it; a
+pipeline in another process reads the same log with ``IngestLog(read_only=True)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import TypeAdapter
+from veristream.connectors.config import (
+    FileSourceConfig,
+    HttpSourceConfig,
+    MqttSourceConfig,
+    SimulatorSourceConfig,
+    SourceConfig,
+    WebSocketSourceConfig,
+)
+from veristream.connectors.ingest_log import GroupCommitter, IngestLog
+
+_SOURCES: TypeAdapter[Any] = TypeAdapter(SourceConfig)
+
+
+def parse_sources(raw: Sequence[dict[str, Any]]) -> list[Any]:
+    """Source configs from a job's ``sources:`` mappings; ``ValueError`` naming the bad one."""
+    parsed = []
+    for index, item in enumerate(raw):
+        try:
+            parsed.append(_SOURCES.validate_python(item))
+        except ValueError as error:
+            raise ValueError(f"sources[{index}]: {error}") from None
+    return parsed
+
+
+@dataclass
+class Running:
+    """The started sources and how to stop them."""
+
+    stops: list[Callable[[], None]] = field(default_factory=list)
+    endpoints: list[str] = field(default_factory=list)
+
+
+def start_sources(
+    sources: Sequence[Any], committer: GroupCommitter, stop: threading.Event
+) -> Running:
+    """Start each source; a simulator is refused (send it with ``veristream simulate --to``)."""
+    running = Running()
+    try:
+        for source in sources:
+            if isinstance(source, MqttSourceConfig):
+                from veristream.connectors.mqtt import MqttSource
+
+                mqtt_source = MqttSource(source, committer).start()
+                running.stops.append(mqtt_source.stop)
+                running.endpoints.append(
+                    f"mqtt://{source.host}:{source.port} {','.join(source.topics)}"
+                )
+            elif isinstance(source, HttpSourceConfig):
+                from veristream.connectors.http import serve
+
+                server = serve(committer, source)
+                running.stops.append(server.stop)
+                running.endpoints.append(f"{server.url}/v1/readings (+ /v1/stream)")
+            elif isinstance(source, WebSocketSourceConfig):
+                from veristream.connectors.http import UvicornThread
+                from veristream.connectors.websocket import create_app
+
+                ws_server = UvicornThread(
+                    create_app(committer, source), source.host, source.port
+                ).start()
+                running.stops.append(ws_server.stop)
+                running.endpoints.append(f"ws://{source.host}:{ws_server.port}{source.path}")
+            elif isinstance(source, FileSourceConfig):
+                running.stops.append(_start_replay(source, committer, stop))
+                running.endpoints.append(f"file:{source.path}")
+            elif isinstance(source, SimulatorSourceConfig):
+                raise ValueError(
+                    "a simulator is not a live source: send it with `veristream simulate --to http|mqtt|ws`"
+                )
+    except BaseException:
+        for stop_one in reversed(running.stops):
+            stop_one()
+        raise
+    return running
+
+
+def _start_replay(
+    source: FileSourceConfig, committer: GroupCommitter, stop: threading.Event
+) -> Callable[[], None]:
+    from veristream.connectors import replay
+
+    messages = replay.load(source.path, source.format)
+    name = f"file:{source.path.name}"
+
+    def sink(batch: Sequence[tuple[int, bytes]]) -> None:
+        if stop.is_set():
+            raise _Stopped
+        now = time.time_ns() // 1_000_000
+        committer.append([(raw, name, now) for _, raw in batch])
+
+    def run() -> None:
+        with contextlib.suppress(_Stopped):
+            replay.replay(messages, sink, speed=source.speed)
+
+    thread = threading.Thread(target=run, name=f"replay-{source.path.name}", daemon=True)
+    thread.start()
+    return lambda: thread.join(timeout=30)
+
+
+class _Stopped(Exception):
+    pass
+
+
+def serve_sources(
+    log: IngestLog,
+    sources: Sequence[Any],
+    *,
+    duration_s: float | None = None,
+    tick_s: float = 1.0,
+    wall_clock: bool = True,
+    stop: threading.Event | None = None,
+    on_tick: Callable[[dict[str, Any]], None] | None = None,
+    on_start: Callable[[list[str]], None] | None = None,
+) -> dict[str, Any]:
+    """Run the sources until ``stop`` is set or ``duration_s`` passes; returns the log's counts."""
+    stop = stop or threading.Event()
+    committer = GroupCommitter(log)
+    try:
+        running = start_sources(sources, committer, stop)
+        if on_start is not None:
+            on_start(running.endpoints)
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        try:
+            while not stop.is_set():
+                timeout = tick_s if deadline is None else min(tick_s, deadline - time.monotonic())
+                if timeout <= 0 or stop.wait(timeout):
+                    break
+                if wall_clock:
+                    log.advance_clock(time.time_ns() // 1_000_000)
+                if on_tick is not None:
+                    on_tick(log.counts())
+        finally:
+            stop.set()
+            for stop_one in reversed(running.stops):
+                stop_one()
+    finally:
+        committer.close()
+    return log.counts()
