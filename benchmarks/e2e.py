@@ -1,0 +1,188 @@
+"""Suite ``e2e``: the whole pipeline on this machine.
+
+- readings/s through one epoch's Beam pipeline with signature checks (embedded
+  FnApiRunner), beside the raw ``verify_many`` rate on the same readings in the
+  same run (their ratio is the pipeline's overhead);
+- time from an epoch's end to its verification on chain: pipeline + batches to
+  the store + manifest, 4 operators re-executing from the store and
+  co-signing (Ray actors), aggregation, and the EpochVerifier transaction on
+  the embedded EVM, for 10^4 and 10^5 readings per epoch (10^6 with
+  ``VERISTREAM_E2E_MILLION=1``: ~10 minutes here).
+
+Setup (keys, signing the readings, deploying and registering on the chain,
+starting Ray) is outside every timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.measure import comparison
+
+DEVICES = 100
+
+
+def _fleet(n: int) -> list[tuple[str, bytes, bytes]]:
+    from veristream.provers.signing import device_id_from_public_key, public_key_of
+
+    out = []
+    for i in range(n):
+        sk = (0xBE7C_0000 + i).to_bytes(32, "big")
+        pk = public_key_of("secp256k1", sk)
+        out.append((device_id_from_public_key("secp256k1", pk), sk, pk))
+    return out
+
+
+def _records(
+    fleet: list[tuple[str, bytes, bytes]], epoch: int, length_ms: int, count: int, domain: Any
+) -> list[tuple[int, bytes]]:
+    from veristream.connectors.envelope import encode_reading
+    from veristream.provers.signing import DeviceReading, sign_reading
+
+    per_device = -(-count // len(fleet))
+    step = max(1, (length_ms - 10) // per_device)
+    base = epoch * length_ms
+    out: list[tuple[int, bytes]] = []
+    for k in range(per_device):
+        for i, (device_id, sk, _) in enumerate(fleet):
+            if len(out) == count:
+                return out
+            ts = base + 1 + k * step
+            payload = json.dumps({"temp": (k * 7 + i) % 1000 - 300, "hum": (k + i) % 100}).encode()
+            reading = sign_reading(
+                DeviceReading(device_id, epoch * 10**7 + k, ts, payload, b""), domain, sk
+            )
+            out.append((ts + 5, encode_reading(reading)))
+    return out
+
+
+def _job(work: Path, fleet: list[tuple[str, bytes, bytes]]) -> Any:
+    from veristream.pipeline.jobspec import parse_job
+
+    (work / "devices.json").write_text(
+        json.dumps(
+            {"devices": [{"device_id": d, "public_key": "0x" + pk.hex()} for d, _, pk in fleet]}
+        )
+    )
+    spec = {
+        "job_id": "bench-e2e",
+        "devices": {"file": "devices.json"},
+        "epochs": {"length_ms": 3_600_000, "allowed_lateness_ms": 0},
+        "validation": {
+            "fields": {"temp": {"min": -1000, "max": 1000}, "hum": {"min": 0, "max": 100}},
+            "max_clock_skew_ms": 60_000,
+        },
+        "aggregation": {"fields": ["temp", "hum"], "quantiles": [50, 90, 99]},
+        "rewards": {"tokens_per_epoch": 10**21, "max_per_device": 10**20},
+        "operators": {"count": 4, "scheme": "bls12381"},
+        "work_dir": "work",
+    }
+    return parse_job(spec, base=work)
+
+
+def _throughput(ctx: Any, records: list[tuple[int, bytes]]) -> list[dict[str, Any]]:
+    from veristream.connectors.envelope import parse_reading
+    from veristream.pipeline.runner import compute_epoch
+    from veristream.pipeline.state import JobState
+    from veristream.provers.signing import verify_many
+
+    readings = [parse_reading(raw) for _, raw in records]
+    keys = ctx.registry.keys()
+    start = time.perf_counter()
+    verify_many(readings, ctx.domain, keys)
+    raw_rate = len(readings) / (time.perf_counter() - start)
+    start = time.perf_counter()
+    computation = compute_epoch(ctx, 0, records, JobState())
+    pipe_rate = len(records) / (time.perf_counter() - start)
+    if len(computation.accepted) != len(records):
+        raise AssertionError(f"benchmark readings rejected: {computation.rejected}")
+    return [
+        comparison(
+            f"pipeline, {len(records):,} readings/epoch (1 worker)",
+            pipe_rate,
+            raw_rate,
+            "readings/s",
+            "raw verify_many, same readings",
+        )
+    ]
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """Throughput and epoch-end-to-verified latency (``quick``: small sizes, no chain)."""
+    from veristream.pipeline.coordinator import open_chain
+    from veristream.pipeline.runner import job_context, run_epoch
+    from veristream.pipeline.state import Checkpoint, JobState, commit_checkpoint
+    from veristream.provers.committee import InProcessCommittee, RayCommittee, local_members
+    from veristream.provers.operator import open_store, proposal_for
+
+    sizes = [2_000] if quick else [10_000, 100_000]
+    if os.environ.get("VERISTREAM_E2E_MILLION") == "1" and not quick:
+        sizes.append(1_000_000)
+    with tempfile.TemporaryDirectory(prefix="veristream-e2e-") as tmp:
+        work = Path(tmp)
+        fleet = _fleet(DEVICES)
+        job = _job(work, fleet)
+        ctx = job_context(job)
+        length = job.epochs.length_ms
+        result: dict[str, Any] = {
+            "throughput": _throughput(
+                ctx, _records(fleet, 0, length, 5_000 if quick else 50_000, ctx.domain)
+            )
+        }
+
+        members = local_members("bls12381", 4)
+        setup_start = time.perf_counter()
+        session = None if quick else open_chain(job, members, 10**21 * (len(sizes) + 1))
+        committee: Any = (InProcessCommittee if quick else RayCommittee)(job, members, ctx.registry)
+        setup_s = time.perf_counter() - setup_start
+        store = open_store(job.ipfs, job.work_dir)
+        state = JobState()
+        latency: dict[str, Any] = {"setup_s (not timed below)": setup_s}
+        try:
+            for epoch, size in enumerate(sizes):
+                records = _records(fleet, epoch, length, size, ctx.domain)
+                start = time.perf_counter()
+                outcome = run_epoch(ctx, epoch, records, state, store)
+                commit_checkpoint(
+                    Path(job.work_dir),
+                    Checkpoint(outcome.state, outcome.manifest, outcome.manifest_cid),
+                )
+                pipeline_s = time.perf_counter() - start
+                chain_id = session.chain_id if session else 31337
+                verifier = session.verifier if session else "0x" + "11" * 20
+                proposal = proposal_for(outcome.manifest, outcome.manifest_cid, chain_id, verifier)
+                aggregate = committee.sign(proposal)
+                committee_s = time.perf_counter() - start - pipeline_s
+                if not aggregate.quorum_met:
+                    raise AssertionError(f"quorum not met: {aggregate.refusals}")
+                chain_s = 0.0
+                if session is not None:
+                    from veristream.contracts import submit_epoch
+
+                    before = time.perf_counter()
+                    submit_epoch(
+                        session.chain,
+                        session.deployment,
+                        proposal.result,
+                        aggregate.signer_bitmap,
+                        aggregate.signature_evm,
+                        aggregate.apk_g2,
+                    )
+                    chain_s = time.perf_counter() - before
+                total = time.perf_counter() - start
+                latency[f"{size:,} readings: epoch end -> verified (s)"] = total
+                latency[f"{size:,} readings: pipeline+store / committee / chain (s)"] = (
+                    f"{pipeline_s:.1f} / {committee_s:.1f} / {chain_s:.1f}"
+                )
+                state = outcome.state
+        finally:
+            committee.close()
+            if session is not None:
+                session.chain.close()
+        result["epoch_to_verified"] = latency
+        return result
