@@ -98,7 +98,7 @@ def _split(
         return [body], False
     try:
         items = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         return AppendResult(
             False, reason=REASON_MALFORMED, field="body", detail=str(error)[:120], code=NOT_JSON
         )
@@ -178,7 +178,12 @@ def create_app(committer: GroupCommitter, config: HttpSourceConfig) -> Starlette
             future = committer.submit([(raw, source, received) for raw in raws])
         except Backpressure as busy:
             return too_busy(str(busy))
-        results = await asyncio.wrap_future(future)
+        try:
+            results = await asyncio.wrap_future(future)
+        except OSError as error:
+            # The log could not write (disk full, I/O error): nothing was acknowledged.
+            body = {"error": {"field": "body", "reason": "log_unavailable", "message": str(error)}}
+            return JSONResponse(body, 503, headers=retry)
         accepted = sum(1 for r in results if r.accepted)
         rejected = [{"index": i, **r.to_dict()} for i, r in enumerate(results) if not r.accepted]
         if batch or accepted or results[0].code == "closed":
@@ -264,6 +269,7 @@ def openapi_document(config: HttpSourceConfig) -> dict[str, Any]:
         "413": f"the body exceeds {config.max_body_bytes} bytes or {config.max_batch} envelopes, or a single envelope's payload exceeds {config.max_payload_bytes} bytes",
         "415": "unsupported content type",
         "422": "a single envelope has the wrong shape; `error.field` names the field",
+        "503": "the ingest log could not write; nothing in this request was acknowledged, retry",
     }
     responses: dict[str, Any] = {
         "202": {

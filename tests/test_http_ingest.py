@@ -238,3 +238,22 @@ def test_overload_from_another_process_gets_429_and_loses_nothing_acknowledged(
     # Everything answered 202 is in the log, once; nothing refused with 429 is.
     assert sorted(logged) == sorted(result["accepted"])
     server.stop()
+
+
+class FullDiskLog(IngestLog):
+    """A log whose disk is full."""
+
+    def append_batch(self, items: Sequence[tuple[bytes, str, int]]) -> list[AppendResult]:
+        raise OSError(28, "No space left on device")
+
+
+def test_a_log_that_cannot_write_answers_503_not_202(tmp_path: Path) -> None:
+    config = HttpSourceConfig()
+    server = Server(tmp_path, config, FullDiskLog(tmp_path, 60_000, 60_000))
+    try:
+        response = post(server.url, envelope(1))
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "1"
+        assert response.json()["error"]["reason"] == "log_unavailable"
+    finally:
+        server.stop()
