@@ -182,8 +182,10 @@ def create_app(committer: GroupCommitter, config: HttpSourceConfig) -> Starlette
             results = await asyncio.wrap_future(future)
         except OSError as error:
             # The log could not write (disk full, I/O error): nothing was acknowledged.
-            body = {"error": {"field": "body", "reason": "log_unavailable", "message": str(error)}}
-            return JSONResponse(body, 503, headers=retry)
+            problem = {
+                "error": {"field": "body", "reason": "log_unavailable", "message": str(error)}
+            }
+            return JSONResponse(problem, 503, headers=retry)
         accepted = sum(1 for r in results if r.accepted)
         rejected = [{"index": i, **r.to_dict()} for i, r in enumerate(results) if not r.accepted]
         if batch or accepted or results[0].code == "closed":
