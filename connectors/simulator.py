@@ -357,6 +357,8 @@ def simulate(config: SimulatorSourceConfig, *, start_ms: int | None = None) -> S
             continue
         device = fleet[round_robin % len(fleet)]
         round_robin += 1
+        if kind in ("replayed_seq", "duplicate") and not last_ok:
+            kind = "ok"  # tiny runs: nothing good sent yet to replay or repeat
         if kind == "ok":
             reading = _next_reading(device, rng, ts, domain)
             raw = encode_reading(reading)

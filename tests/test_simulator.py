@@ -242,3 +242,16 @@ def test_ground_truth_equals_the_pipelines_verdicts(tmp_path: Path) -> None:
     assert sorted(rejected) == sorted(
         (m.reason, m.raw) for m in sim.messages if m.reason is not None
     )
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 5])
+def test_tiny_runs_with_every_fault_still_have_consistent_truth(count: int) -> None:
+    sim = simulate(
+        SimulatorSourceConfig(seed=count, count=count, faults=list(FAULTS), devices_per_scheme=1)
+    )
+    summary = sim.summary()
+    assert summary["messages"] == len(sim.messages) >= count
+    assert summary["accepted"] + summary["rejected"] == summary["messages"]
+    for m in sim.messages:
+        if m.kind in ("duplicate", "replayed_seq"):
+            assert any(o.expected == "accept" for o in sim.messages)
