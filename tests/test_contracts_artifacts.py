@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
 from veristream.contracts import load_artifact
 from veristream.contracts.artifacts import artifact_names, error_table
 
@@ -13,6 +14,7 @@ from tests.conftest import NODE_MODULES, REPO
 FORGE = NODE_MODULES / "@foundry-rs" / "forge-linux-amd64" / "bin" / "forge"
 
 
+@pytest.mark.slow
 def test_committed_artifacts_match_a_fresh_compile(node: str) -> None:
     result = subprocess.run(
         [node, "infra/compile_contracts.mjs", "--check"], cwd=REPO, capture_output=True, text=True, timeout=600
@@ -34,6 +36,7 @@ def test_artifacts_are_loadable_and_name_every_custom_error() -> None:
         assert expected in errors
 
 
+@pytest.mark.slow
 def test_forge_suite_passes() -> None:
     # forge compiles through infra/solc-wrapper (solc-js) per contracts/foundry.toml
     result = subprocess.run(

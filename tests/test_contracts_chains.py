@@ -178,6 +178,7 @@ def test_bls12381_epoch_on_both_chains(kind: str, request: pytest.FixtureRequest
         chain.close()
 
 
+@pytest.mark.slow
 def test_256_operators_on_anvil(anvil_node: AnvilNode) -> None:
     chain = connect(ChainConfig(url=anvil_node.ipc, gas_limit=15_000_000))
     dep, committee, job = setup_job(chain, "bn254", 256, "wide")
