@@ -13,6 +13,7 @@ documented in ``docs/wire-envelope.md``.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,9 @@ DEFAULT_MAX_PAYLOAD_BYTES = 4096
 MAX_SIGNATURE_BYTES = 256
 # JSON overhead of the fixed fields, generously: hex doubles the payload and the signature.
 _ENVELOPE_OVERHEAD = 1024
+
+# bytes.fromhex alone would also take spaces: only plain hex digits are canonical.
+_HEX_DIGITS = re.compile(r"[0-9a-fA-F]*")
 
 # reason codes of EnvelopeError
 MISSING = "missing"
@@ -93,10 +97,9 @@ def _hex(obj: dict[str, Any], field: str, max_bytes: int) -> bytes:
         raise EnvelopeError(field, TOO_LARGE, f"more than {max_bytes} bytes")
     if len(text) % 2:
         raise EnvelopeError(field, NOT_HEX, "odd number of hex digits")
-    try:
-        return bytes.fromhex(text)
-    except ValueError:
-        raise EnvelopeError(field, NOT_HEX, "not hexadecimal") from None
+    if not _HEX_DIGITS.fullmatch(text):
+        raise EnvelopeError(field, NOT_HEX, "not hexadecimal")
+    return bytes.fromhex(text)
 
 
 def _device_id(obj: dict[str, Any]) -> str:
@@ -105,10 +108,8 @@ def _device_id(obj: dict[str, Any]) -> str:
         raise EnvelopeError("device_id", WRONG_TYPE, "expected a 0x-hex string")
     if not value.startswith(("0x", "0X")) or len(value) != 42:
         raise EnvelopeError("device_id", NOT_HEX, "must be 0x followed by 40 hex digits")
-    try:
-        bytes.fromhex(value[2:])
-    except ValueError:
-        raise EnvelopeError("device_id", NOT_HEX, "not hexadecimal") from None
+    if not _HEX_DIGITS.fullmatch(value[2:]):
+        raise EnvelopeError("device_id", NOT_HEX, "not hexadecimal")
     return "0x" + value[2:].lower()
 
 

@@ -94,6 +94,9 @@ CASES = [
     (_with(payload="0xabc"), "payload", "not_hex"),
     (_with(payload="abcd"), "payload", "not_hex"),
     (_with(payload="0xgg"), "payload", "not_hex"),
+    (_with(payload="0x0a  0b"), "payload", "not_hex"),
+    (_with(device_id="0x" + "ab" * 19 + "  "), "device_id", "not_hex"),
+    (_with(signature="0x\u0661\u0662"), "signature", "not_hex"),
     (_with(payload="0x" + "00" * 4097), "payload", "too_large"),
     (_with(signature="0x"), "signature", "empty"),
     (_with(signature="0x" + "00" * (MAX_SIGNATURE_BYTES + 1)), "signature", "too_large"),
@@ -161,3 +164,51 @@ def test_a_signed_reading_survives_the_wire(scheme: str) -> None:
     received = parse_reading(encode_reading(reading))
     assert received == reading
     assert verify_many([received], domain, {device_id: public_key})[0].ok
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=50)
+    | st.text(alphabet="0123456789abcdefABCDEF xg\u0661", max_size=44).map(lambda t: "0x" + t)
+    | st.sampled_from(["secp256k1", "ed25519", "p256", "0x" + "ab" * 20]),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=5,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["device_id", "seq", "timestamp_ms", "payload", "signature", "scheme"]),
+    json_values,
+)
+def test_property_a_changed_field_is_the_one_named(field: str, value: Any) -> None:
+    obj = dict(GOOD)
+    obj[field] = value
+    try:
+        parse_envelope(json.dumps(obj).encode())
+    except EnvelopeError as error:
+        assert error.field == field
+    else:
+        assert _valid(field, value), (field, value)
+
+
+def _valid(field: str, value: Any) -> bool:
+    """An independent statement of what each field accepts."""
+    if field in ("seq", "timestamp_ms"):
+        return type(value) is int and 0 <= value < 2**64
+    if field == "scheme":
+        return value in ("secp256k1", "ed25519", "p256")
+    if not isinstance(value, str) or value[:2] not in ("0x", "0X"):
+        return False
+    digits = value[2:]
+    is_hex = all(c in "0123456789abcdefABCDEF" for c in digits) and len(digits) % 2 == 0
+    if field == "device_id":
+        return is_hex and len(digits) == 40
+    if field == "payload":
+        return is_hex and len(digits) // 2 <= 4096
+    return is_hex and 1 <= len(digits) // 2 <= 256
