@@ -14,7 +14,7 @@ import pytest
 import yaml
 from veristream.connectors.config import FAULTS, MqttSourceConfig, SimulatorSourceConfig
 from veristream.connectors.ingest_log import IngestLog
-from veristream.connectors.simulator import deliver, simulate
+from veristream.connectors.simulator import deliver, simulate, write_jsonl
 
 from tests.conftest import REPO, free_port
 from tests.mosquitto import Mosquitto
@@ -22,17 +22,24 @@ from tests.mosquitto import Mosquitto
 pytestmark = pytest.mark.services
 
 
-def test_ingest_command_serves_http_mqtt_and_websocket_into_the_jobs_log(tmp_path: Path) -> None:
+def test_ingest_command_serves_http_mqtt_websocket_and_file_into_the_jobs_log(tmp_path: Path) -> None:
     http_port, ws_port = free_port(), free_port()
     with Mosquitto(tmp_path / "broker") as broker:
         configs = [SimulatorSourceConfig(seed=s, count=60, faults=list(FAULTS)) for s in (1, 2, 3)]
         simulate(configs[0]).write(tmp_path / "devices.json", None)
+        # A recorded file, replayed by the server as it starts: stamped a few seconds ahead,
+        # so its epochs are still open when the replay arrives.
+        recorded = simulate(
+            configs[0].model_copy(update={"seed": 4}), start_ms=time.time_ns() // 1_000_000 + 5000
+        )
+        write_jsonl(recorded.messages, tmp_path / "recorded.jsonl")
         job = {
             "job_id": "live",
             "sources": [
                 {"type": "http", "port": http_port},
                 {"type": "mqtt", "port": broker.port, "topics": ["veristream/readings/#"]},
                 {"type": "websocket", "port": ws_port},
+                {"type": "file", "path": "recorded.jsonl"},
             ],
             "devices": {"file": "devices.json"},
             "epochs": {"length_ms": 1000, "allowed_lateness_ms": 3000},
@@ -60,7 +67,7 @@ def test_ingest_command_serves_http_mqtt_and_websocket_into_the_jobs_log(tmp_pat
             banner = server.stderr.readline()
             assert banner.startswith("serving"), banner + server.stderr.read()
             # Stamped now, as live devices would be: the server's wall clock closes epochs.
-            sims = [simulate(c, start_ms=time.time_ns() // 1_000_000) for c in configs]
+            sims = [simulate(c, start_ms=time.time_ns() // 1_000_000) for c in configs] + [recorded]
             deliver(sims[0], "http", url=f"http://127.0.0.1:{http_port}")
             deliver(sims[1], "mqtt", mqtt_config=MqttSourceConfig(port=broker.port))
             deliver(sims[2], "ws", url=f"ws://127.0.0.1:{ws_port}/v1/stream")
