@@ -69,6 +69,7 @@ _SEGMENT_SUFFIX = ".log"
 _CLOCK = "clock.json"
 _PROCESSED = "processed.json"
 _WRITER_LOCK = "writer.lock"
+_LEGACY_STATE = "state.json"
 # How much of an unparseable message the dead-letter record keeps verbatim.
 _MAX_DEAD_RAW = 1 << 20
 
@@ -206,6 +207,10 @@ class IngestLog:
         # is exactly what it was when the last acknowledged record was written.
         clock = self._read_json(_CLOCK)
         processed = self._read_json(_PROCESSED)
+        legacy = self._read_json(_LEGACY_STATE)  # one file for both, before readers existed
+        if legacy is not None:
+            clock = clock or {"clock_ms": legacy.get("clock_ms", 0)}
+            processed = processed or {"processed": legacy.get("processed", [])}
         try:
             self._clock_ms = (
                 max(self._clock_ms, int(clock["clock_ms"])) if clock else self._clock_ms

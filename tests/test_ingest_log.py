@@ -322,3 +322,13 @@ def test_one_writer_and_read_only_readers_in_other_processes(tmp_path: Path) -> 
     assert reopened.closed_epochs() == [1]
     with pytest.raises(ValueError, match="no ingest log"):
         IngestLog(tmp_path / "absent", 1000, 0, read_only=True)
+
+
+def test_a_log_written_with_the_single_state_file_still_opens(tmp_path: Path) -> None:
+    log = IngestLog(tmp_path, 1000, 0)
+    log.append(envelope(100), "t", 100)
+    log.close()
+    (tmp_path / "state.json").write_text(json.dumps({"clock_ms": 5000, "processed": [0]}))
+    reopened = IngestLog(tmp_path, 1000, 0)
+    assert reopened.watermark_ms == 5000
+    assert reopened.processed_epochs() == [0]
