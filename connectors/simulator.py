@@ -12,8 +12,8 @@ Faults (each adds ``max(1, round(fault_rate * count))`` messages):
 - ``replayed_seq``: a new reading reusing an earlier sequence number -> ``replay``
 - ``duplicate``: the previous good message sent again, byte for byte -> ``duplicate``
 - ``unknown_device``: a validly signed reading from a device not in the registry -> ``unknown_device``
-- ``revoked_device``: readings from a device revoked half-way through the run -> ``revoked``
-  (its one reading before the revocation is accepted)
+- ``revoked_device``: readings from a device revoked at the first of them, late in the
+  run -> ``revoked`` (its one reading before the revocation is accepted)
 - ``clock_skew``: readings of a device whose clock runs ``clock_skew_ms`` ahead -> ``clock_skew``
 - ``out_of_order``: good readings delivered up to 3 slots late -> accepted
 - ``malformed_json``: a good envelope cut short -> ingest ``malformed``
