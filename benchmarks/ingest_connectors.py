@@ -251,6 +251,37 @@ def bench_websocket(path: Path, n: int, work: Path) -> dict[str, Any]:
     )
 
 
+def bench_log(raws: list[bytes], work: Path, batch: int = 500) -> dict[str, Any]:
+    """Readings/s appended by the log itself (parse, epoch, frame, write, fsync per batch)
+    vs writing the same bytes to one file with one fsync per batch."""
+    import os
+
+    from veristream.connectors.ingest_log import IngestLog
+
+    now = time.time_ns() // 1_000_000
+    chunks = [raws[i : i + batch] for i in range(0, len(raws), batch)]
+    log = IngestLog(work / "bench-log", 60_000, 60_000)
+    start = time.perf_counter()
+    for chunk in chunks:
+        log.append_many(chunk, "bench", now)
+    ours = len(raws) / (time.perf_counter() - start)
+    log.close()
+    fd = os.open(work / "bench-raw.bin", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    start = time.perf_counter()
+    for chunk in chunks:
+        os.write(fd, b"\n".join(chunk))
+        os.fsync(fd)
+    baseline = len(raws) / (time.perf_counter() - start)
+    os.close(fd)
+    return comparison(
+        f"IngestLog.append_many ({batch}/batch)",
+        ours,
+        baseline,
+        "readings/s",
+        "write + fsync, no parse",
+    )
+
+
 def bytes_per_reading(raws: list[bytes], work: Path) -> dict[str, Any]:
     """Average bytes of a reading as a JSON envelope and in Parquet (zstd), same readings."""
     from veristream.connectors.replay import write_parquet
@@ -284,5 +315,6 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             bench_http(path, n, work, batch=100, clients=4),
             bench_http(single, n // 10, work, batch=1, clients=4),
             bench_websocket(path, n, work),
+            bench_log(raws, work),
             bytes_per_reading(raws, work),
         ]
