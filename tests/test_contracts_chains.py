@@ -262,3 +262,19 @@ def test_infra_script_starts_anvil_and_deploys() -> None:
     for key in ("operator_registry", "epoch_verifier", "reward_distributor", "device_registry", "reward_token"):
         assert printed[key].startswith("0x") and len(printed[key]) == 42
     assert printed["chain_id"] == 31337 and printed["operator_set"] == 1
+
+
+def test_rpc_with_a_local_signing_key(anvil_node: AnvilNode) -> None:
+    # anvil's well-known second dev key (public test key, funded at genesis)
+    key = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+    chain = connect(ChainConfig(url=anvil_node.url, private_key=key))
+    try:
+        assert chain.sender == "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+        dep = deploy_all(chain)
+        assert dep.deployer == chain.sender
+        set_id = create_operator_set(chain, dep, "bn254")
+        assert set_id == 1
+    finally:
+        chain.close()
+    with pytest.raises(ValueError, match="http"):
+        connect(ChainConfig(url="ftp://example"))
