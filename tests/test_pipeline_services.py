@@ -1,0 +1,104 @@
+"""`veristream run` against real services instead of the embedded parts: an anvil chain, a
+js-ipfs RPC node and a Ray head started with `ray start --head` on loopback, all started
+here and stopped after; then `veristream verify` against the same services."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from veristream.contracts.anvil import anvil
+
+from tests.conftest import REPO, free_port
+from tests.ipfs_node import jsipfs_node
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+RAY = Path(sys.executable).parent / "ray"
+
+
+@pytest.fixture(scope="module")
+def ray_head() -> Iterator[str]:
+    """A Ray head on this machine in its own process group (stopped by that group, not `ray stop`,
+    which would stop every Ray on the machine).
+
+    Ray binds its head to the machine's own address even when asked for 127.0.0.1 (it
+    resolves loopback to a "remotely reachable" IP), so the address is read from its log.
+    Token authentication is off for this throwaway head: drivers here hold no token.
+    """
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="veristream-ray-") as tmp:
+        log = open(Path(tmp) / "ray.log", "wb")  # noqa: SIM115 - closed below
+        head = subprocess.Popen(
+            [
+                str(RAY), "start", "--head", "--block", f"--port={port}",
+                "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
+                f"--temp-dir={tmp}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+        )
+        try:
+            deadline = time.monotonic() + 120
+            address = ""
+            while time.monotonic() < deadline and not address:
+                if head.poll() is not None:
+                    pytest.fail(f"ray head exited: {(Path(tmp) / 'ray.log').read_text()[-2000:]}")
+                found = re.search(r"--address='([0-9.]+:\d+)'", (Path(tmp) / "ray.log").read_text(errors="replace"))
+                address = found.group(1) if found else ""
+                time.sleep(0.5)
+            assert address.endswith(f":{port}"), "the Ray head did not start"
+            yield address
+        finally:
+            os.killpg(head.pid, signal.SIGTERM)
+            try:
+                head.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(head.pid, signal.SIGKILL)
+                head.wait()
+            log.close()
+
+
+def test_weather_example_on_anvil_jsipfs_and_a_ray_head(tmp_path: Path, ray_head: str) -> None:
+    spec = yaml.safe_load((REPO / "examples" / "weather.yaml").read_text())
+    spec["work_dir"] = str(tmp_path / "work")
+    spec["devices"]["file"] = str(tmp_path / "work" / "devices.json")
+    spec["sources"][0]["count"] = 200
+    with anvil(free_port()) as chain, jsipfs_node() as ipfs:
+        spec["chain"] = {"mode": "rpc", "rpc_url": chain.url}
+        spec["ipfs"] = {"mode": "rpc", "url": ipfs}
+        spec["ray"] = {"address": ray_head}
+        job = tmp_path / "weather-services.yaml"
+        job.write_text(yaml.safe_dump(spec))
+        env = {**os.environ, "RAY_DISABLE_IMPORT_WARNING": "1", "RAY_AUTH_MODE": "disabled"}
+        done = subprocess.run(
+            [sys.executable, "-m", "veristream", "run", str(job), "--json"],
+            capture_output=True, text=True, timeout=900, env=env, cwd=REPO,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        summary = json.loads(done.stdout)
+        verified = [e for e in summary["epochs"] if e["verified"]]
+        assert len(verified) >= 2 and all(e["gas"] > 0 for e in verified)
+        assert summary["claims"][0]["amount"] > 0
+        # the batches live on the IPFS node: fetch one over its RPC API and check the CID
+        import httpx
+
+        cid = verified[0]["batch_cid"]
+        reply = httpx.post(f"{ipfs}/api/v0/cat", params={"arg": cid}, timeout=30)
+        assert reply.status_code == 200 and reply.content[:4] == b"PAR1"
+        check = subprocess.run(
+            [sys.executable, "-m", "veristream", "verify", str(job), str(verified[-1]["epoch"]), "--json"],
+            capture_output=True, text=True, timeout=600, env=env, cwd=REPO,
+        )
+        assert check.returncode == 0, check.stdout + check.stderr[-2000:]
