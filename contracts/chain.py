@@ -1,20 +1,18 @@
 """One chain behind one configuration: the embedded in-process EVM or any JSON-RPC node.
 
 The embedded chain is eth-tester's py-evm backend (Prague). Its state lives in a
-key-value store in memory; ``Chain.save`` writes that store (every trie node, block
-and receipt) to ``<workdir>/chain.db`` and ``connect(workdir)`` loads it back, so a
-later process continues the very same chain (same head, same state root) instead of
-replaying transactions (which would re-run pure-Python pairings). Writes happen
-after every transaction sent through ``Chain.transact``; one process at a time
-writes a work directory (an exclusive lock file guards it).
+key-value store in memory; ``Chain.save`` journals that store (every trie node, block
+and receipt; see ``statefile``) to ``<workdir>/chain.db`` and ``connect(workdir)``
+loads it back, so a later process continues the very same chain (same head, same
+state root) instead of replaying transactions (which would re-run pure-Python
+pairings). Saves happen after every transaction sent through ``Chain.transact``; one
+process at a time holds a work directory (an exclusive lock file guards it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
-import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from veristream.contracts.artifacts import ContractRevert, decode_revert
+from veristream.contracts.statefile import StateJournal
 
 STATE_FILE = "chain.db"
 LOCK_FILE = "chain.lock"
-_MAGIC = b"VSCHAIN1"
 # Gas for embedded transactions: sent without estimation (estimating re-runs a transaction
 # many times, and a pure-Python pairing costs ~1 s), well below the block's 30M.
 EMBEDDED_TX_GAS = 15_000_000
@@ -72,6 +70,7 @@ class Chain:
         self._tester = tester
         self.workdir = workdir
         self._lock: Any = None
+        self._journal: StateJournal | None = None
 
     @property
     def embedded(self) -> bool:
@@ -146,22 +145,10 @@ class Chain:
             self.w3.provider.make_request("evm_mine", [])
 
     def save(self) -> None:
-        """Writes the embedded chain's whole store to the work directory (atomic rename)."""
-        if not self.embedded or self.workdir is None:
+        """Persists the embedded chain's store to the work directory (appends what changed)."""
+        if not self.embedded or self._journal is None:
             return
-        store = self._tester.backend.chain.chaindb.db.wrapped_db.kv_store
-        tmp = self.workdir / (STATE_FILE + ".tmp")
-        with open(tmp, "wb") as out:
-            out.write(_MAGIC)
-            out.write(struct.pack(">Q", len(store)))
-            for key in sorted(store):
-                value = store[key]
-                out.write(struct.pack(">II", len(key), len(value)))
-                out.write(key)
-                out.write(value)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.workdir / STATE_FILE)
+        self._journal.save(self._tester.backend.chain.chaindb.db.wrapped_db.kv_store)
 
     def close(self) -> None:
         """Saves (embedded) and releases the work directory's lock."""
@@ -172,25 +159,6 @@ class Chain:
             self._lock = None
 
 
-def _read_store(path: Path) -> dict[bytes, bytes]:
-    data = path.read_bytes()
-    if data[: len(_MAGIC)] != _MAGIC:
-        raise ValueError(f"{path} is not a VeriStream chain state file")
-    (count,) = struct.unpack_from(">Q", data, len(_MAGIC))
-    offset = len(_MAGIC) + 8
-    store: dict[bytes, bytes] = {}
-    for _ in range(count):
-        klen, vlen = struct.unpack_from(">II", data, offset)
-        offset += 8
-        key = data[offset : offset + klen]
-        offset += klen
-        store[key] = data[offset : offset + vlen]
-        offset += vlen
-    if offset != len(data):
-        raise ValueError(f"{path} is truncated or has trailing bytes")
-    return store
-
-
 def _embedded(workdir: Path | None) -> Chain:
     from eth.db.atomic import AtomicDB
     from eth.db.backends.memory import MemoryDB
@@ -199,6 +167,7 @@ def _embedded(workdir: Path | None) -> Chain:
 
     backend = PyEVMBackend()
     lock = None
+    journal: StateJournal | None = None
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)
         lock = open(workdir / LOCK_FILE, "a+")  # noqa: SIM115 - held for the Chain's lifetime
@@ -207,15 +176,16 @@ def _embedded(workdir: Path | None) -> Chain:
         except OSError:
             lock.close()
             raise ValueError(f"the embedded chain in {workdir} is open in another process") from None
-        state = workdir / STATE_FILE
-        if state.exists():
-            db = AtomicDB(MemoryDB(_read_store(state)))
+        journal = StateJournal(workdir / STATE_FILE)
+        store = journal.load()
+        if store:
             # The head block and every trie are in the store; the chain resumes from its head.
-            backend.chain = type(backend.chain)(db)
+            backend.chain = type(backend.chain)(AtomicDB(MemoryDB(store)))
     tester = EthereumTester(backend)
     w3 = Web3(EthereumTesterProvider(tester))
     chain = Chain(w3, w3.eth.accounts[0], tester=tester, workdir=workdir)
     chain._lock = lock
+    chain._journal = journal
     chain.save()
     return chain
 
