@@ -13,7 +13,6 @@ documented in ``docs/wire-envelope.md``.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,14 +22,12 @@ if TYPE_CHECKING:
 SCHEMES = ("secp256k1", "ed25519", "p256")
 FIELDS = ("device_id", "seq", "timestamp_ms", "payload", "signature", "scheme")
 REQUIRED = ("device_id", "seq", "timestamp_ms", "payload", "signature")
+_FIELD_SET = frozenset(FIELDS)
 UINT64_MAX = 2**64 - 1
 DEFAULT_MAX_PAYLOAD_BYTES = 4096
 MAX_SIGNATURE_BYTES = 256
 # JSON overhead of the fixed fields, generously: hex doubles the payload and the signature.
 _ENVELOPE_OVERHEAD = 1024
-
-# bytes.fromhex alone would also take spaces: only plain hex digits are canonical.
-_HEX_DIGITS = re.compile(r"[0-9a-fA-F]*")
 
 # reason codes of EnvelopeError
 MISSING = "missing"
@@ -97,9 +94,14 @@ def _hex(obj: dict[str, Any], field: str, max_bytes: int) -> bytes:
         raise EnvelopeError(field, TOO_LARGE, f"more than {max_bytes} bytes")
     if len(text) % 2:
         raise EnvelopeError(field, NOT_HEX, "odd number of hex digits")
-    if not _HEX_DIGITS.fullmatch(text):
+    try:
+        out = bytes.fromhex(text)
+    except ValueError:
+        raise EnvelopeError(field, NOT_HEX, "not hexadecimal") from None
+    # bytes.fromhex skips whitespace: a short result means the text was not plain hex.
+    if 2 * len(out) != len(text):
         raise EnvelopeError(field, NOT_HEX, "not hexadecimal")
-    return bytes.fromhex(text)
+    return out
 
 
 def _device_id(obj: dict[str, Any]) -> str:
@@ -108,7 +110,11 @@ def _device_id(obj: dict[str, Any]) -> str:
         raise EnvelopeError("device_id", WRONG_TYPE, "expected a 0x-hex string")
     if not value.startswith(("0x", "0X")) or len(value) != 42:
         raise EnvelopeError("device_id", NOT_HEX, "must be 0x followed by 40 hex digits")
-    if not _HEX_DIGITS.fullmatch(value[2:]):
+    try:
+        plain = len(bytes.fromhex(value[2:])) == 20
+    except ValueError:
+        plain = False
+    if not plain:  # not hex, or hex with whitespace that bytes.fromhex skipped
         raise EnvelopeError("device_id", NOT_HEX, "not hexadecimal")
     return "0x" + value[2:].lower()
 
@@ -125,7 +131,7 @@ def _load(raw: bytes | str | dict[str, Any], max_payload_bytes: int) -> dict[str
     limit = max_envelope_bytes(max_payload_bytes)
     if len(data) > limit:
         raise EnvelopeError("envelope", TOO_LARGE, f"{len(data)} bytes, limit {limit}")
-    if not data.strip():
+    if not data or data.isspace():
         raise EnvelopeError("envelope", EMPTY, "no bytes")
     try:
         obj = json.loads(data)
@@ -148,9 +154,9 @@ def parse_envelope(
     for field in REQUIRED:
         if field not in obj:
             raise EnvelopeError(field, MISSING)
-    for field in sorted(obj):
-        if field not in FIELDS:
-            raise EnvelopeError(str(field)[:64], UNEXPECTED, "not an envelope field")
+    if not obj.keys() <= _FIELD_SET:
+        unexpected = sorted((k for k in obj if k not in _FIELD_SET), key=str)[0]
+        raise EnvelopeError(str(unexpected)[:64], UNEXPECTED, "not an envelope field")
     device_id = _device_id(obj)
     seq = _uint(obj, "seq")
     timestamp_ms = _uint(obj, "timestamp_ms")
