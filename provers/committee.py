@@ -239,7 +239,10 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
+        # "local": always a fresh local instance, never a stale or foreign cluster that
+        # /tmp/ray/ray_current_cluster happens to name
         ray.init(
+            address="local",
             num_cpus=num_cpus or 2,
             include_dashboard=False,
             log_to_driver=False,

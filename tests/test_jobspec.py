@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 import yaml
 from typer.testing import CliRunner
+from veristream.pipeline.epochs import EpochClock
+from veristream.pipeline.jobspec import JobSpecError, load_job, parse_job
 
 from tests.conftest import REPO
 from tests.pipeline_fleet import job_dict
 from veristream.cli import app
-from veristream.pipeline.epochs import EpochClock
-from veristream.pipeline.jobspec import JobSpecError, load_job, parse_job
 
 
 @pytest.mark.parametrize("name", ["weather.yaml", "air-quality.yaml"])
