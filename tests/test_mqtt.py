@@ -265,3 +265,29 @@ def test_every_simulated_fault_over_mqtt_is_counted_and_nothing_is_lost(
     assert sorted(d.raw for d in log.dead_letters.read()) == sorted(
         m.raw for m in sim.messages if m.stage == "ingest"
     )
+
+
+def test_a_slow_log_pushes_back_on_the_broker_instead_of_buffering(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    GatedLog.gate.clear()
+    slow_log = GatedLog(tmp_path / "slow", 60_000, 60_000)
+    committer = GroupCommitter(slow_log)
+    config = source_config(broker, client_id="pushback")
+    source = MqttSource(config, committer, max_pending=5).start()
+    try:
+        publish_messages(
+            config, [("fleet/p/readings", envelope(i)) for i in range(50)], client_id="pub-p"
+        )
+        assert wait_for(lambda: source.stats.received >= 5)
+        time.sleep(0.5)
+        # The network thread stops taking messages once 5 wait for the log.
+        assert source.stats.received == 5 and committer.pending == 5
+        GatedLog.gate.set()
+        assert wait_for(lambda: source.stats.acked == 50), source.stats
+        assert logged_seqs(slow_log) == list(range(50))
+    finally:
+        GatedLog.gate.set()
+        source.stop()
+        committer.close()
+        slow_log.close()
