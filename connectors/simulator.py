@@ -312,6 +312,7 @@ def _plan(config: SimulatorSourceConfig, rng: random.Random, warmup: int) -> lis
 
 def simulate(config: SimulatorSourceConfig, *, start_ms: int | None = None) -> Simulation:
     """Generate a run: deterministic for the same config and start time."""
+    # FLEET: registered devices, plus the unregistered, the revoked and the fast-clock one.
     rng = random.Random(config.seed)
     domain = Domain(chain_id=config.chain_id, verifying_contract=config.verifying_contract)
     start = (
@@ -326,6 +327,7 @@ def simulate(config: SimulatorSourceConfig, *, start_ms: int | None = None) -> S
     )
     stranger.registered = False
     extra: list[SimDevice] = [stranger]
+    # PLAN: which slot carries a good reading and which a fault.
     plan = _plan(config, rng, warmup=len(fleet) + 1)
     slot_ms = 1000.0 / config.rate
     revoked: SimDevice | None = None
@@ -345,6 +347,7 @@ def simulate(config: SimulatorSourceConfig, *, start_ms: int | None = None) -> S
         )
         extra.append(skewed)
 
+    # GENERATE: one message per slot, stamped with the slot's time.
     generated: list[tuple[bytes, str, DeviceReading | None]] = []
     last_ok: list[tuple[int, bytes, DeviceReading]] = []
     referenced: set[int] = set()  # originals of replays and duplicates stay in delivery order
@@ -418,7 +421,7 @@ def simulate(config: SimulatorSourceConfig, *, start_ms: int | None = None) -> S
         else:  # pragma: no cover - _plan only yields the kinds above
             raise AssertionError(kind)
 
-    # Delivery order: a delayed message moves behind the next 1..3 messages.
+    # DELIVERY ORDER: a delayed message moves behind the next 1..3 messages.
     keys = [float(i) for i in range(len(generated))]
     delayed: set[int] = set()
     if "out_of_order" in config.faults:
@@ -433,6 +436,7 @@ def simulate(config: SimulatorSourceConfig, *, start_ms: int | None = None) -> S
             delayed.add(i)
     order = sorted(range(len(generated)), key=keys.__getitem__)
 
+    # GROUND TRUTH: each message with its send time and expected outcome.
     messages: list[SimMessage] = []
     send_ms = start
     for position, gen_index in enumerate(order):
