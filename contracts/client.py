@@ -248,17 +248,26 @@ def create_job(
     set_id: int,
     *,
     quorum_bps: int = 6667,
+    quorum: tuple[int, int] | None = None,
     genesis: int = 0,
     epoch_seconds: int = 60,
     token: str | None = None,
 ) -> Receipt:
-    """Creates a job verified by ``set_id`` with a quorum in basis points, and sets its reward
-    token (``token``, else the deployment's RewardToken). Epoch ``e`` starts at
+    """Creates a job verified by ``set_id`` and sets its reward token (``token``, else the
+    deployment's RewardToken).
+
+    The quorum is the exact fraction ``quorum`` = (numerator, denominator) of the set's
+    weight, e.g. ``(2, 3)``; without it, ``quorum_bps`` / 10000. Epoch ``e`` starts at
     ``genesis + e * epoch_seconds``; epochs that started before the job use the set at creation.
     """
     parse_bytes32(job_id)
+    numerator, denominator = quorum if quorum is not None else (quorum_bps, 10_000)
+    if not 0 < numerator <= denominator < 2**16:
+        raise ValueError(f"quorum must be a fraction in (0, 1] with terms below 65536, got {numerator}/{denominator}")
     verifier = contract(chain, "EpochVerifier", dep.epoch_verifier)
-    receipt = chain.transact(verifier.functions.createJob(job_id, set_id, quorum_bps, genesis, epoch_seconds))
+    receipt = chain.transact(
+        verifier.functions.createJob(job_id, set_id, numerator, denominator, genesis, epoch_seconds)
+    )
     reward_token = token or dep.reward_token
     if reward_token:
         distributor = contract(chain, "RewardDistributor", dep.reward_distributor)

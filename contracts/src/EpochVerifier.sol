@@ -19,13 +19,13 @@ contract EpochVerifier is EIP712 {
         "EpochResult(bytes32 jobId,uint64 epoch,bytes32 dataRoot,bytes32 rewardRoot,bytes32 batchCidHash)"
     );
     bytes internal constant BN254_SIG_DST = "VERISTREAM-BLS-BN254-SIG-V1";
-    uint16 public constant BPS = 10_000;
     uint8 internal constant SCHEME_BN254 = 1;
 
     struct Job {
         address owner;
         uint32 setId;
-        uint16 quorumBps;
+        uint16 quorumNumerator;
+        uint16 quorumDenominator;
         uint64 genesis;
         uint64 epochSeconds;
         uint64 createdAt;
@@ -44,7 +44,13 @@ contract EpochVerifier is EIP712 {
     mapping(bytes32 jobId => mapping(uint64 epoch => EpochRecord)) internal _epochs;
 
     event JobCreated(
-        bytes32 indexed jobId, address indexed owner, uint32 setId, uint16 quorumBps, uint64 genesis, uint64 epochSeconds
+        bytes32 indexed jobId,
+        address indexed owner,
+        uint32 setId,
+        uint16 quorumNumerator,
+        uint16 quorumDenominator,
+        uint64 genesis,
+        uint64 epochSeconds
     );
     event EpochVerified(
         bytes32 indexed jobId,
@@ -60,7 +66,7 @@ contract EpochVerifier is EIP712 {
     error InvalidJob();
     error JobExists(bytes32 jobId);
     error UnknownJob(bytes32 jobId);
-    error InvalidQuorum(uint16 quorumBps);
+    error InvalidQuorum(uint16 numerator, uint16 denominator);
     error EmptyBatchCid();
     error EpochNotStarted(bytes32 jobId, uint64 epoch);
     error EpochAlreadyVerified(bytes32 jobId, uint64 epoch);
@@ -74,22 +80,33 @@ contract EpochVerifier is EIP712 {
     }
 
     /// @notice Creates a job verified by operator set `setId`; the caller owns it.
-    /// @param quorumBps share of the set's weight that must sign, in basis points (6667 = 2/3).
+    /// @param quorumNumerator with `quorumDenominator`: the share of the set's weight that must
+    ///        sign, as an exact fraction (2/3, or 6667/10000 in basis points).
     /// @param genesis start of epoch 0 (unix seconds); epoch e starts at genesis + e * epochSeconds.
-    function createJob(bytes32 jobId, uint32 setId, uint16 quorumBps, uint64 genesis, uint64 epochSeconds) external {
+    function createJob(
+        bytes32 jobId,
+        uint32 setId,
+        uint16 quorumNumerator,
+        uint16 quorumDenominator,
+        uint64 genesis,
+        uint64 epochSeconds
+    ) external {
         if (jobId == bytes32(0) || epochSeconds == 0) revert InvalidJob();
         if (jobs[jobId].owner != address(0)) revert JobExists(jobId);
-        if (quorumBps == 0 || quorumBps > BPS) revert InvalidQuorum(quorumBps);
+        if (quorumNumerator == 0 || quorumNumerator > quorumDenominator) {
+            revert InvalidQuorum(quorumNumerator, quorumDenominator);
+        }
         if (registry.schemeOf(setId) == 0) revert OperatorRegistry.UnknownOperatorSet(setId);
         jobs[jobId] = Job({
             owner: msg.sender,
             setId: setId,
-            quorumBps: quorumBps,
+            quorumNumerator: quorumNumerator,
+            quorumDenominator: quorumDenominator,
             genesis: genesis,
             epochSeconds: epochSeconds,
             createdAt: uint64(block.timestamp)
         });
-        emit JobCreated(jobId, msg.sender, setId, quorumBps, genesis, epochSeconds);
+        emit JobCreated(jobId, msg.sender, setId, quorumNumerator, quorumDenominator, genesis, epochSeconds);
     }
 
     /// @notice Verifies and records one epoch's result.
@@ -147,7 +164,9 @@ contract EpochVerifier is EIP712 {
         uint8 scheme;
         bytes memory apk;
         (scheme, apk, signedWeight, totalWeight) = registry.signerAggregate(job.setId, ref, signerBitmap);
-        uint256 required = (uint256(totalWeight) * job.quorumBps + BPS - 1) / BPS;
+        // signed / total >= numerator / denominator, exactly (no rounding of the fraction)
+        uint256 required = (uint256(totalWeight) * job.quorumNumerator + job.quorumDenominator - 1)
+            / job.quorumDenominator;
         if (signedWeight == 0 || signedWeight < required) revert QuorumNotMet(signedWeight, required);
         if (!_verify(scheme, digest, apk, signature, apkG2)) revert InvalidSignature();
     }

@@ -333,19 +333,34 @@ contract OperatorRegistry is Ownable2Step {
 
     function _checkpointAt(uint32 setId, uint64 timestamp) internal view returns (SetCheckpoint storage) {
         SetCheckpoint[] storage history = _history[setId];
-        // Newest first: epochs are almost always verified against the latest checkpoints.
-        for (uint256 i = history.length; i > 0; --i) {
-            if (history[i - 1].effectiveFrom <= timestamp) return history[i - 1];
+        uint256 n = history.length;
+        // Newest first (epochs are almost always verified against the latest checkpoints),
+        // then a binary search, so an old epoch costs O(log n) reads, not O(n).
+        if (n > 0 && history[n - 1].effectiveFrom <= timestamp) return history[n - 1];
+        uint256 lo = 0;
+        uint256 hi = n == 0 ? 0 : n - 1; // answer in [lo, hi): the last index with effectiveFrom <= t
+        while (lo < hi) {
+            uint256 mid = (lo + hi) / 2;
+            if (history[mid].effectiveFrom <= timestamp) lo = mid + 1;
+            else hi = mid;
         }
-        revert NoOperatorSetAt(setId, timestamp);
+        if (lo == 0) revert NoOperatorSetAt(setId, timestamp);
+        return history[lo - 1];
     }
 
     function _slotAt(uint32 setId, uint256 slot, uint64 timestamp) internal view returns (SlotCheckpoint storage) {
         SlotCheckpoint[] storage hist = _slots[setId][slot];
-        for (uint256 i = hist.length; i > 0; --i) {
-            if (hist[i - 1].effectiveFrom <= timestamp) return hist[i - 1];
+        uint256 n = hist.length;
+        if (n > 0 && hist[n - 1].effectiveFrom <= timestamp) return hist[n - 1];
+        uint256 lo = 0;
+        uint256 hi = n == 0 ? 0 : n - 1;
+        while (lo < hi) {
+            uint256 mid = (lo + hi) / 2;
+            if (hist[mid].effectiveFrom <= timestamp) lo = mid + 1;
+            else hi = mid;
         }
-        revert NoOperatorSetAt(setId, timestamp);
+        if (lo == 0) revert NoOperatorSetAt(setId, timestamp);
+        return hist[lo - 1];
     }
 
     function _g1Add(uint8 scheme, bytes32[4] memory a, bytes32[4] memory b) internal view returns (bytes32[4] memory out) {
