@@ -247,6 +247,12 @@ class BeamSpec(_Model):
     runner: Literal["fnapi", "flink", "spark", "dataflow"] = "fnapi"
     options: dict[str, str] = Field(default_factory=dict)
     readings_per_element: int = Field(default=1000, gt=0, le=1_000_000)
+    verify_workers: int | None = Field(
+        default=None,
+        gt=0,
+        le=256,
+        description="processes for signature checks of epochs with 20,000+ readings (null: in-process)",
+    )
 
 
 class JobSpec(_Model):

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import apache_beam as beam
-from veristream.pipeline import commitments
+from veristream.pipeline import commitments, verify_pool
 from veristream.pipeline.batch import (
     decode_accepted,
     encode_accepted,
@@ -43,6 +43,7 @@ from veristream.pipeline.transforms import (
     PlausibilityRules,
     batched,
 )
+from veristream.pipeline.verify_pool import auto_workers
 
 # CONTEXT
 
@@ -132,7 +133,9 @@ def _make_pipeline(job: JobSpec) -> beam.Pipeline:
     return beam.Pipeline(runner=FnApiRunner(), options=options)
 
 
-def _checks_config(ctx: EpochContext, epoch: int, state: JobState, decoded: bool) -> EpochChecksConfig:
+def _checks_config(
+    ctx: EpochContext, epoch: int, state: JobState, decoded: bool, readings: int
+) -> EpochChecksConfig:
     job = ctx.job
     rules = PlausibilityRules(
         validation=job.validation,
@@ -149,13 +152,24 @@ def _checks_config(ctx: EpochContext, epoch: int, state: JobState, decoded: bool
         quantiles=list(job.aggregation.quantiles),
         beneficiaries={d: info.beneficiary for d, info in ctx.registry.devices.items()},
         decoded=decoded,
+        # an operator re-executing verifies in-process: on one machine the operators already
+        # share the cores, and forking from a Ray worker is best avoided
+        verify_workers=1 if decoded else auto_workers(readings, job.beam.verify_workers),
     )
 
 
 def _run_checks(
     ctx: EpochContext, epoch: int, inputs: Sequence[Any], state: JobState, decoded: bool
 ) -> tuple[list[DeviceEpoch], list[Rejected], RewardOutcome]:
-    config = _checks_config(ctx, epoch, state, decoded)
+    config = _checks_config(ctx, epoch, state, decoded, len(inputs))
+    if config.verify_workers > 1:
+        verify_pool.pool_for(
+            config.verify_workers,
+            config.domain,
+            config.keys,
+            config.rules.devices,
+            config.rules.validation.max_clock_skew_ms,
+        )
     run = uuid.uuid4().hex
     elements = batched(inputs, ctx.job.beam.readings_per_element)
     with _LOCK:

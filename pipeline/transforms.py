@@ -24,19 +24,17 @@ from typing import Any
 import apache_beam as beam
 from apache_beam import pvalue
 from veristream.pipeline.aggregates import FieldStats, device_stats
+from veristream.pipeline.checks import check_signatures, credentials_problem
 from veristream.pipeline.jobspec import ValidationSpec
 from veristream.pipeline.records import (
-    REASON_CLOCK_SKEW,
     REASON_DUPLICATE,
     REASON_IMPLAUSIBLE,
     REASON_MALFORMED,
     REASON_REPLAY,
-    REASON_REVOKED,
     REASON_WRONG_EPOCH,
     STAGE_DECODE,
     STAGE_PLAUSIBILITY,
     STAGE_REPLAY,
-    STAGE_SIGNATURE,
     Candidate,
     Rejected,
     rejected_from,
@@ -102,86 +100,62 @@ class Decode(beam.PTransform):
 # VERIFY SIGNATURES
 
 
-def signature_reason(reason: str | None) -> tuple[str, str]:
-    """The dead-letter reason and detail for a failed signature verdict.
-
-    The store's vocabulary has ``bad_signature`` and ``unknown_device``; the
-    signature module's finer reasons (``high_s``, ``bad_v``, ...) go in the detail.
-    """
-    if reason == REASON_UNKNOWN_DEVICE:
-        return REASON_UNKNOWN_DEVICE, ""
-    if reason == "malformed_reading":
-        return REASON_MALFORMED, str(reason)
-    return REASON_BAD_SIGNATURE, str(reason)
-
-
-def credentials_problem(
-    candidate: Candidate, devices: Mapping[str, DeviceInfo], max_clock_skew_ms: int
-) -> tuple[str, str] | None:
-    """Why a correctly signed reading still cannot count: its key was revoked by its timestamp,
-    or its timestamp is further ahead of its arrival than the allowed skew.
-
-    Both are checked before the replay guard, so a reading that cannot count
-    never consumes its device's sequence number.
-    """
-    device = devices.get(candidate.device_id)
-    if device is not None and device.revoked_at(candidate.timestamp_ms):
-        return REASON_REVOKED, f"revoked at {device.revoked_at_ms}"
-    ahead = candidate.timestamp_ms - candidate.received_ms
-    if ahead > max_clock_skew_ms:
-        return REASON_CLOCK_SKEW, f"{ahead} ms ahead of arrival"
-    return None
-
-
-def check_signatures(
-    batch: Sequence[Candidate],
-    domain: Any,
-    keys: Mapping[str, bytes],
-    devices: Mapping[str, DeviceInfo] | None = None,
-    max_clock_skew_ms: int | None = None,
-) -> tuple[list[Candidate], list[Rejected]]:
-    """Split a batch into readings signed by their registered, unrevoked key at a credible time,
-    and the rest."""
-    from veristream.provers.signing import verify_many
-
-    verdicts = verify_many([c.to_reading() for c in batch], domain, keys)
-    good: list[Candidate] = []
-    bad: list[Rejected] = []
-    for candidate, verdict in zip(batch, verdicts, strict=True):
-        if not verdict.ok:
-            reason, detail = signature_reason(verdict.reason)
-            bad.append(rejected_from(candidate, reason, STAGE_SIGNATURE, detail))
-            continue
-        if devices is not None and max_clock_skew_ms is not None:
-            problem = credentials_problem(candidate, devices, max_clock_skew_ms)
-            if problem is not None:
-                bad.append(rejected_from(candidate, problem[0], STAGE_SIGNATURE, problem[1]))
-                continue
-        good.append(candidate)
-    return good, bad
-
-
 class _VerifyFn(beam.DoFn):
+    """Verifies each batch in-process, or with ``workers > 1`` on a process pool: batches are
+    submitted as they come and their results emitted when the bundle finishes."""
+
     def __init__(
         self,
         domain: Any,
         keys: Mapping[str, bytes],
         devices: Mapping[str, DeviceInfo],
         max_clock_skew_ms: int,
+        workers: int = 1,
     ) -> None:
         self._domain = domain
         self._keys = dict(keys)
         self._devices = dict(devices)
         self._max_clock_skew_ms = max_clock_skew_ms
+        self._workers = workers
+        self._pending: list[Any] = []
+
+    def start_bundle(self) -> None:
+        self._pending = []
 
     def process(self, batch: list[Candidate]) -> Iterator[Any]:
+        if self._workers > 1:
+            from veristream.pipeline import verify_pool
+
+            # the runner started this pool before the pipeline; same key, so it is reused
+            pool = verify_pool.pool_for(
+                self._workers, self._domain, self._keys, self._devices, self._max_clock_skew_ms
+            )
+            self._pending.append(verify_pool.submit(pool, batch))
+            return
         good, bad = check_signatures(
             batch, self._domain, self._keys, self._devices, self._max_clock_skew_ms
         )
-        for rejected in bad:
-            yield pvalue.TaggedOutput(DEAD, rejected)
-        if good:
-            yield good
+        yield from _verified(good, bad)
+
+    def finish_bundle(self) -> Iterator[Any]:
+        from apache_beam.transforms.window import GlobalWindow
+        from apache_beam.utils.windowed_value import WindowedValue
+
+        pending, self._pending = self._pending, []
+        for future in pending:
+            good, bad = future.result()
+            for out in _verified(good, bad):
+                if isinstance(out, pvalue.TaggedOutput):
+                    yield pvalue.TaggedOutput(out.tag, WindowedValue(out.value, 0, (GlobalWindow(),)))
+                else:
+                    yield WindowedValue(out, 0, (GlobalWindow(),))
+
+
+def _verified(good: list[Candidate], bad: list[Rejected]) -> Iterator[Any]:
+    for rejected in bad:
+        yield pvalue.TaggedOutput(DEAD, rejected)
+    if good:
+        yield good
 
 
 class VerifySignatures(beam.PTransform):
@@ -194,9 +168,10 @@ class VerifySignatures(beam.PTransform):
         keys: Mapping[str, bytes],
         devices: Mapping[str, DeviceInfo],
         max_clock_skew_ms: int,
+        workers: int = 1,
     ) -> None:
         super().__init__()
-        self._fn = _VerifyFn(domain, keys, devices, max_clock_skew_ms)
+        self._fn = _VerifyFn(domain, keys, devices, max_clock_skew_ms, workers)
 
     def expand(self, batches: Any) -> tuple[Any, Any]:
         out = batches | "Verify" >> beam.ParDo(self._fn).with_outputs(DEAD, main="ok")
@@ -471,6 +446,7 @@ class EpochChecksConfig:
     quantiles: Sequence[int]
     beneficiaries: Mapping[str, bytes]
     decoded: bool = False
+    verify_workers: int = 1
 
 
 class EpochChecks(beam.PTransform):
@@ -496,7 +472,7 @@ class EpochChecks(beam.PTransform):
             candidates, undecodable = records | "Decode" >> Decode(limit)
             dead.append(undecodable)
         signed, forged = candidates | "VerifySignatures" >> VerifySignatures(
-            c.domain, c.keys, c.rules.devices, c.rules.validation.max_clock_skew_ms
+            c.domain, c.keys, c.rules.devices, c.rules.validation.max_clock_skew_ms, c.verify_workers
         )
         fresh, replayed = signed | "ReplayGuard" >> ReplayGuard(c.high_water)
         plausible, implausible = fresh | "Plausibility" >> Plausibility(c.rules)

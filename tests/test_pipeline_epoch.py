@@ -170,3 +170,18 @@ def test_payload_json_is_not_trusted_for_types(job) -> None:  # type: ignore[no-
     ]
     c = compute_epoch(job_context(job), 0, recs, JobState())
     assert c.rejected == {"implausible": 2, "malformed": 1}
+
+
+def test_signature_checks_on_a_process_pool_give_the_same_epoch(job, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from veristream.pipeline import verify_pool
+
+    monkeypatch.setattr(verify_pool, "MIN_READINGS_FOR_POOL", 1)
+    records, _ = _faulty_epoch()
+    inline = compute_epoch(job_context(job), 0, records, JobState())
+    pooled_job = job.model_copy(update={"beam": job.beam.model_copy(update={"verify_workers": 2, "readings_per_element": 9})})
+    try:
+        pooled = compute_epoch(job_context(pooled_job), 0, records, JobState())
+    finally:
+        verify_pool.shutdown()
+    assert (pooled.data_root, pooled.reward_root, pooled.rejected) == (inline.data_root, inline.reward_root, inline.rejected)
+    assert pooled.dead == inline.dead
