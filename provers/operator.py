@@ -186,3 +186,71 @@ class Operator:
             return "the manifest's committed state differs from the recomputed one"
         self._states = {proposal.manifest_cid: recomputed.state}
         return None
+
+
+# KEYS AND REGISTRATION (what `veristream operator keygen/register` wrap)
+
+
+def keygen(scheme: str) -> dict[str, str]:
+    """A fresh operator key with the encodings the OperatorRegistry takes (hex strings).
+
+    The secret comes from the OS's CSPRNG; the caller must keep the result private.
+    """
+    import secrets
+
+    from veristream.contracts.committee import OperatorKey
+    from veristream.provers.bls import bls12381, bn254
+
+    if scheme == "bn254":
+        order = bn254.R
+        public = bn254.sk_to_pk
+    elif scheme == "bls12381":
+        order = bls12381.CURVE_ORDER
+        public = bls12381.sk_to_pk
+    else:
+        raise ValueError(f"unknown BLS scheme {scheme!r}; expected bls12381 or bn254")
+    secret = 1 + secrets.randbelow(order - 1)
+    key = OperatorKey.from_secret(scheme, secret)
+    return {
+        "scheme": scheme,
+        "secret_key": hex(secret),
+        "public_key": "0x" + public(secret).hex(),
+        "registry_pubkey": "0x" + key.pubkey.hex(),
+        "registry_pubkey_g2": "0x" + key.pubkey_g2.hex(),
+        "registry_pop": "0x" + key.pop.hex(),
+    }
+
+
+def register_key(job: Any, key: dict[str, str], account: str | None, weight: int) -> dict[str, Any]:
+    """Register ``key`` (from ``keygen``) for ``account`` in the job's operator set on its chain."""
+    import json
+    from pathlib import Path
+
+    from veristream.contracts import connect, load_deployment, register_operator
+    from veristream.contracts.chain import ChainConfig
+
+    if key.get("scheme") != job.operators.scheme:
+        raise ValueError(f"key is {key.get('scheme')!r} but the job's operators use {job.operators.scheme!r}")
+    work_dir = Path(job.work_dir)
+    setup = work_dir / "chain-setup.json"
+    if not setup.exists():
+        raise ValueError("the job has no operator set on chain yet: run it once (veristream run) first")
+    set_id = int(json.loads(setup.read_text())["set_id"])
+    chain = connect(ChainConfig(url=job.chain.rpc_url) if job.chain.mode == "rpc" else work_dir / "chain")
+    try:
+        dep = load_deployment(chain, work_dir / "deployment.json")
+        operator = account or chain.sender
+        receipt = register_operator(
+            chain,
+            dep,
+            set_id,
+            operator,
+            weight,
+            bytes.fromhex(key["registry_pubkey"][2:]),
+            bytes.fromhex(key["registry_pop"][2:]),
+            bytes.fromhex(key["registry_pubkey_g2"][2:]),
+        )
+        chain.save()
+    finally:
+        chain.close()
+    return {"operator": operator, "set_id": set_id, "tx_hash": receipt.tx_hash, "gas": receipt.gas_used}

@@ -123,3 +123,39 @@ def test_quorum_arithmetic_with_weights() -> None:
     with pytest.raises(ValueError):
         aggregate_reviews(members, {}, digest, 0, (3, 2))
     assert epoch_result_digest  # the digest helper the committee signs is the foundation's
+
+
+def test_operator_keygen_and_registration_on_chain(epochs: dict[str, Any], tmp_path: Path) -> None:
+    import json
+
+    from veristream.contracts import connect, create_operator_set, deploy_all
+    from veristream.contracts.client import operator_slot
+    from veristream.provers.operator import keygen, register_key
+
+    for scheme, module in (("bls12381", bls12381), ("bn254", bn254)):
+        key = keygen(scheme)
+        secret = int(key["secret_key"], 16)
+        assert bytes.fromhex(key["public_key"][2:]) == module.sk_to_pk(secret)
+        assert module.pop_verify(module.sk_to_pk(secret), module.pop_prove(secret))
+    assert keygen("bn254")["secret_key"] != keygen("bn254")["secret_key"]
+    with pytest.raises(ValueError):
+        keygen("ed25519")
+
+    job = epochs["job"].model_copy(update={"work_dir": tmp_path, "operators": epochs["job"].operators.model_copy(update={"scheme": "bn254"})})
+    with pytest.raises(ValueError, match="run it once"):
+        register_key(job, keygen("bn254"), None, 1)
+    chain = connect(tmp_path / "chain")
+    dep = deploy_all(chain, save_to=tmp_path / "deployment.json")
+    set_id = create_operator_set(chain, dep, "bn254")
+    account = chain.accounts[3]
+    chain.close()
+    (tmp_path / "chain-setup.json").write_text(json.dumps({"set_id": set_id}))
+    with pytest.raises(ValueError, match="operators use"):
+        register_key(job, keygen("bls12381"), account, 1)
+    result = register_key(job, keygen("bn254"), account, 2)
+    assert result["operator"] == account and result["gas"] > 0
+    chain = connect(tmp_path / "chain")
+    try:
+        assert operator_slot(chain, dep, set_id, account) == 0
+    finally:
+        chain.close()

@@ -431,5 +431,53 @@ def _dataclass_fields(value: Any) -> dict[str, Any]:
 
     return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
 
+operator_app = typer.Typer(help="Operator keys and registration.", no_args_is_help=True)
+app.add_typer(operator_app, name="operator")
+
+
+@operator_app.command("keygen")
+def operator_keygen(
+    scheme: str = typer.Option("bls12381", help="bls12381 or bn254."),
+    out: str = typer.Option(..., help="Where to write the key (JSON, mode 0600)."),
+) -> None:
+    """Generate an operator BLS key with its proof of possession; print the public part."""
+    import json
+    import os
+
+    from veristream.provers.operator import keygen
+
+    try:
+        key = keygen(scheme)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(key, handle, indent=1)
+    typer.echo(json.dumps({k: v for k, v in key.items() if k != "secret_key"}, indent=1))
+
+
+@operator_app.command("register")
+def operator_register(
+    job: str = typer.Argument(..., help="The job spec (YAML)."),
+    key: str = typer.Option(..., help="Key file from `operator keygen`."),
+    account: str | None = typer.Option(None, help="Operator account (default: the chain's sender)."),
+    weight: int = typer.Option(1, help="Signing weight."),
+) -> None:
+    """Register an operator key (with its proof of possession) in the job's operator set on chain."""
+    import json
+    from pathlib import Path
+
+    from veristream.pipeline.jobspec import JobSpecError, load_job
+    from veristream.provers.operator import register_key
+
+    try:
+        spec = load_job(job)
+        result = register_key(spec, json.loads(Path(key).read_text()), account, weight)
+    except (JobSpecError, ValueError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(result, indent=1))
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
