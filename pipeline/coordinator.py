@@ -21,7 +21,7 @@ reading counted twice:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,24 +143,41 @@ def ingest(job: JobSpec, log: Any, progress: Progress = _no_progress, chunk: int
 # CLOSED EPOCHS -> PIPELINE -> CHECKPOINT
 
 
-def _file_dead_letters(store: Any, epoch: int, outcome: Any) -> None:
+def _file_dead_letters(dead_letters: Any, epoch: int, rejected: Sequence[Any]) -> None:
+    """File an epoch's pipeline dead letters, minus any a crashed run already filed.
+
+    A crash can stop between the checkpoint and this call, or in the middle of the
+    append: what is already in the store for this epoch is subtracted (as a
+    multiset), so every dead letter ends up filed exactly once.
+    """
+    from collections import Counter
+
     from veristream.connectors.deadletters import DeadLetter
 
-    already = [d for d in store.read(epoch=epoch) if d.stage in PIPELINE_STAGES]
-    if already:
-        return  # filed by a run that crashed after its checkpoint
-    store.add_many(
-        [
-            DeadLetter(r.raw, r.reason, r.stage, epoch, f"{r.device_id} seq {r.seq}: {r.detail}")
-            for r in outcome.computation.dead
-        ]
+    letters = [
+        DeadLetter(r.raw, r.reason, r.stage, epoch, f"{r.device_id} seq {r.seq}: {r.detail}")
+        for r in rejected
+    ]
+    filed = Counter(
+        (d.raw, d.reason, d.stage, d.detail)
+        for d in dead_letters.read(epoch=epoch)
+        if d.stage in PIPELINE_STAGES
     )
+    missing = []
+    for letter in letters:
+        key = (letter.raw, letter.reason, letter.stage, letter.detail)
+        if filed[key]:
+            filed[key] -= 1
+        else:
+            missing.append(letter)
+    dead_letters.add_many(missing)
 
 
 def process_closed_epochs(
     job: JobSpec, log: Any, store: Any, ctx: Any, progress: Progress = _no_progress
 ) -> list[int]:
     """Run every closed, unprocessed epoch in order; returns the epochs committed by this call."""
+    from veristream.pipeline.batch import decode_dead_letters
     from veristream.pipeline.runner import run_epoch
 
     work_dir = Path(job.work_dir)
@@ -169,12 +186,17 @@ def process_closed_epochs(
     for n, epoch in enumerate(pending):
         checkpoint = load_checkpoint(work_dir)
         if checkpoint.state.epoch >= epoch:
-            log.mark_processed(epoch)  # committed before a crash, not yet marked
+            # committed before a crash: its dead letters may not be filed yet, and it is not marked
+            committed_epoch = load_epoch_checkpoint(work_dir, epoch)
+            if committed_epoch is not None and committed_epoch.manifest is not None:
+                dead = decode_dead_letters(store.get(committed_epoch.manifest.dead_letter_cid))
+                _file_dead_letters(log.dead_letters, epoch, dead)
+            log.mark_processed(epoch)
             continue
         records = [(r.received_ms, r.raw) for r in log.read_records(epoch)]
         outcome = run_epoch(ctx, epoch, records, checkpoint.state, store)
         commit_checkpoint(work_dir, Checkpoint(outcome.state, outcome.manifest, outcome.manifest_cid))
-        _file_dead_letters(log.dead_letters, epoch, outcome)
+        _file_dead_letters(log.dead_letters, epoch, outcome.computation.dead)
         log.mark_processed(epoch)
         committed.append(epoch)
         progress("epochs", n + 1, len(pending))

@@ -121,3 +121,35 @@ def test_killed_mid_epoch_resumes_to_identical_results(tmp_path: Path) -> None:
     assert got["readings_in"] == expected["readings_in"] == _truth(killed_dir)["messages"]
     assert got["accepted"] == expected["accepted"]
     assert got["rejected"] == expected["rejected"]  # no dead letter filed twice
+
+
+def test_crash_between_checkpoint_and_dead_letters_files_them_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from veristream.pipeline import coordinator
+    from veristream.pipeline.jobspec import load_job
+    from veristream.pipeline.runner import job_context
+    from veristream.provers.operator import open_store
+
+    job = load_job(_job_copy(tmp_path, "weather.yaml", operators=1, count=300))
+    log = coordinator.open_ingest_log(job)
+    coordinator.ingest(job, log)
+    store = open_store(job.ipfs, job.work_dir)
+    ctx = job_context(job)
+    real = coordinator._file_dead_letters
+
+    def crash_after_half(dead_letters: Any, epoch: int, rejected: Any) -> None:
+        real(dead_letters, epoch, list(rejected)[: len(rejected) // 2])  # a torn append
+        raise KeyboardInterrupt("crash")
+
+    monkeypatch.setattr(coordinator, "_file_dead_letters", crash_after_half)
+    with pytest.raises(KeyboardInterrupt):
+        coordinator.process_closed_epochs(job, log, store, ctx)
+    log.close()
+    monkeypatch.setattr(coordinator, "_file_dead_letters", real)
+    log = coordinator.open_ingest_log(job)
+    try:
+        coordinator.ingest(job, log)  # resumes: nothing appended twice
+        coordinator.process_closed_epochs(job, log, store, ctx)
+        counts = log.dead_letters.counts()
+    finally:
+        log.close()
+    assert counts == _truth(tmp_path)["rejected_by_reason"]
