@@ -40,6 +40,7 @@ contract EpochVerifier is EIP712 {
     /// @notice The registry whose operator sets sign epochs.
     OperatorRegistry public immutable registry;
 
+    /// @notice A job's owner, operator set, quorum and epoch clock.
     mapping(bytes32 jobId => Job) public jobs;
     mapping(bytes32 jobId => mapping(uint64 epoch => EpochRecord)) internal _epochs;
 

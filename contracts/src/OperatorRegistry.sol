@@ -48,9 +48,11 @@ contract OperatorRegistry is Ownable2Step {
     /// @notice Number of sets created; set ids are 1..setCount.
     uint32 public setCount;
 
+    /// @notice The scheme of a set (1 = bn254, 2 = bls12381; 0 = no such set).
     mapping(uint32 setId => uint8) public schemeOf;
     mapping(uint32 setId => SetCheckpoint[]) internal _history;
     mapping(uint32 setId => mapping(uint256 slot => SlotCheckpoint[])) internal _slots;
+    /// @notice Whether an account is (or is scheduled to become) an operator of a set, and its slot.
     mapping(uint32 setId => mapping(address operator => Operator)) public operators;
     mapping(uint32 setId => uint16) internal _nextSlot;
     mapping(uint32 setId => uint8[]) internal _freeSlots;

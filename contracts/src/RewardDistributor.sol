@@ -24,6 +24,7 @@ contract RewardDistributor is ReentrancyGuardTransient {
     /// @notice Where verified reward roots come from.
     EpochVerifier public immutable verifier;
 
+    /// @notice A job's reward token and its funded, unclaimed balance.
     mapping(bytes32 jobId => Pool) public pools;
     /// @notice Cumulative amount paid to an account for a job.
     mapping(bytes32 jobId => mapping(address account => uint256)) public claimed;
