@@ -9,6 +9,7 @@ from veristream.contracts.artifacts import ContractRevert, load_artifact
 from veristream.contracts.chain import Chain, ChainConfig, Receipt, connect, connected
 from veristream.contracts.client import (
     Deployment,
+    DeviceChange,
     DeviceInfo,
     EpochInfo,
     check_reading_signature,
@@ -17,6 +18,7 @@ from veristream.contracts.client import (
     create_job,
     create_operator_set,
     deploy_all,
+    device_changes,
     device_info,
     epoch_digest,
     epoch_info,
@@ -46,6 +48,7 @@ __all__ = [
     "ChainConfig",
     "ContractRevert",
     "Deployment",
+    "DeviceChange",
     "DeviceInfo",
     "EpochInfo",
     "Receipt",
@@ -57,6 +60,7 @@ __all__ = [
     "create_job",
     "create_operator_set",
     "deploy_all",
+    "device_changes",
     "device_info",
     "epoch_digest",
     "epoch_info",

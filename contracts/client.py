@@ -313,14 +313,20 @@ def epoch_digest(chain: Chain, dep: Deployment, result: EpochResult) -> bytes:
     return bytes(digest)
 
 
-def epoch_info(chain: Chain, dep: Deployment, job_id: bytes, epoch: int) -> EpochInfo | None:
-    """The verified epoch (with its CID from the event log), or ``None`` if not verified."""
+def epoch_info(
+    chain: Chain, dep: Deployment, job_id: bytes, epoch: int, *, from_block: int = 0
+) -> EpochInfo | None:
+    """The verified epoch (with its CID from the event log), or ``None`` if not verified.
+
+    ``from_block`` bounds the log search (nodes limit log ranges; the deployment block is
+    a good start on a long chain).
+    """
     verifier = contract(chain, "EpochVerifier", dep.epoch_verifier)
     verified, data_root, reward_root, cid_hash = chain.call(verifier.functions.epochResult(job_id, epoch))
     if not verified:
         return None
     logs = verifier.events.EpochVerified.get_logs(
-        from_block=0, argument_filters={"jobId": job_id, "epoch": epoch}
+        from_block=from_block, argument_filters={"jobId": job_id, "epoch": epoch}
     )
     event = logs[-1] if logs else None
     args = event["args"] if event else {}
@@ -481,6 +487,38 @@ def device_info(chain: Chain, dep: Deployment, device: str) -> DeviceInfo:
         signer=str(signer),
         public_key=bytes(key),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceChange:
+    """One DeviceRegistry event, for a pipeline following the registry."""
+
+    kind: str  # DeviceRegistered | DeviceKeyRotated | DeviceOwnerChanged | DeviceRevoked
+    device: str
+    block_number: int
+    log_index: int
+    args: dict[str, Any]
+
+
+DEVICE_EVENTS = ("DeviceRegistered", "DeviceKeyRotated", "DeviceOwnerChanged", "DeviceRevoked")
+
+
+def device_changes(
+    chain: Chain, dep: Deployment, *, from_block: int = 0, to_block: int | str = "latest"
+) -> list[DeviceChange]:
+    """Every DeviceRegistry event in the block range, in chain order."""
+    registry = contract(chain, "DeviceRegistry", dep.device_registry)
+    changes: list[DeviceChange] = []
+    for kind in DEVICE_EVENTS:
+        for log in getattr(registry.events, kind).get_logs(from_block=from_block, to_block=to_block):
+            args = {
+                k: (bytes(v) if isinstance(v, bytes | bytearray) else v) for k, v in dict(log["args"]).items()
+            }
+            changes.append(
+                DeviceChange(kind, str(args["device"]), int(log["blockNumber"]), int(log["logIndex"]), args)
+            )
+    changes.sort(key=lambda c: (c.block_number, c.log_index))
+    return changes
 
 
 def reading_digest(

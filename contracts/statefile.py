@@ -42,7 +42,10 @@ class StateJournal:
             return {}
         data = self.path.read_bytes()
         if data[: len(MAGIC)] != MAGIC:
-            raise ValueError(f"{self.path} is not a VeriStream chain state file")
+            raise ValueError(
+                f"{self.path} is not a VeriStream chain state file (written by another version?): "
+                "move it away to start a new embedded chain"
+            )
         store: dict[bytes, bytes] = {}
         pending: list[tuple[int, bytes, bytes]] = []
         offset = committed = len(MAGIC)

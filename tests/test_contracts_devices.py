@@ -20,6 +20,7 @@ from veristream.contracts import (
     check_reading_signature,
     connect,
     deploy_all,
+    device_changes,
     device_info,
     reading_digest,
     register_device,
@@ -108,6 +109,12 @@ def test_secp256k1_signature_rotation_and_revocation(setup: Setup) -> None:
         revoke_device(chain, dep, device, 9_000, sender=owner)
     with pytest.raises(ContractRevert, match="DeviceIsRevoked"):
         rotate_device_key(chain, dep, device, "secp256k1", public_key_of("secp256k1", key1), sender=owner)
+
+    # the pipeline follows the registry through its events, in chain order
+    history = [(c.kind, c.device) for c in device_changes(chain, dep) if c.device == device]
+    assert history == [("DeviceRegistered", device), ("DeviceKeyRotated", device), ("DeviceRevoked", device)]
+    revoked = [c for c in device_changes(chain, dep) if c.kind == "DeviceRevoked" and c.device == device]
+    assert revoked[0].args["revokedFrom"] == 5_000
 
 
 def test_device_permissions_and_bad_input(setup: Setup) -> None:
