@@ -17,6 +17,7 @@ on how the runner bundled the input.
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -189,6 +190,12 @@ def split_by_device(batch: Iterable[Candidate]) -> list[tuple[str, list[Candidat
     return list(groups.items())
 
 
+def _packed_by_device(batch: Iterable[Candidate]) -> list[tuple[str, bytes]]:
+    # One pickle per device group instead of one per reading: Beam's coder would
+    # otherwise pickle every candidate on its own at the shuffle.
+    return [(device, pickle.dumps(group, protocol=5)) for device, group in split_by_device(batch)]
+
+
 def guard_device(
     candidates: Iterable[Candidate], high_water: int | None
 ) -> tuple[list[Candidate], list[Rejected]]:
@@ -227,10 +234,10 @@ class _GuardFn(beam.DoFn):
     def __init__(self, high_water: Mapping[str, int]) -> None:
         self._high_water = dict(high_water)
 
-    def process(self, element: tuple[str, Iterable[list[Candidate]]]) -> Iterator[Any]:
-        device_id, groups = element
+    def process(self, element: tuple[str, Iterable[bytes]]) -> Iterator[Any]:
+        device_id, packed = element
         passed, rejected = guard_device(
-            (c for group in groups for c in group), self._high_water.get(device_id)
+            (c for blob in packed for c in pickle.loads(blob)), self._high_water.get(device_id)
         )
         for item in rejected:
             yield pvalue.TaggedOutput(DEAD, item)
@@ -248,7 +255,7 @@ class ReplayGuard(beam.PTransform):
     def expand(self, batches: Any) -> tuple[Any, Any]:
         out = (
             batches
-            | "SplitByDevice" >> beam.FlatMap(split_by_device)
+            | "SplitByDevice" >> beam.FlatMap(_packed_by_device)
             | "GroupByDevice" >> beam.GroupByKey()
             | "Guard" >> beam.ParDo(_GuardFn(self._high_water)).with_outputs(DEAD, main="ok")
         )
@@ -293,8 +300,9 @@ def decode_payload(payload: bytes, validation: ValidationSpec) -> dict[str, int]
     return values
 
 
-def plausibility_problem(candidate: Candidate, rules: PlausibilityRules) -> tuple[str, str] | None:
-    """Why a signed, fresh reading is not plausible, as ``(reason, detail)``; None when it is."""
+def plausible_values(candidate: Candidate, rules: PlausibilityRules) -> dict[str, int] | tuple[str, str]:
+    """The declared payload values of a signed, fresh reading, or ``(reason, detail)`` why it is
+    not plausible."""
     reading = candidate
     validation = rules.validation
     if not rules.epoch_start_ms <= reading.timestamp_ms < rules.epoch_end_ms:
@@ -306,25 +314,30 @@ def plausibility_problem(candidate: Candidate, rules: PlausibilityRules) -> tupl
     credentials = credentials_problem(candidate, rules.devices, validation.max_clock_skew_ms)
     if credentials is not None:
         return credentials
-    decoded = decode_payload(reading.payload, validation)
-    if isinstance(decoded, tuple):
-        return decoded
-    return None
+    return decode_payload(reading.payload, validation)
+
+
+def plausibility_problem(candidate: Candidate, rules: PlausibilityRules) -> tuple[str, str] | None:
+    """Why a signed, fresh reading is not plausible, as ``(reason, detail)``; None when it is."""
+    values = plausible_values(candidate, rules)
+    return values if isinstance(values, tuple) else None
 
 
 def check_device(
     candidates: Iterable[Candidate], rules: PlausibilityRules
-) -> tuple[list[Candidate], list[Rejected]]:
-    """Split one device's readings into plausible ones and dead letters."""
+) -> tuple[list[Candidate], list[Rejected], list[dict[str, int]]]:
+    """Split one device's readings into plausible ones (with their payload values) and dead letters."""
     passed: list[Candidate] = []
+    values: list[dict[str, int]] = []
     rejected: list[Rejected] = []
     for candidate in candidates:
-        problem = plausibility_problem(candidate, rules)
-        if problem is None:
-            passed.append(candidate)
+        checked = plausible_values(candidate, rules)
+        if isinstance(checked, tuple):
+            rejected.append(rejected_from(candidate, checked[0], STAGE_PLAUSIBILITY, checked[1]))
         else:
-            rejected.append(rejected_from(candidate, problem[0], STAGE_PLAUSIBILITY, problem[1]))
-    return passed, rejected
+            passed.append(candidate)
+            values.append(checked)
+    return passed, rejected, values
 
 
 class _PlausibilityFn(beam.DoFn):
@@ -333,11 +346,11 @@ class _PlausibilityFn(beam.DoFn):
 
     def process(self, element: tuple[str, list[Candidate]]) -> Iterator[Any]:
         device_id, candidates = element
-        passed, rejected = check_device(candidates, self._rules)
+        passed, rejected, values = check_device(candidates, self._rules)
         for item in rejected:
             yield pvalue.TaggedOutput(DEAD, item)
         if passed:
-            yield device_id, passed
+            yield device_id, passed, values
 
 
 class Plausibility(beam.PTransform):
@@ -374,14 +387,18 @@ def summarise_device(
     fields: Sequence[str],
     quantiles: Sequence[int],
     beneficiary: bytes,
+    payloads: Sequence[Mapping[str, int]] | None = None,
 ) -> DeviceEpoch:
-    """Statistics and contribution of one device's accepted readings (canonical order)."""
-    payloads: list[dict[str, int]] = []
-    for candidate in accepted:
-        decoded = decode_payload(candidate.payload, validation)
-        if isinstance(decoded, tuple):
-            raise ValueError(f"accepted reading of {device_id} does not decode: {decoded[1]}")
-        payloads.append(decoded)
+    """Statistics and contribution of one device's accepted readings (canonical order);
+    ``payloads`` are their decoded values when the caller already has them."""
+    if payloads is None:
+        decoded_all: list[Mapping[str, int]] = []
+        for candidate in accepted:
+            decoded = decode_payload(candidate.payload, validation)
+            if isinstance(decoded, tuple):
+                raise ValueError(f"accepted reading of {device_id} does not decode: {decoded[1]}")
+            decoded_all.append(decoded)
+        payloads = decoded_all
     seqs = [c.seq for c in accepted]
     contribution = Contribution(
         beneficiary=beneficiary, valid=len(accepted), min_seq=min(seqs), max_seq=max(seqs)
@@ -404,13 +421,15 @@ class _SummariseFn(beam.DoFn):
         self._quantiles = list(quantiles)
         self._beneficiaries = dict(beneficiaries)
 
-    def process(self, element: tuple[str, list[Candidate]]) -> Iterator[DeviceEpoch]:
+    def process(
+        self, element: tuple[str, list[Candidate], list[dict[str, int]]]
+    ) -> Iterator[DeviceEpoch]:
         from veristream.pipeline.registry import device_address
 
-        device_id, accepted = element
+        device_id, accepted, values = element
         beneficiary = self._beneficiaries.get(device_id) or device_address(device_id)
         yield summarise_device(
-            device_id, accepted, self._validation, self._fields, self._quantiles, beneficiary
+            device_id, accepted, self._validation, self._fields, self._quantiles, beneficiary, values
         )
 
 
