@@ -278,7 +278,7 @@ def open_chain(job: JobSpec, members: list[Any], total_epochs_budget: int) -> Ch
         dep,
         job_hash,
         set_id,
-        quorum_bps=-(-10_000 * quorum.numerator // quorum.denominator),
+        quorum=(quorum.numerator, quorum.denominator),
         genesis=job.epochs.genesis_ms // 1000,
         epoch_seconds=max(1, job.epochs.length_ms // 1000),
     )
