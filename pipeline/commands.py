@@ -217,3 +217,70 @@ def claim_command(job_path: str, account: str | None, as_json: bool) -> int:
     else:
         Console().print(f"claimed {result['amount']} for {result['account']} (tx {result['tx_hash']})")
     return 0
+
+
+SUBMISSION_FILE = "ray-submission.json"
+
+
+def submit_command(job_path: str, address: str, python: str | None, as_json: bool) -> int:
+    """``veristream submit``: hand ``veristream run JOB`` to a Ray cluster's job submission API."""
+    import shlex
+    import sys
+    import uuid
+
+    from ray.job_submission import JobSubmissionClient
+
+    job = _load(job_path)
+    if job is None:
+        return 2
+    interpreter = python or sys.executable
+    entrypoint = " ".join(
+        shlex.quote(part)
+        for part in (interpreter, "-m", "veristream", "run", str(Path(job_path).resolve()), "--json")
+    )
+    client = JobSubmissionClient(address)
+    submission_id = client.submit_job(
+        entrypoint=entrypoint,
+        submission_id=f"veristream-{job.job_id}-{uuid.uuid4().hex[:8]}",
+        metadata={"veristream_job_id": job.job_id},
+    )
+    work_dir = Path(job.work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    record = {"address": address, "submission_id": submission_id, "entrypoint": entrypoint}
+    (work_dir / SUBMISSION_FILE).write_text(json.dumps(record, indent=1))
+    print(json.dumps(record) if as_json else f"submitted {submission_id} to {address}")
+    return 0
+
+
+def status_command(job_path: str, as_json: bool) -> int:
+    """``veristream status``: the submitted run's state, and its summary once it succeeded."""
+    from ray.job_submission import JobSubmissionClient
+
+    job = _load(job_path)
+    if job is None:
+        return 2
+    path = Path(job.work_dir) / SUBMISSION_FILE
+    if not path.exists():
+        print(f"no submission recorded in {job.work_dir}: use `veristream submit` first")
+        return 1
+    record = json.loads(path.read_text())
+    client = JobSubmissionClient(record["address"])
+    state = str(client.get_job_status(record["submission_id"]))
+    state = state.rsplit(".", 1)[-1]
+    summary = None
+    logs = client.get_job_logs(record["submission_id"])
+    if state == "SUCCEEDED":
+        for line in reversed(logs.splitlines()):
+            if line.startswith("{") and '"job_id"' in line:
+                summary = json.loads(line)
+                break
+    out = {"submission_id": record["submission_id"], "state": state, "summary": summary}
+    if as_json:
+        print(json.dumps(out, sort_keys=True))
+    else:
+        print(f"{record['submission_id']}: {state}")
+        if summary is not None:
+            _render_summary(summary)
+        elif state == "FAILED":
+            print(logs[-3000:])
+    return 0 if state != "FAILED" else 1

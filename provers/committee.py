@@ -19,6 +19,7 @@ here); ``address`` connects to a cluster instead.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -238,6 +239,9 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         return
     if address:
         ray.init(address=address, log_to_driver=False)
+    elif os.environ.get("RAY_ADDRESS"):
+        # running as a submitted Ray job (veristream submit): Ray names the cluster
+        ray.init(log_to_driver=False)
     else:
         # "local": always a fresh local instance, never a stale or foreign cluster that
         # /tmp/ray/ray_current_cluster happens to name

@@ -27,7 +27,7 @@ RAY = Path(sys.executable).parent / "ray"
 
 
 @pytest.fixture(scope="module")
-def ray_head() -> Iterator[str]:
+def ray_head() -> Iterator[dict[str, str]]:
     """A Ray head on this machine in its own process group (stopped by that group, not `ray stop`,
     which would stop every Ray on the machine).
 
@@ -35,13 +35,14 @@ def ray_head() -> Iterator[str]:
     resolves loopback to a "remotely reachable" IP), so the address is read from its log.
     Token authentication is off for this throwaway head: drivers here hold no token.
     """
-    port = free_port()
+    port, dashboard = free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="veristream-ray-") as tmp:
         log = open(Path(tmp) / "ray.log", "wb")  # noqa: SIM115 - closed below
         head = subprocess.Popen(
             [
                 str(RAY), "start", "--head", "--block", f"--port={port}",
-                "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
+                "--num-cpus=2", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+                f"--dashboard-port={dashboard}", "--disable-usage-stats",
                 f"--temp-dir={tmp}",
             ],
             stdout=log,
@@ -59,7 +60,7 @@ def ray_head() -> Iterator[str]:
                 address = found.group(1) if found else ""
                 time.sleep(0.5)
             assert address.endswith(f":{port}"), "the Ray head did not start"
-            yield address
+            yield {"address": address, "jobs": f"http://127.0.0.1:{dashboard}"}
         finally:
             os.killpg(head.pid, signal.SIGTERM)
             try:
@@ -70,7 +71,7 @@ def ray_head() -> Iterator[str]:
             log.close()
 
 
-def test_weather_example_on_anvil_jsipfs_and_a_ray_head(tmp_path: Path, ray_head: str) -> None:
+def test_weather_example_on_anvil_jsipfs_and_a_ray_head(tmp_path: Path, ray_head: dict[str, str]) -> None:
     spec = yaml.safe_load((REPO / "examples" / "weather.yaml").read_text())
     spec["work_dir"] = str(tmp_path / "work")
     spec["devices"]["file"] = str(tmp_path / "work" / "devices.json")
@@ -78,7 +79,7 @@ def test_weather_example_on_anvil_jsipfs_and_a_ray_head(tmp_path: Path, ray_head
     with anvil(free_port()) as chain, jsipfs_node() as ipfs:
         spec["chain"] = {"mode": "rpc", "rpc_url": chain.url}
         spec["ipfs"] = {"mode": "rpc", "url": ipfs}
-        spec["ray"] = {"address": ray_head}
+        spec["ray"] = {"address": ray_head["address"]}
         job = tmp_path / "weather-services.yaml"
         job.write_text(yaml.safe_dump(spec))
         env = {**os.environ, "RAY_DISABLE_IMPORT_WARNING": "1", "RAY_AUTH_MODE": "disabled"}
@@ -102,3 +103,34 @@ def test_weather_example_on_anvil_jsipfs_and_a_ray_head(tmp_path: Path, ray_head
             capture_output=True, text=True, timeout=600, env=env, cwd=REPO,
         )
         assert check.returncode == 0, check.stdout + check.stderr[-2000:]
+
+
+def test_submit_to_the_ray_head_and_follow_status(tmp_path: Path, ray_head: dict[str, str]) -> None:
+    spec = yaml.safe_load((REPO / "examples" / "weather.yaml").read_text())
+    spec["work_dir"] = str(tmp_path / "work")
+    spec["devices"]["file"] = str(tmp_path / "work" / "devices.json")
+    spec["sources"][0]["count"] = 150
+    job = tmp_path / "weather-submitted.yaml"
+    job.write_text(yaml.safe_dump(spec))
+    env = {**os.environ, "RAY_DISABLE_IMPORT_WARNING": "1", "RAY_AUTH_MODE": "disabled"}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "veristream", *args], capture_output=True, text=True, timeout=300, env=env, cwd=REPO
+        )
+
+    submitted = cli("submit", str(job), "--address", ray_head["jobs"], "--json")
+    assert submitted.returncode == 0, submitted.stderr[-2000:]
+    assert json.loads(submitted.stdout)["submission_id"].startswith("veristream-weather-demo-")
+    deadline = time.monotonic() + 900
+    state: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        status = cli("status", str(job), "--json")
+        state = json.loads(status.stdout)
+        if state["state"] in ("SUCCEEDED", "FAILED", "STOPPED"):
+            break
+        time.sleep(3)
+    assert state["state"] == "SUCCEEDED", state
+    summary = state["summary"]
+    assert isinstance(summary, dict) and summary["job_id"] == "weather-demo"
+    assert any(e["verified"] for e in summary["epochs"]) and summary["claims"][0]["amount"] > 0

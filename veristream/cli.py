@@ -479,5 +479,29 @@ def operator_register(
     typer.echo(json.dumps(result, indent=1))
 
 
+@app.command()
+def submit(
+    job: str = typer.Argument(..., help="The job spec (YAML)."),
+    address: str = typer.Option(..., help="The Ray cluster's job API, e.g. http://HEAD:8265."),
+    python: str | None = typer.Option(None, help="Python on the cluster (default: this one)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Hand `veristream run JOB` to a Ray cluster through Ray's job submission API."""
+    from veristream.pipeline.commands import submit_command
+
+    raise typer.Exit(submit_command(job, address, python, json_out))
+
+
+@app.command()
+def status(
+    job: str = typer.Argument(..., help="The job spec (YAML)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """State of a submitted run, and its summary once it has succeeded."""
+    from veristream.pipeline.commands import status_command
+
+    raise typer.Exit(status_command(job, json_out))
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
