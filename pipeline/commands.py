@@ -23,6 +23,12 @@ def _load(job_path: str) -> JobSpec | None:
         return None
 
 
+def _why_unverified(row: dict[str, Any]) -> str:
+    if row["data_root"] == "0x" + "00" * 32:
+        return "no (no accepted readings)"
+    return "no (not submitted)"
+
+
 def _render_summary(summary: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -50,7 +56,7 @@ def _render_summary(summary: dict[str, Any]) -> None:
             row["data_root"][:18] + "…",
             row["reward_root"][:18] + "…",
             "" if row["gas"] is None else f"{row['gas']:,}",
-            "[green]yes[/green]" if row["verified"] else "no (no accepted readings)",
+            "[green]yes[/green]" if row["verified"] else _why_unverified(row),
         )
     console.print(epochs)
     for epoch, refusals in summary.get("refusals", {}).items():
