@@ -93,9 +93,12 @@ def run_command(job_path: str, as_json: bool, use_ray: bool, use_chain: bool, ra
                 tasks[stage] = bars.add_task(stage, total=total)
             bars.update(tasks[stage], completed=done, total=total)
 
+        from veristream.provers.committee import QuorumNotMet
+
         try:
             summary = run_job(job, use_ray=use_ray, use_chain=use_chain, progress=progress).to_json()
-        except ValueError as error:
+        except (ValueError, QuorumNotMet) as error:
+            # a bad input or a committee that refused: say why, keep the work directory for a rerun
             console.print(f"[red]error: {error}[/red]")
             return 1
     if as_json:
