@@ -66,7 +66,27 @@ def _render_summary(summary: dict[str, Any]) -> None:
         console.print(f"claimed {claim['amount']} for {claim['account']} (tx {claim['tx_hash']})")
 
 
-def run_command(job_path: str, as_json: bool, use_ray: bool, use_chain: bool, ray_address: str | None) -> int:
+def parse_faults(specs: list[str]) -> dict[int, str]:
+    """``["1:wrong_root", "3:down"]`` as ``{1: "wrong_root", 3: "down"}``; ``ValueError`` otherwise."""
+    from veristream.provers.operator import FAULTS
+
+    faults: dict[int, str] = {}
+    for spec in specs:
+        slot, _, kind = spec.partition(":")
+        if not slot.isdigit() or kind not in (*FAULTS, "down"):
+            raise ValueError(f"operator fault {spec!r} is not SLOT:KIND with KIND in {(*FAULTS, 'down')}")
+        faults[int(slot)] = kind
+    return faults
+
+
+def run_command(
+    job_path: str,
+    as_json: bool,
+    use_ray: bool,
+    use_chain: bool,
+    ray_address: str | None,
+    operator_faults: list[str] | None = None,
+) -> int:
     """``veristream run``: the whole job on its configured parts, resumable."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -74,6 +94,11 @@ def run_command(job_path: str, as_json: bool, use_ray: bool, use_chain: bool, ra
 
     job = _load(job_path)
     if job is None:
+        return 2
+    try:
+        faults = parse_faults(operator_faults or [])
+    except ValueError as error:
+        print(f"error: {error}")
         return 2
     if ray_address:
         job = job.model_copy(update={"ray": job.ray.model_copy(update={"address": ray_address})})
@@ -96,7 +121,9 @@ def run_command(job_path: str, as_json: bool, use_ray: bool, use_chain: bool, ra
         from veristream.provers.committee import QuorumNotMet
 
         try:
-            summary = run_job(job, use_ray=use_ray, use_chain=use_chain, progress=progress).to_json()
+            summary = run_job(
+                job, use_ray=use_ray, use_chain=use_chain, faults=faults, progress=progress
+            ).to_json()
         except (ValueError, QuorumNotMet) as error:
             # a bad input or a committee that refused: say why, keep the work directory for a rerun
             console.print(f"[red]error: {error}[/red]")

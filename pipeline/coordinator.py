@@ -392,7 +392,11 @@ def run_job(
     faults: Mapping[int, str] | None = None,
     progress: Progress = _no_progress,
 ) -> RunSummary:
-    """Run a job end to end on its configured parts (embedded by default); resumable."""
+    """Run a job end to end on its configured parts (embedded by default); resumable.
+
+    ``faults`` (demos and tests) maps operator slots to a misbehaviour of
+    ``veristream.provers.operator.FAULTS`` or ``"down"``.
+    """
     from veristream.pipeline.runner import job_context
     from veristream.provers.committee import InProcessCommittee, RayCommittee, local_members
     from veristream.provers.operator import open_store
@@ -423,7 +427,12 @@ def run_job(
     budget = job.rewards.tokens_per_epoch * max(1, len(checkpoints))
     session = open_chain(job, members, budget) if use_chain else None
     committee_cls = RayCommittee if use_ray else InProcessCommittee
-    committee = committee_cls(job, members, ctx.registry, faults=faults)
+    faults = dict(faults or {})
+    down = [slot for slot, kind in faults.items() if kind == "down"]
+    behaviours = {slot: kind for slot, kind in faults.items() if kind != "down"}
+    committee = committee_cls(job, members, ctx.registry, faults=behaviours)
+    for slot in down:
+        committee.stop_operator(slot)
     try:
         verify_on_chain(job, session, committee, summary, progress)
         verified = [c for c in checkpoints if c.manifest is not None and c.manifest.accepted > 0]

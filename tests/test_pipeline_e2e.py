@@ -47,7 +47,8 @@ def _truth(tmp: Path) -> dict[str, Any]:
 @pytest.mark.slow
 def test_weather_example_runs_verifies_on_chain_and_claims(tmp_path: Path) -> None:
     job = _job_copy(tmp_path, "weather.yaml")
-    done = _run("run", str(job), "--json")
+    # one operator lies about the data root: it refuses, says why, and the other three suffice
+    done = _run("run", str(job), "--json", "--operator-fault", "1:wrong_root")
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout)
     truth = _truth(tmp_path)
@@ -61,6 +62,9 @@ def test_weather_example_runs_verifies_on_chain_and_claims(tmp_path: Path) -> No
     for epoch in verified:
         assert epoch["tx_hash"].startswith("0x") and epoch["gas"] > 0
         assert epoch["batch_cid"].startswith("bafkrei") and len(epoch["data_root"]) == 66
+    refusals = summary["refusals"]
+    assert set(refusals) == {str(e["epoch"]) for e in verified}
+    assert all("data root mismatch" in r["1"] for r in refusals.values())
     claim = summary["claims"][0]
     assert claim["amount"] > 0 and claim["tx_hash"].startswith("0x")
 

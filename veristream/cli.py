@@ -6,7 +6,7 @@ it runs, so ``--help`` and the proof-core commands never load Beam, Ray or web3.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -342,11 +342,15 @@ def run(
     ray: bool = typer.Option(True, help="Run the operators as Ray actors (--no-ray: in this process)."),
     chain: bool = typer.Option(True, help="Submit verified epochs on chain (--no-chain: stop at the committee)."),
     ray_address: str | None = typer.Option(None, help="A Ray cluster to run the operators on."),
+    operator_fault: Annotated[
+        list[str] | None,
+        typer.Option(help="Demo: make operator SLOT misbehave, SLOT:wrong_root|bad_signature|down (repeatable)."),
+    ] = None,
 ) -> None:
     """Run a job end to end: sources, epochs through Beam, IPFS, operator committee, chain, a claim."""
     from veristream.pipeline.commands import run_command
 
-    raise typer.Exit(run_command(job, json_out, ray, chain, ray_address))
+    raise typer.Exit(run_command(job, json_out, ray, chain, ray_address, operator_fault))
 
 
 @app.command()
