@@ -135,92 +135,49 @@ def run_command(
     return 0
 
 
-def verify_epoch(job: JobSpec, epoch: int) -> tuple[bool, list[str]]:
-    """Recompute ``epoch`` from the store and compare with its manifest and the chain.
+def verify_command(
+    job_path: str, epoch: int, as_json: bool, batch_cid: str | None = None, deployment: str | None = None
+) -> int:
+    """``veristream verify``: exit 0 only if the epoch recomputes, from the chain and IPFS alone,
+    to what the chain holds (``veristream.pipeline.audit``)."""
+    from rich.console import Console
+    from veristream.pipeline.audit import AuditReport, audit_epoch
 
-    Returns ``(ok, findings)``; nothing here trusts the coordinator's state: the
-    state before the epoch is the one the previous manifest commits to.
-    """
-    from veristream.connectors.ipfs import cid_to_bytes
-    from veristream.pipeline.manifest import manifest_from_json
-    from veristream.pipeline.runner import job_context, reexecute, states_match
-    from veristream.pipeline.state import JobState, load_epoch_checkpoint, state_from_json
-    from veristream.provers.operator import open_store
-
-    work_dir = Path(job.work_dir)
-    findings: list[str] = []
-    checkpoint = load_epoch_checkpoint(work_dir, epoch)
-    if checkpoint is None or checkpoint.manifest_cid is None:
-        return False, [f"no manifest of epoch {epoch} is recorded in {work_dir}"]
-    store = open_store(job.ipfs, work_dir)
-    manifest = manifest_from_json(store.get(checkpoint.manifest_cid))
-    if manifest.prev_manifest_cid is None:
-        prev = JobState()
-    else:
-        previous = manifest_from_json(store.get(manifest.prev_manifest_cid))
-        prev = state_from_json(store.get(previous.state_cid))
-    recomputed = reexecute(job_context(job), epoch, store.get(manifest.batch_cid), prev)
-    ok = recomputed.clean
-    findings += [f"batch: {p}" for p in recomputed.problems]
-    for name, ours, theirs in (
-        ("data root", "0x" + recomputed.data_root.hex(), manifest.data_root),
-        ("reward root", "0x" + recomputed.reward_root.hex(), manifest.reward_root),
-    ):
-        if ours != theirs:
-            ok = False
-            findings.append(f"{name}: recomputed {ours}, manifest {theirs}")
-    if not states_match(recomputed.state, state_from_json(store.get(manifest.state_cid))):
-        ok = False
-        findings.append("state after the epoch differs from the manifest's")
-    if manifest.accepted == 0:
-        findings.append("epoch has no accepted readings: nothing was submitted on chain")
-        return ok, findings
-    from veristream.contracts import connect, epoch_info, load_deployment
-    from veristream.contracts.chain import ChainConfig
-    from veristream.provers.epoch import job_id_hash
-
-    chain = connect(ChainConfig(url=job.chain.rpc_url) if job.chain.mode == "rpc" else work_dir / "chain")
-    try:
-        dep = load_deployment(chain, work_dir / "deployment.json")
-        info = epoch_info(chain, dep, job_id_hash(job.job_id), epoch)
-    finally:
-        chain.close()
-    if info is None:
-        return False, [*findings, f"epoch {epoch} is not verified on chain"]
-    for name, chained, ours_bytes in (
-        ("data root", info.data_root, recomputed.data_root),
-        ("reward root", info.reward_root, recomputed.reward_root),
-    ):
-        if chained != ours_bytes:
-            ok = False
-            findings.append(f"{name} on chain 0x{chained.hex()} differs from the recomputed one")
-    if info.batch_cid is not None and info.batch_cid != cid_to_bytes(manifest.batch_cid):
-        ok = False
-        findings.append("batch CID on chain differs from the manifest's")
-    if ok:
-        findings.append(f"epoch {epoch}: roots recomputed from IPFS match the chain (tx {info.tx_hash})")
-    return ok, findings
-
-
-def verify_command(job_path: str, epoch: int, as_json: bool) -> int:
-    """``veristream verify``: exit 0 only if the epoch recomputes to what the chain holds."""
     job = _load(job_path)
     if job is None:
         return 2
+    notes = Console(stderr=True, quiet=as_json)
     try:
-        ok, findings = verify_epoch(job, epoch)
-    except ValueError as error:
-        ok, findings = False, [str(error)]
+        report = audit_epoch(
+            job,
+            epoch,
+            batch_cid=batch_cid,
+            deployment=Path(deployment) if deployment else None,
+            progress=notes.print,
+        )
+    except (ValueError, LookupError) as error:
+        report = AuditReport(epoch, reason=f"{type(error).__name__}: {error}")
     if as_json:
-        print(json.dumps({"epoch": epoch, "ok": ok, "findings": findings}, sort_keys=True))
-    else:
-        from rich.console import Console
+        print(json.dumps(report.to_json(), sort_keys=True))
+        return 0 if report.ok else 1
+    from rich.table import Table
 
-        console = Console()
-        for line in findings:
-            console.print(line)
-        console.print("[green]verified[/green]" if ok else "[red]MISMATCH[/red]")
-    return 0 if ok else 1
+    console = Console()
+    if report.checks:
+        table = Table(title=f"epoch {epoch}: chain vs recomputed from IPFS")
+        for column in ("field", "on chain", "recomputed", "match"):
+            table.add_column(column)
+        for check in report.checks:
+            mark = "[green]yes[/green]" if check.ok else "[red]NO[/red]"
+            table.add_row(check.name, check.chain, check.recomputed, mark)
+        console.print(table)
+    for line in report.findings:
+        console.print(line)
+    if report.ok:
+        console.print(f"[green]verified[/green]: epoch {epoch} recomputes to the chain's commitments (tx {report.tx_hash})")
+    else:
+        console.print(f"[red]MISMATCH[/red]: {report.reason}")
+    return 0 if report.ok else 1
 
 
 def claim_command(job_path: str, account: str | None, as_json: bool) -> int:

@@ -1,0 +1,251 @@
+"""Recompute one verified epoch from the chain and IPFS alone (``veristream verify``).
+
+Nothing here reads the coordinator's work directory state (checkpoints, epoch
+history, ingest log). The auditor needs only what the job spec names: the
+chain (and its deployment addresses), the IPFS store, and the device registry.
+
+1. **Chain**: the EpochVerifier says whether the epoch is verified and holds its
+   data root, reward root and batch CID (from the ``EpochVerified`` event).
+2. **Manifest chain**: the store's pinned manifests of the job are indexed; the
+   one for this epoch whose batch CID is the chain's is taken, and its
+   ``prev_manifest_cid`` links are walked back to the job's first epoch.
+3. **Replay**: from the empty state, every earlier epoch of that chain is
+   re-executed with ``reexecute`` (the operators' code path). An earlier epoch
+   with accepted readings must itself be verified on chain with the recomputed
+   roots and batch; so the state before the audited epoch is derived from the
+   chain's commitments, not trusted from a stored state file.
+4. **Audited epoch**: its batch is fetched (every block re-hashed by the store),
+   re-executed, and data root, reward root and batch CID compared with the chain.
+
+Cost is one re-execution per epoch up to the audited one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from veristream.pipeline.jobspec import JobSpec
+
+# a manifest is a few hundred bytes: one raw block; batches and states larger than a chunk are skipped
+_MANIFEST_MARK = b'"batch_cid"'
+
+
+@dataclass(frozen=True, slots=True)
+class FieldCheck:
+    """One compared field: what the chain holds and what was recomputed."""
+
+    name: str
+    chain: str
+    recomputed: str
+
+    @property
+    def ok(self) -> bool:
+        """Whether both sides agree."""
+        return self.chain == self.recomputed
+
+
+@dataclass
+class AuditReport:
+    """The verdict of ``audit_epoch``: per-field checks and every finding, ``reason`` when it failed."""
+
+    epoch: int
+    checks: list[FieldCheck] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+    reason: str | None = None
+    tx_hash: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Verified on chain, and every field recomputes to the chain's value."""
+        return self.reason is None and bool(self.checks) and all(c.ok for c in self.checks)
+
+    def to_json(self) -> dict[str, Any]:
+        """The machine-readable verdict."""
+        return {
+            "epoch": self.epoch,
+            "ok": self.ok,
+            "reason": self.reason,
+            "tx_hash": self.tx_hash,
+            "checks": [
+                {"field": c.name, "chain": c.chain, "recomputed": c.recomputed, "ok": c.ok}
+                for c in self.checks
+            ],
+            "findings": self.findings,
+        }
+
+
+def pinned_cids(store: Any) -> list[str]:
+    """The store's pinned root CIDs (embedded: its pin folder; RPC: ``pin/ls`` of the node)."""
+    if hasattr(store, "pins"):
+        return list(store.pins())
+    import httpx
+
+    reply = httpx.post(f"{store.url}/api/v0/pin/ls", params={"type": "recursive"}, timeout=60.0)
+    if reply.status_code != 200:
+        raise ValueError(f"IPFS node at {store.url} did not list its pins: HTTP {reply.status_code}")
+    keys = reply.json().get("Keys") or {}
+    return sorted(keys)
+
+
+def job_manifests(store: Any, job_id: str) -> dict[str, Any]:
+    """Every manifest of ``job_id`` pinned in ``store``, by CID."""
+    from veristream.connectors.ipfs.cid import RAW, parse_cid
+    from veristream.pipeline.manifest import manifest_from_json
+
+    found: dict[str, Any] = {}
+    for cid in pinned_cids(store):
+        try:
+            if parse_cid(cid).codec != RAW:
+                continue
+            data = store.get(cid)
+        except (ValueError, LookupError):
+            continue  # not ours to judge here: only blocks on the audited path must be intact
+        if not data.startswith(b"{") or _MANIFEST_MARK not in data:
+            continue
+        try:
+            manifest = manifest_from_json(data)
+        except ValueError:
+            continue
+        if manifest.job_id == job_id:
+            found[cid] = manifest
+    return found
+
+
+def manifest_chain(manifests: dict[str, Any], head_cid: str) -> list[tuple[str, Any]]:
+    """The manifests from the job's first epoch up to ``head_cid``, oldest first."""
+    chain: list[tuple[str, Any]] = []
+    cid: str | None = head_cid
+    while cid is not None:
+        if cid not in manifests:
+            raise ValueError(f"manifest {cid} (linked from epoch {chain[-1][1].epoch}) is not in the store")
+        manifest = manifests[cid]
+        if chain and manifest.epoch >= chain[-1][1].epoch:
+            raise ValueError(f"manifest chain goes from epoch {chain[-1][1].epoch} back to {manifest.epoch}")
+        chain.append((cid, manifest))
+        cid = manifest.prev_manifest_cid
+    return chain[::-1]
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+def audit_epoch(
+    job: JobSpec,
+    epoch: int,
+    *,
+    batch_cid: str | None = None,
+    deployment: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> AuditReport:
+    """Recompute ``epoch`` from the chain and IPFS alone and compare it with the chain.
+
+    ``batch_cid`` recomputes that batch instead of the chain's (an auditor
+    checking a candidate: it passes only if it is the chain's batch).
+    ``deployment`` is the contracts' address file (default: the work directory's).
+    """
+    from veristream.connectors.ipfs.cid import cid_to_bytes, format_cid, normalize_cid
+    from veristream.contracts import connect, epoch_info, load_deployment
+    from veristream.contracts.chain import ChainConfig
+    from veristream.pipeline.runner import job_context, reexecute
+    from veristream.pipeline.state import JobState
+    from veristream.provers.epoch import job_id_hash
+    from veristream.provers.operator import open_store
+
+    from veristream.encoding import keccak256
+
+    say = progress or (lambda _: None)
+    report = AuditReport(epoch)
+    work_dir = Path(job.work_dir)
+    job_hash = job_id_hash(job.job_id)
+
+    # CHAIN
+    chain = connect(ChainConfig(url=job.chain.rpc_url) if job.chain.mode == "rpc" else work_dir / "chain")
+    try:
+        dep = load_deployment(chain, deployment or work_dir / "deployment.json")
+        info = epoch_info(chain, dep, job_hash, epoch)
+        if info is None:
+            report.reason = f"epoch {epoch} of job {job.job_id!r} is not verified on chain"
+            return report
+        report.tx_hash = info.tx_hash
+        if info.batch_cid is None:
+            report.reason = f"no EpochVerified event found for epoch {epoch}: the chain's batch CID is unknown"
+            return report
+        if keccak256(info.batch_cid) != info.batch_cid_hash:
+            report.reason = "the event's batch CID does not hash to the stored batchCidHash"
+            return report
+        chain_cid = format_cid(info.batch_cid)
+        say(f"chain: epoch {epoch} verified in tx {info.tx_hash}, batch {chain_cid}")
+
+        # MANIFEST CHAIN
+        store = open_store(job.ipfs, work_dir)
+        manifests = job_manifests(store, job.job_id)
+        heads = [cid for cid, m in manifests.items() if m.epoch == epoch and m.batch_cid == chain_cid]
+        if not heads:
+            report.reason = (
+                f"no manifest of job {job.job_id!r} epoch {epoch} naming the chain's batch {chain_cid} "
+                f"is pinned in the store ({len(manifests)} manifests of the job found)"
+            )
+            return report
+        history = manifest_chain(manifests, heads[0])
+        say(f"ipfs: manifest {heads[0]}, {len(history) - 1} earlier epochs to replay")
+
+        # REPLAY THE EARLIER EPOCHS FROM THE EMPTY STATE, EACH ANCHORED ON CHAIN
+        ctx = job_context(job)
+        state = JobState()
+        for _cid, manifest in history[:-1]:
+            earlier = reexecute(ctx, manifest.epoch, store.get(manifest.batch_cid), state)
+            if not earlier.clean:
+                report.reason = f"epoch {manifest.epoch} (before the audited one) holds readings that fail: " + "; ".join(
+                    earlier.problems[:3]
+                )
+                return report
+            if earlier.accepted:
+                anchor = epoch_info(chain, dep, job_hash, manifest.epoch)
+                if anchor is None:
+                    report.reason = f"earlier epoch {manifest.epoch} has accepted readings but is not verified on chain"
+                    return report
+                if (
+                    anchor.data_root != earlier.data_root
+                    or anchor.reward_root != earlier.reward_root
+                    or anchor.batch_cid_hash != keccak256(cid_to_bytes(manifest.batch_cid))
+                ):
+                    report.reason = f"earlier epoch {manifest.epoch} does not recompute to what the chain holds"
+                    return report
+            state = earlier.state
+            say(f"replayed epoch {manifest.epoch} ({earlier.accepted} readings)")
+    finally:
+        chain.close()
+
+    # THE AUDITED EPOCH
+    head = history[-1][1]
+    target = normalize_cid(batch_cid) if batch_cid else chain_cid
+    try:
+        batch = store.get(target)
+    except (ValueError, LookupError) as error:
+        report.reason = f"cannot fetch batch {target} intact from the store: {error}"
+        return report
+    try:
+        recomputed = reexecute(ctx, epoch, batch, state)
+    except ValueError as error:
+        report.reason = f"cannot re-execute batch {target}: {error}"
+        return report
+    report.findings += [f"batch reading fails a check: {p}" for p in recomputed.problems]
+    report.checks = [
+        FieldCheck("data root", _hex(info.data_root), _hex(recomputed.data_root)),
+        FieldCheck("reward root", _hex(info.reward_root), _hex(recomputed.reward_root)),
+        FieldCheck("batch CID", chain_cid, target),
+    ]
+    if head.data_root != _hex(recomputed.data_root):
+        report.findings.append(f"the manifest's data root {head.data_root} differs from the recomputed one")
+    reasons = []
+    mismatched = [c.name for c in report.checks if not c.ok]
+    if mismatched:
+        reasons.append("recomputed " + ", ".join(mismatched) + " differ from the chain")
+    if recomputed.problems:
+        reasons.append(f"readings of the batch fail the checks ({recomputed.problems[0]})")
+    report.reason = "; ".join(reasons) or None
+    return report
