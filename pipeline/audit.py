@@ -86,8 +86,10 @@ def pinned_cids(store: Any) -> list[str]:
     reply = httpx.post(f"{store.url}/api/v0/pin/ls", params={"type": "recursive"}, timeout=60.0)
     if reply.status_code != 200:
         raise ValueError(f"IPFS node at {store.url} did not list its pins: HTTP {reply.status_code}")
+    from veristream.connectors.ipfs.cid import normalize_cid
+
     keys = reply.json().get("Keys") or {}
-    return sorted(keys)
+    return sorted(normalize_cid(str(k)) for k in keys)
 
 
 def job_manifests(store: Any, job_id: str) -> dict[str, Any]:

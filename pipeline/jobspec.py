@@ -196,6 +196,20 @@ class OperatorsSpec(_Model):
         ge=0,
         description="embedded mode derives operator keys from this seed; never use it on a real chain",
     )
+    remote: list[str] = Field(
+        default_factory=list,
+        description="names of Ray actors started by `veristream operator serve`, serving slots 0, 1, ... "
+        "in order; the other slots run as local actors",
+    )
+    namespace: str = Field(default="veristream", min_length=1, description="Ray namespace of `remote`")
+
+    @model_validator(mode="after")
+    def _remote(self) -> OperatorsSpec:
+        if len(self.remote) > self.count:
+            raise ValueError(f"remote names {len(self.remote)} operators but count is {self.count}")
+        if len(set(self.remote)) != len(self.remote) or not all(self.remote):
+            raise ValueError("remote operator names must be non-empty and distinct")
+        return self
 
     @model_validator(mode="after")
     def _weights(self) -> OperatorsSpec:

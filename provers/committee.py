@@ -205,6 +205,8 @@ class InProcessCommittee:
         registry: Any = None,
         faults: Mapping[int, str] | None = None,
     ) -> None:
+        if job.operators.remote:
+            raise ValueError("operators.remote names Ray actors: run the committee on Ray (drop --no-ray)")
         faults = faults or {}
         self.members = list(members)
         self._quorum = (job.operators.quorum.numerator, job.operators.quorum.denominator)
@@ -272,19 +274,29 @@ class RayCommittee:
         self.members = list(members)
         self._quorum = (job.operators.quorum.numerator, job.operators.quorum.denominator)
         self._timeout_s = timeout_s
+        # slots 0.. of operators.remote are served by their operators (`operator serve`)
+        self._remote = set(range(len(job.operators.remote)))
+        self._actors = {
+            m.slot: find_operator(job.operators.remote[m.slot], job.operators.namespace, m, timeout_s)
+            for m in members
+            if m.slot in self._remote
+        }
         # num_cpus=0: operators mostly wait; on 2 cores four of them must fit at once
         actor = ray.remote(num_cpus=0, max_restarts=0)(Operator)
-        self._actors = {
-            m.slot: actor.remote(m.slot, m.scheme, m.secret_key, job, registry, faults.get(m.slot))
-            for m in members
-        }
+        for m in members:
+            if m.slot not in self._remote:
+                self._actors[m.slot] = actor.remote(
+                    m.slot, m.scheme, m.secret_key, job, registry, faults.get(m.slot)
+                )
         ray.get([a.ping.remote() for a in self._actors.values()], timeout=timeout_s)
 
     def stop_operator(self, slot: int) -> None:
-        """Kill one operator's actor (it is down from now on)."""
+        """Take one operator down: kill a local actor; stop asking a remote one (it is not ours)."""
         import ray
 
-        ray.kill(self._actors[slot], no_restart=True)
+        actor = self._actors.pop(slot)
+        if slot not in self._remote:
+            ray.kill(actor, no_restart=True)
 
     def sign(self, proposal: Proposal) -> Aggregate:
         """Fan the proposal out to every actor, collect within the timeout, aggregate."""
@@ -310,6 +322,106 @@ class RayCommittee:
         """Release the actors (Ray itself stays up for the rest of the run)."""
         import ray
 
-        for actor in self._actors.values():
+        for slot, actor in self._actors.items():
+            if slot in self._remote:
+                continue  # a served operator outlives this run
             with contextlib.suppress(Exception):  # already dead
                 ray.kill(actor, no_restart=True)
+
+
+# OPERATORS SERVED ON THEIR OWN CLUSTER (`veristream operator serve`)
+
+
+def find_operator(name: str, namespace: str, member: Member, timeout_s: float = 60.0) -> Any:
+    """The named operator actor ``operator serve`` started; ``ValueError`` if it is not there or
+    holds another key than the one ``member``'s slot is registered with."""
+    import ray
+
+    try:
+        actor = ray.get_actor(name, namespace=namespace)
+    except ValueError:
+        raise ValueError(
+            f"no operator actor {name!r} in Ray namespace {namespace!r}: "
+            "start it with `veristream operator serve`"
+        ) from None
+    served = bytes(ray.get(actor.public_key.remote(), timeout=timeout_s))
+    if served != member.public_key:
+        raise ValueError(
+            f"operator {name!r} serves key 0x{served[:8].hex()}…, slot {member.slot} expects "
+            f"0x{member.public_key[:8].hex()}…"
+        )
+    return actor
+
+
+def start_operator(job: Any, key: Mapping[str, str], name: str, namespace: str, slot: int = 0) -> Any:
+    """Start this operator's prover (the committee's ``Operator``) as a named, detached actor.
+
+    Ray must already be connected (``ensure_ray``). ``key`` is an ``operator keygen`` file.
+    """
+    import ray
+
+    scheme = key.get("scheme")
+    if scheme != job.operators.scheme:
+        raise ValueError(f"key is {scheme!r} but the job's operators use {job.operators.scheme!r}")
+    try:
+        secret = int(str(key["secret_key"]), 16)
+    except (KeyError, ValueError):
+        raise ValueError("key file has no hex secret_key: use one from `veristream operator keygen`") from None
+    try:
+        ray.get_actor(name, namespace=namespace)
+    except ValueError:
+        pass  # the name is free
+    else:
+        raise ValueError(f"an actor named {name!r} already runs in namespace {namespace!r}")
+    actor = ray.remote(num_cpus=0, max_restarts=0)(Operator).options(
+        name=name, namespace=namespace, lifetime="detached"
+    )
+    handle = actor.remote(slot, scheme, secret, job, None, None)
+    ray.get(handle.ping.remote(), timeout=120)
+    return handle
+
+
+def _announce(line: str) -> None:
+    print(line, flush=True)  # a supervisor reading the pipe waits for this line
+
+
+def serve_operator(
+    job: Any,
+    key: Mapping[str, str],
+    address: str,
+    name: str,
+    namespace: str,
+    slot: int = 0,
+    announce: Any = None,
+    check_every_s: float = 5.0,
+) -> None:
+    """Run ``start_operator`` on the cluster at ``address`` and keep it serving until
+    interrupted (Ctrl-C or SIGTERM), then remove the actor."""
+    import json
+    import signal
+    import time
+
+    import ray
+
+    def _interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    ensure_ray(address)
+    # after ray.init, which installs its own SIGTERM handler (exit without cleanup)
+    signal.signal(signal.SIGTERM, _interrupt)
+    handle = start_operator(job, key, name, namespace, slot)
+    try:
+        public_key = bytes(ray.get(handle.public_key.remote(), timeout=60))
+        (announce or _announce)(
+            json.dumps(
+                {"name": name, "namespace": namespace, "slot": slot, "public_key": "0x" + public_key.hex()}
+            )
+        )
+        while True:
+            time.sleep(check_every_s)
+            ray.get(handle.ping.remote(), timeout=60)  # a dead actor ends the serve with an error
+    except KeyboardInterrupt:
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            ray.kill(handle, no_restart=True)

@@ -123,6 +123,14 @@ class Operator:
         """Liveness check: the operator's index."""
         return self.index
 
+    def public_key(self) -> bytes:
+        """The operator's BLS public key (bls12381: 48-byte G1; bn254: 128-byte G2)."""
+        from veristream.provers.bls import bls12381, bn254
+
+        if self._scheme == "bn254":
+            return bytes(bn254.sk_to_pk(self._secret_key))
+        return bytes(bls12381.sk_to_pk(self._secret_key))
+
     def review(self, proposal: Proposal) -> Review:
         """Re-execute the proposed epoch; sign its digest if and only if it matches."""
         try:

@@ -358,11 +358,18 @@ def verify(
     job: str = typer.Argument(..., help="The job spec (YAML)."),
     epoch: int = typer.Argument(..., help="The epoch to recompute."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    batch_cid: str | None = typer.Option(
+        None, help="Recompute this batch instead of the chain's (passes only if it is the chain's)."
+    ),
+    deployment: str | None = typer.Option(
+        None, help="The contracts' deployment.json (default: the one beside the job's embedded chain)."
+    ),
 ) -> None:
-    """Recompute one epoch from IPFS and compare with the chain; exit 0 only if it matches."""
+    """Recompute one epoch from the chain and IPFS alone (no local checkpoints); exit 0 only if
+    its data root, reward root and batch CID match what the chain verified."""
     from veristream.pipeline.commands import verify_command
 
-    raise typer.Exit(verify_command(job, epoch, json_out))
+    raise typer.Exit(verify_command(job, epoch, json_out, batch_cid, deployment))
 
 
 @app.command()
@@ -435,7 +442,7 @@ def _dataclass_fields(value: Any) -> dict[str, Any]:
 
     return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
 
-operator_app = typer.Typer(help="Operator keys and registration.", no_args_is_help=True)
+operator_app = typer.Typer(help="Operator keys, registration and serving.", no_args_is_help=True)
 app.add_typer(operator_app, name="operator")
 
 
@@ -481,6 +488,30 @@ def operator_register(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(json.dumps(result, indent=1))
+
+
+@operator_app.command("serve")
+def operator_serve(
+    job: str = typer.Argument(..., help="The job spec (YAML): its store and device registry."),
+    ray_address: str = typer.Option(..., help="This operator's Ray cluster, e.g. HEAD:6379."),
+    key: str = typer.Option(..., help="Key file from `operator keygen`."),
+    name: str = typer.Option(..., help="Actor name the coordinator lists in operators.remote."),
+    namespace: str = typer.Option("veristream", help="Ray namespace of the actor."),
+    slot: int = typer.Option(0, help="This operator's slot in the committee."),
+) -> None:
+    """Serve this operator's prover as a named, detached Ray actor until interrupted."""
+    import json
+    from pathlib import Path
+
+    from veristream.pipeline.jobspec import JobSpecError, load_job
+    from veristream.provers.committee import serve_operator
+
+    try:
+        spec = load_job(job)
+        serve_operator(spec, json.loads(Path(key).read_text()), ray_address, name, namespace, slot)
+    except (JobSpecError, ValueError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()
