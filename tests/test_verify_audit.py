@@ -93,3 +93,29 @@ def test_verify_from_chain_and_ipfs_alone(tmp_path: Path) -> None:
     code, report = _verify(job, last["epoch"])
     assert code == 1 and report["ok"] is False
     assert "cannot fetch batch" in report["reason"], report
+
+
+@pytest.mark.services
+def test_manifests_are_found_through_an_ipfs_nodes_pins() -> None:
+    from veristream.connectors.ipfs import RpcStore
+    from veristream.pipeline.audit import job_manifests, manifest_chain
+    from veristream.pipeline.manifest import Manifest, RewardSummary
+
+    from tests.ipfs_node import jsipfs_node
+
+    def manifest(epoch: int, prev: str | None, job_id: str = "job-x") -> Manifest:
+        rewards = RewardSummary(1, 1, 0, 0, 0, 1)
+        return Manifest(job_id, epoch, 0, 1, "bafkreib", "d", "a", "s", prev, "0x00", "0x00", 1, 1, {}, rewards)
+
+    with jsipfs_node() as url, RpcStore(url) as store:
+        first = store.put(manifest(1, None).to_json())
+        second = store.put(manifest(4, first).to_json())
+        store.put(manifest(4, None, "another-job").to_json())
+        store.put(b"x" * 300_000)  # a multi-block file: skipped without being fetched whole
+        store.put(b'{"batch_cid": "not a manifest"}')
+        found = job_manifests(store, "job-x")
+        assert set(found) == {first, second}
+        assert [(cid, m.epoch) for cid, m in manifest_chain(found, second)] == [(first, 1), (second, 4)]
+        del found[first]
+        with pytest.raises(ValueError, match="is not in the store"):
+            manifest_chain(found, second)
