@@ -15,6 +15,7 @@ from veristream.pipeline.records import (
     REASON_REVOKED,
     STAGE_SIGNATURE,
     Candidate,
+    CandidateBatch,
     Rejected,
     rejected_from,
 )
@@ -55,6 +56,46 @@ def credentials_problem(
     return None
 
 
+def signature_problems(
+    batch: Sequence[Candidate],
+    domain: Any,
+    keys: Mapping[str, bytes],
+    devices: Mapping[str, DeviceInfo] | None = None,
+    max_clock_skew_ms: int | None = None,
+) -> list[tuple[int, str, str]]:
+    """``(index in batch, reason, detail)`` of every reading of the batch that fails the
+    signature stage, in batch order: what a verify worker sends back (a few tuples, not the batch)."""
+    from veristream.provers.signing import verify_many
+
+    # a Candidate has every attribute verify_many reads: no DeviceReading copy per reading
+    verdicts = verify_many(batch, domain, keys)
+    problems: list[tuple[int, str, str]] = []
+    credentials = devices is not None and max_clock_skew_ms is not None
+    for index, (candidate, verdict) in enumerate(zip(batch, verdicts, strict=True)):
+        if not verdict.ok:
+            problems.append((index, *signature_reason(verdict.reason)))
+        elif credentials:
+            problem = credentials_problem(candidate, devices or {}, max_clock_skew_ms or 0)
+            if problem is not None:
+                problems.append((index, *problem))
+    return problems
+
+
+def split_by_problems(
+    batch: Sequence[Candidate], problems: Sequence[tuple[int, str, str]]
+) -> tuple[list[Candidate], list[Rejected]]:
+    """The batch's readings without a problem, and the dead letters of those with one."""
+    if not problems:
+        return CandidateBatch(batch), []
+    failed = {index for index, _, _ in problems}
+    good = CandidateBatch(c for i, c in enumerate(batch) if i not in failed)
+    bad = [
+        rejected_from(batch[index], reason, STAGE_SIGNATURE, detail)
+        for index, reason, detail in problems
+    ]
+    return good, bad
+
+
 def check_signatures(
     batch: Sequence[Candidate],
     domain: Any,
@@ -64,20 +105,5 @@ def check_signatures(
 ) -> tuple[list[Candidate], list[Rejected]]:
     """Split a batch into readings signed by their registered, unrevoked key at a credible time,
     and the rest."""
-    from veristream.provers.signing import verify_many
-
-    verdicts = verify_many([c.to_reading() for c in batch], domain, keys)
-    good: list[Candidate] = []
-    bad: list[Rejected] = []
-    for candidate, verdict in zip(batch, verdicts, strict=True):
-        if not verdict.ok:
-            reason, detail = signature_reason(verdict.reason)
-            bad.append(rejected_from(candidate, reason, STAGE_SIGNATURE, detail))
-            continue
-        if devices is not None and max_clock_skew_ms is not None:
-            problem = credentials_problem(candidate, devices, max_clock_skew_ms)
-            if problem is not None:
-                bad.append(rejected_from(candidate, problem[0], STAGE_SIGNATURE, problem[1]))
-                continue
-        good.append(candidate)
-    return good, bad
+    problems = signature_problems(batch, domain, keys, devices, max_clock_skew_ms)
+    return split_by_problems(batch, problems)

@@ -31,15 +31,15 @@ ZERO_ROOT = b"\x00" * 32
 
 def data_leaves(accepted: Sequence[Candidate]) -> list[list[Any]]:
     """Leaf values of the data tree for accepted readings already in canonical order."""
-    return [
-        [
-            "0x" + device_address(c.device_id).hex(),
-            c.seq,
-            c.timestamp_ms,
-            "0x" + keccak256(c.payload).hex(),
-        ]
-        for c in accepted
-    ]
+    # readings come grouped by device: its address is parsed once, not once per reading
+    addresses: dict[str, str] = {}
+    leaves: list[list[Any]] = []
+    for c in accepted:
+        address = addresses.get(c.device_id)
+        if address is None:
+            address = addresses[c.device_id] = "0x" + device_address(c.device_id).hex()
+        leaves.append([address, c.seq, c.timestamp_ms, "0x" + keccak256(c.payload).hex()])
+    return leaves
 
 
 def reward_leaves(cumulative: Mapping[bytes, int]) -> list[list[Any]]:

@@ -10,6 +10,7 @@ pipeline's own.
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 REASON_MALFORMED = "malformed"
@@ -99,6 +100,28 @@ class Candidate(NamedTuple):
             self.payload,
             self.raw,
         )
+
+
+def _candidate_batch(rows: list[tuple[Any, ...]]) -> CandidateBatch:
+    return CandidateBatch(map(Candidate._make, rows))
+
+
+class CandidateBatch(list[Candidate]):
+    """A list of candidates that pickles as one list of plain tuples.
+
+    Beam samples the size of elements passed between fused stages by encoding
+    them; a list of named tuples is pickled one reading at a time (~6 us each),
+    plain tuples are encoded in C (~1 us). Same contents once unpickled.
+    """
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_candidate_batch, (list(map(tuple, self)),))
+
+
+# ``Candidate.order_key`` as one C call: sorting an epoch's readings calls it once each
+CANDIDATE_ORDER = itemgetter(2, 3, 0, 1, 6, 5, 8)
 
 
 class Rejected(NamedTuple):

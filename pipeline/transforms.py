@@ -25,9 +25,10 @@ from typing import Any
 import apache_beam as beam
 from apache_beam import pvalue
 from veristream.pipeline.aggregates import FieldStats, device_stats
-from veristream.pipeline.checks import check_signatures, credentials_problem
+from veristream.pipeline.checks import check_signatures, credentials_problem, split_by_problems
 from veristream.pipeline.jobspec import ValidationSpec
 from veristream.pipeline.records import (
+    CANDIDATE_ORDER,
     REASON_DUPLICATE,
     REASON_IMPLAUSIBLE,
     REASON_MALFORMED,
@@ -37,6 +38,7 @@ from veristream.pipeline.records import (
     STAGE_PLAUSIBILITY,
     STAGE_REPLAY,
     Candidate,
+    CandidateBatch,
     Rejected,
     rejected_from,
 )
@@ -66,11 +68,17 @@ class _DecodeFn(beam.DoFn):
         self._max_payload_bytes = max_payload_bytes
 
     def process(self, element: tuple[int, list[tuple[int, bytes]]]) -> Iterator[Any]:
-        from veristream.connectors.envelope import TOO_LARGE, parse_reading
+        from veristream.connectors.envelope import TOO_LARGE, envelope_fields, parse_reading
 
         offset, batch = element
-        good: list[Candidate] = []
+        limit = self._max_payload_bytes
+        good = CandidateBatch()
         for index, (received_ms, raw) in enumerate(batch):
+            fields = envelope_fields(raw, limit)
+            if fields is not None:
+                good.append(Candidate(received_ms, offset + index, *fields, raw))
+                continue
+            # the careful parser: accepts the odd-but-valid envelope, names the problem otherwise
             try:
                 reading = parse_reading(raw, max_payload_bytes=self._max_payload_bytes)
             except ValueError as error:
@@ -131,7 +139,7 @@ class _VerifyFn(beam.DoFn):
             pool = verify_pool.pool_for(
                 self._workers, self._domain, self._keys, self._devices, self._max_clock_skew_ms
             )
-            self._pending.append(verify_pool.submit(pool, batch))
+            self._pending.append((batch, verify_pool.submit(pool, batch)))
             return
         good, bad = check_signatures(
             batch, self._domain, self._keys, self._devices, self._max_clock_skew_ms
@@ -143,8 +151,9 @@ class _VerifyFn(beam.DoFn):
         from apache_beam.utils.windowed_value import WindowedValue
 
         pending, self._pending = self._pending, []
-        for future in pending:
-            good, bad = future.result()
+        # collected in submission order: the output never depends on which worker finished first
+        for batch, future in pending:
+            good, bad = split_by_problems(batch, future.result())
             for out in _verified(good, bad):
                 if isinstance(out, pvalue.TaggedOutput):
                     yield pvalue.TaggedOutput(out.tag, WindowedValue(out.value, 0, (GlobalWindow(),)))
@@ -193,7 +202,10 @@ def split_by_device(batch: Iterable[Candidate]) -> list[tuple[str, list[Candidat
 def _packed_by_device(batch: Iterable[Candidate]) -> list[tuple[str, bytes]]:
     # One pickle per device group instead of one per reading: Beam's coder would
     # otherwise pickle every candidate on its own at the shuffle.
-    return [(device, pickle.dumps(group, protocol=5)) for device, group in split_by_device(batch)]
+    return [
+        (device, pickle.dumps(CandidateBatch(group), protocol=5))
+        for device, group in split_by_device(batch)
+    ]
 
 
 def guard_device(
@@ -207,8 +219,8 @@ def guard_device(
     bytes) passes and the others are ``duplicate`` when byte-identical to it,
     ``replay`` otherwise. Arrival and bundle order never matter.
     """
-    ordered = sorted(candidates, key=Candidate.order_key)
-    passed: list[Candidate] = []
+    ordered = sorted(candidates, key=CANDIDATE_ORDER)
+    passed = CandidateBatch()
     rejected: list[Rejected] = []
     for candidate in ordered:
         reading = candidate
@@ -327,7 +339,7 @@ def check_device(
     candidates: Iterable[Candidate], rules: PlausibilityRules
 ) -> tuple[list[Candidate], list[Rejected], list[dict[str, int]]]:
     """Split one device's readings into plausible ones (with their payload values) and dead letters."""
-    passed: list[Candidate] = []
+    passed = CandidateBatch()
     values: list[dict[str, int]] = []
     rejected: list[Rejected] = []
     for candidate in candidates:

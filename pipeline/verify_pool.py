@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
-from veristream.pipeline.records import Candidate, Rejected
+from veristream.pipeline.records import Candidate, CandidateBatch
 
 # An epoch smaller than this verifies in-process: starting workers costs more.
 MIN_READINGS_FOR_POOL = 20_000
@@ -51,12 +51,12 @@ def _init(config: bytes) -> None:
     _CONFIG = pickle.loads(config)
 
 
-def _verify(batch: Sequence[Candidate]) -> tuple[list[Candidate], list[Rejected]]:
-    from veristream.pipeline.checks import check_signatures
+def _verify(batch: Sequence[Candidate]) -> list[tuple[int, str, str]]:
+    from veristream.pipeline.checks import signature_problems
 
     assert _CONFIG is not None, "worker was not initialised"
     domain, keys, devices, skew = _CONFIG
-    return check_signatures(batch, domain, keys, devices, skew)
+    return signature_problems(batch, domain, keys, devices, skew)
 
 
 def pool_for(
@@ -86,9 +86,12 @@ def _ping(index: int) -> int:
     return index
 
 
-def submit(pool: ProcessPoolExecutor, batch: Sequence[Candidate]) -> Future[tuple[list[Candidate], list[Rejected]]]:
-    """Verify one batch on a worker."""
-    return pool.submit(_verify, list(batch))
+def submit(
+    pool: ProcessPoolExecutor, batch: Sequence[Candidate]
+) -> Future[list[tuple[int, str, str]]]:
+    """Verify one batch on a worker; the future gives ``checks.signature_problems`` of the batch
+    (only the failures travel back: the caller keeps the batch)."""
+    return pool.submit(_verify, CandidateBatch(batch))
 
 
 def shutdown() -> None:
