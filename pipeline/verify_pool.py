@@ -37,9 +37,10 @@ _LOCK = threading.Lock()
 def auto_workers(readings: int, configured: int | None) -> int:
     """How many worker processes to verify ``readings`` with (1: in-process).
 
-    Off unless configured: measured here (2 cores shared with other work, load ~4)
-    two workers gave no speed-up on 10^5 readings, so the pool is an option for
-    machines with idle cores, not a default.
+    Off unless configured: measured again here (2 cores, one kept busy by other
+    work) two workers halved the main process's CPU on 5 * 10^4 readings but not
+    the wall time, so the pool is an option for machines with idle cores, not a
+    default (docs/architecture.md).
     """
     if configured is None or configured <= 1 or readings < MIN_READINGS_FOR_POOL:
         return 1
