@@ -7,6 +7,7 @@ one JSON object with ``--json`` for machines.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -213,6 +214,7 @@ def claim_command(job_path: str, account: str | None, as_json: bool) -> int:
 
 
 SUBMISSION_FILE = "ray-submission.json"
+SUBMIT_RETRY_S = 120.0
 
 
 def submit_command(job_path: str, address: str, python: str | None, as_json: bool) -> int:
@@ -232,11 +234,22 @@ def submit_command(job_path: str, address: str, python: str | None, as_json: boo
         for part in (interpreter, "-m", "veristream", "run", str(Path(job_path).resolve()), "--json")
     )
     client = JobSubmissionClient(address)
-    submission_id = client.submit_job(
-        entrypoint=entrypoint,
-        submission_id=f"veristream-{job.job_id}-{uuid.uuid4().hex[:8]}",
-        metadata={"veristream_job_id": job.job_id},
-    )
+    submission_id = f"veristream-{job.job_id}-{uuid.uuid4().hex[:8]}"
+    # A head that has just started answers 500 "No available agent to submit job,
+    # please try again later" until its job agent registers: retry that, boundedly.
+    deadline = time.monotonic() + SUBMIT_RETRY_S
+    while True:
+        try:
+            client.submit_job(
+                entrypoint=entrypoint,
+                submission_id=submission_id,
+                metadata={"veristream_job_id": job.job_id},
+            )
+            break
+        except RuntimeError as error:
+            if "No available agent" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(2.0)
     work_dir = Path(job.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     record = {"address": address, "submission_id": submission_id, "entrypoint": entrypoint}
