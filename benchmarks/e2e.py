@@ -89,6 +89,7 @@ def _throughput(ctx: Any, records: list[tuple[int, bytes]]) -> list[dict[str, An
     from veristream.connectors.envelope import parse_reading
     from veristream.pipeline.runner import compute_epoch
     from veristream.pipeline.state import JobState
+    from veristream.pipeline.verify_pool import auto_workers
     from veristream.provers.signing import verify_many
 
     readings = [parse_reading(raw) for _, raw in records]
@@ -102,11 +103,12 @@ def _throughput(ctx: Any, records: list[tuple[int, bytes]]) -> list[dict[str, An
     start = time.perf_counter()
     computation = compute_epoch(ctx, 0, records, JobState())
     pipe_rate = len(records) / (time.perf_counter() - start)
+    workers = auto_workers(len(records), ctx.job.beam.verify_workers)
     if len(computation.accepted) != len(records):
         raise AssertionError(f"benchmark readings rejected: {computation.rejected}")
     return [
         comparison(
-            f"pipeline, {len(records):,} readings/epoch (1 worker)",
+            f"pipeline, {len(records):,} readings/epoch ({workers} verify process(es))",
             pipe_rate,
             raw_rate,
             "readings/s",

@@ -265,7 +265,7 @@ class BeamSpec(_Model):
         default=None,
         gt=0,
         le=256,
-        description="processes for signature checks of epochs with 20,000+ readings (null: in-process)",
+        description="processes for signature checks of epochs with 20,000+ readings (null: 2 on 2+ cores; 1: in-process)",
     )
 
 
