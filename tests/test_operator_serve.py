@@ -51,6 +51,10 @@ def ray_head() -> Iterator[str]:
             [
                 str(RAY), "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
                 "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={tmp}",
+                # every agent port free, not Ray's fixed defaults: a head left over from an earlier
+                # test holding 52365 leaves a new head with "No available agent to submit job"
+                f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
+                f"--runtime-env-agent-port={free_port()}", f"--metrics-export-port={free_port()}",
             ],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=ENV,
         )
