@@ -15,21 +15,12 @@ from typing import BinaryIO
 import dag_cbor
 from multiformats import CID
 from veristream.connectors.ipfs.cid import parse_cid, verify_block
-from veristream.connectors.ipfs.unixfs import Block
+from veristream.connectors.ipfs.unixfs import Block, _read_varint, _varint
 
 # kubo refuses blocks over 4 MiB on the wire (bitswap); a section far larger
 # than that is a corrupt length, not a block, and must not make us allocate it.
 MAX_SECTION = 8 * 1024 * 1024
 MAX_HEADER = 1024 * 1024
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def _read_stream_varint(stream: BinaryIO) -> int | None:
@@ -83,31 +74,15 @@ def _cid_length(section: bytes) -> int:
     if section[:2] == b"\x12\x20":
         return 34  # CIDv0: a bare sha2-256 multihash
     pos = 0
-    for _ in range(3):  # version, codec, multihash code
-        pos = _skip_varint(section, pos)
-    length = 0
-    shift = 0
-    while True:
-        if pos >= len(section):
-            raise ValueError("CAR section truncated inside its CID")
-        byte = section[pos]
-        pos += 1
-        length |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            break
-        shift += 7
+    try:
+        for _ in range(3):  # version, codec, multihash code
+            _, pos = _read_varint(section, pos)
+        length, pos = _read_varint(section, pos)
+    except ValueError:
+        raise ValueError("CAR section truncated inside its CID") from None
     if pos + length > len(section):
         raise ValueError("CAR section shorter than its CID's digest")
     return pos + length
-
-
-def _skip_varint(buf: bytes, pos: int) -> int:
-    while True:
-        if pos >= len(buf):
-            raise ValueError("CAR section truncated inside its CID")
-        if not buf[pos] & 0x80:
-            return pos + 1
-        pos += 1
 
 
 def read_header(stream: BinaryIO) -> list[bytes]:
