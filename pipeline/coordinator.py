@@ -115,10 +115,18 @@ def bounded_messages(job: JobSpec) -> list[tuple[bytes, str, int]]:
             messages += [(raw, f"file:{index}", ts) for ts, raw in replay.load(file_config.path, file_config.format)]
         else:
             raise ValueError(
-                f"sources[{index}]: type {kind!r} is a live source; `veristream run` replays bounded "
-                "sources (simulator, file); serve live ones with the connectors' commands"
+                f"sources[{index}]: type {kind!r} is a live source, not a bounded one "
+                "(a job with live sources runs through veristream.pipeline.live)"
             )
     return messages
+
+
+LIVE_SOURCE_TYPES = ("mqtt", "http", "websocket")
+
+
+def is_live(job: JobSpec) -> bool:
+    """Whether the job has a live source (MQTT, HTTP, WebSocket): ``run`` then serves it until stopped."""
+    return any(source.get("type") in LIVE_SOURCE_TYPES for source in job.sources)
 
 
 def ingest(job: JobSpec, log: Any, progress: Progress = _no_progress, chunk: int = 2048) -> int:
@@ -306,54 +314,66 @@ def verify_on_chain(
     job: JobSpec, session: ChainSession | None, committee: Any, summary: RunSummary, progress: Progress
 ) -> None:
     """Propose every committed epoch to the committee and submit those not yet verified."""
+    checkpoints = committed_epochs(Path(job.work_dir))
+    for n, checkpoint in enumerate(checkpoints):
+        verify_epoch(job, session, committee, checkpoint, summary)
+        progress("verify", n + 1, len(checkpoints))
+
+
+def verify_epoch(
+    job: JobSpec, session: ChainSession | None, committee: Any, checkpoint: Checkpoint, summary: RunSummary
+) -> dict[str, Any]:
+    """Propose one committed epoch to the committee and submit it unless the chain already has it.
+
+    Appends the epoch's row to ``summary.epochs`` (and any refusals) and returns
+    the row; ``QuorumNotMet`` when too few operators sign.
+    """
     from veristream.provers.committee import QuorumNotMet
     from veristream.provers.operator import proposal_for
 
-    checkpoints = committed_epochs(Path(job.work_dir))
-    for n, checkpoint in enumerate(checkpoints):
-        manifest = checkpoint.manifest
-        assert manifest is not None and checkpoint.manifest_cid is not None
-        row: dict[str, Any] = {
-            "epoch": manifest.epoch,
-            "batch_cid": manifest.batch_cid,
-            "data_root": manifest.data_root,
-            "reward_root": manifest.reward_root,
-            "tx_hash": None,
-            "gas": None,
-            "verified": False,
-        }
-        summary.epochs.append(row)
-        if manifest.accepted == 0:
-            continue  # nothing to verify: the epoch only carried dead letters
-        if session is not None:
-            from veristream.contracts import epoch_info
+    manifest = checkpoint.manifest
+    assert manifest is not None and checkpoint.manifest_cid is not None
+    row: dict[str, Any] = {
+        "epoch": manifest.epoch,
+        "batch_cid": manifest.batch_cid,
+        "data_root": manifest.data_root,
+        "reward_root": manifest.reward_root,
+        "tx_hash": None,
+        "gas": None,
+        "verified": False,
+    }
+    summary.epochs.append(row)
+    if manifest.accepted == 0:
+        return row  # nothing to verify: the epoch only carried dead letters
+    if session is not None:
+        from veristream.contracts import epoch_info
 
-            info = epoch_info(session.chain, session.deployment, session.job_hash, manifest.epoch)
-            if info is not None:
-                row.update(tx_hash=info.tx_hash, verified=True)
-                continue
-        chain_id = session.chain_id if session else job.chain.chain_id
-        verifier = session.verifier if session else "0x" + "00" * 20
-        proposal = proposal_for(manifest, checkpoint.manifest_cid, chain_id, verifier)
-        aggregate = committee.sign(proposal)
-        if aggregate.refusals:
-            summary.refusals[str(manifest.epoch)] = {str(k): v for k, v in aggregate.refusals.items()}
-        if not aggregate.quorum_met:
-            raise QuorumNotMet(aggregate)
-        if session is not None:
-            from veristream.contracts import submit_epoch
+        info = epoch_info(session.chain, session.deployment, session.job_hash, manifest.epoch)
+        if info is not None:
+            row.update(tx_hash=info.tx_hash, verified=True)
+            return row
+    chain_id = session.chain_id if session else job.chain.chain_id
+    verifier = session.verifier if session else "0x" + "00" * 20
+    proposal = proposal_for(manifest, checkpoint.manifest_cid, chain_id, verifier)
+    aggregate = committee.sign(proposal)
+    if aggregate.refusals:
+        summary.refusals[str(manifest.epoch)] = {str(k): v for k, v in aggregate.refusals.items()}
+    if not aggregate.quorum_met:
+        raise QuorumNotMet(aggregate)
+    if session is not None:
+        from veristream.contracts import submit_epoch
 
-            receipt = submit_epoch(
-                session.chain,
-                session.deployment,
-                proposal.result,
-                aggregate.signer_bitmap,
-                aggregate.signature_evm,
-                aggregate.apk_g2,
-            )
-            session.chain.save()
-            row.update(tx_hash=receipt.tx_hash, gas=receipt.gas_used, verified=True)
-        progress("verify", n + 1, len(checkpoints))
+        receipt = submit_epoch(
+            session.chain,
+            session.deployment,
+            proposal.result,
+            aggregate.signer_bitmap,
+            aggregate.signature_evm,
+            aggregate.apk_g2,
+        )
+        session.chain.save()
+        row.update(tx_hash=receipt.tx_hash, gas=receipt.gas_used, verified=True)
+    return row
 
 
 def claim_for(
@@ -381,6 +401,25 @@ def claim_for(
     return {"account": address, "amount": amount - before, "tx_hash": receipt.tx_hash}
 
 
+# COMMITTEE
+
+
+def start_committee(
+    job: JobSpec, ctx: Any, members: list[Any], *, use_ray: bool, faults: Mapping[int, str] | None = None
+) -> Any:
+    """A running committee of ``members`` (Ray actors or in-process), with demo faults applied."""
+    from veristream.provers.committee import InProcessCommittee, RayCommittee
+
+    committee_cls = RayCommittee if use_ray else InProcessCommittee
+    faults = dict(faults or {})
+    down = [slot for slot, kind in faults.items() if kind == "down"]
+    behaviours = {slot: kind for slot, kind in faults.items() if kind != "down"}
+    committee = committee_cls(job, members, ctx.registry, faults=behaviours)
+    for slot in down:
+        committee.stop_operator(slot)
+    return committee
+
+
 # THE WHOLE RUN
 
 
@@ -391,15 +430,24 @@ def run_job(
     use_chain: bool = True,
     faults: Mapping[int, str] | None = None,
     progress: Progress = _no_progress,
+    live: Any = None,
 ) -> RunSummary:
     """Run a job end to end on its configured parts (embedded by default); resumable.
 
     ``faults`` (demos and tests) maps operator slots to a misbehaviour of
-    ``veristream.provers.operator.FAULTS`` or ``"down"``.
+    ``veristream.provers.operator.FAULTS`` or ``"down"``. A job with live
+    sources runs until a stop rule of ``live`` (a ``pipeline.live.LiveOptions``)
+    or a signal: see ``veristream.pipeline.live``.
     """
     from veristream.pipeline.runner import job_context
-    from veristream.provers.committee import InProcessCommittee, RayCommittee, local_members
+    from veristream.provers.committee import local_members
     from veristream.provers.operator import open_store
+
+    if is_live(job):
+        from veristream.pipeline.live import LiveOptions, run_live
+
+        options = live if live is not None else LiveOptions()
+        return run_live(job, options, use_ray=use_ray, use_chain=use_chain, faults=faults, progress=progress)
 
     work_dir = Path(job.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -426,13 +474,7 @@ def run_job(
     )
     budget = job.rewards.tokens_per_epoch * max(1, len(checkpoints))
     session = open_chain(job, members, budget) if use_chain else None
-    committee_cls = RayCommittee if use_ray else InProcessCommittee
-    faults = dict(faults or {})
-    down = [slot for slot, kind in faults.items() if kind == "down"]
-    behaviours = {slot: kind for slot, kind in faults.items() if kind != "down"}
-    committee = committee_cls(job, members, ctx.registry, faults=behaviours)
-    for slot in down:
-        committee.stop_operator(slot)
+    committee = start_committee(job, ctx, members, use_ray=use_ray, faults=faults)
     try:
         verify_on_chain(job, session, committee, summary, progress)
         verified = [c for c in checkpoints if c.manifest is not None and c.manifest.accepted > 0]
