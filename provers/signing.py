@@ -63,6 +63,7 @@ __all__ = [
     "DeviceReading",
     "Domain",
     "Verdict",
+    "VerdictMemo",
     "device_id_from_public_key",
     "public_key_of",
     "reading_digest",
@@ -80,6 +81,8 @@ READING_TYPE_HASH = eip712_type_hash(READING_TYPE)
 KEY_CACHE_SIZE = 1 << 16
 # verify_many settles its queued signature checks every WINDOW readings (bounded memory)
 WINDOW = 2048
+# How many outcomes one VerdictMemo keeps unless told otherwise (~100 bytes each)
+MEMO_ENTRIES = 4_000_000
 
 _SCHEME_MODULES: dict[str, ModuleType] = {
     "secp256k1": secp256k1,
@@ -87,6 +90,8 @@ _SCHEME_MODULES: dict[str, ModuleType] = {
     "p256": p256,
 }
 _ZERO_12 = b"\x00" * 12
+# first byte of a memo key: which check the rest of the key describes
+_MEMO_TAGS = {"secp256k1": b"\x01", "ed25519": b"\x02", "p256": b"\x03"}
 _UINT64_MAX = (1 << 64) - 1
 
 
@@ -142,10 +147,13 @@ class _PreparedKey(NamedTuple):
 
     Only secp256k1 uses ``address`` (the signer recovery must reach); it is not
     compared with the device id, which a key rotation keeps while the key changes.
+    ``canonical`` is the key's canonical encoding: what a ``VerdictMemo`` key
+    names for Ed25519 and P-256.
     """
 
     address: bytes
     native: Any
+    canonical: bytes = b""
 
 
 # DOMAIN AND DIGEST
@@ -286,7 +294,7 @@ def _prepared_key(scheme: str, public_key: bytes) -> _PreparedKey | None:
             native = canonical
     except ValueError:
         return None
-    return _PreparedKey(keccak256(canonical)[12:], native)
+    return _PreparedKey(keccak256(canonical)[12:], native, canonical)
 
 
 def _registered_key(
@@ -333,6 +341,72 @@ def sign_reading(reading: DeviceReading, domain: Domain, private_key: bytes) -> 
 # VERIFICATION
 
 
+class VerdictMemo:
+    """Outcomes of signature checks already done, so a later ``verify_many`` can skip the math.
+
+    A check of reading R against key K is a pure function of the scheme, K,
+    R's EIP-712 digest (which commits to the domain, device, seq, timestamp and
+    payload) and R's signature. Its outcome is remembered under
+    ``keccak256(scheme tag || K || digest || signature)``, where K is what the
+    check compares with: the expected signer address for secp256k1, the
+    canonical key for Ed25519 and P-256. A rotated key, another domain, another
+    payload or another signature is therefore another memo key: an entry can
+    only ever answer the very check that produced it, so a memo changes how
+    fast ``verify_many`` answers, never what it answers. Everything checked
+    before the math (fields, registry, encodings, low-s, v) runs on every call.
+
+    At most ``max_entries`` outcomes are kept (~100 bytes each); past that,
+    new outcomes are not remembered and simply get checked again later.
+    """
+
+    __slots__ = ("_bad", "_good", "max_entries")
+
+    def __init__(self, max_entries: int = MEMO_ENTRIES) -> None:
+        if type(max_entries) is not int or max_entries < 0:
+            raise ValueError(f"max_entries must be a non-negative int, got {max_entries!r}")
+        self.max_entries = max_entries
+        self._good: set[bytes] = set()
+        self._bad: set[bytes] = set()
+
+    def __len__(self) -> int:
+        return len(self._good) + len(self._bad)
+
+    def lookup(self, key: bytes) -> bool | None:
+        """The remembered outcome of the check behind ``key``, or None if unknown."""
+        if key in self._good:
+            return True
+        if key in self._bad:
+            return False
+        return None
+
+    def record(self, key: bytes, ok: bool) -> None:
+        """Remember one check's outcome (dropped when the memo is full)."""
+        if len(self._good) + len(self._bad) < self.max_entries:
+            (self._good if ok else self._bad).add(key)
+
+    def merge(self, other: VerdictMemo) -> None:
+        """Adopt the outcomes ``other`` holds (checked elsewhere, e.g. in a worker process)."""
+        room = self.max_entries - len(self)
+        if len(other) <= room:
+            self._good |= other._good
+            self._bad |= other._bad
+            return
+        for key in other._good:
+            self.record(key, True)
+        for key in other._bad:
+            self.record(key, False)
+
+    def clear(self) -> None:
+        """Forget every outcome."""
+        self._good.clear()
+        self._bad.clear()
+
+
+def _memo_key(scheme: str, identity: bytes, digest: bytes, signature: bytes) -> bytes:
+    # the tag fixes the lengths of identity (20/32/64) and signature (65/64/64): unambiguous
+    return keccak256(_MEMO_TAGS[scheme] + identity + digest + signature)
+
+
 class _Batch:
     """One ``verify_many`` call, in two passes.
 
@@ -345,13 +419,31 @@ class _Batch:
     Devices send many readings per batch, so each device id is parsed and looked
     up in ``keys`` once per window (``keys`` may differ between calls; the parsed
     keys behind the lookups are cached across calls by ``_prepared_key``).
+
+    With a ``memo``, a check whose outcome it remembers is answered from it
+    instead of being queued, and the outcomes of queued checks are recorded
+    when they settle (``_memo_keys`` runs parallel to each queue).
     """
 
-    __slots__ = ("_addresses", "_ed25519", "_keys", "_p256", "_prefix", "_registered", "_secp256k1")
+    __slots__ = (
+        "_addresses",
+        "_ed25519",
+        "_keys",
+        "_memo",
+        "_memo_keys",
+        "_p256",
+        "_prefix",
+        "_registered",
+        "_secp256k1",
+    )
 
-    def __init__(self, domain: Domain, keys: Mapping[str, bytes] | None) -> None:
+    def __init__(
+        self, domain: Domain, keys: Mapping[str, bytes] | None, memo: VerdictMemo | None = None
+    ) -> None:
         self._prefix = _digest_prefix(domain)
         self._keys = keys
+        self._memo = memo
+        self._memo_keys: dict[str, list[bytes]] = {s: [] for s in SCHEMES}
         self._addresses: dict[str, bytes] = {}
         self._registered: dict[str, dict[str, _PreparedKey | str]] = {s: {} for s in SCHEMES}
         # queued signature checks: (index, digest, signature, expected address or parsed key)
@@ -402,6 +494,8 @@ class _Batch:
             problem = secp256k1.signature_problem(signature)
             if problem is not None:
                 return problem
+            if self._memo is not None:
+                return self._remembered(scheme, address, digest, signature, index, address)
             self._secp256k1.append((index, digest, signature, address))
             return None
 
@@ -415,12 +509,38 @@ class _Batch:
             problem = p256.signature_problem(signature)
             if problem is not None:
                 return problem
+            if self._memo is not None:
+                return self._remembered(
+                    scheme, registered.canonical, digest, signature, index, registered.native
+                )
             self._p256.append((index, digest, p256.der_signature(signature), registered.native))
             return None
         problem = ed25519.signature_problem(signature)
         if problem is not None:
             return problem
+        if self._memo is not None:
+            return self._remembered(
+                scheme, registered.canonical, digest, signature, index, registered.native
+            )
         self._ed25519.append((index, digest, signature, registered.native))
+        return None
+
+    def _remembered(
+        self, scheme: str, identity: bytes, digest: bytes, signature: bytes, index: int, key: Any
+    ) -> str | None:
+        """The memo's outcome for this check, or None once the check is queued (and its memo key)."""
+        assert self._memo is not None
+        memo_key = _memo_key(scheme, identity, digest, signature)
+        known = self._memo.lookup(memo_key)
+        if known is not None:
+            return None if known else REASON_BAD_SIGNATURE
+        self._memo_keys[scheme].append(memo_key)
+        if scheme == "secp256k1":
+            self._secp256k1.append((index, digest, signature, key))
+        elif scheme == "p256":
+            self._p256.append((index, digest, p256.der_signature(signature), key))
+        else:
+            self._ed25519.append((index, digest, signature, key))
         return None
 
     def settle(self, verdicts: list[Verdict]) -> None:
@@ -444,6 +564,17 @@ class _Batch:
         for index, digest, der, point in self._p256:
             if not verify_der(digest, der, point):
                 verdicts[index] = bad
+        if self._memo is not None:
+            record = self._memo.record
+            for queue, scheme in (
+                (self._secp256k1, "secp256k1"),
+                (self._ed25519, "ed25519"),
+                (self._p256, "p256"),
+            ):
+                memo_keys = self._memo_keys[scheme]
+                for item, memo_key in zip(queue, memo_keys, strict=True):
+                    record(memo_key, verdicts[item[0]] is not bad)
+                memo_keys.clear()
         self._secp256k1.clear()
         self._ed25519.clear()
         self._p256.clear()
@@ -456,6 +587,8 @@ def verify_many(
     readings: Iterable[DeviceReading],
     domain: Domain,
     keys: Mapping[str, bytes] | None = None,
+    *,
+    memo: VerdictMemo | None = None,
 ) -> list[Verdict]:
     """One verdict per reading, in order.
 
@@ -467,8 +600,12 @@ def verify_many(
     its registered key's address (to the device id for an empty key); when it
     is None, secp256k1 readings must recover to the device id. Never raises for
     a bad reading.
+
+    ``memo`` (optional) answers checks it already knows the outcome of and
+    learns the outcomes of the others; the verdicts are the same with or
+    without it (see ``VerdictMemo``).
     """
-    batch = _Batch(domain, keys)
+    batch = _Batch(domain, keys, memo)
     admit = batch.admit
     verdicts: list[Verdict] = []
     append = verdicts.append
