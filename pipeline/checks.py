@@ -62,13 +62,15 @@ def signature_problems(
     keys: Mapping[str, bytes],
     devices: Mapping[str, DeviceInfo] | None = None,
     max_clock_skew_ms: int | None = None,
+    memo: Any = None,
 ) -> list[tuple[int, str, str]]:
     """``(index in batch, reason, detail)`` of every reading of the batch that fails the
-    signature stage, in batch order: what a verify worker sends back (a few tuples, not the batch)."""
+    signature stage, in batch order: what a verify worker sends back (a few tuples, not the batch).
+    ``memo``: a ``signing.VerdictMemo`` (same result, fewer signature checks)."""
     from veristream.provers.signing import verify_many
 
     # a Candidate has every attribute verify_many reads: no DeviceReading copy per reading
-    verdicts = verify_many(batch, domain, keys)
+    verdicts = verify_many(batch, domain, keys, memo=memo)
     problems: list[tuple[int, str, str]] = []
     credentials = devices is not None and max_clock_skew_ms is not None
     for index, (candidate, verdict) in enumerate(zip(batch, verdicts, strict=True)):
@@ -102,8 +104,9 @@ def check_signatures(
     keys: Mapping[str, bytes],
     devices: Mapping[str, DeviceInfo] | None = None,
     max_clock_skew_ms: int | None = None,
+    memo: Any = None,
 ) -> tuple[list[Candidate], list[Rejected]]:
     """Split a batch into readings signed by their registered, unrevoked key at a credible time,
-    and the rest."""
-    problems = signature_problems(batch, domain, keys, devices, max_clock_skew_ms)
+    and the rest (``memo``: see ``signature_problems``)."""
+    problems = signature_problems(batch, domain, keys, devices, max_clock_skew_ms, memo)
     return split_by_problems(batch, problems)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import apache_beam as beam
@@ -42,6 +42,7 @@ from veristream.pipeline.transforms import (
     EpochChecksConfig,
     PlausibilityRules,
     batched,
+    lent_memo,
 )
 from veristream.pipeline.verify_pool import auto_workers
 
@@ -159,9 +160,25 @@ def _checks_config(
 
 
 def _run_checks(
-    ctx: EpochContext, epoch: int, inputs: Sequence[Any], state: JobState, decoded: bool
+    ctx: EpochContext,
+    epoch: int,
+    inputs: Sequence[Any],
+    state: JobState,
+    decoded: bool,
+    memo: Any = None,
 ) -> tuple[list[DeviceEpoch], list[Rejected], RewardOutcome]:
     config = _checks_config(ctx, epoch, state, decoded, len(inputs))
+    # a memo is used in-process; when it knows less than half the epoch, the worker
+    # pool checking everything again is the faster of the two (same verdicts either way)
+    if memo is not None and (config.verify_workers == 1 or 2 * len(memo) >= len(inputs)):
+        with lent_memo(memo) as token:
+            return _run_checks_with(ctx, epoch, inputs, state, replace(config, verify_workers=1, memo=token))
+    return _run_checks_with(ctx, epoch, inputs, state, config)
+
+
+def _run_checks_with(
+    ctx: EpochContext, epoch: int, inputs: Sequence[Any], state: JobState, config: EpochChecksConfig
+) -> tuple[list[DeviceEpoch], list[Rejected], RewardOutcome]:
     if config.verify_workers > 1:
         verify_pool.pool_for(
             config.verify_workers,
@@ -244,16 +261,24 @@ def next_state(
 
 
 def compute_epoch(
-    ctx: EpochContext, epoch: int, inputs: Sequence[Any], state: JobState, *, decoded: bool = False
+    ctx: EpochContext,
+    epoch: int,
+    inputs: Sequence[Any],
+    state: JobState,
+    *,
+    decoded: bool = False,
+    memo: Any = None,
 ) -> EpochComputation:
     """Run the epoch's checks on Beam, then rewards, roots and the next state.
 
     ``inputs`` are ``(received_ms, envelope bytes)`` ingest records, or
-    ``Candidate``s with ``decoded=True`` (re-execution of a batch).
+    ``Candidate``s with ``decoded=True`` (re-execution of a batch). ``memo`` is
+    a ``signing.VerdictMemo`` filled while the epoch was open (pre-verification,
+    ``veristream.pipeline.preverify``): the result is the same with or without it.
     """
     if state.epoch >= epoch:
         raise ValueError(f"state is already at epoch {state.epoch}; cannot compute epoch {epoch}")
-    devices, dead, rewards = _run_checks(ctx, epoch, inputs, state, decoded)
+    devices, dead, rewards = _run_checks(ctx, epoch, inputs, state, decoded, memo)
     accepted = [c for d in devices for c in d.accepted]
     new_state = next_state(state, epoch, devices, rewards)
     computation = EpochComputation(
@@ -294,15 +319,18 @@ def run_epoch(
     raw_records: Sequence[tuple[int, bytes]],
     state: JobState,
     store: Any,
+    memo: Any = None,
 ) -> EpochOutcome:
     """Process one closed epoch: Beam checks, rewards, roots, batches into ``store``, manifest.
+
+    ``memo``: the epoch's verdict memo from pre-verification (``compute_epoch``).
 
     Nothing here commits the state: the caller commits the returned state and
     manifest together (``veristream.pipeline.state.commit_checkpoint``). Running
     it again on the same inputs gives byte-identical batches, CIDs and roots.
     """
     ctx = job if isinstance(job, EpochContext) else job_context(job)
-    computation = compute_epoch(ctx, epoch, raw_records, state)
+    computation = compute_epoch(ctx, epoch, raw_records, state, memo=memo)
     return store_epoch(ctx, computation, state, store)
 
 
@@ -383,18 +411,23 @@ class Recomputed:
 
 
 def reexecute(
-    job: JobSpec | EpochContext, epoch: int, batch_bytes: bytes, prev_state: JobState
+    job: JobSpec | EpochContext,
+    epoch: int,
+    batch_bytes: bytes,
+    prev_state: JobState,
+    memo: Any = None,
 ) -> Recomputed:
     """Recompute an epoch's roots from its batch alone and the state before it.
 
     Every reading in the batch is checked again (signature, replay guard,
     plausibility); a reading that fails is reported in ``problems`` (the batch
     is then not the honest output of the pipeline). ``ValueError`` when the
-    batch is not a readable batch.
+    batch is not a readable batch. ``memo``: the operator's own verdict memo
+    of the epoch (pre-verification; same result without it).
     """
     ctx = job if isinstance(job, EpochContext) else job_context(job)
     candidates = decode_accepted(batch_bytes)
-    computation = compute_epoch(ctx, epoch, candidates, prev_state, decoded=True)
+    computation = compute_epoch(ctx, epoch, candidates, prev_state, decoded=True, memo=memo)
     problems = tuple(
         f"{d.reason} ({d.device_id} seq {d.seq}{': ' + d.detail if d.detail else ''})"
         for d in computation.dead[:20]

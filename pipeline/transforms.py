@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import json
 import pickle
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,10 +110,30 @@ class Decode(beam.PTransform):
 
 # VERIFY SIGNATURES
 
+# Verdict memos (``signing.VerdictMemo``) lent to the signature stage by the process
+# running the pipeline: the embedded runner pickles DoFns, so a token travels and
+# the memo itself stays in this process (and keeps what the stage learns).
+_MEMOS: dict[str, Any] = {}
+
+
+@contextmanager
+def lent_memo(memo: Any) -> Iterator[str | None]:
+    """A token naming ``memo`` to ``VerifySignatures`` while the block runs (None without a memo)."""
+    if memo is None:
+        yield None
+        return
+    token = uuid.uuid4().hex
+    _MEMOS[token] = memo
+    try:
+        yield token
+    finally:
+        _MEMOS.pop(token, None)
+
 
 class _VerifyFn(beam.DoFn):
     """Verifies each batch in-process, or with ``workers > 1`` on a process pool: batches are
-    submitted as they come and their results emitted when the bundle finishes."""
+    submitted as they come and their results emitted when the bundle finishes. A lent
+    verdict memo (``memo``, a ``lent_memo`` token) is used in-process."""
 
     def __init__(
         self,
@@ -120,18 +142,27 @@ class _VerifyFn(beam.DoFn):
         devices: Mapping[str, DeviceInfo],
         max_clock_skew_ms: int,
         workers: int = 1,
+        memo: str | None = None,
     ) -> None:
         self._domain = domain
         self._keys = dict(keys)
         self._devices = dict(devices)
         self._max_clock_skew_ms = max_clock_skew_ms
         self._workers = workers
+        self._memo = memo
         self._pending: list[Any] = []
 
     def start_bundle(self) -> None:
         self._pending = []
 
     def process(self, batch: list[Candidate]) -> Iterator[Any]:
+        memo = _MEMOS.get(self._memo) if self._memo is not None else None
+        if memo is not None:
+            good, bad = check_signatures(
+                batch, self._domain, self._keys, self._devices, self._max_clock_skew_ms, memo=memo
+            )
+            yield from _verified(good, bad)
+            return
         if self._workers > 1:
             from veristream.pipeline import verify_pool
 
@@ -179,9 +210,10 @@ class VerifySignatures(beam.PTransform):
         devices: Mapping[str, DeviceInfo],
         max_clock_skew_ms: int,
         workers: int = 1,
+        memo: str | None = None,
     ) -> None:
         super().__init__()
-        self._fn = _VerifyFn(domain, keys, devices, max_clock_skew_ms, workers)
+        self._fn = _VerifyFn(domain, keys, devices, max_clock_skew_ms, workers, memo)
 
     def expand(self, batches: Any) -> tuple[Any, Any]:
         out = batches | "Verify" >> beam.ParDo(self._fn).with_outputs(DEAD, main="ok")
@@ -478,6 +510,8 @@ class EpochChecksConfig:
     beneficiaries: Mapping[str, bytes]
     decoded: bool = False
     verify_workers: int = 1
+    # a ``lent_memo`` token: the signature stage's verdict memo (pre-verification)
+    memo: str | None = None
 
 
 class EpochChecks(beam.PTransform):
@@ -503,7 +537,12 @@ class EpochChecks(beam.PTransform):
             candidates, undecodable = records | "Decode" >> Decode(limit)
             dead.append(undecodable)
         signed, forged = candidates | "VerifySignatures" >> VerifySignatures(
-            c.domain, c.keys, c.rules.devices, c.rules.validation.max_clock_skew_ms, c.verify_workers
+            c.domain,
+            c.keys,
+            c.rules.devices,
+            c.rules.validation.max_clock_skew_ms,
+            c.verify_workers,
+            c.memo,
         )
         fresh, replayed = signed | "ReplayGuard" >> ReplayGuard(c.high_water)
         plausible, implausible = fresh | "Plausibility" >> Plausibility(c.rules)
