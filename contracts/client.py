@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from veristream.contracts.artifacts import load_artifact
+from veristream.contracts.artifacts import ContractRevert, load_artifact
 from veristream.contracts.chain import Chain, Receipt
 from veristream.provers.epoch import EpochResult
 
@@ -238,7 +238,73 @@ def operator_set_at(chain: Chain, dep: Deployment, set_id: int, timestamp: int) 
     return int(members), int(count), int(total)
 
 
+@dataclass(frozen=True, slots=True)
+class SetOperator:
+    """One operator of a set as the registry holds it at some time."""
+
+    slot: int  # the bit of the EpochVerifier's signer bitmap
+    operator: str
+    weight: int
+    pubkey: bytes  # the G1 key the registry stores: 64 bytes (bn254) or 128 bytes EIP-2537 (bls12381)
+
+
+def operator_set_scheme(chain: Chain, dep: Deployment, set_id: int) -> str:
+    """The scheme of set ``set_id`` ("bn254" or "bls12381"); ``ValueError`` if there is no such set."""
+    registry = contract(chain, "OperatorRegistry", dep.operator_registry)
+    scheme_id = int(chain.call(registry.functions.schemeOf(set_id)))
+    names = {number: name for name, number in SCHEMES.items()}
+    if scheme_id not in names:
+        raise ValueError(f"the OperatorRegistry at {dep.operator_registry} has no operator set {set_id}")
+    return names[scheme_id]
+
+
+def operator_set_members(chain: Chain, dep: Deployment, set_id: int, timestamp: int) -> list[SetOperator]:
+    """The operators of ``set_id`` in force at ``timestamp``, by slot: keys, weights and order
+    exactly as ``EpochVerifier`` checks a signer bitmap against them.
+
+    ``ValueError`` when the set has no operator in force at ``timestamp``.
+    """
+    registry = contract(chain, "OperatorRegistry", dep.operator_registry)
+    try:
+        members, _, _, _ = chain.call(registry.functions.setAt(set_id, timestamp))
+    except ContractRevert as revert:
+        raise ValueError(f"operator set {set_id} has no operators in force at {timestamp} ({revert})") from None
+    out = []
+    for slot in range(int(members).bit_length()):
+        if int(members) >> slot & 1:
+            operator, weight, pubkey = chain.call(registry.functions.slotAt(set_id, slot, timestamp))
+            out.append(SetOperator(slot, str(operator), int(weight), bytes(pubkey)))
+    if not out:
+        raise ValueError(f"operator set {set_id} has no operators in force at {timestamp}")
+    return out
+
+
+def operator_set_pending_until(chain: Chain, dep: Deployment, set_id: int) -> int:
+    """When the set's latest scheduled change takes effect (0 for a set nobody registered in yet)."""
+    registry = contract(chain, "OperatorRegistry", dep.operator_registry)
+    try:
+        _, _, _, effective_from = chain.call(registry.functions.setAt(set_id, 2**64 - 1))
+    except ContractRevert:
+        return 0
+    return int(effective_from)
+
+
 # ---------------------------------------------------------------- jobs and epochs
+
+
+def job_operator_set(chain: Chain, dep: Deployment, job_id: bytes) -> int | None:
+    """The operator set that verifies ``job_id``, or ``None`` if the job does not exist."""
+    verifier = contract(chain, "EpochVerifier", dep.epoch_verifier)
+    owner, set_id, *_ = chain.call(verifier.functions.jobs(parse_bytes32(job_id)))
+    if int(owner, 16) == 0:
+        return None
+    return int(set_id)
+
+
+def reference_time(chain: Chain, dep: Deployment, job_id: bytes, epoch: int) -> int:
+    """The timestamp whose operator set verifies ``epoch`` of ``job_id`` (the job must exist)."""
+    verifier = contract(chain, "EpochVerifier", dep.epoch_verifier)
+    return int(chain.call(verifier.functions.referenceTime(parse_bytes32(job_id), epoch)))
 
 
 def create_job(

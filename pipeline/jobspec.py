@@ -202,9 +202,23 @@ class OperatorsSpec(_Model):
         "in order; the other slots run as local actors",
     )
     namespace: str = Field(default="veristream", min_length=1, description="Ray namespace of `remote`")
+    set_id: int | None = Field(
+        default=None,
+        ge=1,
+        lt=2**32,
+        description="an operator set already registered on chain: the committee is read from the "
+        "OperatorRegistry (keys, weights, slots) and matched to served operator actors; "
+        "count, weights and key_seed are not used",
+    )
 
     @model_validator(mode="after")
     def _remote(self) -> OperatorsSpec:
+        if self.set_id is not None:
+            if self.weights is not None:
+                raise ValueError("weights come from the OperatorRegistry when set_id is given: drop 'weights'")
+            if len(set(self.remote)) != len(self.remote) or not all(self.remote):
+                raise ValueError("remote operator names must be non-empty and distinct")
+            return self
         if len(self.remote) > self.count:
             raise ValueError(f"remote names {len(self.remote)} operators but count is {self.count}")
         if len(set(self.remote)) != len(self.remote) or not all(self.remote):
@@ -227,11 +241,18 @@ class ChainSpec(_Model):
     mode: Literal["embedded", "rpc"] = "embedded"
     rpc_url: str | None = None
     chain_id: int = Field(default=31337, ge=0)
+    deployment: Path | None = Field(
+        default=None,
+        description="deployment.json of contracts already on the chain (`veristream chain deploy --json`); "
+        "needed with operators.set_id",
+    )
 
     @model_validator(mode="after")
     def _url(self) -> ChainSpec:
         if self.mode == "rpc" and not self.rpc_url:
             raise ValueError("mode 'rpc' needs 'rpc_url'")
+        if self.deployment is not None and self.mode != "rpc":
+            raise ValueError("'deployment' names contracts on a JSON-RPC chain: set mode 'rpc' and 'rpc_url'")
         return self
 
 
@@ -306,6 +327,15 @@ class JobSpec(_Model):
         return _validate_sources(value)
 
     @model_validator(mode="after")
+    def _registry_needs_a_deployed_chain(self) -> JobSpec:
+        if self.operators.set_id is not None and self.chain.deployment is None:
+            raise ValueError(
+                "operators.set_id reads an existing OperatorRegistry: give chain.mode 'rpc', chain.rpc_url "
+                "and chain.deployment (the contracts' deployment.json)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _aggregated_fields_are_known(self) -> JobSpec:
         unknown = [f for f in self.aggregation.fields if f not in self.validation.fields]
         if unknown:
@@ -322,7 +352,12 @@ class JobSpec(_Model):
             devices = devices.model_copy(update={"file": (base / devices.file).resolve()})
         work_dir = self.work_dir if self.work_dir.is_absolute() else (base / self.work_dir).resolve()
         sources = [_resolve_source_paths(s, base) for s in self.sources]
-        return self.model_copy(update={"devices": devices, "work_dir": work_dir, "sources": sources})
+        chain = self.chain
+        if chain.deployment is not None and not chain.deployment.is_absolute():
+            chain = chain.model_copy(update={"deployment": (base / chain.deployment).resolve()})
+        return self.model_copy(
+            update={"devices": devices, "work_dir": work_dir, "sources": sources, "chain": chain}
+        )
 
 
 def _validate_sources(sources: list[dict[str, Any]]) -> list[dict[str, Any]]:
