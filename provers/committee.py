@@ -220,6 +220,15 @@ class InProcessCommittee:
         """Take one operator down (it no longer answers)."""
         self._down.add(slot)
 
+    def observe(self, raws: Sequence[bytes]) -> None:
+        """Hand raw readings of still-open epochs to every live operator to pre-verify."""
+        for slot, op in self._operators.items():
+            if slot not in self._down:
+                op.observe(raws)
+
+    def drain(self, timeout_s: float | None = None) -> None:
+        """Nothing to wait for: ``observe`` is done when it returns."""
+
     def sign(self, proposal: Proposal) -> Aggregate:
         """Ask every live operator, then aggregate and check the quorum."""
         digest = epoch_result_digest(proposal.result, proposal.chain_id, proposal.verifier)
@@ -289,6 +298,30 @@ class RayCommittee:
                     m.slot, m.scheme, m.secret_key, job, registry, faults.get(m.slot)
                 )
         ray.get([a.ping.remote() for a in self._actors.values()], timeout=timeout_s)
+        self._observing: list[Any] = []  # pre-verification calls in flight
+
+    def observe(self, raws: Sequence[bytes]) -> None:
+        """Hand raw readings of still-open epochs to every operator to pre-verify, without waiting
+        (one object in Ray's store for all of them; an operator that is down is skipped)."""
+        import ray
+
+        if not raws:
+            return
+        # forget finished calls; their outcome does not matter (a failed one is a cold memo)
+        if self._observing:
+            _, self._observing = ray.wait(self._observing, num_returns=len(self._observing), timeout=0)
+        shared = ray.put(list(raws))
+        for actor in self._actors.values():
+            with contextlib.suppress(Exception):  # a dead or older operator: it re-verifies at review
+                self._observing.append(actor.observe.remote(shared))
+
+    def drain(self, timeout_s: float | None = None) -> None:
+        """Wait until the operators have pre-verified everything handed to them (or the timeout)."""
+        import ray
+
+        if self._observing:
+            ray.wait(self._observing, num_returns=len(self._observing), timeout=timeout_s or self._timeout_s)
+            self._observing = []
 
     def stop_operator(self, slot: int) -> None:
         """Take one operator down: kill a local actor; stop asking a remote one (it is not ours)."""

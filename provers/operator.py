@@ -15,6 +15,11 @@ and the ``EpochResult`` the coordinator wants signed), it
 4. signs ``epoch_result_digest(result, chain_id, verifier)`` if everything
    matches, and otherwise refuses with the first reason it found.
 
+``observe`` pre-verifies readings of epochs still open (the coordinator's
+``veristream.pipeline.preverify.Preverifier`` hands them over): the operator
+checks their signatures itself into its own per-epoch verdict memo, and the
+re-execution of step 3 then skips the checks it already did (same result).
+
 ``Operator`` is a plain class; ``veristream.provers.committee`` runs one per
 key as a Ray actor. ``fault`` makes an operator misbehave on purpose for tests
 and demos: ``"wrong_root"`` recomputes a wrong data root (so it refuses), and
@@ -23,6 +28,7 @@ and demos: ``"wrong_root"`` recomputes a wrong data root (so it refuses), and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,6 +113,7 @@ class Operator:
         registry: Any = None,
         fault: str | None = None,
     ) -> None:
+        from veristream.pipeline.preverify import EpochMemos
         from veristream.pipeline.runner import job_context
 
         if fault is not None and fault not in FAULTS:
@@ -118,6 +125,8 @@ class Operator:
         self._store = open_store(job.ipfs, job.work_dir)
         self._fault = fault
         self._states: dict[str, Any] = {}  # manifest CID -> state after that epoch
+        self._memos = EpochMemos()  # this operator's own pre-verification verdicts
+        self._keys = self._ctx.registry.keys()
 
     def ping(self) -> int:
         """Liveness check: the operator's index."""
@@ -131,12 +140,24 @@ class Operator:
             return bytes(bn254.sk_to_pk(self._secret_key))
         return bytes(bls12381.sk_to_pk(self._secret_key))
 
+    def observe(self, raws: Sequence[bytes]) -> int:
+        """Pre-verify raw readings of still-open epochs into this operator's own memos; returns
+        how many signatures it checked (undecodable messages are skipped: the pipeline rejects them)."""
+        from veristream.pipeline.preverify import decode_by_epoch, preverify
+
+        ctx = self._ctx
+        groups = decode_by_epoch(raws, ctx.clock, ctx.job.validation.max_payload_bytes)
+        return preverify(self._memos, groups, ctx.domain, self._keys)
+
     def review(self, proposal: Proposal) -> Review:
         """Re-execute the proposed epoch; sign its digest if and only if it matches."""
         try:
             reason = self._check(proposal)
         except ValueError as error:
             reason = f"cannot re-execute: {error}"
+        finally:
+            # the epoch's pre-verification is used up (or stale): free it
+            self._memos.forget_through(proposal.epoch)
         if reason is not None:
             return Review(self.index, None, reason)
         digest = epoch_result_digest(proposal.result, proposal.chain_id, proposal.verifier)
@@ -172,7 +193,8 @@ class Operator:
             previous = manifest_from_json(self._store.get(prev_cid))
             prev = state_from_json(self._store.get(previous.state_cid))
         # RE-EXECUTE
-        recomputed = reexecute(self._ctx, proposal.epoch, self._store.get(manifest.batch_cid), prev)
+        batch = self._store.get(manifest.batch_cid)
+        recomputed = reexecute(self._ctx, proposal.epoch, batch, prev, self._memos.take(proposal.epoch))
         if not recomputed.clean:
             return "batch holds readings that fail the checks: " + "; ".join(
                 recomputed.problems[:3]
