@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -87,17 +89,21 @@ def run_command(
     use_chain: bool,
     ray_address: str | None,
     operator_faults: list[str] | None = None,
+    max_epochs: int | None = None,
+    duration_s: float | None = None,
 ) -> int:
     """``veristream run``: the whole job on its configured parts, resumable."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-    from veristream.pipeline.coordinator import run_job
+    from veristream.pipeline.coordinator import is_live, run_job
 
     job = _load(job_path)
     if job is None:
         return 2
     try:
         faults = parse_faults(operator_faults or [])
+        if (max_epochs is not None or duration_s is not None) and not is_live(job):
+            raise ValueError("--epochs and --duration stop live sources; this job's sources are bounded")
     except ValueError as error:
         print(f"error: {error}")
         return 2
@@ -122,10 +128,11 @@ def run_command(
         from veristream.provers.committee import QuorumNotMet
 
         try:
-            summary = run_job(
-                job, use_ray=use_ray, use_chain=use_chain, faults=faults, progress=progress
-            ).to_json()
-        except (ValueError, QuorumNotMet) as error:
+            with _live_options(job, as_json, console, max_epochs, duration_s) as live:
+                summary = run_job(
+                    job, use_ray=use_ray, use_chain=use_chain, faults=faults, progress=progress, live=live
+                ).to_json()
+        except (ValueError, RuntimeError, QuorumNotMet) as error:
             # a bad input or a committee that refused: say why, keep the work directory for a rerun
             console.print(f"[red]error: {error}[/red]")
             return 1
@@ -134,6 +141,34 @@ def run_command(
     else:
         _render_summary(summary)
     return 0
+
+
+@contextmanager
+def _live_options(
+    job: JobSpec, as_json: bool, console: Any, max_epochs: int | None, duration_s: float | None
+) -> Iterator[Any]:
+    """Stop rules, signal handling and per-epoch lines for a job with live sources (``None`` otherwise)."""
+    from veristream.pipeline.coordinator import is_live
+
+    if not is_live(job):
+        yield None
+        return
+    import threading
+
+    from veristream.pipeline.live import LiveOptions, stop_on_signals
+
+    def started(endpoints: list[str]) -> None:
+        # on stderr in every mode: the line a supervisor (or a test) waits for
+        console.print("serving " + "; ".join(endpoints), highlight=False)
+
+    def epoch_done(row: dict[str, Any]) -> None:
+        if not as_json:
+            state = "[green]verified[/green]" if row["verified"] else _why_unverified(row)
+            console.print(f"epoch {row['epoch']}: {row['batch_cid']} {state}")
+
+    stop = threading.Event()
+    with stop_on_signals(stop):
+        yield LiveOptions(max_epochs, duration_s, stop=stop, on_start=started, on_epoch=epoch_done)
 
 
 def verify_command(

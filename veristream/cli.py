@@ -346,11 +346,20 @@ def run(
         list[str] | None,
         typer.Option(help="Demo: make operator SLOT misbehave, SLOT:wrong_root|bad_signature|down (repeatable)."),
     ] = None,
+    epochs: int | None = typer.Option(
+        None, min=1, help="Live sources: stop after this many epochs are verified (default: until SIGINT/SIGTERM)."
+    ),
+    duration: float | None = typer.Option(None, min=0.001, help="Live sources: stop accepting after SECONDS."),
 ) -> None:
-    """Run a job end to end: sources, epochs through Beam, IPFS, operator committee, chain, a claim."""
+    """Run a job end to end: sources, epochs through Beam, IPFS, operator committee, chain, a claim.
+
+    Bounded sources (simulator, file) are replayed to the end. Live sources
+    (mqtt, http, websocket) are served until --epochs, --duration or
+    SIGINT/SIGTERM, each epoch verified as soon as it closes; a rerun resumes.
+    """
     from veristream.pipeline.commands import run_command
 
-    raise typer.Exit(run_command(job, json_out, ray, chain, ray_address, operator_fault))
+    raise typer.Exit(run_command(job, json_out, ray, chain, ray_address, operator_fault, epochs, duration))
 
 
 @app.command()

@@ -1,0 +1,384 @@
+"""``veristream run`` on live sources: serve MQTT / HTTP / WebSocket into the ingest log, verify epochs as they close.
+
+A job whose sources include a live connector runs as a loop instead of a replay:
+
+- **serve**: the sources start in this process through
+  ``connectors.serve.serve_sources`` (exactly what ``veristream ingest`` runs),
+  each message appended durably to the job's ingest log before it is
+  acknowledged; the serving thread also pushes the log's wall-clock watermark,
+  so epochs close on an idle stream too.
+- **loop**: every tick, the readings newly appended to still-open epochs go to
+  the pre-verifier (when ``veristream.pipeline.preverify`` is installed), every
+  epoch that has closed is run through the pipeline and checkpointed
+  (``coordinator.process_closed_epochs``), proposed to the committee and
+  submitted on chain (``coordinator.verify_epoch``); the reward pool is topped
+  up by one epoch's budget for each epoch verified, and the summary grows
+  epoch by epoch.
+- **stop**: after ``max_epochs`` epochs verified by this run, after
+  ``duration_s``, or when ``stop`` is set (SIGINT/SIGTERM in the CLI): the
+  sources stop accepting (MQTT stops taking messages and disconnects, keeping
+  its persistent session so the broker holds what arrives meanwhile; HTTP and
+  WebSocket servers finish the requests in flight), then every epoch that has
+  closed is processed and verified, the top earner claims, and the summary is
+  returned. Epochs still open stay in the log: a restart continues them, and
+  since every step is resumable from the work directory nothing acknowledged is
+  lost or counted twice.
+
+Bounded and live sources do not mix in one job: a bounded source is resumed by
+counting what the log holds, which live arrivals would falsify. Such a job is
+refused before anything starts; replay a recording into a live source instead
+(``veristream simulate --to mqtt|http|ws``) or run it as its own job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from veristream.pipeline.coordinator import (
+    LIVE_SOURCE_TYPES,
+    ChainSession,
+    Progress,
+    RunSummary,
+    claim_for,
+    committed_epochs,
+    open_chain,
+    open_ingest_log,
+    process_closed_epochs,
+    start_committee,
+    verify_epoch,
+)
+from veristream.pipeline.jobspec import JobSpec
+from veristream.pipeline.state import Checkpoint, load_epoch_checkpoint
+
+EpochHook = Callable[[dict[str, Any]], None]
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """When a live run stops, how often it looks at the log, and whom it tells.
+
+    ``max_epochs``: stop once this many epochs were verified by this run (the
+    epochs that closed meanwhile are still processed, so it can be a few more);
+    ``duration_s``: stop accepting after this many seconds; ``stop``: an event
+    that ends the run when set (signal handlers set it). ``on_start`` receives
+    the served endpoints, ``on_epoch`` each epoch's summary row as it is settled.
+    """
+
+    max_epochs: int | None = None
+    duration_s: float | None = None
+    tick_s: float = 0.25
+    stop: threading.Event | None = None
+    on_start: Callable[[list[str]], None] | None = None
+    on_epoch: EpochHook | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_epochs is not None and self.max_epochs < 1:
+            raise ValueError(f"max_epochs must be at least 1, got {self.max_epochs}")
+        if self.duration_s is not None and self.duration_s <= 0:
+            raise ValueError(f"duration_s must be positive, got {self.duration_s}")
+        if self.tick_s <= 0:
+            raise ValueError(f"tick_s must be positive, got {self.tick_s}")
+
+
+def live_sources(job: JobSpec) -> list[Any]:
+    """The job's sources as connector configs; ``ValueError`` when live and bounded sources are mixed."""
+    from veristream.connectors.serve import parse_sources
+
+    bounded = [
+        f"sources[{i}] ({s.get('type')})"
+        for i, s in enumerate(job.sources)
+        if s.get("type") not in LIVE_SOURCE_TYPES
+    ]
+    if bounded:
+        raise ValueError(
+            f"{', '.join(bounded)}: a job with live sources (mqtt, http, websocket) cannot also have "
+            "bounded ones (simulator, file); run them as their own job, or send them into the live "
+            "source with `veristream simulate --to mqtt|http|ws`"
+        )
+    return parse_sources(job.sources)
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
+    """Set ``stop`` on SIGINT or SIGTERM while the block runs (main thread only), then restore the handlers."""
+    signums = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.getsignal(signum) for signum in signums}
+    for signum in signums:
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+# PRE-VERIFICATION OF OPEN EPOCHS
+
+
+def open_preverifier(ctx: Any, committee: Any) -> Any | None:
+    """The pre-verifier for readings of still-open epochs, or ``None`` where that module is not installed."""
+    try:
+        from veristream.pipeline.preverify import Preverifier  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    return Preverifier(ctx, committee)
+
+
+class OpenEpochTail:
+    """Reads, from the log's segment files, what was appended to open epochs since the last call.
+
+    The reader follows each open segment by byte offset, so every record is
+    read once; an incomplete last record (a write in progress) waits for the
+    next call.
+    """
+
+    def __init__(self, log: Any) -> None:
+        self._log = log
+        self._offsets: dict[int, int] = {}
+
+    def new_raws(self) -> list[bytes]:
+        """The raw envelopes appended to open epochs since the previous call, epoch by epoch."""
+        from veristream.connectors.framing import scan
+        from veristream.connectors.ingest_log import decode_record
+
+        raws: list[bytes] = []
+        open_now = self._log.open_epochs()
+        for epoch in open_now:
+            path = Path(self._log._segment_path(epoch))  # the log's own naming of segment files
+            offset = self._offsets.get(epoch, 0)
+            try:
+                with open(path, "rb") as handle:
+                    handle.seek(offset)
+                    data = handle.read()
+            except FileNotFoundError:
+                continue
+            bodies, used = scan(data)
+            self._offsets[epoch] = offset + used
+            raws += [decode_record(body).raw for body in bodies]
+        for epoch in set(self._offsets) - set(open_now):
+            del self._offsets[epoch]  # closed: the pipeline reads it whole
+        return raws
+
+
+# THE LOOP
+
+
+@dataclass
+class _Settled:
+    """What this run has settled: the summary rows and how many epochs it verified."""
+
+    summary: RunSummary
+    verified_here: int = 0
+
+
+def _settle(
+    job: JobSpec,
+    session: ChainSession | None,
+    committee: Any,
+    checkpoint: Checkpoint,
+    settled: _Settled,
+    on_epoch: EpochHook | None,
+) -> None:
+    """Verify one committed epoch, top up the reward pool for it, and report its row."""
+    row = verify_epoch(job, session, committee, checkpoint, settled.summary)
+    manifest = checkpoint.manifest
+    assert manifest is not None
+    submitted_now = row["gas"] is not None
+    signed_now = session is None and manifest.accepted > 0
+    if submitted_now or signed_now:
+        settled.verified_here += 1
+    if submitted_now and session is not None and job.rewards.tokens_per_epoch > 0:
+        # the number of epochs is not known up front: the pool grows with each verified one
+        from veristream.contracts import fund_rewards
+
+        fund_rewards(
+            session.chain, session.deployment, session.job_hash, job.rewards.tokens_per_epoch, mint=True
+        )
+        session.chain.save()
+    if on_epoch is not None:
+        on_epoch(row)
+
+
+def _process_and_settle(
+    job: JobSpec,
+    log: Any,
+    store: Any,
+    ctx: Any,
+    session: ChainSession | None,
+    committee: Any,
+    settled: _Settled,
+    on_epoch: EpochHook | None,
+) -> None:
+    """Run every epoch that has closed through the pipeline, then verify each one."""
+    work_dir = Path(job.work_dir)
+    for epoch in process_closed_epochs(job, log, store, ctx):
+        checkpoint = load_epoch_checkpoint(work_dir, epoch)
+        if checkpoint is not None and checkpoint.manifest is not None:
+            _settle(job, session, committee, checkpoint, settled, on_epoch)
+
+
+class _Server:
+    """``serve_sources`` in a thread: its endpoints once started, its error if it failed."""
+
+    def __init__(self, log: Any, sources: Sequence[Any], tick_s: float) -> None:
+        from veristream.connectors.serve import serve_sources
+
+        self.stop = threading.Event()
+        self.endpoints: list[str] = []
+        self.error: BaseException | None = None
+        self._started = threading.Event()
+
+        def on_start(endpoints: list[str]) -> None:
+            self.endpoints = list(endpoints)
+            self._started.set()
+
+        def serve() -> None:
+            try:
+                serve_sources(log, sources, tick_s=tick_s, stop=self.stop, on_start=on_start)
+            except BaseException as error:  # reported to the loop, which owns the run
+                self.error = error
+            finally:
+                self._started.set()
+
+        self._thread = threading.Thread(target=serve, name="live-sources", daemon=True)
+
+    def start(self) -> list[str]:
+        """Start the sources; their endpoints, or the error that kept them from starting."""
+        self._thread.start()
+        self._started.wait()
+        self.check()
+        return self.endpoints
+
+    def check(self) -> None:
+        """Raise what stopped the sources, if they stopped on their own."""
+        if self.error is not None:
+            raise self.error
+        if self._started.is_set() and not self._thread.is_alive() and not self.stop.is_set():
+            raise RuntimeError("the live sources stopped unexpectedly")
+
+    def close(self) -> None:
+        """Stop accepting; returns once every acknowledged message is in the log."""
+        self.stop.set()
+        self._thread.join()
+
+
+def run_live(
+    job: JobSpec,
+    options: LiveOptions,
+    *,
+    use_ray: bool = True,
+    use_chain: bool = True,
+    faults: Any = None,
+    progress: Progress = _no_progress,
+) -> RunSummary:
+    """Serve the job's live sources and verify its epochs as they close, until a stop rule; resumable."""
+    from veristream.pipeline.runner import job_context
+    from veristream.provers.committee import local_members
+    from veristream.provers.operator import open_store
+
+    # CHECKS: before any service starts
+    sources = live_sources(job)
+    work_dir = Path(job.work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    ctx = job_context(job)
+    stop = options.stop or threading.Event()
+
+    # PARTS: log, store, chain, committee
+    log = open_ingest_log(job)
+    try:
+        store = open_store(job.ipfs, work_dir)
+        members = local_members(
+            job.operators.scheme, job.operators.count, job.operators.key_seed, job.operators.weights
+        )
+        session = open_chain(job, members, job.rewards.tokens_per_epoch) if use_chain else None
+        try:
+            committee = start_committee(job, ctx, members, use_ray=use_ray, faults=faults)
+            try:
+                return _loop(job, options, stop, sources, log, store, ctx, session, committee, progress)
+            finally:
+                committee.close()
+        finally:
+            if session is not None:
+                session.chain.close()
+    finally:
+        log.close()
+
+
+def _loop(
+    job: JobSpec,
+    options: LiveOptions,
+    stop: threading.Event,
+    sources: Sequence[Any],
+    log: Any,
+    store: Any,
+    ctx: Any,
+    session: ChainSession | None,
+    committee: Any,
+    progress: Progress,
+) -> RunSummary:
+    settled = _Settled(RunSummary(job.job_id))
+    work_dir = Path(job.work_dir)
+
+    def report(row: dict[str, Any]) -> None:
+        progress("epochs", settled.verified_here, options.max_epochs or settled.verified_here)
+        if options.on_epoch is not None:
+            options.on_epoch(row)
+
+    # RESUME: epochs a previous run committed (and closed ones it left) are settled first
+    for checkpoint in committed_epochs(work_dir):
+        _settle(job, session, committee, checkpoint, settled, report)
+    preverifier = open_preverifier(ctx, committee)
+    tail = OpenEpochTail(log) if preverifier is not None else None
+
+    # SERVE + LOOP
+    server = _Server(log, sources, min(options.tick_s, 1.0))
+    endpoints = server.start()
+    if options.on_start is not None:
+        options.on_start(endpoints)
+    deadline = None if options.duration_s is None else time.monotonic() + options.duration_s
+    try:
+        while True:
+            server.check()
+            if tail is not None and preverifier is not None:
+                raws = tail.new_raws()
+                if raws:
+                    preverifier.observe(raws)  # PREVERIFY: the one call site
+            _process_and_settle(job, log, store, ctx, session, committee, settled, report)
+            if options.max_epochs is not None and settled.verified_here >= options.max_epochs:
+                break
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                break
+            wait = options.tick_s if remaining is None else min(options.tick_s, remaining)
+            if stop.wait(wait):
+                break
+    finally:
+        # STOP ACCEPTING: sources close, and every acknowledged message is in the log
+        server.close()
+
+    # DRAIN: what closed meanwhile, then a claim
+    _process_and_settle(job, log, store, ctx, session, committee, settled, report)
+    summary = settled.summary
+    summary.readings_in = int(log.counts()["arrived"])
+    summary.rejected = dict(log.dead_letters.counts())
+    summary.accepted = sum(
+        c.manifest.accepted for c in committed_epochs(work_dir) if c.manifest is not None
+    )
+    verified = [
+        c for c in committed_epochs(work_dir) if c.manifest is not None and c.manifest.accepted > 0
+    ]
+    if session is not None and verified:
+        summary.claims.append(claim_for(session, verified[-1]))
+    return summary
+
