@@ -15,7 +15,8 @@ appended to the ingest log durably before the answer:
   should retry or split, nothing is logged): ``413`` body over ``max_body_bytes``
   or more than ``max_batch`` envelopes, ``415`` unknown content type, and
   ``429`` with ``Retry-After`` when the committer's queue or the number of
-  requests in flight is at its bound, instead of buffering without bound.
+  requests in flight is at its bound, instead of buffering without bound;
+  ``503`` with ``Retry-After`` while the server drains before stopping.
 
 ``GET /openapi.json`` describes the API; ``GET /healthz`` reports the log's counts.
 The app also serves the WebSocket stream at ``/v1/stream`` (see websocket.py).
@@ -132,6 +133,10 @@ def create_app(committer: GroupCommitter, config: HttpSourceConfig) -> Starlette
 
     async def post_readings(request: Request) -> Response:
         nonlocal in_flight
+        if request.app.state.draining:
+            # stopping: nothing of this request is read or logged, the sender retries later
+            body = {"error": {"field": "body", "reason": "draining", "message": "the server is stopping"}}
+            return JSONResponse(body, 503, headers=retry)
         # CHECKS before reading anything: bounded requests in flight, bounded queue.
         with lock:
             if in_flight >= config.max_in_flight_requests:
@@ -208,7 +213,7 @@ def create_app(committer: GroupCommitter, config: HttpSourceConfig) -> Starlette
         counts = await asyncio.to_thread(committer.log.counts)
         return JSONResponse({"status": "ok", "pending": committer.pending, "log": counts})
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/v1/readings", post_readings, methods=["POST"]),
             Route("/openapi.json", openapi, methods=["GET"]),
@@ -216,6 +221,10 @@ def create_app(committer: GroupCommitter, config: HttpSourceConfig) -> Starlette
             WebSocketRoute("/v1/stream", stream_endpoint(committer)),
         ]
     )
+    # UvicornThread.stop sets ``draining`` and waits for ``in_flight()`` to reach 0
+    app.state.draining = False
+    app.state.in_flight = lambda: in_flight
+    return app
 
 
 def openapi_document(config: HttpSourceConfig) -> dict[str, Any]:
@@ -271,7 +280,7 @@ def openapi_document(config: HttpSourceConfig) -> dict[str, Any]:
         "413": f"the body exceeds {config.max_body_bytes} bytes or {config.max_batch} envelopes, or a single envelope's payload exceeds {config.max_payload_bytes} bytes",
         "415": "unsupported content type",
         "422": "a single envelope has the wrong shape; `error.field` names the field",
-        "503": "the ingest log could not write; nothing in this request was acknowledged, retry",
+        "503": "the ingest log could not write, or the server is stopping; nothing in this request was acknowledged, retry",
     }
     responses: dict[str, Any] = {
         "202": {
@@ -364,8 +373,14 @@ class UvicornThread:
         """``http://host:port``."""
         return f"http://{self.host}:{self.port}"
 
-    def stop(self) -> None:
-        """Stop accepting, finish in-flight requests, join the thread."""
+    def stop(self, drain_timeout_s: float = 5.0) -> None:
+        """Drain (an app with ``state.draining`` answers new requests 503), finish in-flight requests, join."""
+        state = getattr(self.server.config.app, "state", None)
+        if state is not None and hasattr(state, "draining"):
+            state.draining = True
+            deadline = time.monotonic() + drain_timeout_s
+            while state.in_flight() and time.monotonic() < deadline:
+                time.sleep(0.01)
         self.server.should_exit = True
         self._thread.join(timeout=10)
 

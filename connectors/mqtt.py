@@ -85,6 +85,10 @@ class MqttSource:
         self.stats = MqttStats()
         self._lock = threading.Lock()
         self._subscribed = threading.Condition(self._lock)
+        # messages handed to the committer whose PUBACK is not sent yet; stop() waits for them
+        self._unacked = 0
+        self._settled = threading.Condition(self._lock)
+        self._stopping = False
         self.client = make_client(
             config, config.client_id, clean_start=config.clean_start, manual_ack=True
         )
@@ -127,7 +131,10 @@ class MqttSource:
         while self.committer.pending >= self.max_pending:
             time.sleep(0.001)
         with self._lock:
+            if self._stopping:
+                return  # neither logged nor acknowledged: the broker redelivers it to the next session
             self.stats.received += 1
+            self._unacked += 1
         mid, qos = message.mid, message.qos
         future = self.committer.submit(
             [(bytes(message.payload), f"mqtt:{message.topic}", _now_ms())], block=True
@@ -141,6 +148,8 @@ class MqttSource:
             # Not durable: no PUBACK, so the broker redelivers after we reconnect.
             with self._lock:
                 self.stats.last_error = f"log append failed: {done.exception()}"
+                self._unacked -= 1
+                self._settled.notify_all()
             return
         result = done.result()[0]
         client.ack(mid, qos)
@@ -148,6 +157,8 @@ class MqttSource:
             self.stats.acked += 1
             key = "accepted" if result.accepted else str(result.reason)
             self.stats.results[key] = self.stats.results.get(key, 0) + 1
+            self._unacked -= 1
+            self._settled.notify_all()
 
     # --- lifecycle -----------------------------------------------------------------
     def start(self, timeout_s: float = 10.0) -> MqttSource:
@@ -172,8 +183,24 @@ class MqttSource:
                 self._subscribed.wait(remaining)
         return True
 
-    def stop(self) -> None:
-        """Disconnect and stop the network thread (unacknowledged messages stay with the broker)."""
+    def stop(self, drain_timeout_s: float = 10.0) -> None:
+        """Stop taking messages, acknowledge those already logged, then disconnect.
+
+        The subscription stays in the broker's persistent session (no
+        unsubscribe), so what is published meanwhile waits for the next start;
+        messages arriving after the stop began are neither logged nor
+        acknowledged, and the broker redelivers them then. Without the drain, a
+        message logged just before the disconnect would lose its PUBACK and come
+        back as a duplicate.
+        """
+        deadline = time.monotonic() + drain_timeout_s
+        with self._settled:
+            self._stopping = True
+            while self._unacked > 0:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._settled.wait(remaining)
         self.client.disconnect()
         self.client.loop_stop()
 
