@@ -182,9 +182,13 @@ def _file_dead_letters(dead_letters: Any, epoch: int, rejected: Sequence[Any]) -
 
 
 def process_closed_epochs(
-    job: JobSpec, log: Any, store: Any, ctx: Any, progress: Progress = _no_progress
+    job: JobSpec, log: Any, store: Any, ctx: Any, progress: Progress = _no_progress, memos: Any = None
 ) -> list[int]:
-    """Run every closed, unprocessed epoch in order; returns the epochs committed by this call."""
+    """Run every closed, unprocessed epoch in order; returns the epochs committed by this call.
+
+    ``memos``: a ``pipeline.preverify.Preverifier`` whose ``take(epoch)`` is the
+    epoch's verdict memo from pre-verification (live runs).
+    """
     from veristream.pipeline.batch import decode_dead_letters
     from veristream.pipeline.runner import run_epoch
 
@@ -202,7 +206,8 @@ def process_closed_epochs(
             log.mark_processed(epoch)
             continue
         records = [(r.received_ms, r.raw) for r in log.read_records(epoch)]
-        outcome = run_epoch(ctx, epoch, records, checkpoint.state, store)
+        memo = memos.take(epoch) if memos is not None else None
+        outcome = run_epoch(ctx, epoch, records, checkpoint.state, store, memo=memo)
         commit_checkpoint(work_dir, Checkpoint(outcome.state, outcome.manifest, outcome.manifest_cid))
         _file_dead_letters(log.dead_letters, epoch, outcome.computation.dead)
         log.mark_processed(epoch)

@@ -129,8 +129,8 @@ def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
 def open_preverifier(ctx: Any, committee: Any) -> Any | None:
     """The pre-verifier for readings of still-open epochs, or ``None`` where that module is not installed."""
     try:
-        from veristream.pipeline.preverify import Preverifier  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
+        from veristream.pipeline.preverify import Preverifier
+    except ImportError:  # an install without it: epochs are checked whole at their end
         return None
     return Preverifier(ctx, committee)
 
@@ -219,10 +219,11 @@ def _process_and_settle(
     committee: Any,
     settled: _Settled,
     on_epoch: EpochHook | None,
+    preverifier: Any,
 ) -> None:
-    """Run every epoch that has closed through the pipeline, then verify each one."""
+    """Run every epoch that has closed through the pipeline (with its pre-verified memo), then verify each one."""
     work_dir = Path(job.work_dir)
-    for epoch in process_closed_epochs(job, log, store, ctx):
+    for epoch in process_closed_epochs(job, log, store, ctx, memos=preverifier):
         checkpoint = load_epoch_checkpoint(work_dir, epoch)
         if checkpoint is not None and checkpoint.manifest is not None:
             _settle(job, session, committee, checkpoint, settled, on_epoch)
@@ -354,7 +355,7 @@ def _loop(
                 raws = tail.new_raws()
                 if raws:
                     preverifier.observe(raws)  # PREVERIFY: the one call site
-            _process_and_settle(job, log, store, ctx, session, committee, settled, report)
+            _process_and_settle(job, log, store, ctx, session, committee, settled, report, preverifier)
             if options.max_epochs is not None and settled.verified_here >= options.max_epochs:
                 break
             remaining = None if deadline is None else deadline - time.monotonic()
@@ -368,7 +369,7 @@ def _loop(
         server.close()
 
     # DRAIN: what closed meanwhile, then a claim
-    _process_and_settle(job, log, store, ctx, session, committee, settled, report)
+    _process_and_settle(job, log, store, ctx, session, committee, settled, report, preverifier)
     summary = settled.summary
     summary.readings_in = int(log.counts()["arrived"])
     summary.rejected = dict(log.dead_letters.counts())
