@@ -230,12 +230,16 @@ def _process_and_settle(
 
 
 class _Server:
-    """``serve_sources`` in a thread: its endpoints once started, its error if it failed."""
+    """``serve_sources`` in a thread until ``stop`` is set: its endpoints once started, its error if it failed.
 
-    def __init__(self, log: Any, sources: Sequence[Any], tick_s: float) -> None:
+    The run's own stop event is the sources' stop event, so a signal stops
+    accepting at once, even while the loop is busy with an epoch.
+    """
+
+    def __init__(self, log: Any, sources: Sequence[Any], tick_s: float, stop: threading.Event) -> None:
         from veristream.connectors.serve import serve_sources
 
-        self.stop = threading.Event()
+        self.stop = stop
         self.endpoints: list[str] = []
         self.error: BaseException | None = None
         self._started = threading.Event()
@@ -343,7 +347,7 @@ def _loop(
     tail = OpenEpochTail(log) if preverifier is not None else None
 
     # SERVE + LOOP
-    server = _Server(log, sources, min(options.tick_s, 1.0))
+    server = _Server(log, sources, min(options.tick_s, 1.0), stop)
     endpoints = server.start()
     if options.on_start is not None:
         options.on_start(endpoints)
