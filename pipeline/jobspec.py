@@ -27,6 +27,7 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -276,11 +277,29 @@ class RaySpec(_Model):
     num_cpus: int | None = Field(default=None, gt=0)
 
 
-class BeamSpec(_Model):
-    """The Beam runner of the per-epoch bounded pipeline; ``fnapi`` is the embedded one."""
+BEAM_ENVIRONMENTS = ("LOOPBACK", "DOCKER", "PROCESS", "EXTERNAL")
+ENDPOINT_PATTERN = re.compile(r"^(\[[0-9A-Fa-f:]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$")
+URL_PATTERN = re.compile(r"^[a-z][a-z0-9+.-]*://")
 
-    runner: Literal["fnapi", "flink", "spark", "dataflow"] = "fnapi"
-    options: dict[str, str] = Field(default_factory=dict)
+
+class BeamSpec(_Model):
+    """The Beam runner of the per-epoch bounded pipeline; ``fnapi`` is the embedded one.
+
+    Any other runner gets the epoch's inputs and returns its outputs through files
+    under ``staging`` (``veristream.pipeline.portable``); what each runner needs is
+    checked here, before anything runs, because Beam itself would otherwise fail
+    late (or try to download a job server).
+    """
+
+    runner: Literal["fnapi", "portable", "flink", "spark", "dataflow"] = "fnapi"
+    # validated even when absent: a runner that needs options must not pass without them
+    options: dict[str, str] = Field(default_factory=dict, validate_default=True)
+    staging: str | None = Field(
+        default=None,
+        description="where a non-embedded runner's workers read an epoch's inputs and write its "
+        "outputs: an absolute path they all see, or a filesystem URL (gs://...); default "
+        "<work_dir>/beam-staging (dataflow: <temp_location>/veristream)",
+    )
     readings_per_element: int = Field(default=1000, gt=0, le=1_000_000)
     verify_workers: int | None = Field(
         default=None,
@@ -288,6 +307,69 @@ class BeamSpec(_Model):
         le=256,
         description="processes for signature checks of epochs with 20,000+ readings (null: 2 on 2+ cores; 1: in-process)",
     )
+
+    @field_validator("options")
+    @classmethod
+    def _runner_options(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        runner = info.data.get("runner")
+        if runner is None or runner == "fnapi":
+            return value
+        problem = _runner_options_problem(runner, value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("staging")
+    @classmethod
+    def _staging(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        if not (URL_PATTERN.match(value) or Path(value).is_absolute()):
+            raise ValueError(
+                f"{value!r} must be an absolute path or a filesystem URL: every worker of the "
+                "runner resolves it, each from its own working directory"
+            )
+        if info.data.get("runner") == "dataflow" and not value.startswith("gs://"):
+            raise ValueError(f"{value!r}: Dataflow workers can only reach a gs:// location")
+        return value
+
+
+_JOB_SERVER_WHY = (
+    "without it Beam downloads the {name} job-server jar from Maven Central and starts it "
+    "with Java, which VeriStream does not do; start the {name} job server yourself and give "
+    "its HOST:PORT (docs/job-spec.md)"
+)
+
+
+def _runner_options_problem(runner: str, options: dict[str, str]) -> str | None:
+    """Why ``options`` cannot drive ``runner``, naming the option; None when they can."""
+    if "runner" in options:
+        return "'runner' is set by beam.runner, not in beam.options"
+    if runner in ("portable", "flink", "spark"):
+        endpoint = options.get("job_endpoint")
+        if not endpoint:
+            if runner == "portable":
+                return "'job_endpoint' is required for runner 'portable' (the job service's HOST:PORT)"
+            return f"'job_endpoint' is required for runner {runner!r}: " + _JOB_SERVER_WHY.format(
+                name=runner.capitalize()
+            )
+        if not (ENDPOINT_PATTERN.match(endpoint) or (runner == "portable" and endpoint == "embed")):
+            return f"'job_endpoint' {endpoint!r} must be HOST:PORT"
+        environment = options.get("environment_type")
+        if environment is not None and not (
+            environment in BEAM_ENVIRONMENTS or environment.startswith("beam:env:")
+        ):
+            return (
+                f"'environment_type' {environment!r} must be one of {', '.join(BEAM_ENVIRONMENTS)} "
+                "(or a beam:env: URN)"
+            )
+    if runner == "dataflow":
+        for key in ("project", "region", "temp_location"):
+            if not options.get(key):
+                return f"{key!r} is required for runner 'dataflow'"
+        if not options["temp_location"].startswith("gs://"):
+            return f"'temp_location' {options['temp_location']!r} must be a gs:// location for Dataflow"
+    return None
 
 
 class JobSpec(_Model):
