@@ -7,7 +7,11 @@
   the store + manifest, 4 operators re-executing from the store and
   co-signing (Ray actors), aggregation, and the EpochVerifier transaction on
   the embedded EVM, for 10^4 and 10^5 readings per epoch (10^6 with
-  ``VERISTREAM_E2E_MILLION=1``: ~10 minutes here).
+  ``VERISTREAM_E2E_MILLION=1``: ~10 minutes here); each size twice: cold
+  (every signature checked at epoch end) and pre-verified (the readings first
+  handed to a ``Preverifier`` and the operators while the epoch is "open",
+  untimed, as a live run does), with the time split into pipeline / store /
+  committee / chain, and what one operator's re-execution costs on one core.
 
 Setup (keys, signing the readings, deploying and registering on the chain,
 starting Ray) is outside every timing.
@@ -25,6 +29,8 @@ from typing import Any
 from benchmarks.measure import comparison
 
 DEVICES = 100
+# readings per Preverifier.observe call while an epoch is open (a live loop's tick)
+OBSERVE_CHUNK = 10_000
 
 
 def _fleet(n: int) -> list[tuple[str, bytes, bytes]]:
@@ -117,13 +123,113 @@ def _throughput(ctx: Any, records: list[tuple[int, bytes]]) -> list[dict[str, An
     ]
 
 
+def _epoch_to_verified(
+    ctx: Any,
+    epoch: int,
+    records: list[tuple[int, bytes]],
+    state: Any,
+    store: Any,
+    committee: Any,
+    session: Any,
+    preverified: bool,
+) -> tuple[dict[str, float], Any]:
+    """One epoch from its end to verified on chain; with ``preverified`` its readings are first
+    observed while "open" (untimed, as a live run does during the epoch), operators included."""
+    from veristream.pipeline.preverify import Preverifier
+    from veristream.pipeline.runner import compute_epoch, store_epoch
+    from veristream.pipeline.state import Checkpoint, commit_checkpoint
+    from veristream.provers.operator import proposal_for
+
+    times: dict[str, float] = {}
+    memo = None
+    if preverified:
+        before = time.perf_counter()
+        preverifier = Preverifier(ctx, committee)
+        raws = [raw for _, raw in records]
+        for at in range(0, len(raws), OBSERVE_CHUNK):  # as a live loop hands them over
+            preverifier.observe(raws[at : at + OBSERVE_CHUNK])
+        committee.drain()
+        times["observe_while_open"] = time.perf_counter() - before
+        memo = preverifier.take(epoch)
+
+    # EPOCH END: the timer starts
+    start = time.perf_counter()
+    computation = compute_epoch(ctx, epoch, records, state, memo=memo)
+    times["pipeline"] = time.perf_counter() - start
+    mark = time.perf_counter()
+    outcome = store_epoch(ctx, computation, state, store)
+    commit_checkpoint(
+        Path(ctx.job.work_dir), Checkpoint(outcome.state, outcome.manifest, outcome.manifest_cid)
+    )
+    times["store"] = time.perf_counter() - mark
+    if len(computation.accepted) != len(records):
+        raise AssertionError(f"benchmark readings rejected: {computation.rejected}")
+    mark = time.perf_counter()
+    chain_id = session.chain_id if session else 31337
+    verifier = session.verifier if session else "0x" + "11" * 20
+    proposal = proposal_for(outcome.manifest, outcome.manifest_cid, chain_id, verifier)
+    aggregate = committee.sign(proposal)
+    times["committee"] = time.perf_counter() - mark
+    if not aggregate.quorum_met:
+        raise AssertionError(f"quorum not met: {aggregate.refusals}")
+    mark = time.perf_counter()
+    if session is not None:
+        from veristream.contracts import submit_epoch
+
+        submit_epoch(
+            session.chain,
+            session.deployment,
+            proposal.result,
+            aggregate.signer_bitmap,
+            aggregate.signature_evm,
+            aggregate.apk_g2,
+        )
+    times["chain"] = time.perf_counter() - mark
+    times["total"] = time.perf_counter() - start
+    return times, outcome
+
+
+def _operator_share(ctx: Any, epoch: int, records: list[tuple[int, bytes]], state: Any, outcome: Any) -> dict[str, float]:
+    """What one operator's re-execution of an epoch costs on one core, cold and pre-verified,
+    and the parts that are not signature checks (fetching aside: the store is local)."""
+    from veristream.pipeline.batch import decode_accepted
+    from veristream.pipeline.commitments import data_root
+    from veristream.pipeline.preverify import EpochMemos, decode_by_epoch, preverify
+    from veristream.pipeline.runner import compute_epoch, reexecute
+
+    batch = outcome.artifacts["batch"]
+    times: dict[str, float] = {}
+    before = time.perf_counter()
+    reexecute(ctx, epoch, batch, state)
+    times["reexecute_cold"] = time.perf_counter() - before
+    memos = EpochMemos()
+    groups = decode_by_epoch([raw for _, raw in records], ctx.clock, ctx.job.validation.max_payload_bytes)
+    preverify(memos, groups, ctx.domain, ctx.registry.keys())
+    before = time.perf_counter()
+    reexecute(ctx, epoch, batch, state, memos.take(epoch))
+    times["reexecute_preverified"] = time.perf_counter() - before
+    before = time.perf_counter()
+    candidates = decode_accepted(batch)
+    times["decode_batch"] = time.perf_counter() - before
+    memos = EpochMemos()
+    preverify(memos, {epoch: candidates}, ctx.domain, ctx.registry.keys())
+    before = time.perf_counter()
+    computation = compute_epoch(ctx, epoch, candidates, state, decoded=True, memo=memos.take(epoch))
+    times["beam_checks_aggregates_preverified"] = time.perf_counter() - before
+    before = time.perf_counter()
+    data_root(computation.accepted)
+    times["data_root"] = time.perf_counter() - before
+    return times
+
+
 def run(quick: bool = False) -> dict[str, Any]:
-    """Throughput and epoch-end-to-verified latency (``quick``: small sizes, no chain)."""
+    """Throughput and epoch-end-to-verified latency, cold and pre-verified (``quick``: small
+    sizes, no chain, operators in-process)."""
     from veristream.pipeline.coordinator import open_chain
-    from veristream.pipeline.runner import job_context, run_epoch
-    from veristream.pipeline.state import Checkpoint, JobState, commit_checkpoint
+    from veristream.pipeline.runner import job_context
+    from veristream.pipeline.state import JobState
     from veristream.provers.committee import InProcessCommittee, RayCommittee, local_members
-    from veristream.provers.operator import open_store, proposal_for
+    from veristream.provers.operator import open_store
 
     sizes = [2_000] if quick else [10_000, 100_000]
     if os.environ.get("VERISTREAM_E2E_MILLION") == "1" and not quick:
@@ -142,52 +248,53 @@ def run(quick: bool = False) -> dict[str, Any]:
 
         members = local_members("bls12381", 4)
         setup_start = time.perf_counter()
-        session = None if quick else open_chain(job, members, 10**21 * (len(sizes) + 1))
+        session = None if quick else open_chain(job, members, 10**21 * (2 * len(sizes) + 1))
         committee: Any = (InProcessCommittee if quick else RayCommittee)(job, members, ctx.registry)
         setup_s = time.perf_counter() - setup_start
         store = open_store(job.ipfs, job.work_dir)
         state = JobState()
         latency: dict[str, Any] = {"setup_s (not timed below)": setup_s}
+        rows = []
+        epoch = 0
         try:
-            for epoch, size in enumerate(sizes):
-                records = _records(fleet, epoch, length, size, ctx.domain)
-                start = time.perf_counter()
-                outcome = run_epoch(ctx, epoch, records, state, store)
-                commit_checkpoint(
-                    Path(job.work_dir),
-                    Checkpoint(outcome.state, outcome.manifest, outcome.manifest_cid),
-                )
-                pipeline_s = time.perf_counter() - start
-                chain_id = session.chain_id if session else 31337
-                verifier = session.verifier if session else "0x" + "11" * 20
-                proposal = proposal_for(outcome.manifest, outcome.manifest_cid, chain_id, verifier)
-                aggregate = committee.sign(proposal)
-                committee_s = time.perf_counter() - start - pipeline_s
-                if not aggregate.quorum_met:
-                    raise AssertionError(f"quorum not met: {aggregate.refusals}")
-                chain_s = 0.0
-                if session is not None:
-                    from veristream.contracts import submit_epoch
-
-                    before = time.perf_counter()
-                    submit_epoch(
-                        session.chain,
-                        session.deployment,
-                        proposal.result,
-                        aggregate.signer_bitmap,
-                        aggregate.signature_evm,
-                        aggregate.apk_g2,
+            for size in sizes:
+                runs = {}
+                for preverified in (False, True):
+                    records = _records(fleet, epoch, length, size, ctx.domain)
+                    times, outcome = _epoch_to_verified(
+                        ctx, epoch, records, state, store, committee, session, preverified
                     )
-                    chain_s = time.perf_counter() - before
-                total = time.perf_counter() - start
-                latency[f"{size:,} readings: epoch end -> verified (s)"] = total
-                latency[f"{size:,} readings: pipeline+store / committee / chain (s)"] = (
-                    f"{pipeline_s:.1f} / {committee_s:.1f} / {chain_s:.1f}"
+                    runs[preverified] = times
+                    mode = "pre-verified" if preverified else "cold"
+                    latency[f"{size:,} readings, {mode}: epoch end -> verified (s)"] = round(times["total"], 2)
+                    latency[f"{size:,} readings, {mode}: pipeline / store / committee / chain (s)"] = (
+                        f"{times['pipeline']:.1f} / {times['store']:.1f} / "
+                        f"{times['committee']:.1f} / {times['chain']:.1f}"
+                    )
+                    if preverified:
+                        latency[f"{size:,} readings: observing while open, untimed (s)"] = round(
+                            times["observe_while_open"], 1
+                        )
+                        if size == sizes[-1]:
+                            share = _operator_share(ctx, epoch, records, state, outcome)
+                            latency[f"{size:,} readings: one operator on one core (s)"] = {
+                                k: round(v, 2) for k, v in share.items()
+                            }
+                    state = outcome.state
+                    epoch += 1
+                rows.append(
+                    comparison(
+                        f"epoch end -> verified, {size:,} readings, pre-verified",
+                        runs[True]["total"],
+                        runs[False]["total"],
+                        "s",
+                        "cold (signatures checked at epoch end)",
+                    )
                 )
-                state = outcome.state
         finally:
             committee.close()
             if session is not None:
                 session.chain.close()
         result["epoch_to_verified"] = latency
+        result["latency"] = rows
         return result
