@@ -253,13 +253,19 @@ class ChainSession:
 
 
 def open_chain(job: JobSpec, members: list[Any], total_epochs_budget: int) -> ChainSession:
-    """Connect, and on first use deploy the contracts, register the committee and create the job."""
+    """Connect, and on first use deploy the contracts, register the committee and create the job.
+
+    With ``operators.set_id`` the contracts and the operator set already exist (``chain.
+    deployment``): nothing is deployed or registered; the job is created on that set (and
+    funded) unless it exists already, after the set's pending registrations take effect.
+    """
     from veristream.contracts import (
         connect,
         create_job,
         create_operator_set,
         deploy_all,
         fund_rewards,
+        job_operator_set,
         load_deployment,
     )
     from veristream.contracts.chain import ChainConfig
@@ -275,30 +281,73 @@ def open_chain(job: JobSpec, members: list[Any], total_epochs_budget: int) -> Ch
     job_hash = job_id_hash(job.job_id)
     if setup_path.exists():
         setup = json.loads(setup_path.read_text())
+        if job.operators.set_id is not None and int(setup["set_id"]) != job.operators.set_id:
+            raise ValueError(
+                f"operators.set_id is {job.operators.set_id} but {work_dir} belongs to operator set "
+                f"{setup['set_id']}: use another work_dir"
+            )
         dep = load_deployment(chain, work_dir / "deployment.json")
         return ChainSession(chain, dep, int(setup["set_id"]), job_hash)
-    dep = deploy_all(chain, save_to=work_dir / "deployment.json")
-    set_id = create_operator_set(chain, dep, job.operators.scheme)
-    committee = LocalCommittee.deterministic(job.operators.scheme, job.operators.count, job.operators.key_seed)
-    accounts = chain.accounts
-    if len(accounts) < 1 + len(members):
-        raise ValueError(f"the chain has {len(accounts)} accounts; {len(members)} operators need their own")
-    committee.register(chain, dep, set_id, accounts[1 : 1 + len(members)], [m.weight for m in members])
-    _let_registrations_activate(chain, dep.activation_delay + 1)
-    quorum = job.operators.quorum
-    create_job(
-        chain,
-        dep,
-        job_hash,
-        set_id,
-        quorum=(quorum.numerator, quorum.denominator),
-        genesis=job.epochs.genesis_ms // 1000,
-        epoch_seconds=max(1, job.epochs.length_ms // 1000),
-    )
-    fund_rewards(chain, dep, job_hash, total_epochs_budget, mint=True)
+    if job.operators.set_id is None:
+        dep = deploy_all(chain, save_to=work_dir / "deployment.json")
+        set_id = create_operator_set(chain, dep, job.operators.scheme)
+        committee = LocalCommittee.deterministic(job.operators.scheme, job.operators.count, job.operators.key_seed)
+        accounts = chain.accounts
+        if len(accounts) < 1 + len(members):
+            raise ValueError(f"the chain has {len(accounts)} accounts; {len(members)} operators need their own")
+        committee.register(chain, dep, set_id, accounts[1 : 1 + len(members)], [m.weight for m in members])
+        _let_registrations_activate(chain, dep.activation_delay + 1)
+        job_set = None
+    else:
+        dep, set_id = _existing_operator_set(job, chain)
+        job_set = job_operator_set(chain, dep, job_hash)
+        if job_set is not None and job_set != set_id:
+            raise ValueError(f"job {job.job_id!r} exists on chain with operator set {job_set}, not {set_id}")
+    if job_set is None:
+        quorum = job.operators.quorum
+        create_job(
+            chain,
+            dep,
+            job_hash,
+            set_id,
+            quorum=(quorum.numerator, quorum.denominator),
+            genesis=job.epochs.genesis_ms // 1000,
+            epoch_seconds=max(1, job.epochs.length_ms // 1000),
+        )
+        fund_rewards(chain, dep, job_hash, total_epochs_budget, mint=True)
     chain.save()
     setup_path.write_text(json.dumps({"set_id": set_id}))
     return ChainSession(chain, dep, set_id, job_hash)
+
+
+def _existing_operator_set(job: JobSpec, chain: Any) -> tuple[Any, int]:
+    """The job's deployment and operator set on a chain where both exist, checked, and a copy of
+    the deployment in the work directory (for ``verify`` and ``claim``); waits until the set's
+    scheduled registrations are in force, so the job is created on them."""
+    from veristream.contracts import (
+        load_deployment,
+        operator_set_pending_until,
+        operator_set_scheme,
+    )
+
+    assert job.chain.deployment is not None and job.operators.set_id is not None  # the spec checks
+    set_id = job.operators.set_id
+    # CHECK
+    dep = load_deployment(chain, job.chain.deployment)
+    scheme = operator_set_scheme(chain, dep, set_id)
+    if scheme != job.operators.scheme:
+        raise ValueError(f"operator set {set_id} holds {scheme} keys but operators.scheme is {job.operators.scheme!r}")
+    pending = operator_set_pending_until(chain, dep, set_id)
+    if pending == 0:
+        raise ValueError(
+            f"operator set {set_id} has no operators yet: register them with `veristream operator register`"
+        )
+    # WAIT for registrations still scheduled
+    now = chain.timestamp()
+    if pending > now:
+        _let_registrations_activate(chain, pending - now + 1)
+    dep.save(Path(job.work_dir) / "deployment.json")
+    return dep, set_id
 
 
 def _let_registrations_activate(chain: Any, seconds: int) -> None:
@@ -409,6 +458,42 @@ def claim_for(
 # COMMITTEE
 
 
+def committee_members(job: JobSpec, session: ChainSession | None = None, epoch: int = 0) -> list[Any]:
+    """The committee's members, in the EpochVerifier's signer-bitmap order.
+
+    Embedded default: ``operators.count`` seed-derived demo keys (``open_chain`` registers
+    them). With ``operators.set_id``: the operator set in force for ``epoch`` of the job as
+    the chain's OperatorRegistry holds it (keys, weights, slots), each slot matched by its
+    key to a served operator actor (``operators.remote`` names, or every actor of
+    ``operators.namespace``); a slot nobody serves is down, a served key that is not
+    registered is a ``ValueError``. Connects to Ray (``job.ray``).
+    """
+    from veristream.provers.committee import local_members
+
+    operators = job.operators
+    if operators.set_id is None:
+        return local_members(operators.scheme, operators.count, operators.key_seed, operators.weights)
+    from veristream.contracts import operator_set_members, reference_time
+    from veristream.provers.committee import ensure_ray, registry_members, served_keys
+
+    if session is None:
+        raise ValueError("operators.set_id reads the committee from the chain: drop --no-chain")
+    # READ the set the EpochVerifier checks this epoch against
+    timestamp = reference_time(session.chain, session.deployment, session.job_hash, epoch)
+    registered = operator_set_members(session.chain, session.deployment, operators.set_id, timestamp)
+    # MATCH it to the served operators
+    ensure_ray(job.ray.address, job.ray.num_cpus)
+    served = served_keys(operators.remote, operators.namespace)
+    members = registry_members(operators.scheme, registered, served, operators.set_id)
+    if not any(m.actor for m in members):
+        where = f"named {list(operators.remote)}" if operators.remote else "at all"
+        raise ValueError(
+            f"none of the {len(members)} operators of set {operators.set_id} is served in Ray namespace "
+            f"{operators.namespace!r} {where}: start them with `veristream operator serve`"
+        )
+    return members
+
+
 def start_committee(
     job: JobSpec, ctx: Any, members: list[Any], *, use_ray: bool, faults: Mapping[int, str] | None = None
 ) -> Any:
@@ -445,7 +530,6 @@ def run_job(
     or a signal: see ``veristream.pipeline.live``.
     """
     from veristream.pipeline.runner import job_context
-    from veristream.provers.committee import local_members
     from veristream.provers.operator import open_store
 
     if is_live(job):
@@ -473,12 +557,17 @@ def run_job(
     summary.accepted = sum(c.manifest.accepted for c in checkpoints if c.manifest is not None)
     summary.rejected = dict(counts)
 
-    # COMMITTEE + CHAIN
-    members = local_members(
-        job.operators.scheme, job.operators.count, job.operators.key_seed, job.operators.weights
-    )
+    # COMMITTEE + CHAIN: demo keys registered by open_chain, or the operator set on chain
+    on_chain_set = job.operators.set_id is not None
+    if on_chain_set and not (use_chain and use_ray):
+        raise ValueError("operators.set_id: the committee is on chain and served on Ray (drop --no-chain/--no-ray)")
+    members = [] if on_chain_set else committee_members(job)
     budget = job.rewards.tokens_per_epoch * max(1, len(checkpoints))
     session = open_chain(job, members, budget) if use_chain else None
+    if on_chain_set:
+        # the latest epoch's set: a run verifies the epochs closed since the previous one
+        with_readings = [c.manifest.epoch for c in checkpoints if c.manifest is not None and c.manifest.accepted]
+        members = committee_members(job, session, max(with_readings, default=0))
     committee = start_committee(job, ctx, members, use_ray=use_ray, faults=faults)
     try:
         verify_on_chain(job, session, committee, summary, progress)

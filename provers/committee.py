@@ -30,13 +30,15 @@ from veristream.provers.operator import Operator, Proposal, Review
 
 @dataclass(frozen=True, slots=True)
 class Member:
-    """One operator as the aggregator knows it: slot, weight, public key and (locally) secret key."""
+    """One operator as the aggregator knows it: slot, weight, public key and (locally) secret key,
+    or the name of the Ray actor that serves it (``operator serve``)."""
 
     slot: int
     scheme: str
     weight: int
-    public_key: bytes  # bls12381: 48-byte compressed G1; bn254: 128-byte G2
+    public_key: bytes  # bls12381: 48-byte compressed G1; bn254: 128-byte G2; b"" if nobody serves it
     secret_key: int = field(repr=False, default=0)
+    actor: str | None = None  # a registry committee's served operator actor
 
 
 def local_members(
@@ -205,8 +207,10 @@ class InProcessCommittee:
         registry: Any = None,
         faults: Mapping[int, str] | None = None,
     ) -> None:
-        if job.operators.remote:
-            raise ValueError("operators.remote names Ray actors: run the committee on Ray (drop --no-ray)")
+        if job.operators.remote or job.operators.set_id is not None:
+            raise ValueError(
+                "operators.remote / operators.set_id name served Ray actors: run the committee on Ray (drop --no-ray)"
+            )
         faults = faults or {}
         self.members = list(members)
         self._quorum = (job.operators.quorum.numerator, job.operators.quorum.denominator)
@@ -283,12 +287,19 @@ class RayCommittee:
         self.members = list(members)
         self._quorum = (job.operators.quorum.numerator, job.operators.quorum.denominator)
         self._timeout_s = timeout_s
-        # slots 0.. of operators.remote are served by their operators (`operator serve`)
-        self._remote = set(range(len(job.operators.remote)))
+        # served operators (`operator serve`): a registry committee names each slot's actor (a slot
+        # nobody serves is down); otherwise slots 0.. of operators.remote, the rest local actors
+        on_chain_set = job.operators.set_id is not None
+        served = (
+            {m.slot: m.actor for m in members if m.actor is not None}
+            if on_chain_set
+            else dict(enumerate(job.operators.remote))
+        )
+        self._remote = {m.slot for m in members} if on_chain_set else set(served)
         self._actors = {
-            m.slot: find_operator(job.operators.remote[m.slot], job.operators.namespace, m, timeout_s)
+            m.slot: find_operator(served[m.slot], job.operators.namespace, m, timeout_s)
             for m in members
-            if m.slot in self._remote
+            if m.slot in served
         }
         # num_cpus=0: operators mostly wait; on 2 cores four of them must fit at once
         actor = ray.remote(num_cpus=0, max_restarts=0)(Operator)
@@ -327,8 +338,8 @@ class RayCommittee:
         """Take one operator down: kill a local actor; stop asking a remote one (it is not ours)."""
         import ray
 
-        actor = self._actors.pop(slot)
-        if slot not in self._remote:
+        actor = self._actors.pop(slot, None)
+        if actor is not None and slot not in self._remote:
             ray.kill(actor, no_restart=True)
 
     def sign(self, proposal: Proposal) -> Aggregate:
@@ -384,6 +395,96 @@ def find_operator(name: str, namespace: str, member: Member, timeout_s: float = 
             f"0x{member.public_key[:8].hex()}…"
         )
     return actor
+
+
+def served_keys(names: Sequence[str], namespace: str, timeout_s: float = 60.0) -> dict[str, bytes]:
+    """The public key each served operator actor reports, by actor name (Ray must be connected).
+
+    The actors ``names`` lists, or with no names every named actor of ``namespace``
+    that answers ``public_key``; one that is not running (or dies meanwhile) is left
+    out: its slot counts as down.
+    """
+    import ray
+    from ray.exceptions import GetTimeoutError, RayActorError
+
+    if not names:
+        names = sorted(
+            actor["name"]
+            for actor in ray.util.list_named_actors(all_namespaces=True)
+            if actor["namespace"] == namespace
+        )
+    refs: dict[str, Any] = {}
+    for name in names:
+        try:
+            refs[name] = ray.get_actor(name, namespace=namespace).public_key.remote()
+        except (ValueError, AttributeError):
+            continue  # not running, or not an operator
+    keys: dict[str, bytes] = {}
+    for name, ref in refs.items():
+        try:
+            keys[name] = bytes(ray.get(ref, timeout=timeout_s))
+        except (RayActorError, GetTimeoutError):
+            continue
+    return keys
+
+
+def registry_members(
+    scheme: str, registered: Sequence[Any], served: Mapping[str, bytes], set_id: int | None = None
+) -> list[Member]:
+    """The committee of an on-chain operator set: one member per registered slot, with the slot
+    and weight the registry holds, each matched to the served actor whose key is the slot's.
+
+    ``registered`` holds ``veristream.contracts.SetOperator`` rows (``slot``, ``weight`` and
+    the G1 ``pubkey`` as the registry stores it); ``served`` maps actor names to the key each
+    reports (bls12381: 48-byte compressed G1; bn254: 128-byte G2, matched to the registered G1
+    key by a pairing check). A slot nobody serves gets no actor (down: the quorum decides).
+    ``ValueError`` for a served key no slot registered, or two actors serving one slot.
+    """
+    # VALIDATE
+    if scheme not in ("bls12381", "bn254"):
+        raise ValueError(f"unknown BLS scheme {scheme!r}")
+    if not registered:
+        raise ValueError("the operator set has no operators")
+    label = f"operator set {set_id}" if set_id is not None else "the operator set"
+
+    # MATCH
+    actor_of: dict[int, str] = {}
+    for name in sorted(served):
+        slot = _registered_slot(scheme, registered, served[name])
+        if slot is None:
+            raise ValueError(
+                f"operator actor {name!r} serves key 0x{served[name][:8].hex()}…, which is not registered in "
+                f"{label} (slots {[op.slot for op in registered]}): register it with `veristream operator "
+                "register`, or stop serving it"
+            )
+        if slot in actor_of:
+            raise ValueError(f"operator actors {actor_of[slot]!r} and {name!r} both serve the key of slot {slot}")
+        actor_of[slot] = name
+
+    # MEMBERS (bitmap order: by slot)
+    return [
+        Member(
+            int(op.slot),
+            scheme,
+            int(op.weight),
+            served[actor_of[op.slot]] if op.slot in actor_of else b"",
+            actor=actor_of.get(op.slot),
+        )
+        for op in sorted(registered, key=lambda op: int(op.slot))
+    ]
+
+
+def _registered_slot(scheme: str, registered: Sequence[Any], key: bytes) -> int | None:
+    """The slot whose registered G1 key belongs to the same secret as ``key``, if any."""
+    from veristream.provers.bls import bls12381, bn254
+
+    if scheme == "bls12381":
+        try:
+            evm = bls12381.pk_to_evm(bytes(key))
+        except ValueError:
+            return None
+        return next((int(op.slot) for op in registered if bytes(op.pubkey) == evm), None)
+    return next((int(op.slot) for op in registered if bn254.keys_match(bytes(op.pubkey), bytes(key))), None)
 
 
 def start_operator(job: Any, key: Mapping[str, str], name: str, namespace: str, slot: int = 0) -> Any:

@@ -263,12 +263,15 @@ def register_key(job: Any, key: dict[str, str], account: str | None, weight: int
         raise ValueError(f"key is {key.get('scheme')!r} but the job's operators use {job.operators.scheme!r}")
     work_dir = Path(job.work_dir)
     setup = work_dir / "chain-setup.json"
-    if not setup.exists():
+    if job.operators.set_id is not None:  # an existing set on an existing deployment (the spec names both)
+        set_id, deployment = job.operators.set_id, job.chain.deployment
+    elif setup.exists():
+        set_id, deployment = int(json.loads(setup.read_text())["set_id"]), work_dir / "deployment.json"
+    else:
         raise ValueError("the job has no operator set on chain yet: run it once (veristream run) first")
-    set_id = int(json.loads(setup.read_text())["set_id"])
     chain = connect(ChainConfig(url=job.chain.rpc_url) if job.chain.mode == "rpc" else work_dir / "chain")
     try:
-        dep = load_deployment(chain, work_dir / "deployment.json")
+        dep = load_deployment(chain, deployment)
         operator = account or chain.sender
         receipt = register_operator(
             chain,

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,11 +17,12 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO
+from tests.ray_head import RAY_ENV
+from tests.ray_head import ray_head as start_ray_head
 
-RAY = Path(sys.executable).parent / "ray"
 VERISTREAM = [sys.executable, "-m", "veristream"]
-ENV = {**os.environ, "RAY_DISABLE_IMPORT_WARNING": "1", "RAY_AUTH_MODE": "disabled"}
+ENV = {**os.environ, **RAY_ENV}
 
 
 def test_remote_operators_are_validated() -> None:
@@ -41,42 +40,9 @@ def test_remote_operators_are_validated() -> None:
 
 @pytest.fixture(scope="module")
 def ray_head() -> Iterator[str]:
-    """A throwaway Ray head in its own process group (stopped by that group, never `ray stop`);
-    its address is read from its log, as Ray binds the machine's own IP, not loopback."""
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="veristream-ray-") as tmp:
-        log_path = Path(tmp) / "ray.log"
-        log = open(log_path, "wb")  # noqa: SIM115 - closed below
-        head = subprocess.Popen(
-            [
-                str(RAY), "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
-                "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={tmp}",
-                # every agent port free, not Ray's fixed defaults: a head left over from an earlier
-                # test holding 52365 leaves a new head with "No available agent to submit job"
-                f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
-                f"--runtime-env-agent-port={free_port()}", f"--metrics-export-port={free_port()}",
-            ],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=ENV,
-        )
-        try:
-            deadline = time.monotonic() + 120
-            address = ""
-            while time.monotonic() < deadline and not address:
-                if head.poll() is not None:
-                    pytest.fail(f"ray head exited: {log_path.read_text()[-2000:]}")
-                found = re.search(r"--address='([0-9.]+:\d+)'", log_path.read_text(errors="replace"))
-                address = found.group(1) if found else ""
-                time.sleep(0.5)
-            assert address.endswith(f":{port}"), "the Ray head did not start"
-            yield address
-        finally:
-            os.killpg(head.pid, signal.SIGTERM)
-            try:
-                head.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(head.pid, signal.SIGKILL)
-                head.wait()
-            log.close()
+    """A throwaway Ray head on loopback (tests/ray_head.py); its GCS address."""
+    with start_ray_head() as head:
+        yield head.address
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

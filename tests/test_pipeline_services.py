@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,58 +18,17 @@ from veristream.contracts.anvil import anvil
 
 from tests.conftest import REPO, free_port
 from tests.ipfs_node import jsipfs_node
+from tests.ray_head import ray_head as start_ray_head
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
-RAY = Path(sys.executable).parent / "ray"
 
 
 @pytest.fixture(scope="module")
 def ray_head() -> Iterator[dict[str, str]]:
-    """A Ray head on this machine in its own process group (stopped by that group, not `ray stop`,
-    which would stop every Ray on the machine).
-
-    Ray binds its head to the machine's own address even when asked for 127.0.0.1 (it
-    resolves loopback to a "remotely reachable" IP), so the address is read from its log.
-    Token authentication is off for this throwaway head: drivers here hold no token.
-    """
-    port, dashboard = free_port(), free_port()
-    with tempfile.TemporaryDirectory(prefix="veristream-ray-") as tmp:
-        log = open(Path(tmp) / "ray.log", "wb")  # noqa: SIM115 - closed below
-        head = subprocess.Popen(
-            [
-                str(RAY), "start", "--head", "--block", f"--port={port}",
-                "--num-cpus=2", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-                # every agent port free, not Ray's fixed defaults: a head left over from an earlier
-                # test holding 52365 leaves a new head with "No available agent to submit job"
-                f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
-                f"--runtime-env-agent-port={free_port()}", f"--metrics-export-port={free_port()}",
-                f"--dashboard-port={dashboard}", "--disable-usage-stats",
-                f"--temp-dir={tmp}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, "RAY_AUTH_MODE": "disabled"},
-        )
-        try:
-            deadline = time.monotonic() + 120
-            address = ""
-            while time.monotonic() < deadline and not address:
-                if head.poll() is not None:
-                    pytest.fail(f"ray head exited: {(Path(tmp) / 'ray.log').read_text()[-2000:]}")
-                found = re.search(r"--address='([0-9.]+:\d+)'", (Path(tmp) / "ray.log").read_text(errors="replace"))
-                address = found.group(1) if found else ""
-                time.sleep(0.5)
-            assert address.endswith(f":{port}"), "the Ray head did not start"
-            yield {"address": address, "jobs": f"http://127.0.0.1:{dashboard}"}
-        finally:
-            os.killpg(head.pid, signal.SIGTERM)
-            try:
-                head.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(head.pid, signal.SIGKILL)
-                head.wait()
-            log.close()
+    """A throwaway Ray head on loopback with its job API (tests/ray_head.py)."""
+    with start_ray_head(dashboard=True) as head:
+        assert head.jobs is not None
+        yield {"address": head.address, "jobs": head.jobs}
 
 
 def test_weather_example_on_anvil_jsipfs_and_a_ray_head(tmp_path: Path, ray_head: dict[str, str]) -> None:

@@ -418,6 +418,31 @@ def chain_deploy(
     typer.echo(dep.to_json() if json_out else "\n".join(f"{k:20} {v}" for k, v in _dataclass_fields(dep).items()))
 
 
+@chain_app.command("operator-set")
+def chain_operator_set(
+    target: str = typer.Argument(..., help="An embedded chain's work directory, or a JSON-RPC url."),
+    deployment: str = typer.Option(..., help="deployment.json of the contracts (`chain deploy --json`)."),
+    scheme: str = typer.Option("bls12381", help="bls12381 or bn254."),
+    private_key: str | None = typer.Option(None, envvar="VERISTREAM_PRIVATE_KEY", help="The registry owner's key, for a node without unlocked accounts."),
+) -> None:
+    """Create an empty operator set in the OperatorRegistry (owner only); print its id for operators.set_id."""
+    from pathlib import Path
+
+    from veristream.contracts import ChainConfig, connect, create_operator_set, load_deployment
+
+    is_url = target.startswith(("http://", "https://", "ipc://"))
+    config = ChainConfig(url=target, private_key=private_key) if is_url else ChainConfig(workdir=Path(target))
+    chain = connect(config)
+    try:
+        set_id = create_operator_set(chain, load_deployment(chain, Path(deployment)), scheme)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        chain.close()
+    typer.echo(set_id)
+
+
 @chain_app.command("epoch")
 def chain_epoch(
     target: str = typer.Argument(..., help="An embedded chain's work directory, or a JSON-RPC url."),

@@ -210,6 +210,18 @@ def sk_to_pk_g1(sk: int) -> bytes:
     return encode_g1(g1_mul(G1_GENERATOR, _check_secret_key(sk)))
 
 
+def keys_match(pk_g1: bytes, pk_g2: bytes) -> bool:
+    """Whether a 64-byte G1 key (what the registry stores) and a 128-byte G2 public key share one
+    secret: e(pk_g1, G2) == e(G1, pk_g2). ``False`` on any bad input."""
+    try:
+        g1_point = parse_g1(pk_g1, "G1 public key")
+        g2_point = parse_g2(pk_g2, "public key")
+    except ValueError:
+        return False
+    # e(pk_g1, -G2) * e(G1, pk_g2) == 1
+    return _product_is_one([(g1_point, _NEG_G2), (G1_GENERATOR, g2_point)])
+
+
 def _core_sign(sk: int, message: bytes, dst: bytes) -> bytes:
     _check_secret_key(sk)
     _check_message(message)
