@@ -18,7 +18,7 @@ from veristream.contracts.artifacts import ContractRevert, load_artifact
 from veristream.contracts.chain import Chain, Receipt
 from veristream.provers.epoch import EpochResult
 
-from veristream.encoding import keccak256, parse_address, parse_bytes32, uint_word
+from veristream.encoding import check_uint, keccak256, parse_address, parse_bytes32
 
 DEPLOYMENT_FILE = "deployment.json"
 SCHEMES = {"bn254": 1, "bls12381": 2}
@@ -328,7 +328,7 @@ def create_job(
     """
     parse_bytes32(job_id)
     numerator, denominator = quorum if quorum is not None else (quorum_bps, 10_000)
-    if not 0 < numerator <= denominator < 2**16:
+    if not 0 < check_uint(numerator, 16, "quorum numerator") <= check_uint(denominator, 16, "quorum denominator"):
         raise ValueError(f"quorum must be a fraction in (0, 1] with terms below 65536, got {numerator}/{denominator}")
     verifier = contract(chain, "EpochVerifier", dep.epoch_verifier)
     receipt = chain.transact(
@@ -352,7 +352,7 @@ def submit_epoch(
     """Submits one epoch's result with the aggregated signature of the operators in
     ``signer_bitmap`` (bn254: 64-byte G1 signature and the signers' 128-byte G2 key;
     bls12381: 256-byte EIP-2537 G2 signature, no ``apk_g2``)."""
-    uint_word(signer_bitmap)
+    check_uint(signer_bitmap, name="signer_bitmap")
     verifier = contract(chain, "EpochVerifier", dep.epoch_verifier)
     return chain.transact(
         verifier.functions.submitEpoch(
@@ -433,6 +433,7 @@ def mint_reward_token(chain: Chain, dep: Deployment, to: str, amount: int) -> Re
     """Mints the deployment's RewardToken (deployer only)."""
     if dep.reward_token is None:
         raise ValueError("the deployment has no RewardToken")
+    check_uint(amount, name="amount")
     token = contract(chain, "RewardToken", dep.reward_token)
     return chain.transact(token.functions.mint(_checksum(to), amount))
 
@@ -442,6 +443,7 @@ def fund_rewards(
 ) -> Receipt:
     """Moves ``amount`` of the job's token from the sender into the job's reward pool
     (approving it first; minting it first when ``mint`` and the token is the RewardToken)."""
+    check_uint(amount, name="amount")
     token_address = token or dep.reward_token
     if token_address is None:
         raise ValueError("no reward token: pass token=")
@@ -465,6 +467,8 @@ def claim(
     sender: str | None = None,
 ) -> Receipt:
     """Claims ``account``'s cumulative reward up to ``epoch`` (pays the unclaimed difference)."""
+    check_uint(epoch, 64, "epoch")
+    check_uint(cumulative_amount, name="cumulative_amount")
     distributor = contract(chain, "RewardDistributor", dep.reward_distributor)
     return chain.transact(
         distributor.functions.claim(job_id, epoch, _checksum(account), cumulative_amount, list(proof)),

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 
 from veristream.pipeline.jobspec import RewardSpec
 
+from veristream.encoding import check_uint
+
 FULL_QUALITY_BPS = 10_000
 
 
@@ -44,8 +46,7 @@ class Contribution:
     def __post_init__(self) -> None:
         if len(self.beneficiary) != 20:
             raise ValueError("beneficiary must be a 20-byte address")
-        if self.valid < 0:
-            raise ValueError(f"valid count must not be negative, got {self.valid}")
+        check_uint(self.valid, 64, "valid count")
         if self.valid and self.max_seq < self.min_seq:
             raise ValueError(f"max_seq {self.max_seq} is below min_seq {self.min_seq}")
 
@@ -84,8 +85,7 @@ def split_rewards(
     contributions: Mapping[str, Contribution], policy: RewardSpec, carry_in: int = 0
 ) -> RewardOutcome:
     """Split one epoch's budget over ``contributions`` (keyed by device id) per ``policy``."""
-    if carry_in < 0:
-        raise ValueError(f"carry_in must not be negative, got {carry_in}")
+    check_uint(carry_in, name="carry_in")
     if policy.remainder == "sink" and carry_in:
         raise ValueError("a policy with a sink never carries a remainder")
 
@@ -137,10 +137,12 @@ def split_rewards(
 
 
 def add_payouts(cumulative: Mapping[bytes, int], payouts: Mapping[bytes, int]) -> dict[bytes, int]:
-    """Running totals per account after adding one epoch's payouts (a new mapping)."""
+    """Running totals per account after adding one epoch's payouts (a new mapping).
+
+    A total is a leaf of the reward tree and a claim on chain, so it must stay a uint256.
+    """
     total = dict(cumulative)
     for account, amount in payouts.items():
-        if amount < 0:
-            raise ValueError("payouts must not be negative")
-        total[account] = total.get(account, 0) + amount
+        check_uint(amount, name="payout")
+        total[account] = check_uint(total.get(account, 0) + amount, name="cumulative reward")
     return total

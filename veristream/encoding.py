@@ -59,13 +59,22 @@ def parse_bytes32(value: str | bytes) -> bytes:
     return raw
 
 
+def check_uint(value: int, bits: int = 256, name: str | None = None) -> int:
+    """``value`` when it is an int (not a bool) in ``0 .. 2**bits - 1``: an amount, count or
+    id that goes on chain as a ``uint<bits>``; ``ValueError`` naming ``name`` otherwise."""
+    what = name or f"uint{bits}"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{what} must be an int, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{what} must not be negative, got {value}")
+    if value >> bits:
+        raise ValueError(f"{what} {value} does not fit uint{bits}")
+    return value
+
+
 def uint_word(value: int, bits: int = 256) -> bytes:
     """ABI word of an unsigned integer of ``bits`` bits; ``ValueError`` when out of range."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"uint{bits} must be an int, got {type(value).__name__}")
-    if value < 0 or value >> bits:
-        raise ValueError(f"{value} does not fit uint{bits}")
-    return value.to_bytes(WORD, "big")
+    return check_uint(value, bits).to_bytes(WORD, "big")
 
 
 def address_word(address: bytes) -> bytes:
