@@ -11,7 +11,8 @@ nothing tries to download the Prism runner (TOOLCHAIN.md); inputs enter and
 results leave through in-process registries. Any other ``beam.runner`` (a
 portable job service, Flink, Spark, Dataflow) runs the same transforms with
 inputs and results in files (``veristream.pipeline.portable``), and
-``compute_epoch`` gives the same ``EpochComputation`` either way.
+``compute_epoch`` gives the same ``EpochComputation`` either way. Re-execution
+of a stored batch always runs embedded.
 """
 
 from __future__ import annotations
@@ -123,14 +124,15 @@ def _split(
 
 
 def _make_pipeline(job: JobSpec) -> beam.Pipeline:
-    if job.beam.runner != "fnapi":
-        raise ValueError(f"beam.runner {job.beam.runner!r} is not the embedded runner")
     from apache_beam.options.pipeline_options import PipelineOptions
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
+    # another runner's options (job endpoint, SDK environment) mean nothing here: this is
+    # re-execution of a batch, which is always embedded
+    given = job.beam.options if job.beam.runner == "fnapi" else {}
     # Beam type-checks the graph against the DoFns' annotations while building it (~0.25 s
     # of every epoch here); the graph is the same every epoch, so it is off unless asked for
-    options = PipelineOptions(flags=[], **{"pipeline_type_check": False, **job.beam.options})
+    options = PipelineOptions(flags=[], **{"pipeline_type_check": False, **given})
     return beam.Pipeline(runner=FnApiRunner(), options=options)
 
 
@@ -179,7 +181,9 @@ def _run_checks(
 def _run_checks_with(
     ctx: EpochContext, epoch: int, inputs: Sequence[Any], state: JobState, config: EpochChecksConfig
 ) -> tuple[list[DeviceEpoch], list[Rejected], RewardOutcome]:
-    if ctx.job.beam.runner != "fnapi":
+    # re-executing a stored batch (operators, auditors) stays embedded: each party
+    # checks on its own machine, with its verdict memos, not on the submitter's cluster
+    if ctx.job.beam.runner != "fnapi" and not config.decoded:
         from veristream.pipeline import portable
 
         return portable.run_checks(ctx.job, config, inputs, state.carry, f"epoch-{epoch}")

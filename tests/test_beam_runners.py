@@ -6,7 +6,8 @@ the epoch's transforms run in processes that share nothing with the test but the
 job API and the staging folder: inputs and results must travel through files.
 The EpochComputation (accepted readings, dead letters with reasons, aggregates,
 rewards, roots, next state) and the stored batch bytes and CIDs must be identical
-to the embedded run of the same records. A bad runner config fails at job-spec
+to the embedded run of the same records, and operators re-execute that batch
+(embedded, as always) to the same roots. A bad runner config fails at job-spec
 validation, naming the field.
 """
 
@@ -218,15 +219,19 @@ def test_staging_folder_is_cleaned_after_a_good_run(runs: dict[str, Any]) -> Non
     assert list(staging.iterdir()) == []
 
 
-def test_reexecution_on_the_portable_runner_gives_the_same_roots(
-    runs: dict[str, Any], tmp_path: Path
+def test_operators_reexecute_the_portable_runs_batch_embedded(
+    runs: dict[str, Any], services: BeamServices, tmp_path: Path
 ) -> None:
-    ctx = runs["embedded_ctx"]
-    batch = store_epoch(ctx, runs["embedded"], runs["prev"], EmbeddedStore(tmp_path)).artifacts["batch"]
-    here = reexecute(ctx, 1, batch, runs["prev"])
-    there = reexecute(runs["remote_ctx"], 1, batch, runs["prev"])
-    assert there.clean and here.clean
-    assert (there.data_root, there.reward_root, there.state) == (here.data_root, here.reward_root, here.state)
+    remote = runs["remote_ctx"]
+    computed: EpochComputation = runs["remote"]
+    batch = store_epoch(remote, computed, runs["prev"], EmbeddedStore(tmp_path)).artifacts["batch"]
+    done_before = _completed_jobs(services)
+    again = reexecute(remote, 1, batch, runs["prev"])
+    assert again.clean
+    assert (again.data_root, again.reward_root) == (computed.data_root, computed.reward_root)
+    assert again.state == computed.state
+    # each operator checks on its own machine, not on the submitter's runner
+    assert _completed_jobs(services) == done_before
 
 
 # READ-BACK ACCOUNTING (no runner needed)
