@@ -13,6 +13,7 @@ validation, naming the field.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from veristream.connectors.envelope import encode_reading
 from veristream.connectors.ipfs import EmbeddedStore
 from veristream.pipeline import portable
@@ -40,7 +42,7 @@ from veristream.pipeline.runner import (
 from veristream.pipeline.state import JobState
 from veristream.provers.signing import DeviceReading
 
-from tests.conftest import free_port
+from tests.conftest import REPO, free_port
 from tests.pipeline_fleet import EPOCH_MS, fleet, honest_epoch, job_dict, make_job, reading, record
 
 DEVICES = fleet(5)
@@ -232,6 +234,47 @@ def test_operators_reexecute_the_portable_runs_batch_embedded(
     assert again.state == computed.state
     # each operator checks on its own machine, not on the submitter's runner
     assert _completed_jobs(services) == done_before
+
+
+def _example_job(tmp: Path, beam: dict[str, Any] | None) -> Path:
+    """The weather example, shortened to two epochs, with its work directory under ``tmp``."""
+    spec = yaml.safe_load((REPO / "examples" / "weather.yaml").read_text())
+    spec["work_dir"] = str(tmp / "work")
+    spec["devices"]["file"] = str(tmp / "work" / "devices.json")
+    spec["sources"][0]["count"] = 150
+    if beam is not None:
+        spec["beam"] = beam
+    path = tmp / "weather.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@pytest.mark.slow
+def test_veristream_run_on_the_job_service_matches_the_embedded_run(
+    services: BeamServices, tmp_path: Path
+) -> None:
+    beam = {
+        "runner": "portable",
+        "options": {
+            "job_endpoint": services.job_endpoint,
+            "environment_type": "EXTERNAL",
+            "environment_config": services.worker_pool,
+        },
+    }
+    outputs = []
+    for name, spec in (("embedded", None), ("portable", beam)):
+        (tmp_path / name).mkdir()
+        job = _example_job(tmp_path / name, spec)
+        done = subprocess.run(
+            [sys.executable, "-m", "veristream", "run", str(job), "--json", "--no-ray", "--no-chain"],
+            capture_output=True, text=True, timeout=600, cwd=REPO,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        outputs.append(json.loads(done.stdout))
+    embedded, remote = outputs
+    assert len(embedded["epochs"]) >= 2
+    assert remote == embedded
+    assert list((tmp_path / "portable" / "work" / "beam-staging").iterdir()) == []
 
 
 # READ-BACK ACCOUNTING (no runner needed)
