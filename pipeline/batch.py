@@ -121,27 +121,35 @@ def decode_accepted(data: bytes) -> list[Candidate]:
     the payload and device id, so a batch cannot carry a hash that its payload
     does not have.
     """
-    from veristream.provers.signing import DeviceReading
-
     table = read_parquet(data, ACCEPTED_SCHEMA)
     rows = table.to_pydict()
     candidates: list[Candidate] = []
-    for i in range(table.num_rows):
-        device_id = rows["device_id"][i]
-        payload = rows["payload"][i]
-        if rows["payload_hash"][i] != keccak256(payload):
+    append = candidates.append
+    # every operator decodes the whole batch at epoch end: one address per device, not per row
+    addresses: dict[str, bytes] = {}
+    columns = zip(
+        rows["device_id"],
+        rows["device"],
+        rows["seq"],
+        rows["timestamp_ms"],
+        rows["received_ms"],
+        rows["scheme"],
+        rows["payload"],
+        rows["payload_hash"],
+        rows["signature"],
+        strict=True,
+    )
+    for i, (device_id, device, seq, timestamp_ms, received_ms, scheme, payload, payload_hash, signature) in enumerate(
+        columns
+    ):
+        if payload_hash != keccak256(payload):
             raise ValueError(f"batch row {i}: payload_hash does not match the payload")
-        if rows["device"][i] != device_address(device_id):
+        address = addresses.get(device_id)
+        if address is None:
+            address = addresses[device_id] = device_address(device_id)
+        if device != address:
             raise ValueError(f"batch row {i}: device address does not match device_id")
-        reading = DeviceReading(
-            device_id=device_id,
-            seq=rows["seq"][i],
-            timestamp_ms=rows["timestamp_ms"][i],
-            payload=payload,
-            signature=rows["signature"][i],
-            scheme=rows["scheme"][i],
-        )
-        candidates.append(Candidate.of(rows["received_ms"][i], i, reading))
+        append(Candidate(received_ms, i, device_id, seq, timestamp_ms, payload, signature, scheme))
     return candidates
 
 
