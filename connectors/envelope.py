@@ -13,11 +13,19 @@ documented in ``docs/wire-envelope.md``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from veristream.provers.signing import DeviceReading
+
+_fast_loads: Callable[[bytes], Any]
+try:
+    # ~4x faster than json.loads on an envelope; the fast path only (see envelope_fields)
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover - orjson is in the beam and ingest extras
+    _fast_loads = json.loads
 
 SCHEMES = ("secp256k1", "ed25519", "p256")
 FIELDS = ("device_id", "seq", "timestamp_ms", "payload", "signature", "scheme")
@@ -152,16 +160,18 @@ def envelope_fields(
     """``(device_id, seq, timestamp_ms, payload, signature, scheme)`` of a well-formed envelope,
     or None when anything about it is unusual (then ``parse_envelope`` says what).
 
-    The pipeline's hot path: one ``json.loads`` and the same checks as
-    ``parse_envelope`` in straight-line code, so a valid envelope gives exactly
-    what ``parse_envelope`` gives, and every invalid one is left to it (its
-    error messages stay the only ones).
+    The pipeline's hot path: one parse (orjson when installed) and the same
+    checks as ``parse_envelope`` in straight-line code, so a valid envelope
+    gives exactly what ``parse_envelope`` gives, and every invalid one is left
+    to it (its error messages stay the only ones). Where orjson and ``json``
+    differ, orjson refuses (lone surrogates, NaN, a BOM) or yields a float (an
+    integer past 64 bits), and both fall back to the careful parser.
     """
-    # '{"' first: json.loads(bytes) would then decode it as UTF-8 too
+    # '{"' first: the careful parser takes every other start (whitespace, a BOM, UTF-16)
     if type(raw) is not bytes or len(raw) > max_envelope_bytes(max_payload_bytes) or raw[:2] != b'{"':
         return None
     try:
-        obj = json.loads(raw.decode())
+        obj = _fast_loads(raw)
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
     if type(obj) is not dict:

@@ -1,18 +1,31 @@
-"""The signature stage's checks as pure functions over batches of candidates.
+"""The per-reading checks of an epoch as pure functions over batches.
 
-Kept apart from the Beam transforms so worker processes (``verify_pool``) can
-import them without importing Beam.
+Decoding, the signature stage (signature, revocation, clock skew) and the
+plausibility verdict of each reading only depend on that reading and the
+epoch's rules, so one call checks a whole batch: in the pipeline's process,
+or in a worker process (``verify_pool``) that is handed the batch's raw bytes
+and sends back compact results. What depends on other readings (the replay
+guard) and what sums over them (aggregates, rewards, roots) stays with the
+Beam stages. Kept apart from the Beam transforms so worker processes can
+import this without importing Beam.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import json
+import pickle
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
+from veristream.pipeline.jobspec import ValidationSpec
 from veristream.pipeline.records import (
     REASON_CLOCK_SKEW,
+    REASON_IMPLAUSIBLE,
     REASON_MALFORMED,
     REASON_REVOKED,
+    REASON_WRONG_EPOCH,
+    STAGE_DECODE,
     STAGE_SIGNATURE,
     Candidate,
     CandidateBatch,
@@ -21,8 +34,15 @@ from veristream.pipeline.records import (
 )
 from veristream.pipeline.registry import DeviceInfo
 
+_fast_loads: Callable[[bytes], Any]
+try:
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover - orjson is in the beam extra
+    _fast_loads = json.loads
+
 REASON_BAD_SIGNATURE = "bad_signature"
 REASON_UNKNOWN_DEVICE = "unknown_device"
+REASON_OVERSIZED = "oversized"
 
 
 def signature_reason(reason: str | None) -> tuple[str, str]:
@@ -110,3 +130,191 @@ def check_signatures(
     and the rest (``memo``: see ``signature_problems``)."""
     problems = signature_problems(batch, domain, keys, devices, max_clock_skew_ms, memo)
     return split_by_problems(batch, problems)
+
+
+# PLAUSIBILITY
+
+
+@dataclass(frozen=True, slots=True)
+class PlausibilityRules:
+    """Everything the plausibility stage needs, passed in (never read from config inside)."""
+
+    validation: ValidationSpec
+    epoch_start_ms: int
+    epoch_end_ms: int
+    devices: Mapping[str, DeviceInfo]
+
+
+def _payload_document(payload: bytes) -> Any:
+    """``json.loads(payload)``, through orjson where the two agree."""
+    try:
+        document = _fast_loads(payload)
+    except ValueError:
+        # orjson refuses what json takes (NaN, lone surrogates, a BOM, UTF-16): ask json
+        return json.loads(payload)
+    if type(document) is dict and any(type(v) is float for v in document.values()):
+        # orjson reads an integer past 64 bits as a float, json as an int: ask json
+        return json.loads(payload)
+    return document
+
+
+def decode_payload(payload: bytes, validation: ValidationSpec) -> dict[str, int] | tuple[str, str]:
+    """The declared integer fields of a JSON-object payload, or ``(reason, detail)`` why not."""
+    try:
+        document = _payload_document(payload)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return REASON_MALFORMED, "payload is not JSON"
+    if not isinstance(document, dict):
+        return REASON_MALFORMED, "payload is not a JSON object"
+    values: dict[str, int] = {}
+    for name, rule in validation.fields.items():
+        value = document.get(name)
+        if value is None:
+            if rule.required:
+                return REASON_IMPLAUSIBLE, f"{name}: required field missing"
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            return REASON_IMPLAUSIBLE, f"{name}: not an integer"
+        if rule.min is not None and value < rule.min:
+            return REASON_IMPLAUSIBLE, f"{name}: {value} below {rule.min}"
+        if rule.max is not None and value > rule.max:
+            return REASON_IMPLAUSIBLE, f"{name}: {value} above {rule.max}"
+        values[name] = value
+    return values
+
+
+def plausible_values(candidate: Candidate, rules: PlausibilityRules) -> dict[str, int] | tuple[str, str]:
+    """The declared payload values of a signed, fresh reading, or ``(reason, detail)`` why it is
+    not plausible."""
+    validation = rules.validation
+    if not rules.epoch_start_ms <= candidate.timestamp_ms < rules.epoch_end_ms:
+        return REASON_WRONG_EPOCH, f"timestamp {candidate.timestamp_ms} outside the epoch"
+    if len(candidate.payload) > validation.max_payload_bytes:
+        return REASON_OVERSIZED, f"payload {len(candidate.payload)} > {validation.max_payload_bytes} bytes"
+    # revocation and clock skew were checked with the signature; re-checked here so that a
+    # batch re-executed by an operator cannot slip such a reading through either
+    credentials = credentials_problem(candidate, rules.devices, validation.max_clock_skew_ms)
+    if credentials is not None:
+        return credentials
+    return decode_payload(candidate.payload, validation)
+
+
+def plausibility_problem(candidate: Candidate, rules: PlausibilityRules) -> tuple[str, str] | None:
+    """Why a signed, fresh reading is not plausible, as ``(reason, detail)``; None when it is."""
+    values = plausible_values(candidate, rules)
+    return values if isinstance(values, tuple) else None
+
+
+# A BATCH, ALL PER-READING CHECKS AT ONCE
+
+
+class Checked(NamedTuple):
+    """Readings with what the checks noted for each, index for index: the plausibility verdict
+    (``plausible_values``, applied only after the replay guard, whose reasons come first) and
+    the data-leaf hash."""
+
+    readings: CandidateBatch
+    verdicts: list[dict[str, int] | tuple[str, str]]
+    leaves: list[bytes]
+
+
+class CheckedBatch(NamedTuple):
+    """A batch after every per-reading check: the readings that passed decoding and the
+    signature stage as ``(device_id, packed)`` pairs, one per device (``packed`` is its
+    ``Checked`` group, ``pack_group``), and the dead letters of decoding and the signature stage.
+
+    Grouped and packed where the checks ran: a worker process does this per-reading
+    work, and the pipeline's process passes each device's bytes on to the replay guard.
+    """
+
+    by_device: list[tuple[str, bytes]]
+    dead: list[Rejected]
+
+
+def pack_group(group: Checked) -> bytes:
+    """One device's ``Checked`` readings as bytes (one pickle for the group: Beam's coder
+    would otherwise pickle every reading on its own at the shuffle)."""
+    return pickle.dumps(tuple(group), protocol=5)
+
+
+def unpack_groups(packed: Iterable[bytes]) -> Checked:
+    """The ``Checked`` readings of several ``pack_group``s of one device, concatenated."""
+    out = Checked(CandidateBatch(), [], [])
+    for blob in packed:
+        readings, verdicts, leaves = pickle.loads(blob)
+        out.readings.extend(readings)
+        out.verdicts.extend(verdicts)
+        out.leaves.extend(leaves)
+    return out
+
+
+def by_device(checked: Checked) -> list[tuple[str, bytes]]:
+    """``(device_id, pack_group of its readings)`` for each device in ``checked``."""
+    groups: dict[str, Checked] = {}
+    for reading, verdict, leaf in zip(*checked, strict=True):
+        group = groups.get(reading.device_id)
+        if group is None:
+            group = groups[reading.device_id] = Checked(CandidateBatch(), [], [])
+        group.readings.append(reading)
+        group.verdicts.append(verdict)
+        group.leaves.append(leaf)
+    return [(device, pack_group(group)) for device, group in groups.items()]
+
+
+def decode_records(
+    offset: int, records: Sequence[tuple[int, bytes]], max_payload_bytes: int
+) -> tuple[CandidateBatch, list[Rejected]]:
+    """Raw ingest records ``(received_ms, envelope bytes)`` at ``offset`` in the epoch's log as
+    candidates, and the dead letters (``malformed``, ``oversized``) of those that do not decode."""
+    from veristream.connectors.envelope import TOO_LARGE, envelope_fields, parse_reading
+
+    good = CandidateBatch()
+    dead: list[Rejected] = []
+    for index, (received_ms, raw) in enumerate(records):
+        fields = envelope_fields(raw, max_payload_bytes)
+        if fields is not None:
+            good.append(Candidate(received_ms, offset + index, *fields, raw))
+            continue
+        # the careful parser: accepts the odd-but-valid envelope, names the problem otherwise
+        try:
+            reading = parse_reading(raw, max_payload_bytes=max_payload_bytes)
+        except ValueError as error:
+            reason = REASON_OVERSIZED if getattr(error, "reason", "") == TOO_LARGE else REASON_MALFORMED
+            dead.append(Rejected(reason, STAGE_DECODE, raw, received_ms, detail=str(error)))
+            continue
+        good.append(Candidate.of(received_ms, offset + index, reading, raw))
+    return good, dead
+
+
+def check_candidates(
+    batch: Sequence[Candidate],
+    domain: Any,
+    keys: Mapping[str, bytes],
+    rules: PlausibilityRules,
+    memo: Any = None,
+) -> CheckedBatch:
+    """The signature stage over a batch, then each signed reading's plausibility verdict and
+    data-leaf hash, grouped by device (``memo``: see ``signature_problems``)."""
+    from veristream.pipeline.commitments import data_leaf_hashes
+
+    validation = rules.validation
+    problems = signature_problems(
+        batch, domain, keys, rules.devices, validation.max_clock_skew_ms, memo
+    )
+    signed, dead = split_by_problems(batch, problems)
+    verdicts = [plausible_values(candidate, rules) for candidate in signed]
+    return CheckedBatch(by_device(Checked(signed, verdicts, data_leaf_hashes(signed))), dead)
+
+
+def check_records(
+    offset: int,
+    records: Sequence[tuple[int, bytes]],
+    domain: Any,
+    keys: Mapping[str, bytes],
+    rules: PlausibilityRules,
+    memo: Any = None,
+) -> CheckedBatch:
+    """``decode_records`` then ``check_candidates``: what one worker task does with raw bytes."""
+    candidates, undecodable = decode_records(offset, records, rules.validation.max_payload_bytes)
+    checked = check_candidates(candidates, domain, keys, rules, memo)
+    return checked._replace(dead=undecodable + checked.dead)

@@ -27,6 +27,7 @@ from veristream.encoding import keccak256
 DATA_LEAF_ENCODING = ["address", "uint64", "uint64", "bytes32"]
 REWARD_LEAF_ENCODING = ["address", "uint256"]
 ZERO_ROOT = b"\x00" * 32
+_ZERO_12 = b"\x00" * 12
 
 
 def data_leaves(accepted: Sequence[Candidate]) -> list[list[Any]]:
@@ -40,6 +41,34 @@ def data_leaves(accepted: Sequence[Candidate]) -> list[list[Any]]:
             address = addresses[c.device_id] = "0x" + device_address(c.device_id).hex()
         leaves.append([address, c.seq, c.timestamp_ms, "0x" + keccak256(c.payload).hex()])
     return leaves
+
+
+def data_leaf_hash(device: bytes, seq: int, timestamp_ms: int, payload: bytes) -> bytes:
+    """The standard leaf hash of one accepted reading's data leaf,
+    ``keccak256(keccak256(abi.encode(device, seq, timestamp, keccak256(payload))))``;
+    ``device`` is ``registry.device_address`` of its id.
+
+    The ABI words are written out here (every column is one static word), so a
+    reading costs three keccaks; ``ValueError`` for a field out of its type's range.
+    """
+    if len(device) != 20 or not (0 <= seq < 1 << 64 and 0 <= timestamp_ms < 1 << 64):
+        raise ValueError(f"not a data leaf: device {device.hex()}, seq {seq}, timestamp {timestamp_ms}")
+    encoded = (
+        _ZERO_12 + device + seq.to_bytes(32, "big") + timestamp_ms.to_bytes(32, "big") + keccak256(payload)
+    )
+    return keccak256(keccak256(encoded))
+
+
+def data_leaf_hashes(readings: Sequence[Candidate]) -> list[bytes]:
+    """``data_leaf_hash`` of each reading, in order (each device's address parsed once)."""
+    addresses: dict[str, bytes] = {}
+    out: list[bytes] = []
+    for c in readings:
+        address = addresses.get(c.device_id)
+        if address is None:
+            address = addresses[c.device_id] = device_address(c.device_id)
+        out.append(data_leaf_hash(address, c.seq, c.timestamp_ms, c.payload))
+    return out
 
 
 def reward_leaves(cumulative: Mapping[bytes, int]) -> list[list[Any]]:
@@ -66,9 +95,21 @@ def root_bytes(tree: Any) -> bytes:
     return bytes.fromhex(str(root)[2:])
 
 
-def data_root(accepted: Sequence[Candidate]) -> bytes:
-    """The data root of an epoch's accepted readings (canonical order)."""
-    return root_bytes(tree_of(data_leaves(accepted), DATA_LEAF_ENCODING))
+def data_root(accepted: Sequence[Candidate], leaf_hashes: bytes | None = None) -> bytes:
+    """The data root of an epoch's accepted readings (canonical order).
+
+    ``leaf_hashes``: their ``data_leaf_hash``es concatenated, when the caller
+    already has them (the pipeline computes them beside each signature check);
+    the tree sorts its leaves, so their order does not matter.
+    """
+    if leaf_hashes is None or len(leaf_hashes) != 32 * len(accepted):
+        return root_bytes(tree_of(data_leaves(accepted), DATA_LEAF_ENCODING))
+    if not accepted:
+        return ZERO_ROOT
+    from veristream.provers import merkle_core
+
+    ordered, _ = merkle_core.sort_hashes(leaf_hashes)
+    return merkle_core.node_at(merkle_core.make_merkle_tree(ordered), 0)
 
 
 def reward_root(cumulative: Mapping[bytes, int]) -> bytes:

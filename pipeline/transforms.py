@@ -1,24 +1,28 @@
 """The per-epoch pipeline's stages as composite Beam transforms.
 
-Each stage takes batches (lists of ~1,000 candidates per element, so Beam's
-per-element overhead is paid once per batch) and returns ``(main, dead)``: the
-readings that passed, and a tagged dead-letter output of ``Rejected`` records
-carrying the reason. ``EpochChecks.expand`` reads like DESIGN.md's data flow:
+Each stage takes batches (~1,000 readings per element, so Beam's per-element
+overhead is paid once per batch) and returns ``(main, dead)``: the readings
+that passed, and a tagged dead-letter output of ``Rejected`` records carrying
+the reason. ``EpochChecks.expand`` reads like DESIGN.md's data flow:
 
-    decode -> verify signatures -> replay / duplicate guard -> plausibility
+    decode + verify signatures -> replay / duplicate guard -> plausibility
     -> per-device aggregates
 
+Everything that depends on one reading alone runs in the first stage, batch by
+batch (``checks.check_records``; on worker processes when the epoch is large,
+``verify_pool``): decoding, the signature check, and each reading's
+plausibility verdict and data-leaf hash. The verdict is applied only after the
+replay guard, so a reading's reason is the same as if the stages ran one by one.
 After the replay guard the main output is keyed by device: ``(device_id,
-[candidates])`` with each device's readings in canonical order, so every later
+readings)`` with each device's readings in canonical order, so every later
 stage is a pure function of its device's group and the result does not depend
 on how the runner bundled the input.
 """
 
 from __future__ import annotations
 
-import json
-import pickle
 import uuid
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,16 +31,25 @@ from typing import Any
 import apache_beam as beam
 from apache_beam import pvalue
 from veristream.pipeline.aggregates import FieldStats, device_stats
-from veristream.pipeline.checks import check_signatures, credentials_problem, split_by_problems
+from veristream.pipeline.checks import (
+    REASON_BAD_SIGNATURE,
+    REASON_OVERSIZED,
+    REASON_UNKNOWN_DEVICE,
+    Checked,
+    CheckedBatch,
+    PlausibilityRules,
+    check_candidates,
+    check_records,
+    decode_payload,
+    plausibility_problem,
+    plausible_values,
+    unpack_groups,
+)
 from veristream.pipeline.jobspec import ValidationSpec
 from veristream.pipeline.records import (
     CANDIDATE_ORDER,
     REASON_DUPLICATE,
-    REASON_IMPLAUSIBLE,
-    REASON_MALFORMED,
     REASON_REPLAY,
-    REASON_WRONG_EPOCH,
-    STAGE_DECODE,
     STAGE_PLAUSIBILITY,
     STAGE_REPLAY,
     Candidate,
@@ -44,13 +57,32 @@ from veristream.pipeline.records import (
     Rejected,
     rejected_from,
 )
-from veristream.pipeline.registry import DeviceInfo
 from veristream.pipeline.rewards import Contribution
 
+__all__ = [
+    "DEAD",
+    "REASON_BAD_SIGNATURE",
+    "REASON_OVERSIZED",
+    "REASON_UNKNOWN_DEVICE",
+    "AggregatePerDevice",
+    "DecodeAndVerify",
+    "DeviceEpoch",
+    "EpochChecks",
+    "EpochChecksConfig",
+    "EpochWindows",
+    "Plausibility",
+    "PlausibilityRules",
+    "ReplayGuard",
+    "batched",
+    "decode_payload",
+    "guard_device",
+    "lent_memo",
+    "plausibility_problem",
+    "plausible_values",
+    "summarise_device",
+]
+
 DEAD = "dead"
-REASON_OVERSIZED = "oversized"
-REASON_BAD_SIGNATURE = "bad_signature"
-REASON_UNKNOWN_DEVICE = "unknown_device"
 
 
 def batched(items: Sequence[Any], size: int) -> list[tuple[int, list[Any]]]:
@@ -60,55 +92,22 @@ def batched(items: Sequence[Any], size: int) -> list[tuple[int, list[Any]]]:
     return [(i, list(items[i : i + size])) for i in range(0, len(items), size)]
 
 
-# DECODE
+def _with_dead_letters(inputs: Any, label: str, fn: beam.DoFn) -> tuple[Any, Any]:
+    """``inputs`` through ``fn`` as ``(main, dead)``: every stage's split into readings that
+    go on and the dead-letter output."""
+    out = inputs | label >> beam.ParDo(fn).with_outputs(DEAD, main="ok")
+    return out.ok, out[DEAD]
 
 
-class _DecodeFn(beam.DoFn):
-    """Raw ingest records ``(received_ms, envelope bytes)`` to candidates."""
-
-    def __init__(self, max_payload_bytes: int) -> None:
-        self._max_payload_bytes = max_payload_bytes
-
-    def process(self, element: tuple[int, list[tuple[int, bytes]]]) -> Iterator[Any]:
-        from veristream.connectors.envelope import TOO_LARGE, envelope_fields, parse_reading
-
-        offset, batch = element
-        limit = self._max_payload_bytes
-        good = CandidateBatch()
-        for index, (received_ms, raw) in enumerate(batch):
-            fields = envelope_fields(raw, limit)
-            if fields is not None:
-                good.append(Candidate(received_ms, offset + index, *fields, raw))
-                continue
-            # the careful parser: accepts the odd-but-valid envelope, names the problem otherwise
-            try:
-                reading = parse_reading(raw, max_payload_bytes=self._max_payload_bytes)
-            except ValueError as error:
-                reason = REASON_OVERSIZED if getattr(error, "reason", "") == TOO_LARGE else REASON_MALFORMED
-                yield pvalue.TaggedOutput(
-                    DEAD, Rejected(reason, STAGE_DECODE, raw, received_ms, detail=str(error))
-                )
-                continue
-            good.append(Candidate.of(received_ms, offset + index, reading, raw))
-        if good:
-            yield good
+def _emitted(main: Any, dead: Iterable[Rejected]) -> Iterator[Any]:
+    """A DoFn's outputs for one element: its dead letters (tagged), then ``main`` unless empty."""
+    for rejected in dead:
+        yield pvalue.TaggedOutput(DEAD, rejected)
+    if main:
+        yield main
 
 
-class Decode(beam.PTransform):
-    """Parse each wire envelope into a reading; dead letters ``malformed`` or ``oversized``."""
-
-    def __init__(self, max_payload_bytes: int) -> None:
-        super().__init__()
-        self._max_payload_bytes = max_payload_bytes
-
-    def expand(self, records: Any) -> tuple[Any, Any]:
-        out = records | "Parse" >> beam.ParDo(_DecodeFn(self._max_payload_bytes)).with_outputs(
-            DEAD, main="ok"
-        )
-        return out.ok, out[DEAD]
-
-
-# VERIFY SIGNATURES
+# DECODE AND VERIFY SIGNATURES
 
 # Verdict memos (``signing.VerdictMemo``) lent to the signature stage by the process
 # running the pipeline: the embedded runner pickles DoFns, so a token travels and
@@ -118,7 +117,7 @@ _MEMOS: dict[str, Any] = {}
 
 @contextmanager
 def lent_memo(memo: Any) -> Iterator[str | None]:
-    """A token naming ``memo`` to ``VerifySignatures`` while the block runs (None without a memo)."""
+    """A token naming ``memo`` to ``DecodeAndVerify`` while the block runs (None without a memo)."""
     if memo is None:
         yield None
         return
@@ -130,120 +129,108 @@ def lent_memo(memo: Any) -> Iterator[str | None]:
         _MEMOS.pop(token, None)
 
 
-class _VerifyFn(beam.DoFn):
-    """Verifies each batch in-process, or with ``workers > 1`` on a process pool: batches are
-    submitted as they come and their results emitted when the bundle finishes. A lent
-    verdict memo (``memo``, a ``lent_memo`` token) is used in-process."""
+class _CheckFn(beam.DoFn):
+    """Checks each batch in-process, or with ``workers > 1`` on the process pool: batches are
+    submitted as they come, and results are handed on in submission order as workers finish
+    them (the rest when the bundle finishes). A lent verdict memo (``memo``, a ``lent_memo``
+    token) is used in-process."""
 
     def __init__(
         self,
         domain: Any,
         keys: Mapping[str, bytes],
-        devices: Mapping[str, DeviceInfo],
-        max_clock_skew_ms: int,
+        rules: PlausibilityRules,
+        raw: bool,
         workers: int = 1,
         memo: str | None = None,
     ) -> None:
         self._domain = domain
         self._keys = dict(keys)
-        self._devices = dict(devices)
-        self._max_clock_skew_ms = max_clock_skew_ms
+        self._rules = rules
+        self._raw = raw
         self._workers = workers
         self._memo = memo
-        self._pending: list[Any] = []
+        self._pending: deque[Any] = deque()
 
     def start_bundle(self) -> None:
-        self._pending = []
+        self._pending = deque()
 
-    def process(self, batch: list[Candidate]) -> Iterator[Any]:
+    def process(self, element: Any) -> Iterator[Any]:
         memo = _MEMOS.get(self._memo) if self._memo is not None else None
-        if memo is not None:
-            good, bad = check_signatures(
-                batch, self._domain, self._keys, self._devices, self._max_clock_skew_ms, memo=memo
-            )
-            yield from _verified(good, bad)
+        if memo is not None or self._workers <= 1:
+            if self._raw:
+                offset, records = element
+                checked = check_records(offset, records, self._domain, self._keys, self._rules, memo)
+            else:
+                checked = check_candidates(element, self._domain, self._keys, self._rules, memo)
+            yield from _checked_outputs(checked)
             return
-        if self._workers > 1:
-            from veristream.pipeline import verify_pool
+        from veristream.pipeline import verify_pool
 
-            # the runner started this pool before the pipeline; same key, so it is reused
-            pool = verify_pool.pool_for(
-                self._workers, self._domain, self._keys, self._devices, self._max_clock_skew_ms
-            )
-            self._pending.append((batch, verify_pool.submit(pool, batch)))
-            return
-        good, bad = check_signatures(
-            batch, self._domain, self._keys, self._devices, self._max_clock_skew_ms
+        # the runner started this pool before the pipeline; same key, so it is reused
+        rules = self._rules
+        pool = verify_pool.pool_for(
+            self._workers, self._domain, self._keys, rules.devices, rules.validation.max_clock_skew_ms
         )
-        yield from _verified(good, bad)
+        self._pending.append(verify_pool.submit(pool, element, rules, self._raw))
+        # what is done already goes on now: the stages fused after this one work meanwhile
+        while self._pending and self._pending[0].done():
+            yield from _checked_outputs(self._pending.popleft().result())
 
     def finish_bundle(self) -> Iterator[Any]:
         from apache_beam.transforms.window import GlobalWindow
         from apache_beam.utils.windowed_value import WindowedValue
 
-        pending, self._pending = self._pending, []
-        # collected in submission order: the output never depends on which worker finished first
-        for batch, future in pending:
-            good, bad = split_by_problems(batch, future.result())
-            for out in _verified(good, bad):
+        pending, self._pending = self._pending, deque()
+        for future in pending:
+            for out in _checked_outputs(future.result()):
                 if isinstance(out, pvalue.TaggedOutput):
                     yield pvalue.TaggedOutput(out.tag, WindowedValue(out.value, 0, (GlobalWindow(),)))
                 else:
                     yield WindowedValue(out, 0, (GlobalWindow(),))
 
 
-def _verified(good: list[Candidate], bad: list[Rejected]) -> Iterator[Any]:
-    for rejected in bad:
+def _checked_outputs(checked: CheckedBatch) -> Iterator[Any]:
+    for rejected in checked.dead:
         yield pvalue.TaggedOutput(DEAD, rejected)
-    if good:
-        yield good
+    yield from checked.by_device
 
 
-class VerifySignatures(beam.PTransform):
-    """Check every device signature against the registry's key (``verify_many``, one call per
-    batch), then that the key was not revoked and the timestamp is credible."""
+class DecodeAndVerify(beam.PTransform):
+    """Decode each envelope (``raw``; dead letters ``malformed`` or ``oversized``), check its
+    signature against the registry's key (``verify_many``, one call per batch), that the key
+    was not revoked and the timestamp is credible. Signed readings leave as ``(device_id,
+    packed)`` elements, one per device and batch, each reading with its plausibility verdict
+    and data-leaf hash (``checks.Checked``, packed by ``checks.pack_group``).
+
+    With ``raw=False`` the input batches are candidates already (an operator
+    re-executing a batch): only the checks run.
+    """
 
     def __init__(
         self,
         domain: Any,
         keys: Mapping[str, bytes],
-        devices: Mapping[str, DeviceInfo],
-        max_clock_skew_ms: int,
+        rules: PlausibilityRules,
+        raw: bool = True,
         workers: int = 1,
         memo: str | None = None,
     ) -> None:
         super().__init__()
-        self._fn = _VerifyFn(domain, keys, devices, max_clock_skew_ms, workers, memo)
+        self._fn = _CheckFn(domain, keys, rules, raw, workers, memo)
 
     def expand(self, batches: Any) -> tuple[Any, Any]:
-        out = batches | "Verify" >> beam.ParDo(self._fn).with_outputs(DEAD, main="ok")
-        return out.ok, out[DEAD]
+        return _with_dead_letters(batches, "Check", self._fn)
 
 
 # REPLAY / DUPLICATE GUARD
 
 
-def split_by_device(batch: Iterable[Candidate]) -> list[tuple[str, list[Candidate]]]:
-    """One ``(device_id, readings)`` element per device present in ``batch``."""
-    groups: dict[str, list[Candidate]] = {}
-    for candidate in batch:
-        groups.setdefault(candidate.device_id, []).append(candidate)
-    return list(groups.items())
-
-
-def _packed_by_device(batch: Iterable[Candidate]) -> list[tuple[str, bytes]]:
-    # One pickle per device group instead of one per reading: Beam's coder would
-    # otherwise pickle every candidate on its own at the shuffle.
-    return [
-        (device, pickle.dumps(CandidateBatch(group), protocol=5))
-        for device, group in split_by_device(batch)
-    ]
-
-
 def guard_device(
-    candidates: Iterable[Candidate], high_water: int | None
-) -> tuple[list[Candidate], list[Rejected]]:
-    """One device's readings past the replay guard, in canonical order.
+    candidates: Sequence[Candidate], high_water: int | None
+) -> tuple[list[int], list[Rejected]]:
+    """The positions in ``candidates`` (one device's readings) that pass the replay guard, in
+    canonical order, and the dead letters of the others.
 
     ``high_water`` is the highest sequence number accepted in earlier epochs.
     Readings at or below it are ``replay``; of readings sharing a sequence number
@@ -251,26 +238,26 @@ def guard_device(
     bytes) passes and the others are ``duplicate`` when byte-identical to it,
     ``replay`` otherwise. Arrival and bundle order never matter.
     """
-    ordered = sorted(candidates, key=CANDIDATE_ORDER)
-    passed = CandidateBatch()
+    order_keys = list(map(CANDIDATE_ORDER, candidates))
+    passed: list[int] = []
     rejected: list[Rejected] = []
-    for candidate in ordered:
-        reading = candidate
+    for index in sorted(range(len(candidates)), key=order_keys.__getitem__):
+        reading = candidates[index]
         if high_water is not None and reading.seq <= high_water:
             rejected.append(
-                rejected_from(candidate, REASON_REPLAY, STAGE_REPLAY, f"high-water mark {high_water}")
+                rejected_from(reading, REASON_REPLAY, STAGE_REPLAY, f"high-water mark {high_water}")
             )
-        elif passed and passed[-1].seq == reading.seq:
-            first = passed[-1]
+        elif passed and candidates[passed[-1]].seq == reading.seq:
+            first = candidates[passed[-1]]
             same = (first.payload, first.timestamp_ms, first.signature) == (
                 reading.payload,
                 reading.timestamp_ms,
                 reading.signature,
             )
             reason = REASON_DUPLICATE if same else REASON_REPLAY
-            rejected.append(rejected_from(candidate, reason, STAGE_REPLAY, f"seq {reading.seq} seen"))
+            rejected.append(rejected_from(reading, reason, STAGE_REPLAY, f"seq {reading.seq} seen"))
         else:
-            passed.append(candidate)
+            passed.append(index)
     return passed, rejected
 
 
@@ -280,135 +267,62 @@ class _GuardFn(beam.DoFn):
 
     def process(self, element: tuple[str, Iterable[bytes]]) -> Iterator[Any]:
         device_id, packed = element
-        passed, rejected = guard_device(
-            (c for blob in packed for c in pickle.loads(blob)), self._high_water.get(device_id)
+        group = unpack_groups(packed)
+        passed, rejected = guard_device(group.readings, self._high_water.get(device_id))
+        fresh = Checked(
+            CandidateBatch(group.readings[i] for i in passed),
+            [group.verdicts[i] for i in passed],
+            [group.leaves[i] for i in passed],
         )
-        for item in rejected:
-            yield pvalue.TaggedOutput(DEAD, item)
-        if passed:
-            yield device_id, passed
+        yield from _emitted((device_id, fresh) if passed else None, rejected)
 
 
 class ReplayGuard(beam.PTransform):
-    """Per device: drop sequence numbers at or below the cross-epoch high-water mark, and repeats."""
+    """Per device: drop sequence numbers at or below the cross-epoch high-water mark, and repeats.
+
+    Input: ``(device_id, packed)`` elements (``DecodeAndVerify``'s output).
+    """
 
     def __init__(self, high_water: Mapping[str, int]) -> None:
         super().__init__()
         self._high_water = high_water
 
-    def expand(self, batches: Any) -> tuple[Any, Any]:
-        out = (
-            batches
-            | "SplitByDevice" >> beam.FlatMap(_packed_by_device)
-            | "GroupByDevice" >> beam.GroupByKey()
-            | "Guard" >> beam.ParDo(_GuardFn(self._high_water)).with_outputs(DEAD, main="ok")
-        )
-        return out.ok, out[DEAD]
+    def expand(self, packed: Any) -> tuple[Any, Any]:
+        groups = packed | "GroupByDevice" >> beam.GroupByKey()
+        return _with_dead_letters(groups, "Guard", _GuardFn(self._high_water))
 
 
 # PLAUSIBILITY
 
 
-@dataclass(frozen=True, slots=True)
-class PlausibilityRules:
-    """Everything the plausibility stage needs, passed in (never read from config inside)."""
-
-    validation: ValidationSpec
-    epoch_start_ms: int
-    epoch_end_ms: int
-    devices: Mapping[str, DeviceInfo]
-
-
-def decode_payload(payload: bytes, validation: ValidationSpec) -> dict[str, int] | tuple[str, str]:
-    """The declared integer fields of a JSON-object payload, or ``(reason, detail)`` why not."""
-    try:
-        document = json.loads(payload)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return REASON_MALFORMED, "payload is not JSON"
-    if not isinstance(document, dict):
-        return REASON_MALFORMED, "payload is not a JSON object"
-    values: dict[str, int] = {}
-    for name, rule in validation.fields.items():
-        value = document.get(name)
-        if value is None:
-            if rule.required:
-                return REASON_IMPLAUSIBLE, f"{name}: required field missing"
-            continue
-        if isinstance(value, bool) or not isinstance(value, int):
-            return REASON_IMPLAUSIBLE, f"{name}: not an integer"
-        if rule.min is not None and value < rule.min:
-            return REASON_IMPLAUSIBLE, f"{name}: {value} below {rule.min}"
-        if rule.max is not None and value > rule.max:
-            return REASON_IMPLAUSIBLE, f"{name}: {value} above {rule.max}"
-        values[name] = value
-    return values
-
-
-def plausible_values(candidate: Candidate, rules: PlausibilityRules) -> dict[str, int] | tuple[str, str]:
-    """The declared payload values of a signed, fresh reading, or ``(reason, detail)`` why it is
-    not plausible."""
-    reading = candidate
-    validation = rules.validation
-    if not rules.epoch_start_ms <= reading.timestamp_ms < rules.epoch_end_ms:
-        return REASON_WRONG_EPOCH, f"timestamp {reading.timestamp_ms} outside the epoch"
-    if len(reading.payload) > validation.max_payload_bytes:
-        return REASON_OVERSIZED, f"payload {len(reading.payload)} > {validation.max_payload_bytes} bytes"
-    # revocation and clock skew were checked with the signature; re-checked here so that a
-    # batch re-executed by an operator cannot slip such a reading through either
-    credentials = credentials_problem(candidate, rules.devices, validation.max_clock_skew_ms)
-    if credentials is not None:
-        return credentials
-    return decode_payload(reading.payload, validation)
-
-
-def plausibility_problem(candidate: Candidate, rules: PlausibilityRules) -> tuple[str, str] | None:
-    """Why a signed, fresh reading is not plausible, as ``(reason, detail)``; None when it is."""
-    values = plausible_values(candidate, rules)
-    return values if isinstance(values, tuple) else None
-
-
-def check_device(
-    candidates: Iterable[Candidate], rules: PlausibilityRules
-) -> tuple[list[Candidate], list[Rejected], list[dict[str, int]]]:
-    """Split one device's readings into plausible ones (with their payload values) and dead letters."""
-    passed = CandidateBatch()
-    values: list[dict[str, int]] = []
+def check_device(fresh: Checked) -> tuple[Checked, list[Rejected]]:
+    """One device's fresh readings split by their plausibility verdicts: the plausible ones
+    (with their payload values as verdicts) and the dead letters of the others."""
+    accepted = Checked(CandidateBatch(), [], [])
     rejected: list[Rejected] = []
-    for candidate in candidates:
-        checked = plausible_values(candidate, rules)
-        if isinstance(checked, tuple):
-            rejected.append(rejected_from(candidate, checked[0], STAGE_PLAUSIBILITY, checked[1]))
+    for reading, verdict, leaf in zip(*fresh, strict=True):
+        if isinstance(verdict, tuple):
+            rejected.append(rejected_from(reading, verdict[0], STAGE_PLAUSIBILITY, verdict[1]))
         else:
-            passed.append(candidate)
-            values.append(checked)
-    return passed, rejected, values
+            accepted.readings.append(reading)
+            accepted.verdicts.append(verdict)
+            accepted.leaves.append(leaf)
+    return accepted, rejected
 
 
 class _PlausibilityFn(beam.DoFn):
-    def __init__(self, rules: PlausibilityRules) -> None:
-        self._rules = rules
-
-    def process(self, element: tuple[str, list[Candidate]]) -> Iterator[Any]:
-        device_id, candidates = element
-        passed, rejected, values = check_device(candidates, self._rules)
-        for item in rejected:
-            yield pvalue.TaggedOutput(DEAD, item)
-        if passed:
-            yield device_id, passed, values
+    def process(self, element: tuple[str, Checked]) -> Iterator[Any]:
+        device_id, fresh = element
+        accepted, rejected = check_device(fresh)
+        yield from _emitted((device_id, accepted) if accepted.readings else None, rejected)
 
 
 class Plausibility(beam.PTransform):
-    """Epoch bounds, payload size and per-field ranges (integers, required fields present)."""
-
-    def __init__(self, rules: PlausibilityRules) -> None:
-        super().__init__()
-        self._rules = rules
+    """Epoch bounds, payload size and per-field ranges (integers, required fields present),
+    as ``DecodeAndVerify`` judged each reading (``checks.plausible_values``)."""
 
     def expand(self, groups: Any) -> tuple[Any, Any]:
-        out = groups | "Check" >> beam.ParDo(_PlausibilityFn(self._rules)).with_outputs(
-            DEAD, main="ok"
-        )
-        return out.ok, out[DEAD]
+        return _with_dead_letters(groups, "Check", _PlausibilityFn())
 
 
 # PER-DEVICE AGGREGATES
@@ -416,12 +330,17 @@ class Plausibility(beam.PTransform):
 
 @dataclass(frozen=True, slots=True)
 class DeviceEpoch:
-    """One device's accepted readings of the epoch, its statistics and its reward contribution."""
+    """One device's accepted readings of the epoch, its statistics and its reward contribution.
+
+    ``leaf_hashes`` are the accepted readings' data-leaf hashes concatenated
+    (``commitments.data_leaf_hash``; empty when not computed).
+    """
 
     device_id: str
     accepted: tuple[Candidate, ...]
     stats: dict[str, FieldStats]
     contribution: Contribution
+    leaf_hashes: bytes = b""
 
 
 def summarise_device(
@@ -432,6 +351,7 @@ def summarise_device(
     quantiles: Sequence[int],
     beneficiary: bytes,
     payloads: Sequence[Mapping[str, int]] | None = None,
+    leaf_hashes: bytes = b"",
 ) -> DeviceEpoch:
     """Statistics and contribution of one device's accepted readings (canonical order);
     ``payloads`` are their decoded values when the caller already has them."""
@@ -448,7 +368,11 @@ def summarise_device(
         beneficiary=beneficiary, valid=len(accepted), min_seq=min(seqs), max_seq=max(seqs)
     )
     return DeviceEpoch(
-        device_id, tuple(accepted), device_stats(payloads, fields, quantiles), contribution
+        device_id,
+        tuple(accepted),
+        device_stats(payloads, fields, quantiles),
+        contribution,
+        leaf_hashes,
     )
 
 
@@ -465,15 +389,20 @@ class _SummariseFn(beam.DoFn):
         self._quantiles = list(quantiles)
         self._beneficiaries = dict(beneficiaries)
 
-    def process(
-        self, element: tuple[str, list[Candidate], list[dict[str, int]]]
-    ) -> Iterator[DeviceEpoch]:
+    def process(self, element: tuple[str, Checked]) -> Iterator[DeviceEpoch]:
         from veristream.pipeline.registry import device_address
 
-        device_id, accepted, values = element
+        device_id, (accepted, values, leaves) = element
         beneficiary = self._beneficiaries.get(device_id) or device_address(device_id)
         yield summarise_device(
-            device_id, accepted, self._validation, self._fields, self._quantiles, beneficiary, values
+            device_id,
+            accepted,
+            self._validation,
+            self._fields,
+            self._quantiles,
+            beneficiary,
+            values,  # plausible readings: their verdicts are values
+            b"".join(leaves),
         )
 
 
@@ -529,27 +458,18 @@ class EpochChecks(beam.PTransform):
 
     def expand(self, records: Any) -> tuple[Any, Any]:
         c = self._c
-        dead = []
+        batches = records
         if c.decoded:
-            candidates = records | "Candidates" >> beam.Map(lambda element: element[1])
-        else:
-            limit = c.rules.validation.max_payload_bytes
-            candidates, undecodable = records | "Decode" >> Decode(limit)
-            dead.append(undecodable)
-        signed, forged = candidates | "VerifySignatures" >> VerifySignatures(
-            c.domain,
-            c.keys,
-            c.rules.devices,
-            c.rules.validation.max_clock_skew_ms,
-            c.verify_workers,
-            c.memo,
+            batches = records | "Candidates" >> beam.Map(lambda element: element[1])
+        signed, forged = batches | "DecodeAndVerify" >> DecodeAndVerify(
+            c.domain, c.keys, c.rules, not c.decoded, c.verify_workers, c.memo
         )
         fresh, replayed = signed | "ReplayGuard" >> ReplayGuard(c.high_water)
-        plausible, implausible = fresh | "Plausibility" >> Plausibility(c.rules)
+        plausible, implausible = fresh | "Plausibility" >> Plausibility()
         devices = plausible | "AggregatePerDevice" >> AggregatePerDevice(
             c.rules.validation, c.fields, c.quantiles, c.beneficiaries
         )
-        dead_letters = (*dead, forged, replayed, implausible) | "DeadLetters" >> beam.Flatten()
+        dead_letters = (forged, replayed, implausible) | "DeadLetters" >> beam.Flatten()
         return devices, dead_letters
 
 

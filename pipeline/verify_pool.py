@@ -1,9 +1,12 @@
-"""Fans the signature stage out to worker processes, so one epoch uses every core.
+"""Fans the per-reading checks out to worker processes, so one epoch uses every core.
 
-Signature checks are the one CPU-bound stage (a secp256k1 recovery is ~50-90 us
+Signature checks are the one CPU-bound stage (a secp256k1 recovery is ~70 us
 here); Beam's embedded runner runs a stage on one core, and its multi-process
 mode is slower on small machines (TOOLCHAIN.md). So the stage's DoFn hands its
-batches to a process pool and collects the verdicts at the end of the bundle.
+batches to a process pool: each worker gets a batch's raw bytes, decodes it,
+checks every signature and notes each reading's plausibility verdict and data
+leaf (``checks.check_records``), and sends back the compact result; the
+pipeline's process only merges.
 The pool is forked, and its workers started, before the Beam pipeline starts
 (``pool_for`` is called by the runner, not inside a DoFn): forking later, from
 a thread of the running pipeline, is what fork-safety warnings are about, and
@@ -19,11 +22,12 @@ import multiprocessing
 import os
 import pickle
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
-from veristream.pipeline.records import Candidate, CandidateBatch
+from veristream.pipeline.checks import CheckedBatch
+from veristream.pipeline.records import CandidateBatch
 
 # An epoch smaller than this verifies in-process: starting workers costs more.
 MIN_READINGS_FOR_POOL = 20_000
@@ -60,12 +64,17 @@ def _init(config: bytes) -> None:
     _CONFIG = pickle.loads(config)
 
 
-def _verify(batch: Sequence[Candidate]) -> list[tuple[int, str, str]]:
-    from veristream.pipeline.checks import signature_problems
+def _check(element: Any, raw: bool, epoch: tuple[Any, int, int]) -> CheckedBatch:
+    from veristream.pipeline.checks import PlausibilityRules, check_candidates, check_records
 
     assert _CONFIG is not None, "worker was not initialised"
-    domain, keys, devices, skew = _CONFIG
-    return signature_problems(batch, domain, keys, devices, skew)
+    domain, keys, devices, _ = _CONFIG
+    validation, start_ms, end_ms = epoch
+    rules = PlausibilityRules(validation, start_ms, end_ms, devices)
+    if raw:
+        offset, records = element
+        return check_records(offset, records, domain, keys, rules)
+    return check_candidates(element, domain, keys, rules)
 
 
 def pool_for(
@@ -95,12 +104,16 @@ def _ping(index: int) -> int:
     return index
 
 
-def submit(
-    pool: ProcessPoolExecutor, batch: Sequence[Candidate]
-) -> Future[list[tuple[int, str, str]]]:
-    """Verify one batch on a worker; the future gives ``checks.signature_problems`` of the batch
-    (only the failures travel back: the caller keeps the batch)."""
-    return pool.submit(_verify, CandidateBatch(batch))
+def submit(pool: ProcessPoolExecutor, element: Any, rules: Any, raw: bool) -> Future[CheckedBatch]:
+    """Check one batch on a worker (``rules``: the epoch's ``checks.PlausibilityRules``, with
+    the pool's registry). ``raw``: ``element`` is ``(offset, [(received_ms, envelope)])`` and
+    the future gives ``checks.check_records`` of it; otherwise it is a batch of candidates
+    and the future gives ``checks.check_candidates``."""
+    if not raw:
+        element = CandidateBatch(element)
+    # the pool's initializer already gave each worker the registry: only the epoch travels
+    epoch = (rules.validation, rules.epoch_start_ms, rules.epoch_end_ms)
+    return pool.submit(_check, element, raw, epoch)
 
 
 def shutdown() -> None:
