@@ -283,13 +283,18 @@ class RayCommittee:
         import ray
 
         faults = faults or {}
+        on_chain_set = job.operators.set_id is not None
+        if on_chain_set and any(m.secret_key for m in members):
+            raise ValueError(
+                "operators.set_id: the committee is the on-chain set, not demo keys "
+                "(build it with veristream.pipeline.coordinator.committee_members)"
+            )
         ensure_ray(job.ray.address, job.ray.num_cpus)
         self.members = list(members)
         self._quorum = (job.operators.quorum.numerator, job.operators.quorum.denominator)
         self._timeout_s = timeout_s
         # served operators (`operator serve`): a registry committee names each slot's actor (a slot
         # nobody serves is down); otherwise slots 0.. of operators.remote, the rest local actors
-        on_chain_set = job.operators.set_id is not None
         served = (
             {m.slot: m.actor for m in members if m.actor is not None}
             if on_chain_set

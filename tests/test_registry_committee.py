@@ -28,7 +28,12 @@ from veristream.contracts import SetOperator
 from veristream.contracts.committee import OperatorKey
 from veristream.pipeline.jobspec import JobSpecError, parse_job
 from veristream.provers.bls import bls12381, bn254
-from veristream.provers.committee import InProcessCommittee, registry_members
+from veristream.provers.committee import (
+    InProcessCommittee,
+    RayCommittee,
+    local_members,
+    registry_members,
+)
 
 from tests.conftest import REPO, free_port
 from tests.ray_head import RAY_ENV
@@ -142,6 +147,9 @@ def test_a_registry_committee_does_not_run_in_process() -> None:
     job = parse_job(_spec(operators={"scheme": "bn254", "set_id": 1}, chain=rpc))
     with pytest.raises(ValueError, match="run the committee on Ray"):
         InProcessCommittee(job, [])
+    # demo keys never stand in for the on-chain set (checked before Ray starts)
+    with pytest.raises(ValueError, match="the committee is the on-chain set"):
+        RayCommittee(job, local_members("bn254", 2))
 
 
 # THE WHOLE FLOW ON ANVIL AND A RAY HEAD
