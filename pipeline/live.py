@@ -189,13 +189,21 @@ def _settle(
     checkpoint: Checkpoint,
     settled: _Settled,
     on_epoch: EpochHook | None,
+    *,
+    resumed: bool = False,
 ) -> None:
-    """Verify one committed epoch, top up the reward pool for it, and report its row."""
-    row = verify_epoch(job, session, committee, checkpoint, settled.summary)
+    """Verify one committed epoch, top up the reward pool for it, and report its row.
+
+    ``resumed``: a previous run committed it; without a chain it is signed again
+    (nothing records a signature) but not counted as verified by this run.
+    """
     manifest = checkpoint.manifest
     assert manifest is not None
+    if session is not None:
+        _chain_clock_past_start(job, session, manifest.epoch)
+    row = verify_epoch(job, session, committee, checkpoint, settled.summary)
     submitted_now = row["gas"] is not None
-    signed_now = session is None and manifest.accepted > 0
+    signed_now = session is None and manifest.accepted > 0 and not resumed
     if submitted_now or signed_now:
         settled.verified_here += 1
     if submitted_now and session is not None and job.rewards.tokens_per_epoch > 0:
@@ -208,6 +216,21 @@ def _settle(
         session.chain.save()
     if on_epoch is not None:
         on_epoch(row)
+
+
+def _chain_clock_past_start(job: JobSpec, session: ChainSession, epoch: int) -> None:
+    """Bring an idle embedded chain's clock up to the wall clock when it is behind the epoch's start.
+
+    The in-process EVM stamps a block with the time the previous one was mined,
+    so after a quiet spell it lags, and the verifier would refuse a just-closed
+    epoch as not started yet. Nodes (anvil, real chains) keep their own time.
+    """
+    chain = session.chain
+    if not getattr(chain, "embedded", False):
+        return
+    start_s = job.epochs.genesis_ms // 1000 + epoch * max(1, job.epochs.length_ms // 1000)
+    if chain.timestamp() < start_s:
+        chain.advance_time(1)
 
 
 def _process_and_settle(
@@ -342,7 +365,7 @@ def _loop(
 
     # RESUME: epochs a previous run committed (and closed ones it left) are settled first
     for checkpoint in committed_epochs(work_dir):
-        _settle(job, session, committee, checkpoint, settled, report)
+        _settle(job, session, committee, checkpoint, settled, report, resumed=True)
     preverifier = open_preverifier(ctx, committee)
     tail = OpenEpochTail(log) if preverifier is not None else None
 
