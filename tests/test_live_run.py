@@ -339,3 +339,30 @@ def test_stop_rules_apply_to_live_sources_only(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "live sources" in done.stdout + done.stderr
+
+
+def test_http_source_answers_503_while_draining_and_logs_nothing(tmp_path: Path) -> None:
+    from veristream.connectors.config import HttpSourceConfig
+    from veristream.connectors.http import post_messages, serve
+    from veristream.connectors.ingest_log import GroupCommitter, IngestLog
+
+    simulation = simulate(_fleet(seed=2, count=4, rate=10), start_ms=_now_ms())
+    log = IngestLog(tmp_path / "log", 60_000, 60_000, max_payload_bytes=1024)
+    committer = GroupCommitter(log)
+    server = serve(committer, HttpSourceConfig(port=0, max_payload_bytes=1024))
+    try:
+        assert post_messages(server.url, [simulation.messages[0].raw])["statuses"] == {202: 1}
+        server.server.config.app.state.draining = True  # what stop() does first
+        import httpx
+
+        refused = httpx.post(
+            f"{server.url}/v1/readings", content=simulation.messages[1].raw, headers={"content-type": "application/json"}
+        )
+        assert refused.status_code == 503 and refused.headers["retry-after"]
+        assert refused.json()["error"]["reason"] == "draining"
+        assert log.counts()["arrived"] == 1  # the refused request left no record
+    finally:
+        server.stop()
+        committer.close()
+        log.close()
+    assert not server._thread.is_alive()
