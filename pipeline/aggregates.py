@@ -55,15 +55,12 @@ def device_stats(
     payloads: Iterable[Mapping[str, int]], fields: Sequence[str], quantiles: Sequence[int]
 ) -> dict[str, FieldStats]:
     """Stats per field over one device's decoded payloads (fields absent from all are omitted)."""
-    columns: dict[str, list[int]] = {name: [] for name in fields}
-    for payload in payloads:
-        for name in fields:
-            value = payload.get(name)
-            if value is not None:
-                columns[name].append(value)
+    rows = payloads if isinstance(payloads, list | tuple) else list(payloads)
     result: dict[str, FieldStats] = {}
     for name in fields:
-        stats = field_stats(columns[name], quantiles)
+        # one column at a time: a comprehension per field, not a Python loop per value
+        column = [value for value in [row.get(name) for row in rows] if value is not None]
+        stats = field_stats(column, quantiles)
         if stats is not None:
             result[name] = stats
     return result

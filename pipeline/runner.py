@@ -45,6 +45,7 @@ from veristream.pipeline.transforms import (
     PlausibilityRules,
     batched,
     lent_memo,
+    started_checks,
 )
 from veristream.pipeline.verify_pool import auto_workers
 
@@ -201,7 +202,8 @@ def _run_checks_with(
         _SOURCE[run] = elements
         _SINK[run] = {"devices": [], "dead": [], "rewards": []}
     try:
-        with _make_pipeline(ctx.job) as pipeline:
+        # the worker pool starts on the batches while Beam builds the pipeline
+        with started_checks(config, elements) as config, _make_pipeline(ctx.job) as pipeline:
             records = (
                 pipeline
                 | "Epoch" >> beam.Create(range(len(elements)), reshuffle=False)
