@@ -38,9 +38,11 @@ def _render_summary(summary: dict[str, Any]) -> None:
 
     console = Console()
     rejected = sum(summary["rejected"].values())
+    waiting = summary["readings_in"] - summary["accepted"] - rejected
     console.print(
         f"[bold]{summary['job_id']}[/bold]: {summary['readings_in']} readings in, "
         f"{summary['accepted']} accepted, {rejected} rejected"
+        + (f", {waiting} waiting in open epochs (the next run continues them)" if waiting > 0 else "")
     )
     if summary["rejected"]:
         reasons = Table(title="dead letters by reason")
