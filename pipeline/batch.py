@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Sequence
+from itertools import repeat
 from typing import Any
 
 import pyarrow as pa
@@ -123,34 +124,30 @@ def decode_accepted(data: bytes) -> list[Candidate]:
     """
     table = read_parquet(data, ACCEPTED_SCHEMA)
     rows = table.to_pydict()
-    candidates: list[Candidate] = []
-    append = candidates.append
-    # every operator decodes the whole batch at epoch end: one address per device, not per row
-    addresses: dict[str, bytes] = {}
+    # every operator decodes the whole batch at epoch end: whole-column checks and
+    # construction in C, one address per device; the row loops only name a bad row
+    payloads, device_ids = rows["payload"], rows["device_id"]
+    if list(map(keccak256, payloads)) != rows["payload_hash"]:
+        for i, (payload, payload_hash) in enumerate(zip(payloads, rows["payload_hash"], strict=True)):
+            if keccak256(payload) != payload_hash:
+                raise ValueError(f"batch row {i}: payload_hash does not match the payload")
+    addresses = {device_id: device_address(device_id) for device_id in set(device_ids)}
+    if list(map(addresses.__getitem__, device_ids)) != rows["device"]:
+        for i, (device_id, device) in enumerate(zip(device_ids, rows["device"], strict=True)):
+            if addresses[device_id] != device:
+                raise ValueError(f"batch row {i}: device address does not match device_id")
     columns = zip(
-        rows["device_id"],
-        rows["device"],
+        rows["received_ms"],
+        range(table.num_rows),
+        device_ids,
         rows["seq"],
         rows["timestamp_ms"],
-        rows["received_ms"],
-        rows["scheme"],
-        rows["payload"],
-        rows["payload_hash"],
+        payloads,
         rows["signature"],
-        strict=True,
+        rows["scheme"],
+        repeat(b""),  # raw: a candidate rebuilt from a batch has no envelope
     )
-    for i, (device_id, device, seq, timestamp_ms, received_ms, scheme, payload, payload_hash, signature) in enumerate(
-        columns
-    ):
-        if payload_hash != keccak256(payload):
-            raise ValueError(f"batch row {i}: payload_hash does not match the payload")
-        address = addresses.get(device_id)
-        if address is None:
-            address = addresses[device_id] = device_address(device_id)
-        if device != address:
-            raise ValueError(f"batch row {i}: device address does not match device_id")
-        append(Candidate(received_ms, i, device_id, seq, timestamp_ms, payload, signature, scheme))
-    return candidates
+    return list(map(Candidate._make, columns))
 
 
 def encode_dead_letters(rejected: Iterable[Rejected]) -> bytes:

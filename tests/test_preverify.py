@@ -325,3 +325,23 @@ def test_ray_operators_pre_verify_fire_and_forget(setup: dict[str, Any], ray_ses
         assert aggregate.quorum_met and aggregate.signers == (0, 2, 3) and aggregate.down == (1,)
     finally:
         committee.close()
+
+
+def test_operators_batch_decode_names_a_tampered_row(setup: dict[str, Any]) -> None:
+    """The batch decode at the start of every re-execution (whole-column checks) still names
+    the row whose derived columns do not match."""
+    import pyarrow as pa
+    from veristream.pipeline.batch import accepted_table, decode_accepted, sort_accepted, write_parquet
+
+    computation = compute_epoch(setup["ctx"], 0, setup["records"], JobState())
+    table = accepted_table(sort_accepted(computation.accepted))
+    decoded = decode_accepted(write_parquet(table))
+    assert [c[2:8] for c in decoded] == [c[2:8] for c in sort_accepted(computation.accepted)]
+    assert [c.arrival for c in decoded] == list(range(len(decoded))) and {c.raw for c in decoded} == {b""}
+    for column, row in (("payload_hash", 3), ("device", 5)):
+        values = table.column(column).to_pylist()
+        values[row] = bytes(len(values[row]))
+        index = table.schema.get_field_index(column)
+        tampered = table.set_column(index, table.schema.field(index), pa.array(values, type=table.schema.field(index).type))
+        with pytest.raises(ValueError, match=f"batch row {row}: "):
+            decode_accepted(write_parquet(tampered))
