@@ -366,3 +366,27 @@ def test_http_source_answers_503_while_draining_and_logs_nothing(tmp_path: Path)
         committer.close()
         log.close()
     assert not server._thread.is_alive()
+
+
+@pytest.mark.slow
+def test_live_http_run_stops_after_its_duration_with_every_posted_reading_settled(tmp_path: Path) -> None:
+    from veristream.connectors.http import post_messages
+
+    fleet = _fleet(seed=3, count=12, rate=100, faults=[])
+    registry = tmp_path / "devices.json"
+    _write_registry(registry, simulate(fleet, start_ms=0))
+    job = _job(tmp_path, "http", {"type": "http", "port": 0, "max_payload_bytes": 1024}, registry)
+    run = Run(str(job), "--no-ray", "--json", "--duration", "4")
+    try:
+        run.wait_serving()
+        line = next(line for line in run.stderr if line.startswith("serving "))
+        url = line.split()[1].removesuffix("/v1/readings")
+        simulation = simulate(fleet, start_ms=_now_ms())
+        posted = post_messages(url, [m.raw for m in simulation.messages], batch_size=4)
+        assert posted["accepted"] == len(simulation.messages)
+        summary = run.summary()
+    finally:
+        run.kill()
+    # the readings' epochs closed within the duration or during the drain: all settled and verified
+    assert summary["readings_in"] == summary["accepted"] == len(simulation.messages)
+    assert {e["epoch"] for e in summary["epochs"] if e["verified"]} == _data_epochs(simulation)
