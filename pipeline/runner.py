@@ -171,16 +171,20 @@ def _run_checks(
     memo: Any = None,
 ) -> tuple[list[DeviceEpoch], list[Rejected], RewardOutcome]:
     config = _checks_config(ctx, epoch, state, decoded, len(inputs))
-    # a memo is used in-process; when it knows less than half the epoch, the worker
-    # pool checking everything again is the faster of the two (same verdicts either way)
-    if memo is not None and (config.verify_workers == 1 or 2 * len(memo) >= len(inputs)):
-        with lent_memo(memo) as token:
-            return _run_checks_with(ctx, epoch, inputs, state, replace(config, verify_workers=1, memo=token))
-    return _run_checks_with(ctx, epoch, inputs, state, config)
+    if memo is None:
+        return _run_checks_with(ctx, epoch, inputs, state, config)
+    # used in-process, or copied to the worker pool's processes (a pool for this memo)
+    with lent_memo(memo) as token:
+        return _run_checks_with(ctx, epoch, inputs, state, replace(config, memo=token), memo)
 
 
 def _run_checks_with(
-    ctx: EpochContext, epoch: int, inputs: Sequence[Any], state: JobState, config: EpochChecksConfig
+    ctx: EpochContext,
+    epoch: int,
+    inputs: Sequence[Any],
+    state: JobState,
+    config: EpochChecksConfig,
+    memo: Any = None,
 ) -> tuple[list[DeviceEpoch], list[Rejected], RewardOutcome]:
     # re-executing a stored batch (operators, auditors) stays embedded: each party
     # checks on its own machine, with its verdict memos, not on the submitter's cluster
@@ -195,6 +199,7 @@ def _run_checks_with(
             config.keys,
             config.rules.devices,
             config.rules.validation.max_clock_skew_ms,
+            memo,
         )
     run = uuid.uuid4().hex
     elements = batched(inputs, ctx.job.beam.readings_per_element)

@@ -143,7 +143,7 @@ def started_checks(config: EpochChecksConfig, elements: Sequence[Any]) -> Iterat
     itself otherwise. Each batch's result is exactly what the stage would compute (the same
     call on the same batch): this only moves the start earlier, by Beam's ~0.3-0.5 s of
     building and starting the pipeline."""
-    if config.verify_workers <= 1 or config.memo is not None or config.decoded:
+    if config.verify_workers <= 1 or config.decoded:
         yield config
         return
     from veristream.pipeline import verify_pool
@@ -155,6 +155,7 @@ def started_checks(config: EpochChecksConfig, elements: Sequence[Any]) -> Iterat
         config.keys,
         rules.devices,
         rules.validation.max_clock_skew_ms,
+        _MEMOS.get(config.memo) if config.memo is not None else None,
     )
     token = uuid.uuid4().hex
     _STARTED[token] = {
@@ -171,7 +172,7 @@ class _CheckFn(beam.DoFn):
     """Checks each batch in-process, or with ``workers > 1`` on the process pool: batches are
     submitted as they come, and results are handed on in submission order as workers finish
     them (the rest when the bundle finishes). A lent verdict memo (``memo``, a ``lent_memo``
-    token) is used in-process."""
+    token) is used in-process, and copied to the pool's workers."""
 
     def __init__(
         self,
@@ -197,7 +198,7 @@ class _CheckFn(beam.DoFn):
 
     def process(self, element: Any) -> Iterator[Any]:
         memo = _MEMOS.get(self._memo) if self._memo is not None else None
-        if memo is not None or self._workers <= 1:
+        if self._workers <= 1:
             if self._raw:
                 offset, records = element
                 checked = check_records(offset, records, self._domain, self._keys, self._rules, memo)
@@ -213,7 +214,7 @@ class _CheckFn(beam.DoFn):
             # the runner started this pool before the pipeline; same key, so it is reused
             rules = self._rules
             pool = verify_pool.pool_for(
-                self._workers, self._domain, self._keys, rules.devices, rules.validation.max_clock_skew_ms
+                self._workers, self._domain, self._keys, rules.devices, rules.validation.max_clock_skew_ms, memo
             )
             future = verify_pool.submit(pool, element, rules, self._raw)
         self._pending.append(future)
@@ -382,12 +383,14 @@ class Plausibility(beam.PTransform):
 class DeviceEpoch:
     """One device's accepted readings of the epoch, its statistics and its reward contribution.
 
+    ``accepted`` is a ``CandidateBatch`` (Beam samples the size of every few
+    elements by encoding them: a batch encodes as plain tuples, ~3x faster);
     ``leaf_hashes`` are the accepted readings' data-leaf hashes concatenated
     (``commitments.data_leaf_hash``; empty when not computed).
     """
 
     device_id: str
-    accepted: tuple[Candidate, ...]
+    accepted: Sequence[Candidate]
     stats: dict[str, FieldStats]
     contribution: Contribution
     leaf_hashes: bytes = b""
@@ -419,7 +422,7 @@ def summarise_device(
     )
     return DeviceEpoch(
         device_id,
-        tuple(accepted),
+        CandidateBatch(accepted),
         device_stats(payloads, fields, quantiles),
         contribution,
         leaf_hashes,

@@ -34,9 +34,9 @@ MIN_READINGS_FOR_POOL = 20_000
 # workers when the job does not say (machines with 2+ cores)
 DEFAULT_WORKERS = 2
 
-_CONFIG: tuple[Any, Mapping[str, bytes], Mapping[str, Any], int] | None = None
+_CONFIG: tuple[Any, Mapping[str, bytes], Mapping[str, Any], int, Any] | None = None
 _POOL: ProcessPoolExecutor | None = None
-_POOL_KEY: tuple[str, int] | None = None
+_POOL_KEY: tuple[str, int, int | None] | None = None
 _LOCK = threading.Lock()
 
 
@@ -68,26 +68,38 @@ def _check(element: Any, raw: bool, epoch: tuple[Any, int, int]) -> CheckedBatch
     from veristream.pipeline.checks import PlausibilityRules, check_candidates, check_records
 
     assert _CONFIG is not None, "worker was not initialised"
-    domain, keys, devices, _ = _CONFIG
+    domain, keys, devices, _, memo = _CONFIG
     validation, start_ms, end_ms = epoch
     rules = PlausibilityRules(validation, start_ms, end_ms, devices)
     if raw:
         offset, records = element
-        return check_records(offset, records, domain, keys, rules)
-    return check_candidates(element, domain, keys, rules)
+        return check_records(offset, records, domain, keys, rules, memo)
+    return check_candidates(element, domain, keys, rules, memo)
 
 
 def pool_for(
-    workers: int, domain: Any, keys: Mapping[str, bytes], devices: Mapping[str, Any], skew: int
+    workers: int,
+    domain: Any,
+    keys: Mapping[str, bytes],
+    devices: Mapping[str, Any],
+    skew: int,
+    memo: Any = None,
 ) -> ProcessPoolExecutor:
-    """The shared pool for this registry (re-created when the registry or size changes)."""
+    """The shared pool for this registry (re-created when the registry or size changes).
+
+    ``memo``: a ``signing.VerdictMemo`` every worker gets a copy of (an epoch's
+    pre-verification); a pool is re-created for another memo. It is told apart by
+    identity, which is safe even if an identity were reused: any memo's entries
+    are correct, so a worker holding another one only checks more itself.
+    """
     global _POOL, _POOL_KEY
-    config = pickle.dumps((domain, dict(keys), dict(devices), skew))
-    key = (hashlib.sha256(config).hexdigest(), workers)
+    registry = pickle.dumps((domain, dict(keys), dict(devices), skew))
+    key = (hashlib.sha256(registry).hexdigest(), workers, None if memo is None else id(memo))
     with _LOCK:
         if _POOL is None or key != _POOL_KEY:
             if _POOL is not None:
                 _POOL.shutdown(wait=False, cancel_futures=True)
+            config = pickle.dumps((domain, dict(keys), dict(devices), skew, memo))
             _POOL = ProcessPoolExecutor(
                 max_workers=workers,
                 mp_context=multiprocessing.get_context("fork"),

@@ -207,11 +207,20 @@ def _artifacts(ctx: Any, records: list[tuple[int, bytes]], store_dir: Path, memo
     }
 
 
-@pytest.mark.parametrize("observed", ["all", "half", "none_of_this_epoch"])
+@pytest.mark.parametrize(
+    ("observed", "pool"),
+    [("all", False), ("half", False), ("none_of_this_epoch", False), ("all", True), ("half", True)],
+)
 def test_epoch_is_byte_identical_with_pre_verification(
-    setup: dict[str, Any], tmp_path: Path, observed: str
+    setup: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, observed: str, pool: bool
 ) -> None:
+    """In-process, and on the worker pool (whose processes get a copy of the memo)."""
+    from veristream.pipeline import verify_pool
+
     ctx, records = setup["ctx"], setup["records"]
+    if pool:
+        monkeypatch.setattr(verify_pool, "MIN_READINGS_FOR_POOL", 0)
+        assert verify_pool.auto_workers(len(records), ctx.job.beam.verify_workers) == min(2, os.cpu_count() or 1)
     cold = _artifacts(ctx, records, tmp_path / "cold", None)
     preverifier = Preverifier(ctx)
     raws = [raw for _, raw in records]
@@ -229,6 +238,8 @@ def test_epoch_is_byte_identical_with_pre_verification(
     warm = _artifacts(ctx, records, tmp_path / "warm", memo)
     assert warm == cold
     assert cold["dead"] and {d[0] for d in cold["dead"]} >= {"bad_signature", "unknown_device", "malformed"}
+    if pool:
+        verify_pool.shutdown()
     if observed == "all":
         # every signature check was answered by the memo: it learnt nothing new at epoch end
         assert memo is not None
@@ -331,7 +342,12 @@ def test_operators_batch_decode_names_a_tampered_row(setup: dict[str, Any]) -> N
     """The batch decode at the start of every re-execution (whole-column checks) still names
     the row whose derived columns do not match."""
     import pyarrow as pa
-    from veristream.pipeline.batch import accepted_table, decode_accepted, sort_accepted, write_parquet
+    from veristream.pipeline.batch import (
+        accepted_table,
+        decode_accepted,
+        sort_accepted,
+        write_parquet,
+    )
 
     computation = compute_epoch(setup["ctx"], 0, setup["records"], JobState())
     table = accepted_table(sort_accepted(computation.accepted))
@@ -345,3 +361,28 @@ def test_operators_batch_decode_names_a_tampered_row(setup: dict[str, Any]) -> N
         tampered = table.set_column(index, table.schema.field(index), pa.array(values, type=table.schema.field(index).type))
         with pytest.raises(ValueError, match=f"batch row {row}: "):
             decode_accepted(write_parquet(tampered))
+
+
+def _worker_memo_size() -> int:
+    from veristream.pipeline import verify_pool
+
+    assert verify_pool._CONFIG is not None
+    return len(verify_pool._CONFIG[4])
+
+
+def test_worker_pool_processes_hold_the_epochs_memo(setup: dict[str, Any]) -> None:
+    from veristream.pipeline import verify_pool
+
+    ctx, records = setup["ctx"], setup["records"]
+    preverifier = Preverifier(ctx)
+    preverifier.observe([raw for _, raw in records])
+    memo = preverifier.take(0)
+    assert memo is not None
+    args = (ctx.domain, ctx.registry.keys(), dict(ctx.registry.devices), 5000)
+    try:
+        pool = verify_pool.pool_for(2, *args, memo)
+        assert {pool.submit(_worker_memo_size).result() for _ in range(4)} == {len(memo)}
+        assert verify_pool.pool_for(2, *args, memo) is pool  # same memo: same pool
+        assert verify_pool.pool_for(2, *args) is not pool  # a pool without it is another one
+    finally:
+        verify_pool.shutdown()
