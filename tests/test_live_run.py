@@ -390,3 +390,23 @@ def test_live_http_run_stops_after_its_duration_with_every_posted_reading_settle
     # the readings' epochs closed within the duration or during the drain: all settled and verified
     assert summary["readings_in"] == summary["accepted"] == len(simulation.messages)
     assert {e["epoch"] for e in summary["epochs"] if e["verified"]} == _data_epochs(simulation)
+
+
+def test_open_epoch_tail_reads_each_appended_reading_once(tmp_path: Path) -> None:
+    from veristream.connectors.ingest_log import IngestLog
+    from veristream.pipeline.live import OpenEpochTail
+
+    simulation = simulate(_fleet(seed=4, count=9, rate=10, faults=[]), start_ms=10 * EPOCH_MS)
+    raws = [m.raw for m in simulation.messages]
+    log = IngestLog(tmp_path / "log", EPOCH_MS, LATENESS_MS, max_payload_bytes=1024, max_future_ms=None)
+    try:
+        tail = OpenEpochTail(log)
+        log.append_many(raws[:4], "test", 0)
+        assert tail.new_raws() == raws[:4]
+        assert tail.new_raws() == []
+        log.append_many(raws[4:], "test", 0)
+        assert sorted(tail.new_raws()) == sorted(raws[4:])  # grouped by epoch, each read once
+        log.advance_clock(100 * EPOCH_MS)  # every epoch closes: the pipeline reads them whole
+        assert log.open_epochs() == [] and tail.new_raws() == []
+    finally:
+        log.close()
