@@ -48,6 +48,7 @@ from veristream.pipeline.coordinator import (
     RunSummary,
     claim_for,
     committed_epochs,
+    committee_members,
     open_chain,
     open_ingest_log,
     process_closed_epochs,
@@ -312,11 +313,13 @@ def run_live(
 ) -> RunSummary:
     """Serve the job's live sources and verify its epochs as they close, until a stop rule; resumable."""
     from veristream.pipeline.runner import job_context
-    from veristream.provers.committee import local_members
     from veristream.provers.operator import open_store
 
     # CHECKS: before any service starts
     sources = live_sources(job)
+    on_chain_set = job.operators.set_id is not None
+    if on_chain_set and not (use_chain and use_ray):
+        raise ValueError("operators.set_id: the committee is on chain and served on Ray (drop --no-chain/--no-ray)")
     work_dir = Path(job.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     ctx = job_context(job)
@@ -326,11 +329,13 @@ def run_live(
     log = open_ingest_log(job)
     try:
         store = open_store(job.ipfs, work_dir)
-        members = local_members(
-            job.operators.scheme, job.operators.count, job.operators.key_seed, job.operators.weights
-        )
+        members = [] if on_chain_set else committee_members(job)
         session = open_chain(job, members, job.rewards.tokens_per_epoch) if use_chain else None
         try:
+            if on_chain_set:
+                # the set in force now; a change of the set during a run takes effect at the next start
+                now_epoch = (time.time_ns() // 1_000_000 - job.epochs.genesis_ms) // job.epochs.length_ms
+                members = committee_members(job, session, max(0, now_epoch))
             committee = start_committee(job, ctx, members, use_ray=use_ray, faults=faults)
             try:
                 return _loop(job, options, stop, sources, log, store, ctx, session, committee, progress)
