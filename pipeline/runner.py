@@ -280,7 +280,7 @@ def next_state(
     """The cross-epoch state after ``epoch`` (the manifest CID is filled in when stored)."""
     high_water = dict(prev.high_water)
     for device in devices:
-        top = max(c.seq for c in device.accepted)
+        top = device.contribution.max_seq  # the highest seq among its accepted readings
         high_water[device.device_id] = max(top, high_water.get(device.device_id, -1))
     return JobState(
         epoch=epoch,
