@@ -118,20 +118,6 @@ def split_by_problems(
     return good, bad
 
 
-def check_signatures(
-    batch: Sequence[Candidate],
-    domain: Any,
-    keys: Mapping[str, bytes],
-    devices: Mapping[str, DeviceInfo] | None = None,
-    max_clock_skew_ms: int | None = None,
-    memo: Any = None,
-) -> tuple[list[Candidate], list[Rejected]]:
-    """Split a batch into readings signed by their registered, unrevoked key at a credible time,
-    and the rest (``memo``: see ``signature_problems``)."""
-    problems = signature_problems(batch, domain, keys, devices, max_clock_skew_ms, memo)
-    return split_by_problems(batch, problems)
-
-
 # PLAUSIBILITY
 
 
