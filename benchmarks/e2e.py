@@ -127,9 +127,24 @@ def _raw_two_processes(readings: list[Any], domain: Any, keys: Any) -> float:
         _RAW_READINGS.clear()
 
 
-def _throughput(ctx: Any, records: list[tuple[int, bytes]]) -> list[dict[str, Any]]:
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of the given processes so far (Linux /proc; 0 elsewhere)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _throughput(
+    ctx: Any, records: list[tuple[int, bytes]]
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Readings/s through ``compute_epoch`` (best of 3) beside raw ``verify_many`` on one core
-    and on two processes (the ceiling), all on the same readings in the same run."""
+    and on two processes (the ceiling), all on the same readings in the same run; and the
+    pipeline's CPU per reading in this process and in the verify workers."""
     from veristream.connectors.envelope import parse_reading
     from veristream.pipeline import verify_pool
     from veristream.pipeline.runner import compute_epoch
@@ -151,21 +166,32 @@ def _throughput(ctx: Any, records: list[tuple[int, bytes]]) -> list[dict[str, An
     raw_rate = n / best_seconds(lambda: verify_many(readings, ctx.domain, keys), repeat=2)
     raw2_rate = n / _raw_two_processes(readings, ctx.domain, keys)
     out: dict[str, Any] = {}
+    pids = verify_pool.worker_pids()
+    cpu = {"main": 0.0, "workers": 0.0}
 
     def epoch() -> None:
+        main, pool = time.process_time(), _cpu_seconds(pids)
         out["computation"] = compute_epoch(ctx, 0, records, JobState())
+        cpu["main"] += time.process_time() - main
+        cpu["workers"] += _cpu_seconds(pids) - pool
 
     pipe_rate = n / best_seconds(epoch, repeat=3)
     if len(out["computation"].accepted) != n:
         raise AssertionError(f"benchmark readings rejected: {out['computation'].rejected}")
     name = f"pipeline, {n:,} readings/epoch ({workers} verify process(es))"
-    return [
+    # CPU per reading, averaged over the timed runs: where the work is, whatever the load
+    split = {
+        "pipeline's own process, CPU us/reading": round(cpu["main"] / 3 / n * 1e6, 1),
+        "verify workers together, CPU us/reading": round(cpu["workers"] / 3 / n * 1e6, 1),
+    }
+    rows = [
         comparison(name, pipe_rate, raw2_rate, "readings/s", "raw verify_many, 2 processes (ceiling)"),
         comparison(name, pipe_rate, raw_rate, "readings/s", "raw verify_many, one core"),
         comparison(
             "raw verify_many, 2 processes", raw2_rate, raw_rate, "readings/s", "raw verify_many, one core"
         ),
     ]
+    return rows, split
 
 
 def _epoch_to_verified(
@@ -285,11 +311,10 @@ def run(quick: bool = False) -> dict[str, Any]:
         job = _job(work, fleet)
         ctx = job_context(job)
         length = job.epochs.length_ms
-        result: dict[str, Any] = {
-            "throughput": _throughput(
-                ctx, _records(fleet, 0, length, 5_000 if quick else 50_000, ctx.domain)
-            )
-        }
+        rates, cpu = _throughput(
+            ctx, _records(fleet, 0, length, 5_000 if quick else 50_000, ctx.domain)
+        )
+        result: dict[str, Any] = {"throughput": rates, "throughput_cpu": cpu}
 
         members = local_members("bls12381", 4)
         setup_start = time.perf_counter()

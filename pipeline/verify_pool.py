@@ -128,6 +128,16 @@ def submit(pool: ProcessPoolExecutor, element: Any, rules: Any, raw: bool) -> Fu
     return pool.submit(_check, element, raw, epoch)
 
 
+def worker_pids() -> list[int]:
+    """Process ids of the shared pool's workers (none when no pool runs): for CPU accounting."""
+    with _LOCK:
+        if _POOL is None:
+            return []
+        # ProcessPoolExecutor keeps its processes in a private mapping; read-only here
+        processes = getattr(_POOL, "_processes", None) or {}
+        return sorted(process.pid for process in processes.values())
+
+
 def shutdown() -> None:
     """Stop the pool's workers (they are also stopped at interpreter exit)."""
     global _POOL, _POOL_KEY
