@@ -288,7 +288,7 @@ def _operator_share(ctx: Any, epoch: int, records: list[tuple[int, bytes]], stat
     computation = compute_epoch(ctx, epoch, candidates, state, decoded=True, memo=memos.take(epoch))
     times["beam_checks_aggregates_preverified"] = time.perf_counter() - before
     before = time.perf_counter()
-    data_root(computation.accepted)
+    data_root(computation.accepted, b"".join(d.leaf_hashes for d in computation.devices))
     times["data_root"] = time.perf_counter() - before
     return times
 
