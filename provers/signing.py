@@ -183,8 +183,9 @@ def _device_address(device_id: object) -> bytes:
     return address
 
 
-def _struct_hash(address: bytes, seq: object, timestamp_ms: object, payload: object) -> bytes:
-    """``hashStruct(Reading)``; ``ValueError`` for a field out of its type's range."""
+def _checked_fields(seq: object, timestamp_ms: object, payload: object) -> tuple[int, int, bytes]:
+    """The signed fields once ``seq`` and ``timestamp_ms`` are uint64s and ``payload`` is
+    bytes (a copy of a bytearray); ``ValueError`` otherwise."""
     # uint64 words without encoding.uint_word's generality (bool is refused: type is int)
     if type(seq) is not int or not 0 <= seq <= _UINT64_MAX:
         raise ValueError(f"seq must be a uint64, got {seq!r}")
@@ -194,6 +195,12 @@ def _struct_hash(address: bytes, seq: object, timestamp_ms: object, payload: obj
         if not isinstance(payload, bytes | bytearray):
             raise ValueError(f"payload must be bytes, got {type(payload).__name__}")
         payload = bytes(payload)
+    return seq, timestamp_ms, payload
+
+
+def _struct_hash(address: bytes, seq: object, timestamp_ms: object, payload: object) -> bytes:
+    """``hashStruct(Reading)``; ``ValueError`` for a field out of its type's range."""
+    seq, timestamp_ms, payload = _checked_fields(seq, timestamp_ms, payload)
     return keccak256(
         READING_TYPE_HASH
         + _ZERO_12
@@ -347,13 +354,17 @@ class VerdictMemo:
     A check of reading R against key K is a pure function of the scheme, K,
     R's EIP-712 digest (which commits to the domain, device, seq, timestamp and
     payload) and R's signature. Its outcome is remembered under
-    ``keccak256(scheme tag || K || digest || signature)``, where K is what the
-    check compares with: the expected signer address for secp256k1, the
-    canonical key for Ed25519 and P-256. A rotated key, another domain, another
-    payload or another signature is therefore another memo key: an entry can
-    only ever answer the very check that produced it, so a memo changes how
-    fast ``verify_many`` answers, never what it answers. Everything checked
-    before the math (fields, registry, encodings, low-s, v) runs on every call.
+    ``keccak256(scheme tag || K || 0x1901 || domainSeparator || device || seq ||
+    timestamp || signature || payload)``: everything the digest commits to, with
+    the payload itself in place of its hash (so a hit costs one keccak instead
+    of four; every part but the payload has a fixed length once the scheme is
+    known, so the encoding is unambiguous). K is what the check compares with:
+    the expected signer address for secp256k1, the canonical key for Ed25519
+    and P-256. A rotated key, another domain, another payload or another
+    signature is therefore another memo key: an entry can only ever answer the
+    very check that produced it, so a memo changes how fast ``verify_many``
+    answers, never what it answers. Everything checked before the math (fields,
+    registry, encodings, low-s, v) runs on every call.
 
     At most ``max_entries`` outcomes are kept (~100 bytes each); past that,
     new outcomes are not remembered and simply get checked again later.
@@ -400,11 +411,6 @@ class VerdictMemo:
         """Forget every outcome."""
         self._good.clear()
         self._bad.clear()
-
-
-def _memo_key(scheme: str, identity: bytes, digest: bytes, signature: bytes) -> bytes:
-    # the tag fixes the lengths of identity (20/32/64) and signature (65/64/64): unambiguous
-    return keccak256(_MEMO_TAGS[scheme] + identity + digest + signature)
 
 
 class _Batch:
@@ -470,7 +476,12 @@ class _Batch:
             address = self._addresses.get(device_id)
             if address is None:
                 address = self._addresses[device_id] = _device_address(device_id)
-            struct_hash = _struct_hash(address, reading.seq, reading.timestamp_ms, reading.payload)
+            if self._memo is None:
+                fields: tuple[bytes, int, int, bytes] | None = None
+                struct_hash = _struct_hash(address, reading.seq, reading.timestamp_ms, reading.payload)
+            else:
+                # the digest waits for a memo miss (_remembered)
+                fields = (address, *_checked_fields(reading.seq, reading.timestamp_ms, reading.payload))
         except (AttributeError, TypeError, ValueError):
             # TypeError: an unhashable device id
             return REASON_MALFORMED_READING
@@ -480,7 +491,7 @@ class _Batch:
             signature = bytes(signature)
         if scheme not in SCHEMES:
             return REASON_UNSUPPORTED_SCHEME
-        digest = keccak256(self._prefix + struct_hash)
+        digest = b"" if fields is not None else keccak256(self._prefix + struct_hash)
         keys = self._keys
 
         # SECP256K1: the recovered signer must be the registered key's address
@@ -494,8 +505,8 @@ class _Batch:
             problem = secp256k1.signature_problem(signature)
             if problem is not None:
                 return problem
-            if self._memo is not None:
-                return self._remembered(scheme, address, digest, signature, index, address)
+            if fields is not None:
+                return self._remembered(scheme, address, fields, signature, index, address)
             self._secp256k1.append((index, digest, signature, address))
             return None
 
@@ -509,32 +520,54 @@ class _Batch:
             problem = p256.signature_problem(signature)
             if problem is not None:
                 return problem
-            if self._memo is not None:
+            if fields is not None:
                 return self._remembered(
-                    scheme, registered.canonical, digest, signature, index, registered.native
+                    scheme, registered.canonical, fields, signature, index, registered.native
                 )
             self._p256.append((index, digest, p256.der_signature(signature), registered.native))
             return None
         problem = ed25519.signature_problem(signature)
         if problem is not None:
             return problem
-        if self._memo is not None:
+        if fields is not None:
             return self._remembered(
-                scheme, registered.canonical, digest, signature, index, registered.native
+                scheme, registered.canonical, fields, signature, index, registered.native
             )
         self._ed25519.append((index, digest, signature, registered.native))
         return None
 
     def _remembered(
-        self, scheme: str, identity: bytes, digest: bytes, signature: bytes, index: int, key: Any
+        self,
+        scheme: str,
+        identity: bytes,
+        fields: tuple[bytes, int, int, bytes],
+        signature: bytes,
+        index: int,
+        key: Any,
     ) -> str | None:
-        """The memo's outcome for this check, or None once the check is queued (and its memo key)."""
+        """The memo's outcome for this check, or None once the check is queued (and its memo key).
+
+        ``fields`` are the device address, seq, timestamp and payload, checked.
+        """
         assert self._memo is not None
-        memo_key = _memo_key(scheme, identity, digest, signature)
+        device, seq, timestamp_ms, payload = fields
+        # the tag fixes the lengths of identity (20/32/64) and signature (65/64/64), and the
+        # prefix, device, seq and timestamp have fixed lengths: only the payload, last, varies
+        memo_key = keccak256(
+            _MEMO_TAGS[scheme]
+            + identity
+            + self._prefix
+            + device
+            + seq.to_bytes(8, "big")
+            + timestamp_ms.to_bytes(8, "big")
+            + signature
+            + payload
+        )
         known = self._memo.lookup(memo_key)
         if known is not None:
             return None if known else REASON_BAD_SIGNATURE
         self._memo_keys[scheme].append(memo_key)
+        digest = keccak256(self._prefix + _struct_hash(device, seq, timestamp_ms, payload))
         if scheme == "secp256k1":
             self._secp256k1.append((index, digest, signature, key))
         elif scheme == "p256":
