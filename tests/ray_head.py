@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import free_port
+from tests.conftest import free_port, stop_process_group
 
 RAY = Path(sys.executable).parent / "ray"
 # what every process talking to a test head needs in its environment
@@ -72,9 +71,4 @@ def ray_head(*, dashboard: bool = False, num_cpus: int = 2, timeout_s: float = 1
                     raise RuntimeError(f"the Ray head did not start: {log_path.read_text(errors='replace')[-2000:]}")
                 yield RayHead(address, f"http://127.0.0.1:{dashboard_port}" if dashboard else None)
             finally:
-                os.killpg(head.pid, signal.SIGTERM)
-                try:
-                    head.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    os.killpg(head.pid, signal.SIGKILL)
-                    head.wait()
+                stop_process_group(head, timeout_s=60)

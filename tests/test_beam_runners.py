@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -42,7 +41,7 @@ from veristream.pipeline.runner import (
 from veristream.pipeline.state import JobState
 from veristream.provers.signing import DeviceReading
 
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, free_port, stop_process_group
 from tests.pipeline_fleet import EPOCH_MS, fleet, honest_epoch, job_dict, make_job, reading, record
 
 DEVICES = fleet(5)
@@ -75,13 +74,7 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], what: str, seconds
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     # each service runs in its own session: the worker pool's SDK workers go with it
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    stop_process_group(proc)
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,6 @@ operator is named with its reason, a down one is tolerated, and the quorum is en
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -45,22 +43,6 @@ def epochs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def _proposal(outcome: Any) -> Any:
     return proposal_for(outcome.manifest, outcome.manifest_cid, 31337, VERIFIER)
 
-
-@pytest.fixture(scope="module")
-def ray_session() -> Iterator[None]:
-    import ray
-
-    # One auth mode for every Ray session this test process opens: a process that
-    # first ran a token-auth local cluster cannot start actors on a later no-auth head.
-    previous = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    yield
-    if ray.is_initialized():
-        ray.shutdown()
-    if previous is None:
-        os.environ.pop("RAY_AUTH_MODE", None)
-    else:
-        os.environ["RAY_AUTH_MODE"] = previous
 
 
 def test_ray_committee_liar_refuses_and_down_operator_is_tolerated(epochs: dict[str, Any], ray_session: None) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -305,20 +304,6 @@ def test_operators_pre_verify_and_sign_the_same(setup: dict[str, Any], tmp_path:
     # readings of epoch 0 are not kept again: only the one stamped in epoch 1 is checked
     assert operator.observe([raw for _, raw in records]) == 1
 
-
-@pytest.fixture(scope="module")
-def ray_session() -> Iterator[None]:
-    import ray
-
-    previous = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    yield
-    if ray.is_initialized():
-        ray.shutdown()
-    if previous is None:
-        os.environ.pop("RAY_AUTH_MODE", None)
-    else:
-        os.environ["RAY_AUTH_MODE"] = previous
 
 
 @pytest.mark.slow
