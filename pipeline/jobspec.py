@@ -307,6 +307,10 @@ class BeamSpec(_Model):
         le=256,
         description="processes for signature checks of epochs with 20,000+ readings (null: 2 on 2+ cores; 1: in-process)",
     )
+    verify_on: Literal["auto", "processes", "ray"] = Field(
+        default="auto",
+        description="where those checks fan out: Ray tasks or local processes (auto: Ray when ray.address names a cluster)",
+    )
 
     @field_validator("options")
     @classmethod

@@ -175,6 +175,7 @@ def _checks_config(
         # an operator re-executing verifies in-process: on one machine the operators already
         # share the cores, and forking from a Ray worker is best avoided
         verify_workers=1 if decoded else auto_workers(readings, job.beam.verify_workers),
+        verify_on=verify_pool.backend(job.beam.verify_on, job.ray.address),
     )
 
 
@@ -209,6 +210,10 @@ def _run_checks_with(
 
         return portable.run_checks(ctx.job, config, inputs, state.carry, f"epoch-{epoch}")
     if config.verify_workers > 1:
+        if config.verify_on == "ray":
+            from veristream.provers.committee import ensure_ray
+
+            ensure_ray(ctx.job.ray.address, ctx.job.ray.num_cpus)
         verify_pool.pool_for(
             config.verify_workers,
             config.domain,
@@ -216,6 +221,7 @@ def _run_checks_with(
             config.rules.devices,
             config.rules.validation.max_clock_skew_ms,
             memo,
+            config.verify_on,
         )
     run = uuid.uuid4().hex
     elements = batched(inputs, ctx.job.beam.readings_per_element)

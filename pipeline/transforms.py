@@ -156,6 +156,7 @@ def started_checks(config: EpochChecksConfig, elements: Sequence[Any]) -> Iterat
         rules.devices,
         rules.validation.max_clock_skew_ms,
         _MEMOS.get(config.memo) if config.memo is not None else None,
+        config.verify_on,
     )
     token = uuid.uuid4().hex
     _STARTED[token] = {
@@ -183,6 +184,7 @@ class _CheckFn(beam.DoFn):
         workers: int = 1,
         memo: str | None = None,
         started: str | None = None,
+        verify_on: str = "processes",
     ) -> None:
         self._domain = domain
         self._keys = dict(keys)
@@ -191,6 +193,7 @@ class _CheckFn(beam.DoFn):
         self._workers = workers
         self._memo = memo
         self._started = started
+        self._verify_on = verify_on
         self._pending: deque[Any] = deque()
 
     def start_bundle(self) -> None:
@@ -214,7 +217,13 @@ class _CheckFn(beam.DoFn):
             # the runner started this pool before the pipeline; same key, so it is reused
             rules = self._rules
             pool = verify_pool.pool_for(
-                self._workers, self._domain, self._keys, rules.devices, rules.validation.max_clock_skew_ms, memo
+                self._workers,
+                self._domain,
+                self._keys,
+                rules.devices,
+                rules.validation.max_clock_skew_ms,
+                memo,
+                self._verify_on,
             )
             future = verify_pool.submit(pool, element, rules, self._raw)
         self._pending.append(future)
@@ -261,9 +270,10 @@ class DecodeAndVerify(beam.PTransform):
         workers: int = 1,
         memo: str | None = None,
         started: str | None = None,
+        verify_on: str = "processes",
     ) -> None:
         super().__init__()
-        self._fn = _CheckFn(domain, keys, rules, raw, workers, memo, started)
+        self._fn = _CheckFn(domain, keys, rules, raw, workers, memo, started, verify_on)
 
     def expand(self, batches: Any) -> tuple[Any, Any]:
         return _with_dead_letters(batches, "Check", self._fn)
@@ -496,6 +506,8 @@ class EpochChecksConfig:
     memo: str | None = None
     # a ``started_checks`` token: the first stage's work already on the worker pool
     started: str | None = None
+    # ``verify_pool.backend``: "ray" sends the pooled checks to Ray tasks instead
+    verify_on: str = "processes"
 
 
 class EpochChecks(beam.PTransform):
@@ -517,7 +529,7 @@ class EpochChecks(beam.PTransform):
         if c.decoded:
             batches = records | "Candidates" >> beam.Map(lambda element: element[1])
         signed, forged = batches | "DecodeAndVerify" >> DecodeAndVerify(
-            c.domain, c.keys, c.rules, not c.decoded, c.verify_workers, c.memo, c.started
+            c.domain, c.keys, c.rules, not c.decoded, c.verify_workers, c.memo, c.started, c.verify_on
         )
         fresh, replayed = signed | "ReplayGuard" >> ReplayGuard(c.high_water)
         plausible, implausible = fresh | "Plausibility" >> Plausibility()

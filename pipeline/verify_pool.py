@@ -13,6 +13,8 @@ a thread of the running pipeline, is what fork-safety warnings are about, and
 spawning instead would re-import the caller's ``__main__``. Workers receive the
 registry once, through the initializer. Operators re-executing a batch verify
 in-process: on one machine they already share the cores between them.
+When the job names a Ray cluster (``backend``), the same per-batch check runs as
+Ray tasks instead (``RayChecks``): the registry goes to the object store once.
 """
 
 from __future__ import annotations
@@ -65,16 +67,68 @@ def _init(config: bytes) -> None:
 
 
 def _check(element: Any, raw: bool, epoch: tuple[Any, int, int]) -> CheckedBatch:
+    assert _CONFIG is not None, "worker was not initialised"
+    return _check_with(_CONFIG, element, raw, epoch)
+
+
+def _check_with(config: Any, element: Any, raw: bool, epoch: tuple[Any, int, int]) -> CheckedBatch:
     from veristream.pipeline.checks import PlausibilityRules, check_candidates, check_records
 
-    assert _CONFIG is not None, "worker was not initialised"
-    domain, keys, devices, _, memo = _CONFIG
+    domain, keys, devices, _, memo = config
     validation, start_ms, end_ms = epoch
     rules = PlausibilityRules(validation, start_ms, end_ms, devices)
     if raw:
         offset, records = element
         return check_records(offset, records, domain, keys, rules, memo)
     return check_candidates(element, domain, keys, rules, memo)
+
+
+def backend(verify_on: str, ray_address: str | None) -> str:
+    """Where the signature stage fans out: ``"ray"`` or ``"processes"``.
+
+    ``auto`` means Ray when the job names a cluster (``ray.address``): a local
+    Ray would only add task overhead to what the process pool does already.
+    """
+    if verify_on == "auto":
+        return "ray" if ray_address else "processes"
+    if verify_on not in ("ray", "processes"):
+        raise ValueError(f"verify_on must be 'auto', 'processes' or 'ray', not {verify_on!r}")
+    return verify_on
+
+
+class RayChecks:
+    """Stand-in for the process pool that runs each batch's check as a Ray task.
+
+    The registry (and memo) is put in the object store once; each task gets its
+    reference and only its batch. Results come back as futures, so the stage
+    collects them in submission order as with the pool. The caller connects Ray.
+    """
+
+    def __init__(self, config: Any) -> None:
+        import ray
+
+        self._config = ray.put(config)
+        self._remote = ray.remote(num_cpus=1)(_check_with)
+
+    def check(self, element: Any, raw: bool, epoch: tuple[Any, int, int]) -> Future[CheckedBatch]:
+        """One batch's check, as a Ray task."""
+        global _RAY_TASKS
+        with _LOCK:
+            _RAY_TASKS += 1
+        ref = self._remote.remote(self._config, element, raw, epoch)
+        future: Future[CheckedBatch] = ref.future()
+        return future
+
+
+_RAY: RayChecks | None = None
+_RAY_KEY: tuple[str, str, int | None] | None = None
+_RAY_TASKS = 0
+
+
+def ray_tasks() -> int:
+    """How many batch checks this process has sent to Ray so far (for accounting and tests)."""
+    with _LOCK:
+        return _RAY_TASKS
 
 
 def pool_for(
@@ -84,15 +138,29 @@ def pool_for(
     devices: Mapping[str, Any],
     skew: int,
     memo: Any = None,
-) -> ProcessPoolExecutor:
+    on: str = "processes",
+) -> ProcessPoolExecutor | RayChecks:
     """The shared pool for this registry (re-created when the registry or size changes).
 
     ``memo``: a ``signing.VerdictMemo`` every worker gets a copy of (an epoch's
     pre-verification); a pool is re-created for another memo. It is told apart by
     identity, which is safe even if an identity were reused: any memo's entries
     are correct, so a worker holding another one only checks more itself.
+    ``on="ray"``: a ``RayChecks`` for this registry instead (Ray already connected).
     """
-    global _POOL, _POOL_KEY
+    global _POOL, _POOL_KEY, _RAY, _RAY_KEY
+    if on == "ray":
+        import ray
+
+        registry = pickle.dumps((domain, dict(keys), dict(devices), skew))
+        # the stored registry belongs to one Ray connection: a new one puts it again
+        session = ray.get_runtime_context().get_job_id()
+        ray_key = (hashlib.sha256(registry).hexdigest(), session, None if memo is None else id(memo))
+        with _LOCK:
+            if _RAY is None or ray_key != _RAY_KEY:
+                _RAY = RayChecks((domain, dict(keys), dict(devices), skew, memo))
+                _RAY_KEY = ray_key
+            return _RAY
     registry = pickle.dumps((domain, dict(keys), dict(devices), skew))
     key = (hashlib.sha256(registry).hexdigest(), workers, None if memo is None else id(memo))
     with _LOCK:
@@ -116,7 +184,9 @@ def _ping(index: int) -> int:
     return index
 
 
-def submit(pool: ProcessPoolExecutor, element: Any, rules: Any, raw: bool) -> Future[CheckedBatch]:
+def submit(
+    pool: ProcessPoolExecutor | RayChecks, element: Any, rules: Any, raw: bool
+) -> Future[CheckedBatch]:
     """Check one batch on a worker (``rules``: the epoch's ``checks.PlausibilityRules``, with
     the pool's registry). ``raw``: ``element`` is ``(offset, [(received_ms, envelope)])`` and
     the future gives ``checks.check_records`` of it; otherwise it is a batch of candidates
@@ -125,6 +195,8 @@ def submit(pool: ProcessPoolExecutor, element: Any, rules: Any, raw: bool) -> Fu
         element = CandidateBatch(element)
     # the pool's initializer already gave each worker the registry: only the epoch travels
     epoch = (rules.validation, rules.epoch_start_ms, rules.epoch_end_ms)
+    if isinstance(pool, RayChecks):
+        return pool.check(element, raw, epoch)
     return pool.submit(_check, element, raw, epoch)
 
 
@@ -139,9 +211,10 @@ def worker_pids() -> list[int]:
 
 
 def shutdown() -> None:
-    """Stop the pool's workers (they are also stopped at interpreter exit)."""
-    global _POOL, _POOL_KEY
+    """Stop the pool's workers (they are also stopped at interpreter exit); forget Ray's."""
+    global _POOL, _POOL_KEY, _RAY, _RAY_KEY
     with _LOCK:
         if _POOL is not None:
             _POOL.shutdown(wait=True, cancel_futures=True)
         _POOL, _POOL_KEY = None, None
+        _RAY, _RAY_KEY = None, None
