@@ -192,7 +192,7 @@ def _run_checks(
         return _run_checks_with(ctx, epoch, inputs, state, config)
     # used in-process, or copied to the worker pool's processes (a pool for this memo)
     with lent_memo(memo) as token:
-        return _run_checks_with(ctx, epoch, inputs, state, replace(config, memo=token), memo)
+        return _run_checks_with(ctx, epoch, inputs, state, replace(config, memo=token))
 
 
 def _run_checks_with(
@@ -201,7 +201,6 @@ def _run_checks_with(
     inputs: Sequence[Any],
     state: JobState,
     config: EpochChecksConfig,
-    memo: Any = None,
 ) -> tuple[list[DeviceEpoch], list[Rejected], RewardOutcome]:
     # re-executing a stored batch (operators, auditors) stays embedded: each party
     # checks on its own machine, with its verdict memos, not on the submitter's cluster
@@ -209,20 +208,10 @@ def _run_checks_with(
         from veristream.pipeline import portable
 
         return portable.run_checks(ctx.job, config, inputs, state.carry, f"epoch-{epoch}")
-    if config.verify_workers > 1:
-        if config.verify_on == "ray":
-            from veristream.provers.committee import ensure_ray
+    if config.verify_workers > 1 and config.verify_on == "ray":
+        from veristream.provers.committee import ensure_ray
 
-            ensure_ray(ctx.job.ray.address, ctx.job.ray.num_cpus)
-        verify_pool.pool_for(
-            config.verify_workers,
-            config.domain,
-            config.keys,
-            config.rules.devices,
-            config.rules.validation.max_clock_skew_ms,
-            memo,
-            config.verify_on,
-        )
+        ensure_ray(ctx.job.ray.address, ctx.job.ray.num_cpus)
     run = uuid.uuid4().hex
     elements = batched(inputs, ctx.job.beam.readings_per_element)
     with _LOCK:

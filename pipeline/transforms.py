@@ -136,6 +136,22 @@ def lent_memo(memo: Any) -> Iterator[str | None]:
 _STARTED: dict[str, dict[int, Any]] = {}
 
 
+def _checks_pool(
+    workers: int,
+    domain: Any,
+    keys: Mapping[str, bytes],
+    rules: PlausibilityRules,
+    memo: Any,
+    verify_on: str,
+) -> Any:
+    """The shared worker pool (or Ray fan-out) for these checks: ``verify_pool.pool_for``."""
+    from veristream.pipeline import verify_pool
+
+    return verify_pool.pool_for(
+        workers, domain, keys, rules.devices, rules.validation.max_clock_skew_ms, memo, verify_on
+    )
+
+
 @contextmanager
 def started_checks(config: EpochChecksConfig, elements: Sequence[Any]) -> Iterator[EpochChecksConfig]:
     """``config`` with the first stage's work on ``elements`` (the pipeline's input batches)
@@ -149,15 +165,8 @@ def started_checks(config: EpochChecksConfig, elements: Sequence[Any]) -> Iterat
     from veristream.pipeline import verify_pool
 
     rules = config.rules
-    pool = verify_pool.pool_for(
-        config.verify_workers,
-        config.domain,
-        config.keys,
-        rules.devices,
-        rules.validation.max_clock_skew_ms,
-        _MEMOS.get(config.memo) if config.memo is not None else None,
-        config.verify_on,
-    )
+    memo = _MEMOS.get(config.memo) if config.memo is not None else None
+    pool = _checks_pool(config.verify_workers, config.domain, config.keys, rules, memo, config.verify_on)
     token = uuid.uuid4().hex
     _STARTED[token] = {
         element[0]: verify_pool.submit(pool, element, rules, True) for element in elements
@@ -214,18 +223,11 @@ class _CheckFn(beam.DoFn):
         if future is None:
             from veristream.pipeline import verify_pool
 
-            # the runner started this pool before the pipeline; same key, so it is reused
-            rules = self._rules
-            pool = verify_pool.pool_for(
-                self._workers,
-                self._domain,
-                self._keys,
-                rules.devices,
-                rules.validation.max_clock_skew_ms,
-                memo,
-                self._verify_on,
+            # started_checks made this pool before the pipeline; same key, so it is reused
+            pool = _checks_pool(
+                self._workers, self._domain, self._keys, self._rules, memo, self._verify_on
             )
-            future = verify_pool.submit(pool, element, rules, self._raw)
+            future = verify_pool.submit(pool, element, self._rules, self._raw)
         self._pending.append(future)
         # what is done already goes on now: the stages fused after this one work meanwhile
         while self._pending and self._pending[0].done():
