@@ -20,7 +20,7 @@ MESSAGE = bytes(range(32))
 
 def _secret_keys(order: int) -> list[int]:
     """Full-size keys (scalar multiplication time grows with the key's bit length)."""
-    from veristream.encoding import keccak256
+    from veristream.provers.encoding import keccak256
 
     return [int.from_bytes(keccak256(b"operator %d" % i), "big") % order for i in range(COMMITTEE)]
 

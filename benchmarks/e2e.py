@@ -146,8 +146,8 @@ def _throughput(
     and on two processes (the ceiling), all on the same readings in the same run; and the
     pipeline's CPU per reading in this process and in the verify workers."""
     from veristream.connectors.envelope import parse_reading
-    from veristream.pipeline import verify_pool
-    from veristream.pipeline.runner import compute_epoch
+    from veristream.pipeline import workers
+    from veristream.pipeline.compute import compute_epoch
     from veristream.pipeline.state import JobState
     from veristream.provers.signing import verify_many
 
@@ -159,14 +159,14 @@ def _throughput(
     # one small epoch and the worker pool first: imports, caches and the pool live as long
     # as the coordinator's process (it runs epoch after epoch), they are not per-epoch work
     compute_epoch(ctx, 0, records[:100], JobState())
-    workers = verify_pool.auto_workers(n, ctx.job.beam.verify_workers)
-    if workers > 1:
+    n_workers = workers.auto_workers(n, ctx.job.beam.verify_workers)
+    if n_workers > 1:
         skew = ctx.job.validation.max_clock_skew_ms
-        verify_pool.pool_for(workers, ctx.domain, keys, dict(ctx.registry.devices), skew)
+        workers.pool_for(n_workers, ctx.domain, keys, dict(ctx.registry.devices), skew)
     raw_rate = n / best_seconds(lambda: verify_many(readings, ctx.domain, keys), repeat=2)
     raw2_rate = n / _raw_two_processes(readings, ctx.domain, keys)
     out: dict[str, Any] = {}
-    pids = verify_pool.worker_pids()
+    pids = workers.worker_pids()
     cpu = {"main": 0.0, "workers": 0.0}
 
     def epoch() -> None:
@@ -178,7 +178,7 @@ def _throughput(
     pipe_rate = n / best_seconds(epoch, repeat=3)
     if len(out["computation"].accepted) != n:
         raise AssertionError(f"benchmark readings rejected: {out['computation'].rejected}")
-    name = f"pipeline, {n:,} readings/epoch ({workers} verify process(es))"
+    name = f"pipeline, {n:,} readings/epoch ({n_workers} verify process(es))"
     # CPU per reading, averaged over the timed runs: where the work is, whatever the load
     split = {
         "pipeline's own process, CPU us/reading": round(cpu["main"] / 3 / n * 1e6, 1),
@@ -206,10 +206,11 @@ def _epoch_to_verified(
 ) -> tuple[dict[str, float], Any]:
     """One epoch from its end to verified on chain; with ``preverified`` its readings are first
     observed while "open" (untimed, as a live run does during the epoch), operators included."""
+    from veristream.pipeline.compute import compute_epoch
     from veristream.pipeline.preverify import Preverifier
-    from veristream.pipeline.runner import compute_epoch, store_epoch
+    from veristream.pipeline.publish import store_epoch
+    from veristream.pipeline.reexecute import proposal_for
     from veristream.pipeline.state import Checkpoint, commit_checkpoint
-    from veristream.provers.operator import proposal_for
 
     times: dict[str, float] = {}
     memo = None
@@ -265,8 +266,9 @@ def _operator_share(ctx: Any, epoch: int, records: list[tuple[int, bytes]], stat
     and the parts that are not signature checks (fetching aside: the store is local)."""
     from veristream.pipeline.batch import decode_accepted
     from veristream.pipeline.commitments import data_root
+    from veristream.pipeline.compute import compute_epoch
     from veristream.pipeline.preverify import EpochMemos, decode_by_epoch, preverify
-    from veristream.pipeline.runner import compute_epoch, reexecute
+    from veristream.pipeline.reexecute import reexecute
 
     batch = outcome.artifacts["batch"]
     times: dict[str, float] = {}
@@ -296,11 +298,13 @@ def _operator_share(ctx: Any, epoch: int, records: list[tuple[int, bytes]], stat
 def run(quick: bool = False) -> dict[str, Any]:
     """Throughput and epoch-end-to-verified latency, cold and pre-verified (``quick``: small
     sizes, no chain, operators in-process)."""
-    from veristream.pipeline.coordinator import open_chain
-    from veristream.pipeline.runner import job_context
+    from veristream.connectors.ipfs import open_store
+    from veristream.pipeline.compute import job_context
     from veristream.pipeline.state import JobState
-    from veristream.provers.committee import InProcessCommittee, RayCommittee, local_members
-    from veristream.provers.operator import open_store
+    from veristream.provers.aggregation import demo_members
+
+    from veristream.committee import InProcessCommittee, RayCommittee
+    from veristream.run import open_chain
 
     sizes = [2_000] if quick else [10_000, 100_000]
     if os.environ.get("VERISTREAM_E2E_MILLION") == "1" and not quick:
@@ -316,7 +320,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         )
         result: dict[str, Any] = {"throughput": rates, "throughput_cpu": cpu}
 
-        members = local_members("bls12381", 4)
+        members = demo_members("bls12381", 4)
         setup_start = time.perf_counter()
         session = None if quick else open_chain(job, members, 10**21 * (2 * len(sizes) + 1))
         committee: Any = (InProcessCommittee if quick else RayCommittee)(job, members, ctx.registry)

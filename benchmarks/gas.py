@@ -34,10 +34,10 @@ from veristream.contracts import (
 )
 from veristream.contracts.anvil import anvil
 from veristream.contracts.committee import LocalCommittee
-from veristream.provers.epoch import EpochResult, job_id_hash
+from veristream.provers.encoding import keccak256
+from veristream.provers.epoch_result import EpochResult, job_id_hash
 
 from benchmarks.measure import comparison
-from veristream.encoding import keccak256
 
 SIZES = (4, 16, 64, 128, 256)
 QUICK_SIZES = (4, 16)

@@ -17,6 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from veristream.provers.errors import InputRejected
+from veristream.provers.signing import DeviceReading
+
 if TYPE_CHECKING:
     from veristream.provers.signing import DeviceReading
 
@@ -49,7 +52,7 @@ UNEXPECTED = "unexpected"
 EMPTY = "empty"
 
 
-class EnvelopeError(ValueError):
+class EnvelopeError(InputRejected):
     """A message that is not a valid envelope: ``field`` names where, ``reason`` is a short code."""
 
     def __init__(self, field: str, reason: str, message: str = "") -> None:
@@ -257,7 +260,6 @@ def parse_reading(
     raw: bytes | str | dict[str, Any], *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
 ) -> DeviceReading:
     """The ``DeviceReading`` an envelope carries; ``EnvelopeError`` naming the field otherwise."""
-    from veristream.provers.signing import DeviceReading
 
     env = parse_envelope(raw, max_payload_bytes=max_payload_bytes)
     return DeviceReading(

@@ -62,6 +62,7 @@ from veristream.connectors.envelope import (
     parse_envelope,
 )
 from veristream.connectors.framing import RecordFile, fsync_directory
+from veristream.provers.errors import VeriStreamError
 
 _RECORD_HEADER = struct.Struct(">QQB")
 _SEGMENT_PREFIX = "epoch-"
@@ -501,7 +502,7 @@ def _lock_writer(path: Path) -> int:
     return fd
 
 
-class Backpressure(RuntimeError):
+class Backpressure(VeriStreamError, RuntimeError):
     """The committer's queue is full: the caller should answer "retry later"."""
 
 

@@ -57,6 +57,7 @@ from veristream.connectors.deadletters import (
 )
 from veristream.connectors.envelope import canonical_json, encode_reading
 from veristream.connectors.sim_profiles import PROFILES, Profile
+from veristream.provers.encoding import keccak256
 from veristream.provers.signing import (
     DeviceReading,
     Domain,
@@ -65,8 +66,6 @@ from veristream.provers.signing import (
     reading_digest,
     sign_reading,
 )
-
-from veristream.encoding import keccak256
 
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _P256_DETERMINISTIC = ec.ECDSA(Prehashed(hashes.SHA256()), deterministic_signing=True)

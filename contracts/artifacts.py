@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from eth_abi import decode as abi_decode
-
-from veristream.encoding import keccak256
+from veristream.provers.encoding import keccak256
+from veristream.provers.errors import ChainError
 
 ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
 SOURCE_DIR = Path(__file__).resolve().parent / "src"
 
 
-class ContractRevert(Exception):
+class ContractRevert(ChainError):
     """A transaction or call reverted; ``error`` is the Solidity custom error's name."""
 
     def __init__(self, error: str, args: tuple[Any, ...]) -> None:

@@ -16,9 +16,8 @@ from typing import Any
 
 from veristream.contracts.artifacts import ContractRevert, load_artifact
 from veristream.contracts.chain import Chain, Receipt
-from veristream.provers.epoch import EpochResult
-
-from veristream.encoding import check_uint, keccak256, parse_address, parse_bytes32
+from veristream.provers.encoding import check_uint, keccak256, parse_address, parse_bytes32
+from veristream.provers.epoch_result import EpochResult
 
 DEPLOYMENT_FILE = "deployment.json"
 SCHEMES = {"bn254": 1, "bls12381": 2}

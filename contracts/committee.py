@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 from veristream.contracts.chain import Chain
 from veristream.contracts.client import Deployment, operator_slot, register_operator
-from veristream.provers.bls import bls12381, bn254
+from veristream.provers.aggregation import OperatorKey, demo_keys
+from veristream.provers.bls.scheme import scheme_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,34 +24,6 @@ class Signed:
     signer_bitmap: int
     signature: bytes
     apk_g2: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class OperatorKey:
-    """One operator's secret key and the encodings the registry takes."""
-
-    scheme: str
-    secret_key: int
-    pubkey: bytes  # G1: 64 bytes (bn254) or 128 bytes EIP-2537 (bls12381)
-    pubkey_g2: bytes  # bn254 only
-    pop: bytes  # bn254 G1 (64) / bls12381 EIP-2537 G2 (256)
-
-    @classmethod
-    def from_secret(cls, scheme: str, secret_key: int) -> OperatorKey:
-        """Derives the public encodings of ``secret_key`` for ``scheme``."""
-        if scheme == "bn254":
-            return cls(scheme, secret_key, bn254.sk_to_pk_g1(secret_key), bn254.sk_to_pk(secret_key),
-                       bn254.pop_prove(secret_key))
-        if scheme == "bls12381":
-            return cls(scheme, secret_key, bls12381.pk_to_evm(bls12381.sk_to_pk(secret_key)), b"",
-                       bls12381.signature_to_evm(bls12381.pop_prove(secret_key)))
-        raise ValueError(f"unknown scheme {scheme!r}")
-
-    def sign(self, digest: bytes) -> bytes:
-        """This operator's signature of ``digest`` in the scheme's native encoding."""
-        if self.scheme == "bn254":
-            return bn254.sign(self.secret_key, digest)
-        return bls12381.sign(self.secret_key, digest)
 
 
 @dataclass(slots=True)
@@ -64,10 +37,7 @@ class LocalCommittee:
     @classmethod
     def deterministic(cls, scheme: str, size: int, seed: int = 1) -> LocalCommittee:
         """``size`` keys derived from ``seed`` (test and demo keys only: they are guessable)."""
-        if size < 1:
-            raise ValueError("a committee needs at least one operator")
-        base = 0x5EED_0000 + seed * 1_000_003
-        return cls(scheme, [OperatorKey.from_secret(scheme, base + i) for i in range(size)])
+        return cls(scheme, demo_keys(scheme, size, seed))
 
     def register(
         self, chain: Chain, dep: Deployment, set_id: int, operators: Sequence[str], weights: Sequence[int]
@@ -86,8 +56,7 @@ class LocalCommittee:
         bitmap = 0
         for i in signers:
             bitmap |= 1 << self.slots.get(i, i)
-        sigs = [self.keys[i].sign(digest) for i in signers]
-        if self.scheme == "bn254":
-            apk_g2 = bn254.aggregate_pks_g2([self.keys[i].pubkey_g2 for i in signers])
-            return Signed(bitmap, bn254.aggregate(sigs), apk_g2)
-        return Signed(bitmap, bls12381.signature_to_evm(bls12381.aggregate(sigs)), b"")
+        bls = scheme_for(self.scheme)
+        signature = bls.aggregate([self.keys[i].sign(digest) for i in signers])
+        on_chain = bls.chain_signature(signature, [bls.sk_to_pk(self.keys[i].secret_key) for i in signers])
+        return Signed(bitmap, on_chain.signature, on_chain.apk_g2)

@@ -22,8 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from veristream.contracts import ChainConfig, connect, create_operator_set, deploy_all
 from veristream.contracts.anvil import anvil
 from veristream.contracts.committee import LocalCommittee
-
-from veristream.encoding import keccak256
+from veristream.provers.encoding import keccak256
 
 
 def main(argv: list[str] | None = None) -> int:

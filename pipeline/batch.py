@@ -23,8 +23,7 @@ import pyarrow.parquet as pq
 from veristream.pipeline.aggregates import FieldStats
 from veristream.pipeline.records import Candidate, Rejected
 from veristream.pipeline.registry import device_address
-
-from veristream.encoding import keccak256
+from veristream.provers.encoding import keccak256
 
 ZSTD_LEVEL = 3
 ROW_GROUP_SIZE = 65_536

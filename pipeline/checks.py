@@ -3,7 +3,7 @@
 Decoding, the signature stage (signature, revocation, clock skew) and the
 plausibility verdict of each reading only depend on that reading and the
 epoch's rules, so one call checks a whole batch: in the pipeline's process,
-or in a worker process (``verify_pool``) that is handed the batch's raw bytes
+or in a worker process (``workers``) that is handed the batch's raw bytes
 and sends back compact results. What depends on other readings (the replay
 guard) and what sums over them (aggregates, rewards, roots) stays with the
 Beam stages. Kept apart from the Beam transforms so worker processes can
@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from veristream.connectors.envelope import TOO_LARGE, envelope_fields, parse_reading
+from veristream.pipeline.commitments import data_leaf_hashes
 from veristream.pipeline.jobspec import ValidationSpec
 from veristream.pipeline.records import (
     REASON_CLOCK_SKEW,
@@ -33,6 +35,7 @@ from veristream.pipeline.records import (
     rejected_from,
 )
 from veristream.pipeline.registry import DeviceInfo
+from veristream.provers.signing import verify_many
 
 _fast_loads: Callable[[bytes], Any]
 try:
@@ -87,7 +90,6 @@ def signature_problems(
     """``(index in batch, reason, detail)`` of every reading of the batch that fails the
     signature stage, in batch order: what a verify worker sends back (a few tuples, not the batch).
     ``memo``: a ``signing.VerdictMemo`` (same result, fewer signature checks)."""
-    from veristream.provers.signing import verify_many
 
     # a Candidate has every attribute verify_many reads: no DeviceReading copy per reading
     verdicts = verify_many(batch, domain, keys, memo=memo)
@@ -252,7 +254,6 @@ def decode_records(
 ) -> tuple[CandidateBatch, list[Rejected]]:
     """Raw ingest records ``(received_ms, envelope bytes)`` at ``offset`` in the epoch's log as
     candidates, and the dead letters (``malformed``, ``oversized``) of those that do not decode."""
-    from veristream.connectors.envelope import TOO_LARGE, envelope_fields, parse_reading
 
     good = CandidateBatch()
     dead: list[Rejected] = []
@@ -281,7 +282,6 @@ def check_candidates(
 ) -> CheckedBatch:
     """The signature stage over a batch, then each signed reading's plausibility verdict and
     data-leaf hash, grouped by device (``memo``: see ``signature_problems``)."""
-    from veristream.pipeline.commitments import data_leaf_hashes
 
     validation = rules.validation
     problems = signature_problems(

@@ -21,8 +21,9 @@ from typing import Any
 
 from veristream.pipeline.records import Candidate
 from veristream.pipeline.registry import device_address
-
-from veristream.encoding import keccak256
+from veristream.provers import merkle_core
+from veristream.provers.encoding import keccak256
+from veristream.provers.merkle import StandardMerkleTree
 
 DATA_LEAF_ENCODING = ["address", "uint64", "uint64", "bytes32"]
 REWARD_LEAF_ENCODING = ["address", "uint256"]
@@ -80,7 +81,6 @@ def tree_of(values: list[list[Any]], encoding: list[str]) -> Any:
     """The OpenZeppelin-compatible tree of ``values`` (None when there are none)."""
     if not values:
         return None
-    from veristream.provers.merkle import StandardMerkleTree
 
     return StandardMerkleTree.of(values, encoding)
 
@@ -106,7 +106,6 @@ def data_root(accepted: Sequence[Candidate], leaf_hashes: bytes | None = None) -
         return root_bytes(tree_of(data_leaves(accepted), DATA_LEAF_ENCODING))
     if not accepted:
         return ZERO_ROOT
-    from veristream.provers import merkle_core
 
     ordered, _ = merkle_core.sort_hashes(leaf_hashes)
     return merkle_core.node_at(merkle_core.make_merkle_tree(ordered), 0)

@@ -31,6 +31,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from veristream.provers.errors import SpecError
 
 JOB_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 ADDRESS_PATTERN = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -39,7 +40,7 @@ UINT64_MAX = 2**64 - 1
 UINT256_MAX = 2**256 - 1
 
 
-class JobSpecError(ValueError):
+class JobSpecError(SpecError):
     """A job spec that does not validate; ``problems`` holds ``(field.path, message)`` pairs."""
 
     def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
@@ -286,7 +287,7 @@ class BeamSpec(_Model):
     """The Beam runner of the per-epoch bounded pipeline; ``fnapi`` is the embedded one.
 
     Any other runner gets the epoch's inputs and returns its outputs through files
-    under ``staging`` (``veristream.pipeline.portable``); what each runner needs is
+    under ``staging`` (``veristream.pipeline.beam_portable``); what each runner needs is
     checked here, before anything runs, because Beam itself would otherwise fail
     late (or try to download a job server).
     """

@@ -24,7 +24,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from veristream.connectors.envelope import envelope_fields, parse_reading
+from veristream.pipeline import workers
 from veristream.pipeline.records import Candidate, CandidateBatch
+from veristream.pipeline.workers import auto_workers
 from veristream.provers.signing import MEMO_ENTRIES, VerdictMemo, verify_many
 
 # epochs whose memos are kept at once: the open one, the next, and a little slack
@@ -86,7 +89,6 @@ def decode_by_epoch(
     Messages that do not decode (or are stamped before genesis) are skipped: the
     epoch's pipeline rejects them with their reason when it runs.
     """
-    from veristream.connectors.envelope import envelope_fields, parse_reading
 
     groups: dict[int, CandidateBatch] = {}
     for raw in raws:
@@ -172,17 +174,14 @@ class Preverifier:
         self._on_pool(workers, groups)
 
     def _pool_workers(self, readings: int) -> int:
-        from veristream.pipeline.verify_pool import auto_workers
 
         return auto_workers(readings, self._ctx.job.beam.verify_workers)
 
-    def _on_pool(self, workers: int, groups: Mapping[int, Sequence[Candidate]]) -> None:
+    def _on_pool(self, n_workers: int, groups: Mapping[int, Sequence[Candidate]]) -> None:
         # the same pool (same registry key) the epoch's signature stage uses
-        from veristream.pipeline import verify_pool
-
         job = self._ctx.job
-        pool = verify_pool.pool_for(
-            workers, self._ctx.domain, self._keys, self._devices, job.validation.max_clock_skew_ms
+        pool = workers.pool_for(
+            n_workers, self._ctx.domain, self._keys, self._devices, job.validation.max_clock_skew_ms
         )
         pending = []
         for epoch, batch in sorted(groups.items()):

@@ -14,6 +14,8 @@ from functools import partial
 from operator import itemgetter
 from typing import Any, NamedTuple
 
+from veristream.provers.signing import DeviceReading
+
 REASON_MALFORMED = "malformed"
 REASON_WRONG_EPOCH = "wrong_epoch"
 REASON_REPLAY = "replay"
@@ -80,7 +82,6 @@ class Candidate(NamedTuple):
 
     def to_reading(self) -> Any:
         """The ``veristream.provers.signing.DeviceReading`` this candidate carries."""
-        from veristream.provers.signing import DeviceReading
 
         return DeviceReading(
             self.device_id, self.seq, self.timestamp_ms, self.payload, self.signature, self.scheme

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from veristream.encoding import keccak256, parse_address
+from veristream.provers.encoding import keccak256, parse_address
 
 
 def device_address(device_id: str) -> bytes:

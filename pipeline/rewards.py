@@ -28,8 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from veristream.pipeline.jobspec import RewardSpec
-
-from veristream.encoding import check_uint
+from veristream.provers.encoding import check_uint
 
 FULL_QUALITY_BPS = 10_000
 

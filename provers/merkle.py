@@ -21,9 +21,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from veristream.provers import merkle_core as core
+from veristream.provers.encoding import AbiType, abi_encode, parse_abi_type
 from veristream.provers.merkle_core import NODE
-
-from veristream.encoding import AbiType, abi_encode, parse_abi_type
 
 FORMAT = "standard-v1"
 

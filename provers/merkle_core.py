@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 
-from veristream.encoding import keccak256
+from veristream.provers.encoding import keccak256
 
 NODE = 32
 

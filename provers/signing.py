@@ -23,6 +23,14 @@ from functools import lru_cache
 from types import ModuleType
 from typing import Any, NamedTuple
 
+from veristream.provers.encoding import (
+    eip712_digest,
+    eip712_domain_separator,
+    eip712_type_hash,
+    keccak256,
+    parse_address,
+    uint_word,
+)
 from veristream.provers.schemes import (
     REASON_BAD_SIGNATURE,
     REASON_BAD_V,
@@ -36,15 +44,6 @@ from veristream.provers.schemes import (
     ed25519,
     p256,
     secp256k1,
-)
-
-from veristream.encoding import (
-    eip712_digest,
-    eip712_domain_separator,
-    eip712_type_hash,
-    keccak256,
-    parse_address,
-    uint_word,
 )
 
 __all__ = [

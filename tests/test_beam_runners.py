@@ -29,15 +29,11 @@ import yaml
 from veristream.connectors.envelope import encode_reading
 from veristream.connectors.ipfs import EmbeddedStore
 from veristream.pipeline import portable
+from veristream.pipeline.compute import EpochComputation, compute_epoch, job_context
 from veristream.pipeline.jobspec import JobSpec, JobSpecError, parse_job
+from veristream.pipeline.publish import store_epoch
 from veristream.pipeline.records import Rejected
-from veristream.pipeline.runner import (
-    EpochComputation,
-    compute_epoch,
-    job_context,
-    reexecute,
-    store_epoch,
-)
+from veristream.pipeline.reexecute import reexecute
 from veristream.pipeline.state import JobState
 from veristream.provers.signing import DeviceReading
 

@@ -27,8 +27,7 @@ from py_ecc.optimized_bn128 import (
     pairing,
 )
 from veristream.provers.bls import _bn254_pairing, bn254
-
-from veristream.encoding import keccak256
+from veristream.provers.encoding import keccak256
 
 P = bn254.P
 R = bn254.R

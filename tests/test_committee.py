@@ -9,20 +9,17 @@ from typing import Any
 
 import pytest
 from veristream.connectors.ipfs import EmbeddedStore
-from veristream.pipeline.runner import job_context, run_epoch
+from veristream.pipeline.compute import job_context
+from veristream.pipeline.publish import run_epoch
+from veristream.pipeline.reexecute import proposal_for
 from veristream.pipeline.state import JobState
+from veristream.provers.aggregation import QuorumNotMet, Review, aggregate_reviews, demo_members
 from veristream.provers.bls import bls12381, bn254
-from veristream.provers.committee import (
-    InProcessCommittee,
-    QuorumNotMet,
-    RayCommittee,
-    aggregate_reviews,
-    local_members,
-)
-from veristream.provers.epoch import epoch_result_digest
-from veristream.provers.operator import Operator, Review, proposal_for
+from veristream.provers.epoch_result import epoch_result_digest
 
 from tests.pipeline_fleet import fleet, honest_epoch, make_job
+from veristream.committee import InProcessCommittee, RayCommittee
+from veristream.operator import Operator
 
 VERIFIER = "0x" + "11" * 20
 DEVICES = fleet(4)
@@ -47,7 +44,7 @@ def _proposal(outcome: Any) -> Any:
 
 def test_ray_committee_liar_refuses_and_down_operator_is_tolerated(epochs: dict[str, Any], ray_session: None) -> None:
     job = epochs["job"]
-    members = local_members("bls12381", 4)
+    members = demo_members("bls12381", 4)
     committee = RayCommittee(job, members, faults={1: "wrong_root"})
     try:
         # one liar: the other three sign, the liar's reason is reported
@@ -75,7 +72,7 @@ def test_ray_committee_liar_refuses_and_down_operator_is_tolerated(epochs: dict[
 
 def test_bn254_committee_in_process_with_a_forged_partial_signature(epochs: dict[str, Any]) -> None:
     job = epochs["job"].model_copy(update={"operators": epochs["job"].operators.model_copy(update={"scheme": "bn254"})})
-    members = local_members("bn254", 4)
+    members = demo_members("bn254", 4)
     committee = InProcessCommittee(job, members, faults={0: "bad_signature"})
     agg = committee.sign(_proposal(epochs["e0"]))
     assert agg.quorum_met and agg.signers == (1, 2, 3)
@@ -86,7 +83,7 @@ def test_bn254_committee_in_process_with_a_forged_partial_signature(epochs: dict
 
 def test_operators_refuse_a_dishonest_proposal(epochs: dict[str, Any]) -> None:
     job = epochs["job"]
-    members = local_members("bls12381", 4)
+    members = demo_members("bls12381", 4)
     proposal = _proposal(epochs["e0"])
     wrong = replace(proposal, result=replace(proposal.result, reward_root=b"\x01" * 32))
     op = Operator(0, "bls12381", members[0].secret_key, job)
@@ -102,7 +99,7 @@ def test_operators_refuse_a_dishonest_proposal(epochs: dict[str, Any]) -> None:
 
 
 def test_quorum_arithmetic_with_weights() -> None:
-    members = [replace(m, weight=w) for m, w in zip(local_members("bls12381", 3), (5, 1, 1), strict=True)]
+    members = [replace(m, weight=w) for m, w in zip(demo_members("bls12381", 3), (5, 1, 1), strict=True)]
     digest = b"\x42" * 32
     sig = {m.slot: bls12381.sign(m.secret_key, digest) for m in members}
     heavy_only = aggregate_reviews(members, {0: Review(0, sig[0]), 1: None, 2: None}, digest, 0, (2, 3))
@@ -121,7 +118,8 @@ def test_operator_keygen_and_registration_on_chain(epochs: dict[str, Any], tmp_p
 
     from veristream.contracts import connect, create_operator_set, deploy_all
     from veristream.contracts.client import operator_slot
-    from veristream.provers.operator import keygen, register_key
+
+    from veristream.operator import keygen, register_key
 
     for scheme, module in (("bls12381", bls12381), ("bn254", bn254)):
         key = keygen(scheme)

@@ -35,10 +35,9 @@ from veristream.contracts import (
 from veristream.contracts.client import contract, deploy
 from veristream.contracts.committee import LocalCommittee
 from veristream.provers.bls import bn254
-from veristream.provers.epoch import EpochResult, job_id_hash
+from veristream.provers.encoding import keccak256
+from veristream.provers.epoch_result import EpochResult, job_id_hash
 from veristream.provers.merkle import StandardMerkleTree
-
-from veristream.encoding import keccak256
 
 WEIGHTS = [3, 3, 3, 1]
 CID = bytes.fromhex("01551220") + keccak256(b"batch")

@@ -37,12 +37,12 @@ from veristream.contracts import (
 )
 from veristream.contracts.anvil import AnvilNode, anvil
 from veristream.contracts.committee import LocalCommittee
-from veristream.provers.epoch import EpochResult, epoch_result_digest, job_id_hash
+from veristream.provers.encoding import keccak256
+from veristream.provers.epoch_result import EpochResult, epoch_result_digest, job_id_hash
 from veristream.provers.merkle import StandardMerkleTree
 from veristream.provers.signing import DeviceReading, Domain, sign_reading
 
 from tests.conftest import REPO, free_port
-from veristream.encoding import keccak256
 
 pytestmark = pytest.mark.services
 

@@ -28,10 +28,9 @@ from veristream.contracts import (
     rotate_device_key,
     set_device_owner,
 )
+from veristream.provers.encoding import keccak256
 from veristream.provers.signing import DeviceReading, Domain, public_key_of, reading_typed_data
 from veristream.provers.signing import reading_digest as py_reading_digest
-
-from veristream.encoding import keccak256
 
 SECP_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 

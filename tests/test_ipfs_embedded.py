@@ -288,10 +288,12 @@ def test_cli_round_trip(tmp_path: Path) -> None:
 
 def test_open_store_picks_the_backend(tmp_path: Path) -> None:
     from veristream.connectors.ipfs import RpcStore, open_store
+    from veristream.pipeline.jobspec import IpfsSpec
 
-    assert isinstance(open_store(tmp_path / "s"), EmbeddedStore)
-    remote = open_store("http://127.0.0.1:5001")
+    embedded = open_store(IpfsSpec(), tmp_path)
+    assert isinstance(embedded, EmbeddedStore)
+    assert embedded.put(b"x") == open_store(IpfsSpec(), tmp_path).put(b"x")
+    assert (tmp_path / "ipfs").is_dir()
+    remote = open_store(IpfsSpec(mode="rpc", url="http://127.0.0.1:5001"), tmp_path)
     assert isinstance(remote, RpcStore)
     remote.close()
-    with pytest.raises(ValueError):
-        open_store("")

@@ -27,7 +27,7 @@ from veristream.connectors.ipfs.unixfs import (
     iter_file_blocks,
     read_file,
 )
-from veristream.provers.epoch import EpochResult, epoch_result_struct_hash
+from veristream.provers.epoch_result import EpochResult, epoch_result_struct_hash
 
 from tests.conftest import REPO
 

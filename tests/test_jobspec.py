@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 from typer.testing import CliRunner
-from veristream.pipeline.epochs import EpochClock
 from veristream.pipeline.jobspec import JobSpecError, load_job, parse_job
+from veristream.provers.epoch_clock import EpochClock
 
 from tests.conftest import REPO
 from tests.pipeline_fleet import job_dict

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tiny_keccak import keccak256 as oracle_keccak
 from veristream.provers import merkle_core as core
+from veristream.provers.encoding import abi_encode, abi_python_value, parse_abi_type
 from veristream.provers.merkle import (
     StandardMerkleTree,
     standard_leaf_hash,
@@ -29,7 +30,6 @@ from veristream.provers.merkle import (
 )
 
 from tests.conftest import REPO
-from veristream.encoding import abi_encode, abi_python_value, parse_abi_type
 
 SCRIPT = REPO / "tests" / "js" / "oz_merkle.mjs"
 SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

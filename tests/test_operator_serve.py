@@ -56,12 +56,15 @@ def test_served_operator_cosigns_for_a_committee(
     tmp_path: Path, ray_head: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import ray
-    from veristream.pipeline.coordinator import committed_epochs
     from veristream.pipeline.jobspec import load_job
+    from veristream.pipeline.reexecute import proposal_for
+    from veristream.pipeline.workers import ensure_ray
+    from veristream.provers.aggregation import Member, Proposal, demo_members
     from veristream.provers.bls import bn254
-    from veristream.provers.committee import Member, RayCommittee, ensure_ray, local_members
-    from veristream.provers.epoch import EpochResult
-    from veristream.provers.operator import Proposal, proposal_for
+    from veristream.provers.epoch_result import EpochResult
+
+    from veristream.committee import RayCommittee
+    from veristream.run import committed_epochs
 
     # one stored epoch to sign (no chain, no Ray: only its manifest and batch matter here)
     spec = yaml.safe_load((REPO / "examples" / "air-quality.yaml").read_text())
@@ -104,7 +107,7 @@ def test_served_operator_cosigns_for_a_committee(
                 }
             )
             # slot 0 is the served key; slot 1 a local actor; quorum 2/3 of 2 needs both
-            local = local_members("bn254", 2, base.operators.key_seed)[1]
+            local = demo_members("bn254", 2, base.operators.key_seed)[1]
             members = [Member(0, "bn254", 1, served_pk), local]
             checkpoint = next(c for c in committed_epochs(Path(job.work_dir)) if c.manifest and c.manifest.accepted)
             assert checkpoint.manifest is not None and checkpoint.manifest_cid is not None

@@ -12,14 +12,16 @@ from veristream.connectors.envelope import encode_reading
 from veristream.connectors.ipfs import EmbeddedStore
 from veristream.pipeline import commitments
 from veristream.pipeline.batch import decode_accepted, decode_dead_letters, encode_accepted
+from veristream.pipeline.compute import compute_epoch, job_context
 from veristream.pipeline.manifest import manifest_from_json
-from veristream.pipeline.runner import compute_epoch, job_context, reexecute, run_epoch
+from veristream.pipeline.publish import run_epoch
+from veristream.pipeline.reexecute import reexecute
 from veristream.pipeline.state import Checkpoint, JobState, commit_checkpoint, load_checkpoint
+from veristream.provers.encoding import keccak256
 from veristream.provers.merkle import StandardMerkleTree, verify_proof
 from veristream.provers.signing import DeviceReading
 
 from tests.pipeline_fleet import EPOCH_MS, fleet, honest_epoch, make_job, reading, record
-from veristream.encoding import keccak256
 
 DEVICES = fleet(6)
 OUTSIDER = fleet(1, offset=1000)[0]
@@ -173,15 +175,15 @@ def test_payload_json_is_not_trusted_for_types(job) -> None:  # type: ignore[no-
 
 
 def test_signature_checks_on_a_process_pool_give_the_same_epoch(job, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    from veristream.pipeline import verify_pool
+    from veristream.pipeline import workers
 
-    monkeypatch.setattr(verify_pool, "MIN_READINGS_FOR_POOL", 1)
+    monkeypatch.setattr(workers, "MIN_READINGS_FOR_POOL", 1)
     records, _ = _faulty_epoch()
     inline = compute_epoch(job_context(job), 0, records, JobState())
     pooled_job = job.model_copy(update={"beam": job.beam.model_copy(update={"verify_workers": 2, "readings_per_element": 9})})
     try:
         pooled = compute_epoch(job_context(pooled_job), 0, records, JobState())
     finally:
-        verify_pool.shutdown()
+        workers.shutdown()
     assert (pooled.data_root, pooled.reward_root, pooled.rejected) == (inline.data_root, inline.reward_root, inline.rejected)
     assert pooled.dead == inline.dead

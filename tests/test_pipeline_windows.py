@@ -10,8 +10,8 @@ from apache_beam.testing import test_stream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms import window
 from apache_beam.utils.timestamp import Timestamp
-from veristream.pipeline.epochs import EpochClock
-from veristream.pipeline.transforms import EpochWindows
+from veristream.pipeline.stages import EpochWindows
+from veristream.provers.epoch_clock import EpochClock
 
 LENGTH, LATENESS, GENESIS = 10_000, 2_000, 1_000
 CLOCK = EpochClock(LENGTH, LATENESS, GENESIS)

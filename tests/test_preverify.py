@@ -13,11 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from veristream.connectors.ipfs import EmbeddedStore
+from veristream.pipeline.compute import compute_epoch, job_context
 from veristream.pipeline.preverify import EpochMemos, Preverifier, decode_by_epoch, preverify
-from veristream.pipeline.runner import compute_epoch, job_context, reexecute, run_epoch
+from veristream.pipeline.publish import run_epoch
+from veristream.pipeline.reexecute import proposal_for, reexecute
 from veristream.pipeline.state import JobState
-from veristream.provers.committee import InProcessCommittee, RayCommittee, local_members
-from veristream.provers.operator import proposal_for
+from veristream.provers.aggregation import demo_members
 from veristream.provers.signing import (
     DeviceReading,
     Domain,
@@ -29,6 +30,7 @@ from veristream.provers.signing import (
 )
 
 from tests.pipeline_fleet import EPOCH_MS, fleet, honest_epoch, make_job, record
+from veristream.committee import InProcessCommittee, RayCommittee
 
 # SIGNATURE LEVEL: a memo never changes a verdict
 
@@ -214,12 +216,12 @@ def test_epoch_is_byte_identical_with_pre_verification(
     setup: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, observed: str, pool: bool
 ) -> None:
     """In-process, and on the worker pool (whose processes get a copy of the memo)."""
-    from veristream.pipeline import verify_pool
+    from veristream.pipeline import workers
 
     ctx, records = setup["ctx"], setup["records"]
     if pool:
-        monkeypatch.setattr(verify_pool, "MIN_READINGS_FOR_POOL", 0)
-        assert verify_pool.auto_workers(len(records), ctx.job.beam.verify_workers) == min(2, os.cpu_count() or 1)
+        monkeypatch.setattr(workers, "MIN_READINGS_FOR_POOL", 0)
+        assert workers.auto_workers(len(records), ctx.job.beam.verify_workers) == min(2, os.cpu_count() or 1)
     cold = _artifacts(ctx, records, tmp_path / "cold", None)
     preverifier = Preverifier(ctx)
     raws = [raw for _, raw in records]
@@ -238,7 +240,7 @@ def test_epoch_is_byte_identical_with_pre_verification(
     assert warm == cold
     assert cold["dead"] and {d[0] for d in cold["dead"]} >= {"bad_signature", "unknown_device", "malformed"}
     if pool:
-        verify_pool.shutdown()
+        workers.shutdown()
     if observed == "all":
         # every signature check was answered by the memo: it learnt nothing new at epoch end
         assert memo is not None
@@ -264,9 +266,9 @@ def test_pool_and_in_process_pre_verification_agree(
     try:
         pooled.observe(raws)
     finally:
-        from veristream.pipeline import verify_pool
+        from veristream.pipeline import workers
 
-        verify_pool.shutdown()
+        workers.shutdown()
     a, b = here.take(0), pooled.take(0)
     assert a is not None and b is not None and len(a) == len(b) > 0
     verify_many(decode_by_epoch(raws, ctx.clock, 256)[0], ctx.domain, ctx.registry.keys(), memo=b)
@@ -287,7 +289,7 @@ def test_operators_pre_verify_and_sign_the_same(setup: dict[str, Any], tmp_path:
     learnt = len(memo)
     assert reexecute(ctx, 0, batch, JobState(), memo) == reexecute(ctx, 0, batch, JobState())
     assert len(memo) == learnt
-    members = local_members("bls12381", 4)
+    members = demo_members("bls12381", 4)
     cold = InProcessCommittee(job, members, ctx.registry).sign(proposal)
     committee = InProcessCommittee(job, members, ctx.registry, faults={2: "wrong_root"})
     committee.stop_operator(3)
@@ -312,7 +314,7 @@ def test_ray_operators_pre_verify_fire_and_forget(setup: dict[str, Any], ray_ses
     store = EmbeddedStore(Path(job.work_dir) / "ipfs")
     outcome = run_epoch(ctx, 0, records, JobState(), store)
     proposal = proposal_for(outcome.manifest, outcome.manifest_cid, 31337, "0x" + "11" * 20)
-    committee = RayCommittee(job, local_members("bls12381", 4), ctx.registry)
+    committee = RayCommittee(job, demo_members("bls12381", 4), ctx.registry)
     try:
         committee.stop_operator(1)
         Preverifier(ctx, committee).observe([raw for _, raw in records])  # returns without waiting
@@ -349,14 +351,14 @@ def test_operators_batch_decode_names_a_tampered_row(setup: dict[str, Any]) -> N
 
 
 def _worker_memo_size() -> int:
-    from veristream.pipeline import verify_pool
+    from veristream.pipeline import workers
 
-    assert verify_pool._CONFIG is not None
-    return len(verify_pool._CONFIG[4])
+    assert workers._CONFIG is not None
+    return len(workers._CONFIG[4])
 
 
 def test_worker_pool_processes_hold_the_epochs_memo(setup: dict[str, Any]) -> None:
-    from veristream.pipeline import verify_pool
+    from veristream.pipeline import workers
 
     ctx, records = setup["ctx"], setup["records"]
     preverifier = Preverifier(ctx)
@@ -365,9 +367,9 @@ def test_worker_pool_processes_hold_the_epochs_memo(setup: dict[str, Any]) -> No
     assert memo is not None
     args = (ctx.domain, ctx.registry.keys(), dict(ctx.registry.devices), 5000)
     try:
-        pool = verify_pool.pool_for(2, *args, memo)
+        pool = workers.pool_for(2, *args, memo)
         assert {pool.submit(_worker_memo_size).result() for _ in range(4)} == {len(memo)}
-        assert verify_pool.pool_for(2, *args, memo) is pool  # same memo: same pool
-        assert verify_pool.pool_for(2, *args) is not pool  # a pool without it is another one
+        assert workers.pool_for(2, *args, memo) is pool  # same memo: same pool
+        assert workers.pool_for(2, *args) is not pool  # a pool without it is another one
     finally:
-        verify_pool.shutdown()
+        workers.shutdown()

@@ -25,19 +25,14 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from veristream.contracts import SetOperator
-from veristream.contracts.committee import OperatorKey
 from veristream.pipeline.jobspec import JobSpecError, parse_job
+from veristream.provers.aggregation import OperatorKey, demo_members, registry_members
 from veristream.provers.bls import bls12381, bn254
-from veristream.provers.committee import (
-    InProcessCommittee,
-    RayCommittee,
-    local_members,
-    registry_members,
-)
 
 from tests.conftest import REPO, free_port
 from tests.ray_head import RAY_ENV
 from tests.ray_head import ray_head as start_ray_head
+from veristream.committee import InProcessCommittee, RayCommittee
 
 VERISTREAM = [sys.executable, "-m", "veristream"]
 ENV = {**os.environ, **RAY_ENV}
@@ -149,7 +144,7 @@ def test_a_registry_committee_does_not_run_in_process() -> None:
         InProcessCommittee(job, [])
     # demo keys never stand in for the on-chain set (checked before Ray starts)
     with pytest.raises(ValueError, match="the committee is the on-chain set"):
-        RayCommittee(job, local_members("bn254", 2))
+        RayCommittee(job, demo_members("bn254", 2))
 
 
 # THE WHOLE FLOW ON ANVIL AND A RAY HEAD
@@ -315,7 +310,7 @@ def test_registered_operators_serve_and_verify_epochs_on_anvil(tmp_path: Path, r
 def _on_chain(url: str, deployment: Path, epoch: int) -> tuple[int | None, int | None, int | None]:
     """(signer bitmap, signed weight, total weight) of a verified epoch, from the EpochVerified event."""
     from veristream.contracts import connect, epoch_info, load_deployment
-    from veristream.provers.epoch import job_id_hash
+    from veristream.provers.epoch_result import job_id_hash
 
     chain = connect(url)
     try:

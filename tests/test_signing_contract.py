@@ -16,6 +16,7 @@ import pytest
 from eth_account import Account
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from veristream.provers.encoding import keccak256
 from veristream.provers.schemes import secp256k1
 from veristream.provers.signing import (
     REASON_BAD_SIGNATURE,
@@ -32,7 +33,6 @@ from veristream.provers.signing import (
 from web3 import Web3
 
 from tests.conftest import REPO
-from veristream.encoding import keccak256
 
 ARTIFACT = REPO / "contracts" / "artifacts" / "DeviceRegistry.json"
 SECRET = keccak256(b"test_signing_contract/device")

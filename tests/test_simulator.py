@@ -211,9 +211,9 @@ def test_cli_writes_messages_registry_and_truth_deterministically(tmp_path: Path
 @pytest.mark.slow
 def test_ground_truth_equals_the_pipelines_verdicts(tmp_path: Path) -> None:
     """Cross-check with the pipeline's own epoch computation: same accepted bytes, same reasons."""
+    from veristream.pipeline.compute import compute_epoch, job_context
     from veristream.pipeline.jobspec import load_job
     from veristream.pipeline.registry import parse_registry
-    from veristream.pipeline.runner import compute_epoch, job_context
     from veristream.pipeline.state import JobState
 
     job = load_job(REPO / "examples" / "weather.yaml")

@@ -8,8 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from veristream.pipeline.jobspec import RewardSpec
 from veristream.pipeline.rewards import add_payouts, split_rewards
-
-from veristream.encoding import check_uint, uint_word
+from veristream.provers.encoding import check_uint, uint_word
 
 
 @given(st.integers(-(2**300), 2**300), st.sampled_from([8, 16, 64, 256]))

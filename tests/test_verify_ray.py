@@ -8,9 +8,9 @@ import os
 from pathlib import Path
 
 import pytest
-from veristream.pipeline import verify_pool
+from veristream.pipeline import workers
+from veristream.pipeline.compute import compute_epoch, job_context
 from veristream.pipeline.jobspec import JobSpecError, parse_job
-from veristream.pipeline.runner import compute_epoch, job_context
 from veristream.pipeline.state import JobState
 
 from tests.pipeline_fleet import fleet, honest_epoch, job_dict, make_job, record
@@ -42,12 +42,12 @@ def _pid() -> int:
 
 
 def test_backend_follows_the_configured_cluster() -> None:
-    assert verify_pool.backend("auto", None) == "processes"
-    assert verify_pool.backend("auto", "10.0.0.5:6379") == "ray"
-    assert verify_pool.backend("processes", "10.0.0.5:6379") == "processes"
-    assert verify_pool.backend("ray", None) == "ray"
+    assert workers.backend("auto", None) == "processes"
+    assert workers.backend("auto", "10.0.0.5:6379") == "ray"
+    assert workers.backend("processes", "10.0.0.5:6379") == "processes"
+    assert workers.backend("ray", None) == "ray"
     with pytest.raises(ValueError, match="verify_on"):
-        verify_pool.backend("threads", None)
+        workers.backend("threads", None)
 
 
 def test_job_spec_validates_verify_on(tmp_path: Path) -> None:
@@ -68,8 +68,8 @@ def test_signature_checks_on_ray_give_the_same_epoch(
     assert {"bad_signature", "unknown_device", "implausible", "malformed"} <= set(inline.rejected)
 
     # the pool threshold would keep so small an epoch in-process
-    monkeypatch.setattr(verify_pool, "MIN_READINGS_FOR_POOL", 1)
-    verify_pool.shutdown()
+    monkeypatch.setattr(workers, "MIN_READINGS_FOR_POOL", 1)
+    workers.shutdown()
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         # the job names the (running) cluster: ``verify_on: auto`` picks Ray
@@ -80,15 +80,15 @@ def test_signature_checks_on_ray_give_the_same_epoch(
                 "beam": job.beam.model_copy(update={"verify_workers": 2}),
             }
         )
-        before = verify_pool.ray_tasks()
+        before = workers.ray_tasks()
         on_ray = compute_epoch(job_context(ray_job), 0, records, JobState())
-        sent = verify_pool.ray_tasks() - before
+        sent = workers.ray_tasks() - before
         # no local process pool was started: every batch went to a Ray task, once
-        assert verify_pool.worker_pids() == []
+        assert workers.worker_pids() == []
         # Ray workers are other processes than this driver
         assert ray.get(ray.remote(_pid).remote()) != os.getpid()
     finally:
-        verify_pool.shutdown()
+        workers.shutdown()
         ray.shutdown()
     assert sent == math.ceil(len(records) / PER_ELEMENT)
     assert (on_ray.data_root, on_ray.reward_root, on_ray.rejected) == (

@@ -357,7 +357,7 @@ def run(
     (mqtt, http, websocket) are served until --epochs, --duration or
     SIGINT/SIGTERM, each epoch verified as soon as it closes; a rerun resumes.
     """
-    from veristream.pipeline.commands import run_command
+    from veristream.commands import run_command
 
     raise typer.Exit(run_command(job, json_out, ray, chain, ray_address, operator_fault, epochs, duration))
 
@@ -376,7 +376,7 @@ def verify(
 ) -> None:
     """Recompute one epoch from the chain and IPFS alone (no local checkpoints); exit 0 only if
     its data root, reward root and batch CID match what the chain verified."""
-    from veristream.pipeline.commands import verify_command
+    from veristream.commands import verify_command
 
     raise typer.Exit(verify_command(job, epoch, json_out, batch_cid, deployment))
 
@@ -388,7 +388,7 @@ def claim(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Build a contributor's reward proof against the latest verified epoch and claim it."""
-    from veristream.pipeline.commands import claim_command
+    from veristream.commands import claim_command
 
     raise typer.Exit(claim_command(job, account, json_out))
 
@@ -455,7 +455,7 @@ def chain_epoch(
     from pathlib import Path
 
     from veristream.contracts import ChainConfig, connect, epoch_info, load_deployment
-    from veristream.provers.epoch import job_id_hash
+    from veristream.provers.epoch_result import job_id_hash
 
     is_url = target.startswith(("http://", "https://", "ipc://"))
     chain = connect(ChainConfig(url=target) if is_url else ChainConfig(workdir=Path(target)))
@@ -489,7 +489,7 @@ def operator_keygen(
     import json
     import os
 
-    from veristream.provers.operator import keygen
+    from veristream.operator import keygen
 
     try:
         key = keygen(scheme)
@@ -512,8 +512,8 @@ def operator_register(
     import json
     from pathlib import Path
 
+    from veristream.operator import register_key
     from veristream.pipeline.jobspec import JobSpecError, load_job
-    from veristream.provers.operator import register_key
 
     try:
         spec = load_job(job)
@@ -537,8 +537,8 @@ def operator_serve(
     import json
     from pathlib import Path
 
+    from veristream.committee import serve_operator
     from veristream.pipeline.jobspec import JobSpecError, load_job
-    from veristream.provers.committee import serve_operator
 
     try:
         spec = load_job(job)
@@ -556,7 +556,7 @@ def submit(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Hand `veristream run JOB` to a Ray cluster through Ray's job submission API."""
-    from veristream.pipeline.commands import submit_command
+    from veristream.commands import submit_command
 
     raise typer.Exit(submit_command(job, address, python, json_out))
 
@@ -567,7 +567,7 @@ def status(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """State of a submitted run, and its summary once it has succeeded."""
-    from veristream.pipeline.commands import status_command
+    from veristream.commands import status_command
 
     raise typer.Exit(status_command(job, json_out))
 

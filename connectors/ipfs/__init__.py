@@ -8,12 +8,15 @@ block it receives, refusing anything that does not match (``CidMismatch``).
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Protocol
 
 from veristream.connectors.ipfs.cid import CidMismatch, cid_to_bytes, normalize_cid
 from veristream.connectors.ipfs.embedded import EmbeddedStore
 from veristream.connectors.ipfs.rpc import RpcError, RpcStore
 from veristream.connectors.ipfs.store import BlockNotFound, BlockStore
 from veristream.connectors.ipfs.unixfs import cid_of
+from veristream.provers.errors import SpecError
 
 __all__ = [
     "BlockNotFound",
@@ -22,6 +25,7 @@ __all__ = [
     "EmbeddedStore",
     "RpcError",
     "RpcStore",
+    "StoreSettings",
     "cid_of",
     "cid_to_bytes",
     "normalize_cid",
@@ -29,11 +33,21 @@ __all__ = [
 ]
 
 
-def open_store(location: str | os.PathLike[str]) -> EmbeddedStore | RpcStore:
-    """The store a job's configuration names: an ``http(s)://`` RPC API url, else an embedded store directory."""
-    text = os.fspath(location)
-    if not text:
-        raise ValueError("IPFS store location is empty")
-    if text.startswith(("http://", "https://")):
-        return RpcStore(text)
-    return EmbeddedStore(text)
+class StoreSettings(Protocol):
+    """Where a job keeps its content: ``mode`` "embedded" (in the work directory) or "rpc" at ``url``."""
+
+    @property
+    def mode(self) -> str: ...
+
+    @property
+    def url(self) -> str | None: ...
+
+
+def open_store(settings: StoreSettings, work_dir: str | os.PathLike[str]) -> EmbeddedStore | RpcStore:
+    """The store a job's IPFS settings name: the RPC node at ``settings.url``, or the embedded
+    store in ``work_dir/ipfs``."""
+    if settings.mode == "rpc":
+        if not settings.url:
+            raise SpecError("ipfs.url: an rpc store needs the node's API url")
+        return RpcStore(settings.url)
+    return EmbeddedStore(Path(work_dir) / "ipfs")

@@ -15,6 +15,7 @@ import hashlib
 from typing import NamedTuple
 
 from multiformats import CID, multihash
+from veristream.provers.errors import StoreError
 
 RAW = 0x55
 DAG_PB = 0x70
@@ -22,7 +23,7 @@ SHA2_256 = 0x12
 _SHA2_256_LENGTH = 32
 
 
-class CidMismatch(ValueError):
+class CidMismatch(StoreError, ValueError):
     """Bytes received for a CID do not hash to that CID: refused, never returned."""
 
 

@@ -30,6 +30,7 @@ from veristream.connectors.ipfs.car import iter_blocks, read_header
 from veristream.connectors.ipfs.cid import RAW, CidMismatch, format_cid, normalize_cid, parse_cid
 from veristream.connectors.ipfs.store import BlockNotFound
 from veristream.connectors.ipfs.unixfs import cid_of, links_of, read_file
+from veristream.provers.errors import StoreError
 
 UPLOAD_PIECE = 1024 * 1024
 
@@ -46,7 +47,7 @@ ADD_PARAMS = {
 }
 
 
-class RpcError(RuntimeError):
+class RpcError(StoreError, RuntimeError):
     """The IPFS node answered with an error, or did not answer within the retries."""
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from veristream.provers.errors import StoreError
 
-class BlockNotFound(LookupError):
+
+class BlockNotFound(StoreError, LookupError):
     """The store does not hold (all of) the DAG under a CID."""
 
 

@@ -43,8 +43,7 @@ from veristream.provers.bls._bn254_curve import (
     g2_on_curve,
     g2_sum,
 )
-
-from veristream.encoding import keccak256
+from veristream.provers.encoding import keccak256
 
 DST = b"VERISTREAM-BLS-BN254-SIG-V1"
 POP_DST = b"VERISTREAM-BLS-BN254-POP-V1"

@@ -14,6 +14,7 @@ from typing import Any
 
 from coincurve import PrivateKey, PublicKey
 from coincurve.context import GLOBAL_CONTEXT
+from veristream.provers.encoding import keccak256
 from veristream.provers.schemes import (
     REASON_BAD_V,
     REASON_HIGH_S,
@@ -21,8 +22,6 @@ from veristream.provers.schemes import (
     ensure_digest,
     ensure_private_key,
 )
-
-from veristream.encoding import keccak256
 
 try:
     # coincurve's own cffi handle: calling libsecp256k1 through it skips the

@@ -41,7 +41,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from veristream.pipeline.coordinator import (
+from veristream.connectors.framing import scan
+from veristream.connectors.ingest_log import decode_record
+from veristream.connectors.ipfs import open_store
+from veristream.connectors.serve import parse_sources, serve_sources
+from veristream.contracts import fund_rewards
+from veristream.pipeline.compute import job_context
+from veristream.pipeline.jobspec import JobSpec
+from veristream.pipeline.state import Checkpoint, load_epoch_checkpoint
+from veristream.run import (
     LIVE_SOURCE_TYPES,
     ChainSession,
     Progress,
@@ -55,8 +63,6 @@ from veristream.pipeline.coordinator import (
     start_committee,
     verify_epoch,
 )
-from veristream.pipeline.jobspec import JobSpec
-from veristream.pipeline.state import Checkpoint, load_epoch_checkpoint
 
 EpochHook = Callable[[dict[str, Any]], None]
 
@@ -94,7 +100,6 @@ class LiveOptions:
 
 def live_sources(job: JobSpec) -> list[Any]:
     """The job's sources as connector configs; ``ValueError`` when live and bounded sources are mixed."""
-    from veristream.connectors.serve import parse_sources
 
     bounded = [
         f"sources[{i}] ({s.get('type')})"
@@ -150,8 +155,6 @@ class OpenEpochTail:
 
     def new_raws(self) -> list[bytes]:
         """The raw envelopes appended to open epochs since the previous call, epoch by epoch."""
-        from veristream.connectors.framing import scan
-        from veristream.connectors.ingest_log import decode_record
 
         raws: list[bytes] = []
         open_now = self._log.open_epochs()
@@ -209,7 +212,6 @@ def _settle(
         settled.verified_here += 1
     if submitted_now and session is not None and job.rewards.tokens_per_epoch > 0:
         # the number of epochs is not known up front: the pool grows with each verified one
-        from veristream.contracts import fund_rewards
 
         fund_rewards(
             session.chain, session.deployment, session.job_hash, job.rewards.tokens_per_epoch, mint=True
@@ -261,7 +263,6 @@ class _Server:
     """
 
     def __init__(self, log: Any, sources: Sequence[Any], tick_s: float, stop: threading.Event) -> None:
-        from veristream.connectors.serve import serve_sources
 
         self.stop = stop
         self.endpoints: list[str] = []
@@ -312,8 +313,6 @@ def run_live(
     progress: Progress = _no_progress,
 ) -> RunSummary:
     """Serve the job's live sources and verify its epochs as they close, until a stop rule; resumable."""
-    from veristream.pipeline.runner import job_context
-    from veristream.provers.operator import open_store
 
     # CHECKS: before any service starts
     sources = live_sources(job)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from veristream.encoding import (
+from veristream.provers.encoding import (
     eip712_digest,
     eip712_domain_separator,
     eip712_type_hash,

@@ -26,13 +26,47 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from veristream.committee import InProcessCommittee, RayCommittee, served_keys
+from veristream.connectors import replay
+from veristream.connectors.config import FileSourceConfig, SimulatorSourceConfig
+from veristream.connectors.deadletters import DeadLetter
+from veristream.connectors.ingest_log import IngestLog
+from veristream.connectors.ipfs import open_store
+from veristream.connectors.simulator import simulate
+from veristream.contracts import (
+    claim,
+    claimed,
+    connect,
+    create_job,
+    create_operator_set,
+    deploy_all,
+    epoch_info,
+    fund_rewards,
+    job_operator_set,
+    load_deployment,
+    operator_set_members,
+    operator_set_pending_until,
+    operator_set_scheme,
+    reference_time,
+    submit_epoch,
+)
+from veristream.contracts.chain import ChainConfig
+from veristream.contracts.committee import LocalCommittee
+from veristream.pipeline.batch import decode_dead_letters
+from veristream.pipeline.commitments import reward_proof
+from veristream.pipeline.compute import job_context
 from veristream.pipeline.jobspec import JobSpec
+from veristream.pipeline.publish import run_epoch
+from veristream.pipeline.reexecute import proposal_for
 from veristream.pipeline.state import (
     Checkpoint,
     commit_checkpoint,
     load_checkpoint,
     load_epoch_checkpoint,
 )
+from veristream.pipeline.workers import ensure_ray
+from veristream.provers.aggregation import QuorumNotMet, demo_members, registry_members
+from veristream.provers.epoch_result import job_id_hash
 
 CHAIN_SETUP_FILE = "chain-setup.json"
 PIPELINE_STAGES = ("decode", "signature", "replay", "plausibility")
@@ -73,7 +107,6 @@ class RunSummary:
 
 def open_ingest_log(job: JobSpec) -> Any:
     """The job's ingest log (and dead-letter store) in its work directory."""
-    from veristream.connectors.ingest_log import IngestLog
 
     return IngestLog(
         Path(job.work_dir) / "ingest",
@@ -92,13 +125,11 @@ def bounded_messages(job: JobSpec) -> list[tuple[bytes, str, int]]:
     The simulator also writes the device registry file the job names (when the
     source does not name its own), so the embedded demo needs no setup.
     """
-    from veristream.connectors.config import FileSourceConfig, SimulatorSourceConfig
 
     messages: list[tuple[bytes, str, int]] = []
     for index, raw_source in enumerate(job.sources):
         kind = raw_source.get("type")
         if kind == "simulator":
-            from veristream.connectors.simulator import simulate
 
             config = SimulatorSourceConfig.model_validate(raw_source)
             simulation = simulate(config)
@@ -109,14 +140,13 @@ def bounded_messages(job: JobSpec) -> list[tuple[bytes, str, int]]:
                 simulation.write(None, config.ground_truth)
             messages += [(m.raw, f"simulator:{index}", m.send_ms) for m in simulation.messages]
         elif kind == "file":
-            from veristream.connectors import replay
 
             file_config = FileSourceConfig.model_validate(raw_source)
             messages += [(raw, f"file:{index}", ts) for ts, raw in replay.load(file_config.path, file_config.format)]
         else:
             raise ValueError(
                 f"sources[{index}]: type {kind!r} is a live source, not a bounded one "
-                "(a job with live sources runs through veristream.pipeline.live)"
+                "(a job with live sources runs through veristream.live)"
             )
     return messages
 
@@ -160,7 +190,6 @@ def _file_dead_letters(dead_letters: Any, epoch: int, rejected: Sequence[Any]) -
     """
     from collections import Counter
 
-    from veristream.connectors.deadletters import DeadLetter
 
     letters = [
         DeadLetter(r.raw, r.reason, r.stage, epoch, f"{r.device_id} seq {r.seq}: {r.detail}")
@@ -189,8 +218,6 @@ def process_closed_epochs(
     ``memos``: a ``pipeline.preverify.Preverifier`` whose ``take(epoch)`` is the
     epoch's verdict memo from pre-verification (live runs).
     """
-    from veristream.pipeline.batch import decode_dead_letters
-    from veristream.pipeline.runner import run_epoch
 
     work_dir = Path(job.work_dir)
     committed: list[int] = []
@@ -259,18 +286,6 @@ def open_chain(job: JobSpec, members: list[Any], total_epochs_budget: int) -> Ch
     deployment``): nothing is deployed or registered; the job is created on that set (and
     funded) unless it exists already, after the set's pending registrations take effect.
     """
-    from veristream.contracts import (
-        connect,
-        create_job,
-        create_operator_set,
-        deploy_all,
-        fund_rewards,
-        job_operator_set,
-        load_deployment,
-    )
-    from veristream.contracts.chain import ChainConfig
-    from veristream.contracts.committee import LocalCommittee
-    from veristream.provers.epoch import job_id_hash
 
     work_dir = Path(job.work_dir)
     if job.chain.mode == "rpc":
@@ -324,11 +339,6 @@ def _existing_operator_set(job: JobSpec, chain: Any) -> tuple[Any, int]:
     """The job's deployment and operator set on a chain where both exist, checked, and a copy of
     the deployment in the work directory (for ``verify`` and ``claim``); waits until the set's
     scheduled registrations are in force, so the job is created on them."""
-    from veristream.contracts import (
-        load_deployment,
-        operator_set_pending_until,
-        operator_set_scheme,
-    )
 
     assert job.chain.deployment is not None and job.operators.set_id is not None  # the spec checks
     set_id = job.operators.set_id
@@ -382,8 +392,6 @@ def verify_epoch(
     Appends the epoch's row to ``summary.epochs`` (and any refusals) and returns
     the row; ``QuorumNotMet`` when too few operators sign.
     """
-    from veristream.provers.committee import QuorumNotMet
-    from veristream.provers.operator import proposal_for
 
     manifest = checkpoint.manifest
     assert manifest is not None and checkpoint.manifest_cid is not None
@@ -400,7 +408,6 @@ def verify_epoch(
     if manifest.accepted == 0:
         return row  # nothing to verify: the epoch only carried dead letters
     if session is not None:
-        from veristream.contracts import epoch_info
 
         info = epoch_info(session.chain, session.deployment, session.job_hash, manifest.epoch)
         if info is not None:
@@ -415,7 +422,6 @@ def verify_epoch(
     if not aggregate.quorum_met:
         raise QuorumNotMet(aggregate)
     if session is not None:
-        from veristream.contracts import submit_epoch
 
         receipt = submit_epoch(
             session.chain,
@@ -434,8 +440,6 @@ def claim_for(
     session: ChainSession, checkpoint: Checkpoint, account: bytes | None = None
 ) -> dict[str, Any]:
     """Claim ``account``'s cumulative reward (default: the largest earner) up to the checkpoint's epoch."""
-    from veristream.contracts import claim, claimed
-    from veristream.pipeline.commitments import reward_proof
 
     cumulative = checkpoint.state.cumulative
     if not cumulative:
@@ -468,13 +472,10 @@ def committee_members(job: JobSpec, session: ChainSession | None = None, epoch: 
     ``operators.namespace``); a slot nobody serves is down, a served key that is not
     registered is a ``ValueError``. Connects to Ray (``job.ray``).
     """
-    from veristream.provers.committee import local_members
 
     operators = job.operators
     if operators.set_id is None:
-        return local_members(operators.scheme, operators.count, operators.key_seed, operators.weights)
-    from veristream.contracts import operator_set_members, reference_time
-    from veristream.provers.committee import ensure_ray, registry_members, served_keys
+        return demo_members(operators.scheme, operators.count, operators.key_seed, operators.weights)
 
     if session is None:
         raise ValueError("operators.set_id reads the committee from the chain: drop --no-chain")
@@ -498,7 +499,6 @@ def start_committee(
     job: JobSpec, ctx: Any, members: list[Any], *, use_ray: bool, faults: Mapping[int, str] | None = None
 ) -> Any:
     """A running committee of ``members`` (Ray actors or in-process), with demo faults applied."""
-    from veristream.provers.committee import InProcessCommittee, RayCommittee
 
     committee_cls = RayCommittee if use_ray else InProcessCommittee
     faults = dict(faults or {})
@@ -520,23 +520,16 @@ def run_job(
     use_chain: bool = True,
     faults: Mapping[int, str] | None = None,
     progress: Progress = _no_progress,
-    live: Any = None,
 ) -> RunSummary:
-    """Run a job end to end on its configured parts (embedded by default); resumable.
+    """Run a job with bounded sources end to end on its configured parts (embedded by
+    default); resumable. A job with live sources runs through ``veristream.live.run_live``.
 
     ``faults`` (demos and tests) maps operator slots to a misbehaviour of
-    ``veristream.provers.operator.FAULTS`` or ``"down"``. A job with live
-    sources runs until a stop rule of ``live`` (a ``pipeline.live.LiveOptions``)
-    or a signal: see ``veristream.pipeline.live``.
+    ``veristream.operator.FAULTS`` or ``"down"``.
     """
-    from veristream.pipeline.runner import job_context
-    from veristream.provers.operator import open_store
 
     if is_live(job):
-        from veristream.pipeline.live import LiveOptions, run_live
-
-        options = live if live is not None else LiveOptions()
-        return run_live(job, options, use_ray=use_ray, use_chain=use_chain, faults=faults, progress=progress)
+        raise ValueError("a job with live sources runs through veristream.live.run_live")
 
     work_dir = Path(job.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)

@@ -1,16 +1,15 @@
-"""Runs one closed epoch as a bounded Beam pipeline, and re-executes an epoch from its batch.
+"""Computes one closed epoch as a bounded Beam pipeline: checks, aggregates, rewards, roots.
 
-``run_epoch`` is what the coordinator calls for each closed epoch of the ingest
-log; ``reexecute`` is what every operator calls on the batch it fetched from
-IPFS. Both go through ``compute_epoch``, which builds the same ``EpochChecks``
-transform (one code path for pipeline and provers) and then the same pure
-steps: rewards, roots, next state.
+``compute_epoch`` is the one code path behind both the submitter's run
+(``veristream.pipeline.publish.run_epoch``) and every operator's and auditor's
+re-execution (``veristream.pipeline.reexecute``): the same ``EpochChecks``
+transform, then the same pure steps: rewards, roots, next state.
 
 The embedded runner is Beam's ``FnApiRunner`` in memory, named explicitly so
 nothing tries to download the Prism runner (TOOLCHAIN.md); inputs enter and
 results leave through in-process registries. Any other ``beam.runner`` (a
 portable job service, Flink, Spark, Dataflow) runs the same transforms with
-inputs and results in files (``veristream.pipeline.portable``), and
+inputs and results in files (``veristream.pipeline.beam_portable``), and
 ``compute_epoch`` gives the same ``EpochComputation`` either way. Re-execution
 of a stored batch always runs embedded.
 """
@@ -19,35 +18,30 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import apache_beam as beam
-from veristream.pipeline import commitments, verify_pool
-from veristream.pipeline.batch import (
-    decode_accepted,
-    encode_accepted,
-    encode_aggregates,
-    encode_dead_letters,
-)
-from veristream.pipeline.epochs import EpochClock
-from veristream.pipeline.jobspec import JobSpec, RewardSpec
-from veristream.pipeline.manifest import Manifest, RewardSummary
+from veristream.pipeline import beam_portable, commitments, workers
+from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.records import Candidate, Rejected
 from veristream.pipeline.registry import DeviceRegistryView, load_registry
-from veristream.pipeline.rewards import Contribution, RewardOutcome, add_payouts, split_rewards
-from veristream.pipeline.state import JobState
-from veristream.pipeline.transforms import (
+from veristream.pipeline.rewards import RewardOutcome, add_payouts
+from veristream.pipeline.stages import (
     DeviceEpoch,
     EpochChecks,
     EpochChecksConfig,
     PlausibilityRules,
+    Rewards,
     batched,
     lent_memo,
     started_checks,
 )
-from veristream.pipeline.verify_pool import auto_workers
+from veristream.pipeline.state import JobState
+from veristream.pipeline.workers import auto_workers
+from veristream.provers.epoch_clock import EpochClock
+from veristream.provers.signing import Domain
 
 # CONTEXT
 
@@ -64,7 +58,6 @@ class EpochContext:
 
 def job_context(job: JobSpec, registry: DeviceRegistryView | None = None) -> EpochContext:
     """The context of ``job``; the registry is read from its file unless given."""
-    from veristream.provers.signing import Domain
 
     if registry is None:
         if job.devices.file is None:
@@ -99,45 +92,6 @@ def _fetch(index: int, run: str) -> Any:
 def _deposit(value: Any, run: str, name: str) -> None:
     with _LOCK:
         _SINK[run][name].append(value)
-
-
-class Rewards(beam.PTransform):
-    """All devices' contributions of the epoch split into shares of the budget (one element)."""
-
-    def __init__(self, policy: RewardSpec, carry_in: int) -> None:
-        super().__init__()
-        self._policy = policy
-        self._carry_in = carry_in
-
-    def expand(self, devices: Any) -> Any:
-        # everything under one key, plus a marker so an epoch without devices still gives
-        # its one (empty) split: what ToList does, with ~0.06 s less of Beam per epoch
-        marker = devices.pipeline | "Marker" >> beam.Impulse() | "Keyed" >> beam.Map(_keyed_none)
-        contributions = devices | "Contribution" >> beam.Map(
-            lambda d: (None, (d.device_id, d.contribution))
-        )
-        return (
-            (marker, contributions)
-            | "Together" >> beam.Flatten()
-            | "Collect" >> beam.GroupByKey()
-            | "Split" >> beam.Map(_split_grouped, self._policy, self._carry_in)
-        )
-
-
-def _keyed_none(_: Any) -> tuple[None, None]:
-    return None, None
-
-
-def _split_grouped(
-    group: tuple[None, Iterable[tuple[str, Contribution] | None]], policy: RewardSpec, carry_in: int
-) -> RewardOutcome:
-    return _split([item for item in group[1] if item is not None], policy, carry_in)
-
-
-def _split(
-    contributions: list[tuple[str, Contribution]], policy: RewardSpec, carry_in: int
-) -> RewardOutcome:
-    return split_rewards(dict(contributions), policy, carry_in)
 
 
 def _make_pipeline(job: JobSpec) -> beam.Pipeline:
@@ -175,7 +129,7 @@ def _checks_config(
         # an operator re-executing verifies in-process: on one machine the operators already
         # share the cores, and forking from a Ray worker is best avoided
         verify_workers=1 if decoded else auto_workers(readings, job.beam.verify_workers),
-        verify_on=verify_pool.backend(job.beam.verify_on, job.ray.address),
+        verify_on=workers.backend(job.beam.verify_on, job.ray.address),
     )
 
 
@@ -205,13 +159,10 @@ def _run_checks_with(
     # re-executing a stored batch (operators, auditors) stays embedded: each party
     # checks on its own machine, with its verdict memos, not on the submitter's cluster
     if ctx.job.beam.runner != "fnapi" and not config.decoded:
-        from veristream.pipeline import portable
 
-        return portable.run_checks(ctx.job, config, inputs, state.carry, f"epoch-{epoch}")
+        return beam_portable.run_checks(ctx.job, config, inputs, state.carry, f"epoch-{epoch}")
     if config.verify_workers > 1 and config.verify_on == "ray":
-        from veristream.provers.committee import ensure_ray
-
-        ensure_ray(ctx.job.ray.address, ctx.job.ray.num_cpus)
+        workers.ensure_ray(ctx.job.ray.address, ctx.job.ray.num_cpus)
     run = uuid.uuid4().hex
     elements = batched(inputs, ctx.job.beam.readings_per_element)
     with _LOCK:
@@ -323,165 +274,3 @@ def compute_epoch(
             f"epoch {epoch}: {len(accepted)} accepted + {len(dead)} rejected != {len(inputs)} in"
         )
     return computation
-
-
-# STORING AN EPOCH
-
-
-@dataclass(frozen=True, slots=True)
-class EpochOutcome:
-    """One processed epoch: its manifest (stored), the state after it, and the computation."""
-
-    manifest: Manifest
-    manifest_cid: str
-    state: JobState
-    computation: EpochComputation
-    artifacts: dict[str, bytes] = field(default_factory=dict)
-
-
-def run_epoch(
-    job: JobSpec | EpochContext,
-    epoch: int,
-    raw_records: Sequence[tuple[int, bytes]],
-    state: JobState,
-    store: Any,
-    memo: Any = None,
-) -> EpochOutcome:
-    """Process one closed epoch: Beam checks, rewards, roots, batches into ``store``, manifest.
-
-    ``memo``: the epoch's verdict memo from pre-verification (``compute_epoch``).
-
-    Nothing here commits the state: the caller commits the returned state and
-    manifest together (``veristream.pipeline.state.commit_checkpoint``). Running
-    it again on the same inputs gives byte-identical batches, CIDs and roots.
-    """
-    ctx = job if isinstance(job, EpochContext) else job_context(job)
-    computation = compute_epoch(ctx, epoch, raw_records, state, memo=memo)
-    return store_epoch(ctx, computation, state, store)
-
-
-def store_epoch(
-    ctx: EpochContext, computation: EpochComputation, prev: JobState, store: Any
-) -> EpochOutcome:
-    """Write an epoch's batches, state and manifest to the content-addressed ``store``."""
-    job = ctx.job
-    batch = encode_accepted(computation.accepted)
-    dead = encode_dead_letters(computation.dead)
-    aggregates = encode_aggregates(
-        {d.device_id: d.stats for d in computation.devices}, job.aggregation.quantiles
-    )
-    state_bytes = computation.state.to_json()
-    cids = {
-        "batch": store.put(batch),
-        "dead": store.put(dead),
-        "aggregates": store.put(aggregates),
-        "state": store.put(state_bytes),
-    }
-    rewards = computation.rewards
-    manifest = Manifest(
-        job_id=job.job_id,
-        epoch=computation.epoch,
-        start_ms=ctx.clock.start_ms(computation.epoch),
-        end_ms=ctx.clock.end_ms(computation.epoch),
-        batch_cid=cids["batch"],
-        dead_letter_cid=cids["dead"],
-        aggregates_cid=cids["aggregates"],
-        state_cid=cids["state"],
-        prev_manifest_cid=prev.manifest_cid,
-        data_root="0x" + computation.data_root.hex(),
-        reward_root="0x" + computation.reward_root.hex(),
-        readings_in=computation.readings_in,
-        accepted=len(computation.accepted),
-        rejected=computation.rejected,
-        rewards=RewardSummary(
-            budget=rewards.budget,
-            paid=rewards.paid,
-            remainder=rewards.remainder,
-            carry_out=rewards.carry_out,
-            sink_paid=rewards.sink_paid,
-            beneficiaries=len(rewards.payouts),
-        ),
-    )
-    manifest_bytes = manifest.to_json()
-    manifest_cid = store.put(manifest_bytes)
-    for cid in (*cids.values(), manifest_cid):
-        store.pin(cid)
-    state = JobState(
-        epoch=computation.state.epoch,
-        high_water=computation.state.high_water,
-        cumulative=computation.state.cumulative,
-        carry=computation.state.carry,
-        manifest_cid=manifest_cid,
-    )
-    artifacts = {"batch": batch, "dead": dead, "aggregates": aggregates, "manifest": manifest_bytes}
-    return EpochOutcome(manifest, manifest_cid, state, computation, artifacts)
-
-
-# RE-EXECUTION (what operators and auditors run)
-
-
-@dataclass(frozen=True, slots=True)
-class Recomputed:
-    """What re-executing a batch gives, and any reading of the batch that should not be there."""
-
-    data_root: bytes
-    reward_root: bytes
-    accepted: int
-    state: JobState
-    problems: tuple[str, ...]
-
-    @property
-    def clean(self) -> bool:
-        """Whether every reading of the batch passed every check again."""
-        return not self.problems
-
-
-def reexecute(
-    job: JobSpec | EpochContext,
-    epoch: int,
-    batch_bytes: bytes,
-    prev_state: JobState,
-    memo: Any = None,
-) -> Recomputed:
-    """Recompute an epoch's roots from its batch alone and the state before it.
-
-    Every reading in the batch is checked again (signature, replay guard,
-    plausibility); a reading that fails is reported in ``problems`` (the batch
-    is then not the honest output of the pipeline). ``ValueError`` when the
-    batch is not a readable batch. ``memo``: the operator's own verdict memo
-    of the epoch (pre-verification; same result without it).
-    """
-    ctx = job if isinstance(job, EpochContext) else job_context(job)
-    candidates = decode_accepted(batch_bytes)
-    computation = compute_epoch(ctx, epoch, candidates, prev_state, decoded=True, memo=memo)
-    problems = tuple(
-        f"{d.reason} ({d.device_id} seq {d.seq}{': ' + d.detail if d.detail else ''})"
-        for d in computation.dead[:20]
-    )
-    if len(computation.dead) > 20:
-        problems += (f"... and {len(computation.dead) - 20} more",)
-    return Recomputed(
-        data_root=computation.data_root,
-        reward_root=computation.reward_root,
-        accepted=len(computation.accepted),
-        state=computation.state,
-        problems=problems,
-    )
-
-
-def states_match(a: JobState, b: JobState) -> bool:
-    """Whether two states agree on everything an epoch computes (ignoring the manifest link)."""
-    return (
-        a.epoch == b.epoch
-        and dict(a.high_water) == dict(b.high_water)
-        and dict(a.cumulative) == dict(b.cumulative)
-        and a.carry == b.carry
-    )
-
-
-def counts_by_reason(dead: Sequence[Rejected]) -> Mapping[str, int]:
-    """Dead letters per reason (sorted by reason)."""
-    counts: dict[str, int] = {}
-    for item in dead:
-        counts[item.reason] = counts.get(item.reason, 0) + 1
-    return dict(sorted(counts.items()))

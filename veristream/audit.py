@@ -27,7 +27,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from veristream.connectors.ipfs import open_store
+from veristream.connectors.ipfs.cid import RAW, cid_to_bytes, format_cid, normalize_cid, parse_cid
+from veristream.contracts import connect, epoch_info, load_deployment
+from veristream.contracts.chain import ChainConfig
+from veristream.pipeline.compute import job_context
 from veristream.pipeline.jobspec import JobSpec
+from veristream.pipeline.manifest import manifest_from_json
+from veristream.pipeline.reexecute import reexecute
+from veristream.pipeline.state import JobState
+from veristream.provers.encoding import keccak256
+from veristream.provers.epoch_result import job_id_hash
 
 # a manifest is a few hundred bytes: one raw block; batches and states larger than a chunk are skipped
 _MANIFEST_MARK = b'"batch_cid"'
@@ -86,7 +96,6 @@ def pinned_cids(store: Any) -> list[str]:
     reply = httpx.post(f"{store.url}/api/v0/pin/ls", params={"type": "recursive"}, timeout=60.0)
     if reply.status_code != 200:
         raise ValueError(f"IPFS node at {store.url} did not list its pins: HTTP {reply.status_code}")
-    from veristream.connectors.ipfs.cid import normalize_cid
 
     keys = reply.json().get("Keys") or {}
     return sorted(normalize_cid(str(k)) for k in keys)
@@ -94,8 +103,6 @@ def pinned_cids(store: Any) -> list[str]:
 
 def job_manifests(store: Any, job_id: str) -> dict[str, Any]:
     """Every manifest of ``job_id`` pinned in ``store``, by CID."""
-    from veristream.connectors.ipfs.cid import RAW, parse_cid
-    from veristream.pipeline.manifest import manifest_from_json
 
     found: dict[str, Any] = {}
     for cid in pinned_cids(store):
@@ -149,15 +156,6 @@ def audit_epoch(
     checking a candidate: it passes only if it is the chain's batch).
     ``deployment`` is the contracts' address file (default: the work directory's).
     """
-    from veristream.connectors.ipfs.cid import cid_to_bytes, format_cid, normalize_cid
-    from veristream.contracts import connect, epoch_info, load_deployment
-    from veristream.contracts.chain import ChainConfig
-    from veristream.pipeline.runner import job_context, reexecute
-    from veristream.pipeline.state import JobState
-    from veristream.provers.epoch import job_id_hash
-    from veristream.provers.operator import open_store
-
-    from veristream.encoding import keccak256
 
     say = progress or (lambda _: None)
     report = AuditReport(epoch)

@@ -19,182 +19,13 @@ here); ``address`` connects to a cluster instead.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from veristream.provers.epoch import epoch_result_digest
-from veristream.provers.operator import Operator, Proposal, Review
-
-
-@dataclass(frozen=True, slots=True)
-class Member:
-    """One operator as the aggregator knows it: slot, weight, public key and (locally) secret key,
-    or the name of the Ray actor that serves it (``operator serve``)."""
-
-    slot: int
-    scheme: str
-    weight: int
-    public_key: bytes  # bls12381: 48-byte compressed G1; bn254: 128-byte G2; b"" if nobody serves it
-    secret_key: int = field(repr=False, default=0)
-    actor: str | None = None  # a registry committee's served operator actor
-
-
-def local_members(
-    scheme: str, count: int, seed: int = 1, weights: Sequence[int] | None = None
-) -> list[Member]:
-    """The embedded mode's operators: keys derived from ``seed`` exactly as the contracts'
-    ``LocalCommittee.deterministic`` derives the keys it registers (demo keys: guessable)."""
-    from veristream.contracts.committee import LocalCommittee
-    from veristream.provers.bls import bls12381, bn254
-
-    if weights is not None and len(weights) != count:
-        raise ValueError(f"{len(weights)} weights for {count} operators")
-    keys = LocalCommittee.deterministic(scheme, count, seed).keys
-    members = []
-    for slot, key in enumerate(keys):
-        pk = (
-            bn254.sk_to_pk(key.secret_key)
-            if scheme == "bn254"
-            else bls12381.sk_to_pk(key.secret_key)
-        )
-        members.append(Member(slot, scheme, weights[slot] if weights else 1, pk, key.secret_key))
-    return members
-
-
-@dataclass(frozen=True, slots=True)
-class Aggregate:
-    """The committee's answer for one epoch."""
-
-    epoch: int
-    digest: bytes
-    signers: tuple[int, ...]
-    signer_bitmap: int
-    signature: bytes  # native encoding (bls12381: 96-byte compressed; bn254: 64-byte G1)
-    signature_evm: bytes  # what the EpochVerifier takes
-    apk_g2: bytes  # bn254 only
-    refusals: dict[int, str]
-    down: tuple[int, ...]
-    signed_weight: int
-    total_weight: int
-    quorum_met: bool
-
-
-class QuorumNotMet(RuntimeError):
-    """Too little weight signed; carries the aggregate with every refusal reason."""
-
-    def __init__(self, aggregate: Aggregate) -> None:
-        self.aggregate = aggregate
-        reasons = "; ".join(f"operator {i}: {r}" for i, r in sorted(aggregate.refusals.items()))
-        super().__init__(
-            f"epoch {aggregate.epoch}: signed weight {aggregate.signed_weight} of "
-            f"{aggregate.total_weight} misses the quorum (down: {list(aggregate.down)}; {reasons})"
-        )
-
-
-def _verify(scheme: str, pks: Sequence[bytes], digest: bytes, signature: bytes) -> bool:
-    from veristream.provers.bls import bls12381, bn254
-
-    if scheme == "bn254":
-        return bn254.fast_aggregate_verify(list(pks), digest, signature)
-    return bls12381.fast_aggregate_verify(list(pks), digest, signature)
-
-
-def _aggregate(scheme: str, signatures: Sequence[bytes]) -> bytes:
-    from veristream.provers.bls import bls12381, bn254
-
-    return (
-        bn254.aggregate(list(signatures))
-        if scheme == "bn254"
-        else bls12381.aggregate(list(signatures))
-    )
-
-
-def aggregate_reviews(
-    members: Sequence[Member],
-    reviews: Mapping[int, Review | None],
-    digest: bytes,
-    epoch: int,
-    quorum: tuple[int, int],
-) -> Aggregate:
-    """Combine the operators' answers into one aggregate signature and check the quorum.
-
-    ``reviews[slot]`` is None for an operator that did not answer. Signatures
-    are checked together first (one pairing check); only if that fails is each
-    checked alone, and the invalid ones are refused ("signature does not verify").
-    """
-    from veristream.provers.bls import bls12381, bn254
-
-    # VALIDATE
-    if not members:
-        raise ValueError("a committee needs at least one member")
-    schemes = {m.scheme for m in members}
-    if len(schemes) != 1:
-        raise ValueError(f"members mix schemes {sorted(schemes)}")
-    scheme = schemes.pop()
-    numerator, denominator = quorum
-    if not 0 < numerator <= denominator:
-        raise ValueError(f"quorum {numerator}/{denominator} is not a fraction in (0, 1]")
-    by_slot = {m.slot: m for m in members}
-
-    # COLLECT
-    refusals: dict[int, str] = {}
-    down: list[int] = []
-    signed: dict[int, bytes] = {}
-    for slot in sorted(by_slot):
-        review = reviews.get(slot)
-        if review is None:
-            down.append(slot)
-        elif review.signature is None:
-            refusals[slot] = str(review.reason)
-        else:
-            signed[slot] = review.signature
-
-    # VERIFY (together, then one by one only if needed)
-    if signed:
-        try:
-            together = _verify(
-                scheme,
-                [by_slot[s].public_key for s in signed],
-                digest,
-                _aggregate(scheme, list(signed.values())),
-            )
-        except ValueError:
-            together = False
-        if not together:
-            for slot in list(signed):
-                if not _verify(scheme, [by_slot[slot].public_key], digest, signed[slot]):
-                    refusals[slot] = "signature does not verify for the proposed epoch result"
-                    del signed[slot]
-
-    # AGGREGATE
-    signers = tuple(sorted(signed))
-    total = sum(m.weight for m in members)
-    weight = sum(by_slot[s].weight for s in signers)
-    signature = _aggregate(scheme, [signed[s] for s in signers]) if signers else b""
-    if scheme == "bn254":
-        evm = signature
-        apk_g2 = (
-            bn254.aggregate_pks_g2([by_slot[s].public_key for s in signers]) if signers else b""
-        )
-    else:
-        evm = bls12381.signature_to_evm(signature) if signers else b""
-        apk_g2 = b""
-    return Aggregate(
-        epoch=epoch,
-        digest=digest,
-        signers=signers,
-        signer_bitmap=sum(1 << s for s in signers),
-        signature=signature,
-        signature_evm=evm,
-        apk_g2=apk_g2,
-        refusals=refusals,
-        down=tuple(down),
-        signed_weight=weight,
-        total_weight=total,
-        quorum_met=bool(signers) and weight * denominator >= total * numerator,
-    )
+from veristream.operator import Operator
+from veristream.pipeline.workers import ensure_ray
+from veristream.provers.aggregation import Aggregate, Member, Proposal, Review, aggregate_reviews
+from veristream.provers.epoch_result import epoch_result_digest
 
 
 class InProcessCommittee:
@@ -246,29 +77,6 @@ class InProcessCommittee:
         """Nothing to release."""
 
 
-def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Start local Ray (or connect to ``address``) once per process."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    if address:
-        ray.init(address=address, log_to_driver=False)
-    elif os.environ.get("RAY_ADDRESS"):
-        # running as a submitted Ray job (veristream submit): Ray names the cluster
-        ray.init(log_to_driver=False)
-    else:
-        # "local": always a fresh local instance, never a stale or foreign cluster that
-        # /tmp/ray/ray_current_cluster happens to name
-        ray.init(
-            address="local",
-            num_cpus=num_cpus or 2,
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
-
-
 class RayCommittee:
     """One Ray actor per operator key; the aggregator runs in the caller."""
 
@@ -287,7 +95,7 @@ class RayCommittee:
         if on_chain_set and any(m.secret_key for m in members):
             raise ValueError(
                 "operators.set_id: the committee is the on-chain set, not demo keys "
-                "(build it with veristream.pipeline.coordinator.committee_members)"
+                "(build it with veristream.run.committee_members)"
             )
         ensure_ray(job.ray.address, job.ray.num_cpus)
         self.members = list(members)
@@ -433,65 +241,6 @@ def served_keys(names: Sequence[str], namespace: str, timeout_s: float = 60.0) -
     return keys
 
 
-def registry_members(
-    scheme: str, registered: Sequence[Any], served: Mapping[str, bytes], set_id: int | None = None
-) -> list[Member]:
-    """The committee of an on-chain operator set: one member per registered slot, with the slot
-    and weight the registry holds, each matched to the served actor whose key is the slot's.
-
-    ``registered`` holds ``veristream.contracts.SetOperator`` rows (``slot``, ``weight`` and
-    the G1 ``pubkey`` as the registry stores it); ``served`` maps actor names to the key each
-    reports (bls12381: 48-byte compressed G1; bn254: 128-byte G2, matched to the registered G1
-    key by a pairing check). A slot nobody serves gets no actor (down: the quorum decides).
-    ``ValueError`` for a served key no slot registered, or two actors serving one slot.
-    """
-    # VALIDATE
-    if scheme not in ("bls12381", "bn254"):
-        raise ValueError(f"unknown BLS scheme {scheme!r}")
-    if not registered:
-        raise ValueError("the operator set has no operators")
-    label = f"operator set {set_id}" if set_id is not None else "the operator set"
-
-    # MATCH
-    actor_of: dict[int, str] = {}
-    for name in sorted(served):
-        slot = _registered_slot(scheme, registered, served[name])
-        if slot is None:
-            raise ValueError(
-                f"operator actor {name!r} serves key 0x{served[name][:8].hex()}…, which is not registered in "
-                f"{label} (slots {[op.slot for op in registered]}): register it with `veristream operator "
-                "register`, or stop serving it"
-            )
-        if slot in actor_of:
-            raise ValueError(f"operator actors {actor_of[slot]!r} and {name!r} both serve the key of slot {slot}")
-        actor_of[slot] = name
-
-    # MEMBERS (bitmap order: by slot)
-    return [
-        Member(
-            int(op.slot),
-            scheme,
-            int(op.weight),
-            served[actor_of[op.slot]] if op.slot in actor_of else b"",
-            actor=actor_of.get(op.slot),
-        )
-        for op in sorted(registered, key=lambda op: int(op.slot))
-    ]
-
-
-def _registered_slot(scheme: str, registered: Sequence[Any], key: bytes) -> int | None:
-    """The slot whose registered G1 key belongs to the same secret as ``key``, if any."""
-    from veristream.provers.bls import bls12381, bn254
-
-    if scheme == "bls12381":
-        try:
-            evm = bls12381.pk_to_evm(bytes(key))
-        except ValueError:
-            return None
-        return next((int(op.slot) for op in registered if bytes(op.pubkey) == evm), None)
-    return next((int(op.slot) for op in registered if bn254.keys_match(bytes(op.pubkey), bytes(key))), None)
-
-
 def start_operator(job: Any, key: Mapping[str, str], name: str, namespace: str, slot: int = 0) -> Any:
     """Start this operator's prover (the committee's ``Operator``) as a named, detached actor.
 
@@ -515,7 +264,7 @@ def start_operator(job: Any, key: Mapping[str, str], name: str, namespace: str, 
     actor = ray.remote(num_cpus=0, max_restarts=0)(Operator).options(
         name=name, namespace=namespace, lifetime="detached"
     )
-    handle = actor.remote(slot, scheme, secret, job, None, None)
+    handle: Any = actor.remote(slot, scheme, secret, job, None, None)
     ray.get(handle.ping.remote(), timeout=120)
     return handle
 

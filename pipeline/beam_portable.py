@@ -2,7 +2,7 @@
 Flink, Spark or Dataflow.
 
 The embedded runner hands records in and results out through registries in this
-process (``veristream.pipeline.runner``). A distributed runner's workers are other
+process (``veristream.pipeline.compute``). A distributed runner's workers are other
 processes, usually on other machines, so here both directions go through files
 under the job's staging location, which the client and every worker must reach
 (an absolute path on a shared filesystem, or a filesystem URL Beam knows, such as
@@ -39,7 +39,8 @@ from apache_beam.io.filesystems import FileSystems
 from veristream.pipeline.jobspec import BeamSpec, JobSpec
 from veristream.pipeline.records import Rejected
 from veristream.pipeline.rewards import RewardOutcome
-from veristream.pipeline.transforms import DeviceEpoch, EpochChecks, EpochChecksConfig, batched
+from veristream.pipeline.stages import DeviceEpoch, EpochChecks, EpochChecksConfig, Rewards, batched
+from veristream.provers.errors import VeriStreamError
 
 RUNNER_CLASSES = {
     "portable": "PortableRunner",
@@ -50,7 +51,7 @@ RUNNER_CLASSES = {
 OUTPUTS = ("devices", "dead", "rewards")
 
 
-class StagingError(RuntimeError):
+class StagingError(VeriStreamError, RuntimeError):
     """An epoch's outputs could not all be read back from the staging location."""
 
 
@@ -183,9 +184,6 @@ def run_checks(
     ``label`` names the run's folder (with a random suffix, so runs never collide).
     The results come back in canonical order, as the embedded runner gives them.
     """
-    # imported here: the runner module imports this one lazily in turn
-    from veristream.pipeline.runner import Rewards
-
     # the signature stage's process pool lives in the submitting process; a
     # distributed runner spreads the batches over its own workers instead
     config = dataclasses.replace(config, verify_workers=1, memo=None)

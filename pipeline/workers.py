@@ -28,7 +28,12 @@ from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
-from veristream.pipeline.checks import CheckedBatch
+from veristream.pipeline.checks import (
+    CheckedBatch,
+    PlausibilityRules,
+    check_candidates,
+    check_records,
+)
 from veristream.pipeline.records import CandidateBatch
 
 # An epoch smaller than this verifies in-process: starting workers costs more.
@@ -72,7 +77,6 @@ def _check(element: Any, raw: bool, epoch: tuple[Any, int, int]) -> CheckedBatch
 
 
 def _check_with(config: Any, element: Any, raw: bool, epoch: tuple[Any, int, int]) -> CheckedBatch:
-    from veristream.pipeline.checks import PlausibilityRules, check_candidates, check_records
 
     domain, keys, devices, _, memo = config
     validation, start_ms, end_ms = epoch
@@ -218,3 +222,26 @@ def shutdown() -> None:
             _POOL.shutdown(wait=True, cancel_futures=True)
         _POOL, _POOL_KEY = None, None
         _RAY, _RAY_KEY = None, None
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Start local Ray (or connect to ``address``) once per process."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    elif os.environ.get("RAY_ADDRESS"):
+        # running as a submitted Ray job (veristream submit): Ray names the cluster
+        ray.init(log_to_driver=False)
+    else:
+        # "local": always a fresh local instance, never a stale or foreign cluster that
+        # /tmp/ray/ray_current_cluster happens to name
+        ray.init(
+            address="local",
+            num_cpus=num_cpus or 2,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )

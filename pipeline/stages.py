@@ -10,7 +10,7 @@ the reason. ``EpochChecks.expand`` reads like DESIGN.md's data flow:
 
 Everything that depends on one reading alone runs in the first stage, batch by
 batch (``checks.check_records``; on worker processes when the epoch is large,
-``verify_pool``): decoding, the signature check, and each reading's
+``workers``): decoding, the signature check, and each reading's
 plausibility verdict and data-leaf hash. The verdict is applied only after the
 replay guard, so a reading's reason is the same as if the stages ran one by one.
 After the replay guard the main output is keyed by device: ``(device_id,
@@ -30,6 +30,7 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
+from veristream.pipeline import workers
 from veristream.pipeline.aggregates import FieldStats, device_stats
 from veristream.pipeline.checks import (
     REASON_BAD_SIGNATURE,
@@ -45,7 +46,7 @@ from veristream.pipeline.checks import (
     plausible_values,
     unpack_groups,
 )
-from veristream.pipeline.jobspec import ValidationSpec
+from veristream.pipeline.jobspec import RewardSpec, ValidationSpec
 from veristream.pipeline.records import (
     CANDIDATE_ORDER,
     REASON_DUPLICATE,
@@ -57,7 +58,8 @@ from veristream.pipeline.records import (
     Rejected,
     rejected_from,
 )
-from veristream.pipeline.rewards import Contribution
+from veristream.pipeline.registry import device_address
+from veristream.pipeline.rewards import Contribution, RewardOutcome, split_rewards
 
 __all__ = [
     "DEAD",
@@ -73,6 +75,7 @@ __all__ = [
     "Plausibility",
     "PlausibilityRules",
     "ReplayGuard",
+    "Rewards",
     "batched",
     "decode_payload",
     "guard_device",
@@ -137,18 +140,16 @@ _STARTED: dict[str, dict[int, Any]] = {}
 
 
 def _checks_pool(
-    workers: int,
+    n_workers: int,
     domain: Any,
     keys: Mapping[str, bytes],
     rules: PlausibilityRules,
     memo: Any,
     verify_on: str,
 ) -> Any:
-    """The shared worker pool (or Ray fan-out) for these checks: ``verify_pool.pool_for``."""
-    from veristream.pipeline import verify_pool
-
-    return verify_pool.pool_for(
-        workers, domain, keys, rules.devices, rules.validation.max_clock_skew_ms, memo, verify_on
+    """The shared worker pool (or Ray fan-out) for these checks: ``workers.pool_for``."""
+    return workers.pool_for(
+        n_workers, domain, keys, rules.devices, rules.validation.max_clock_skew_ms, memo, verify_on
     )
 
 
@@ -162,14 +163,13 @@ def started_checks(config: EpochChecksConfig, elements: Sequence[Any]) -> Iterat
     if config.verify_workers <= 1 or config.decoded:
         yield config
         return
-    from veristream.pipeline import verify_pool
 
     rules = config.rules
     memo = _MEMOS.get(config.memo) if config.memo is not None else None
     pool = _checks_pool(config.verify_workers, config.domain, config.keys, rules, memo, config.verify_on)
     token = uuid.uuid4().hex
     _STARTED[token] = {
-        element[0]: verify_pool.submit(pool, element, rules, True) for element in elements
+        element[0]: workers.submit(pool, element, rules, True) for element in elements
     }
     try:
         yield replace(config, started=token)
@@ -221,13 +221,12 @@ class _CheckFn(beam.DoFn):
         started = _STARTED.get(self._started) if self._started is not None else None
         future = started.pop(element[0], None) if started is not None and self._raw else None
         if future is None:
-            from veristream.pipeline import verify_pool
 
             # started_checks made this pool before the pipeline; same key, so it is reused
             pool = _checks_pool(
                 self._workers, self._domain, self._keys, self._rules, memo, self._verify_on
             )
-            future = verify_pool.submit(pool, element, self._rules, self._raw)
+            future = workers.submit(pool, element, self._rules, self._raw)
         self._pending.append(future)
         # what is done already goes on now: the stages fused after this one work meanwhile
         while self._pending and self._pending[0].done():
@@ -455,7 +454,6 @@ class _SummariseFn(beam.DoFn):
         self._beneficiaries = dict(beneficiaries)
 
     def process(self, element: tuple[str, Checked]) -> Iterator[DeviceEpoch]:
-        from veristream.pipeline.registry import device_address
 
         device_id, (accepted, values, leaves) = element
         beneficiary = self._beneficiaries.get(device_id) or device_address(device_id)
@@ -508,7 +506,7 @@ class EpochChecksConfig:
     memo: str | None = None
     # a ``started_checks`` token: the first stage's work already on the worker pool
     started: str | None = None
-    # ``verify_pool.backend``: "ray" sends the pooled checks to Ray tasks instead
+    # ``workers.backend``: "ray" sends the pooled checks to Ray tasks instead
     verify_on: str = "processes"
 
 
@@ -572,3 +570,45 @@ class EpochWindows(beam.PTransform):
             accumulation_mode=trigger.AccumulationMode.DISCARDING,
             allowed_lateness=Duration(micros=self._lateness_ms * 1000),
         )
+
+
+# REWARDS
+
+
+class Rewards(beam.PTransform):
+    """All devices' contributions of the epoch split into shares of the budget (one element)."""
+
+    def __init__(self, policy: RewardSpec, carry_in: int) -> None:
+        super().__init__()
+        self._policy = policy
+        self._carry_in = carry_in
+
+    def expand(self, devices: Any) -> Any:
+        # everything under one key, plus a marker so an epoch without devices still gives
+        # its one (empty) split: what ToList does, with ~0.06 s less of Beam per epoch
+        marker = devices.pipeline | "Marker" >> beam.Impulse() | "Keyed" >> beam.Map(_keyed_none)
+        contributions = devices | "Contribution" >> beam.Map(
+            lambda d: (None, (d.device_id, d.contribution))
+        )
+        return (
+            (marker, contributions)
+            | "Together" >> beam.Flatten()
+            | "Collect" >> beam.GroupByKey()
+            | "Split" >> beam.Map(_split_grouped, self._policy, self._carry_in)
+        )
+
+
+def _keyed_none(_: Any) -> tuple[None, None]:
+    return None, None
+
+
+def _split_grouped(
+    group: tuple[None, Iterable[tuple[str, Contribution] | None]], policy: RewardSpec, carry_in: int
+) -> RewardOutcome:
+    return _split([item for item in group[1] if item is not None], policy, carry_in)
+
+
+def _split(
+    contributions: list[tuple[str, Contribution]], policy: RewardSpec, carry_in: int
+) -> RewardOutcome:
+    return split_rewards(dict(contributions), policy, carry_in)

@@ -13,7 +13,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from veristream.audit import AuditReport, audit_epoch
+from veristream.live import LiveOptions, run_live, stop_on_signals
+from veristream.operator import FAULTS
 from veristream.pipeline.jobspec import JobSpec, JobSpecError, load_job
+from veristream.provers.aggregation import QuorumNotMet, demo_members
+from veristream.provers.encoding import parse_address
+from veristream.run import claim_for, committed_epochs, is_live, open_chain, run_job
 
 
 def _load(job_path: str) -> JobSpec | None:
@@ -73,7 +79,6 @@ def _render_summary(summary: dict[str, Any]) -> None:
 
 def parse_faults(specs: list[str]) -> dict[int, str]:
     """``["1:wrong_root", "3:down"]`` as ``{1: "wrong_root", 3: "down"}``; ``ValueError`` otherwise."""
-    from veristream.provers.operator import FAULTS
 
     faults: dict[int, str] = {}
     for spec in specs:
@@ -97,7 +102,7 @@ def run_command(
     """``veristream run``: the whole job on its configured parts, resumable."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-    from veristream.pipeline.coordinator import is_live, run_job
+
 
     job = _load(job_path)
     if job is None:
@@ -127,13 +132,16 @@ def run_command(
                 tasks[stage] = bars.add_task(stage, total=total)
             bars.update(tasks[stage], completed=done, total=total)
 
-        from veristream.provers.committee import QuorumNotMet
 
         try:
             with _live_options(job, as_json, console, max_epochs, duration_s) as live:
-                summary = run_job(
-                    job, use_ray=use_ray, use_chain=use_chain, faults=faults, progress=progress, live=live
-                ).to_json()
+                if live is not None:
+                    outcome = run_live(
+                        job, live, use_ray=use_ray, use_chain=use_chain, faults=faults, progress=progress
+                    )
+                else:
+                    outcome = run_job(job, use_ray=use_ray, use_chain=use_chain, faults=faults, progress=progress)
+                summary = outcome.to_json()
         except (ValueError, RuntimeError, QuorumNotMet) as error:
             # a bad input or a committee that refused: say why, keep the work directory for a rerun
             console.print(f"[red]error: {error}[/red]")
@@ -150,14 +158,12 @@ def _live_options(
     job: JobSpec, as_json: bool, console: Any, max_epochs: int | None, duration_s: float | None
 ) -> Iterator[Any]:
     """Stop rules, signal handling and per-epoch lines for a job with live sources (``None`` otherwise)."""
-    from veristream.pipeline.coordinator import is_live
 
     if not is_live(job):
         yield None
         return
     import threading
 
-    from veristream.pipeline.live import LiveOptions, stop_on_signals
 
     def started(endpoints: list[str]) -> None:
         # on stderr in every mode: the line a supervisor (or a test) waits for
@@ -177,9 +183,9 @@ def verify_command(
     job_path: str, epoch: int, as_json: bool, batch_cid: str | None = None, deployment: str | None = None
 ) -> int:
     """``veristream verify``: exit 0 only if the epoch recomputes, from the chain and IPFS alone,
-    to what the chain holds (``veristream.pipeline.audit``)."""
+    to what the chain holds (``veristream.audit``)."""
     from rich.console import Console
-    from veristream.pipeline.audit import AuditReport, audit_epoch
+
 
     job = _load(job_path)
     if job is None:
@@ -221,10 +227,7 @@ def verify_command(
 def claim_command(job_path: str, account: str | None, as_json: bool) -> int:
     """``veristream claim``: build ``account``'s proof against the latest verified epoch and claim."""
     from rich.console import Console
-    from veristream.pipeline.coordinator import claim_for, committed_epochs, open_chain
-    from veristream.provers.committee import local_members
 
-    from veristream.encoding import parse_address
 
     job = _load(job_path)
     if job is None:
@@ -234,7 +237,7 @@ def claim_command(job_path: str, account: str | None, as_json: bool) -> int:
     if not verified:
         console.print("[red]no verified epoch in this work directory: run the job first[/red]")
         return 1
-    members = local_members(job.operators.scheme, job.operators.count, job.operators.key_seed, job.operators.weights)
+    members = demo_members(job.operators.scheme, job.operators.count, job.operators.key_seed, job.operators.weights)
     session = open_chain(job, members, 0)
     try:
         result = claim_for(session, verified[-1], parse_address(account) if account else None)

@@ -1,0 +1,112 @@
+"""Publishes a computed epoch: its batch, dead letters, aggregates, state and manifest.
+
+``run_epoch`` computes a closed epoch (``veristream.pipeline.compute``) and
+stores everything the manifest links in a content-addressed store, pinned.
+Running it again on the same inputs gives byte-identical batches, CIDs and
+roots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from veristream.pipeline.batch import (
+    encode_accepted,
+    encode_aggregates,
+    encode_dead_letters,
+)
+from veristream.pipeline.compute import EpochComputation, EpochContext, compute_epoch, job_context
+from veristream.pipeline.jobspec import JobSpec
+from veristream.pipeline.manifest import Manifest, RewardSummary
+from veristream.pipeline.state import JobState
+
+
+@dataclass(frozen=True, slots=True)
+class EpochOutcome:
+    """One processed epoch: its manifest (stored), the state after it, and the computation."""
+
+    manifest: Manifest
+    manifest_cid: str
+    state: JobState
+    computation: EpochComputation
+    artifacts: dict[str, bytes] = field(default_factory=dict)
+
+
+def run_epoch(
+    job: JobSpec | EpochContext,
+    epoch: int,
+    raw_records: Sequence[tuple[int, bytes]],
+    state: JobState,
+    store: Any,
+    memo: Any = None,
+) -> EpochOutcome:
+    """Process one closed epoch: Beam checks, rewards, roots, batches into ``store``, manifest.
+
+    ``memo``: the epoch's verdict memo from pre-verification (``compute_epoch``).
+
+    Nothing here commits the state: the caller commits the returned state and
+    manifest together (``veristream.pipeline.state.commit_checkpoint``). Running
+    it again on the same inputs gives byte-identical batches, CIDs and roots.
+    """
+    ctx = job if isinstance(job, EpochContext) else job_context(job)
+    computation = compute_epoch(ctx, epoch, raw_records, state, memo=memo)
+    return store_epoch(ctx, computation, state, store)
+
+
+def store_epoch(
+    ctx: EpochContext, computation: EpochComputation, prev: JobState, store: Any
+) -> EpochOutcome:
+    """Write an epoch's batches, state and manifest to the content-addressed ``store``."""
+    job = ctx.job
+    batch = encode_accepted(computation.accepted)
+    dead = encode_dead_letters(computation.dead)
+    aggregates = encode_aggregates(
+        {d.device_id: d.stats for d in computation.devices}, job.aggregation.quantiles
+    )
+    state_bytes = computation.state.to_json()
+    cids = {
+        "batch": store.put(batch),
+        "dead": store.put(dead),
+        "aggregates": store.put(aggregates),
+        "state": store.put(state_bytes),
+    }
+    rewards = computation.rewards
+    manifest = Manifest(
+        job_id=job.job_id,
+        epoch=computation.epoch,
+        start_ms=ctx.clock.start_ms(computation.epoch),
+        end_ms=ctx.clock.end_ms(computation.epoch),
+        batch_cid=cids["batch"],
+        dead_letter_cid=cids["dead"],
+        aggregates_cid=cids["aggregates"],
+        state_cid=cids["state"],
+        prev_manifest_cid=prev.manifest_cid,
+        data_root="0x" + computation.data_root.hex(),
+        reward_root="0x" + computation.reward_root.hex(),
+        readings_in=computation.readings_in,
+        accepted=len(computation.accepted),
+        rejected=computation.rejected,
+        rewards=RewardSummary(
+            budget=rewards.budget,
+            paid=rewards.paid,
+            remainder=rewards.remainder,
+            carry_out=rewards.carry_out,
+            sink_paid=rewards.sink_paid,
+            beneficiaries=len(rewards.payouts),
+        ),
+    )
+    manifest_bytes = manifest.to_json()
+    manifest_cid = store.put(manifest_bytes)
+    for cid in (*cids.values(), manifest_cid):
+        store.pin(cid)
+    state = JobState(
+        epoch=computation.state.epoch,
+        high_water=computation.state.high_water,
+        cumulative=computation.state.cumulative,
+        carry=computation.state.carry,
+        manifest_cid=manifest_cid,
+    )
+    artifacts = {"batch": batch, "dead": dead, "aggregates": aggregates, "manifest": manifest_bytes}
+    return EpochOutcome(manifest, manifest_cid, state, computation, artifacts)

@@ -1,0 +1,165 @@
+"""Re-execution: an epoch recomputed from its stored batch alone, and the one proposal check.
+
+``reexecute`` recomputes an epoch's roots and next state from its batch and the
+state before it; ``check_proposal`` is what every operator (and the auditor)
+decides about a proposed ``EpochResult``: whether the manifest, batch, roots and
+committed state it names are the honest output of the pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from veristream.connectors.ipfs import BlockStore, cid_to_bytes
+from veristream.pipeline.batch import (
+    decode_accepted,
+)
+from veristream.pipeline.compute import EpochContext, compute_epoch, job_context
+from veristream.pipeline.jobspec import JobSpec
+from veristream.pipeline.manifest import Manifest, manifest_from_json
+from veristream.pipeline.state import JobState, state_from_json
+from veristream.provers.aggregation import Proposal
+from veristream.provers.encoding import parse_bytes32
+from veristream.provers.epoch_result import EpochResult, job_id_hash
+
+
+@dataclass(frozen=True, slots=True)
+class Recomputed:
+    """What re-executing a batch gives, and any reading of the batch that should not be there."""
+
+    data_root: bytes
+    reward_root: bytes
+    accepted: int
+    state: JobState
+    problems: tuple[str, ...]
+
+    @property
+    def clean(self) -> bool:
+        """Whether every reading of the batch passed every check again."""
+        return not self.problems
+
+
+def reexecute(
+    job: JobSpec | EpochContext,
+    epoch: int,
+    batch_bytes: bytes,
+    prev_state: JobState,
+    memo: Any = None,
+) -> Recomputed:
+    """Recompute an epoch's roots from its batch alone and the state before it.
+
+    Every reading in the batch is checked again (signature, replay guard,
+    plausibility); a reading that fails is reported in ``problems`` (the batch
+    is then not the honest output of the pipeline). ``ValueError`` when the
+    batch is not a readable batch. ``memo``: the operator's own verdict memo
+    of the epoch (pre-verification; same result without it).
+    """
+    ctx = job if isinstance(job, EpochContext) else job_context(job)
+    candidates = decode_accepted(batch_bytes)
+    computation = compute_epoch(ctx, epoch, candidates, prev_state, decoded=True, memo=memo)
+    problems = tuple(
+        f"{d.reason} ({d.device_id} seq {d.seq}{': ' + d.detail if d.detail else ''})"
+        for d in computation.dead[:20]
+    )
+    if len(computation.dead) > 20:
+        problems += (f"... and {len(computation.dead) - 20} more",)
+    return Recomputed(
+        data_root=computation.data_root,
+        reward_root=computation.reward_root,
+        accepted=len(computation.accepted),
+        state=computation.state,
+        problems=problems,
+    )
+
+
+def states_match(a: JobState, b: JobState) -> bool:
+    """Whether two states agree on everything an epoch computes (ignoring the manifest link)."""
+    return (
+        a.epoch == b.epoch
+        and dict(a.high_water) == dict(b.high_water)
+        and dict(a.cumulative) == dict(b.cumulative)
+        and a.carry == b.carry
+    )
+
+
+def proposal_for(manifest: Manifest, manifest_cid: str, chain_id: int, verifier: str) -> Proposal:
+    """The proposal for an epoch the submitter stored (its manifest and the manifest's CID)."""
+    result = EpochResult(
+        job_id=job_id_hash(manifest.job_id),
+        epoch=manifest.epoch,
+        data_root=parse_bytes32(manifest.data_root),
+        reward_root=parse_bytes32(manifest.reward_root),
+        batch_cid=cid_to_bytes(manifest.batch_cid),
+    )
+    return Proposal(manifest.job_id, manifest.epoch, manifest_cid, result, chain_id, verifier)
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """An operator's decision on a proposal: the reason to refuse, or the state after the epoch."""
+
+    reason: str | None
+    state: JobState | None = None
+
+
+def check_proposal(
+    ctx: EpochContext,
+    store: BlockStore,
+    proposal: Proposal,
+    known_states: Mapping[str, JobState],
+    memo: Any = None,
+    corrupt_data_root: bool = False,
+) -> Checked:
+    """Whether ``proposal`` is the honest result of its epoch, re-executed from ``store`` alone.
+
+    The manifest must name this job, the epoch and the proposed batch; the batch
+    must re-execute to the proposed roots and to the manifest's counts and
+    committed state. The state before the epoch is ``known_states[prev manifest
+    CID]`` when the caller co-signed that epoch, otherwise the state the previous
+    manifest commits to (a late joiner trusts the previous, verified, epoch).
+    ``corrupt_data_root`` flips a bit of the recomputed data root (a demo fault).
+    """
+    result = proposal.result
+    # MANIFEST
+    manifest = manifest_from_json(store.get(proposal.manifest_cid))
+    if manifest.job_id != ctx.job.job_id or proposal.job_id != manifest.job_id:
+        return Checked(f"manifest is for job {manifest.job_id!r}, not {ctx.job.job_id!r}")
+    if result.job_id != job_id_hash(manifest.job_id):
+        return Checked("proposed jobId is not the hash of the manifest's job id")
+    if manifest.epoch != proposal.epoch or result.epoch != proposal.epoch:
+        return Checked(f"manifest is for epoch {manifest.epoch}, not {proposal.epoch}")
+    if cid_to_bytes(manifest.batch_cid) != result.batch_cid:
+        return Checked("proposed batch CID is not the manifest's batch")
+    # STATE BEFORE THE EPOCH
+    prev_cid = manifest.prev_manifest_cid
+    if prev_cid is None:
+        prev = JobState()
+    elif prev_cid in known_states:
+        prev = known_states[prev_cid]
+    else:
+        previous = manifest_from_json(store.get(prev_cid))
+        prev = state_from_json(store.get(previous.state_cid))
+    # RE-EXECUTE
+    recomputed = reexecute(ctx, proposal.epoch, store.get(manifest.batch_cid), prev, memo)
+    if not recomputed.clean:
+        return Checked("batch holds readings that fail the checks: " + "; ".join(recomputed.problems[:3]))
+    data_root = recomputed.data_root
+    if corrupt_data_root:
+        data_root = bytes([data_root[0] ^ 1]) + data_root[1:]
+    if data_root != result.data_root:
+        return Checked(
+            f"data root mismatch: proposed 0x{result.data_root.hex()}, recomputed 0x{data_root.hex()}"
+        )
+    if recomputed.reward_root != result.reward_root:
+        return Checked(
+            f"reward root mismatch: proposed 0x{result.reward_root.hex()}, "
+            f"recomputed 0x{recomputed.reward_root.hex()}"
+        )
+    if recomputed.accepted != manifest.accepted:
+        return Checked(f"manifest claims {manifest.accepted} accepted readings, batch has {recomputed.accepted}")
+    committed = state_from_json(store.get(manifest.state_cid))
+    if not states_match(committed, recomputed.state):
+        return Checked("the manifest's committed state differs from the recomputed one")
+    return Checked(None, recomputed.state)
