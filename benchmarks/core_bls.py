@@ -37,6 +37,7 @@ def _rate(fn: Any, n: int, repeat: int) -> float:
 
 def _bls12381(quick: bool) -> list[dict[str, Any]]:
     from py_ecc.bls import G2ProofOfPossession as Oracle
+
     from veristream.provers.bls import bls12381 as bls
 
     n, slow_repeat = (20, 1) if quick else (200, 2)
@@ -77,6 +78,7 @@ def _bn254(quick: bool) -> list[dict[str, Any]]:
     from py_ecc.fields import optimized_bn128_FQ as FQ
     from py_ecc.fields import optimized_bn128_FQ2 as FQ2
     from py_ecc.optimized_bn128 import G1, G2, add, multiply, pairing
+
     from veristream.provers.bls import bn254
 
     n, slow_repeat = (3, 1) if quick else (10, 2)

@@ -23,10 +23,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from benchmarks.measure import best_seconds, comparison
 from veristream.provers.merkle import StandardMerkleTree
 from veristream.provers.merkle_core import native_module
-
-from benchmarks.measure import best_seconds, comparison
 
 REPO = Path(__file__).resolve().parent.parent
 OZ_SCRIPT = REPO / "tests" / "js" / "oz_merkle.mjs"

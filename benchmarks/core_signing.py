@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from nacl.signing import VerifyKey
+
+from benchmarks.measure import comparison
 from veristream.provers.schemes import p256
 from veristream.provers.signing import (
     SCHEMES,
@@ -33,8 +35,6 @@ from veristream.provers.signing import (
     sign_reading,
     verify_many,
 )
-
-from benchmarks.measure import comparison
 
 DOMAIN = Domain(chain_id=31337, verifying_contract="0x" + "5a" * 20)
 DEVICES = 200

@@ -145,13 +145,12 @@ def _throughput(
     """Readings/s through ``compute_epoch`` (best of 3) beside raw ``verify_many`` on one core
     and on two processes (the ceiling), all on the same readings in the same run; and the
     pipeline's CPU per reading in this process and in the verify workers."""
+    from benchmarks.measure import best_seconds
     from veristream.connectors.envelope import parse_reading
     from veristream.pipeline import workers
     from veristream.pipeline.compute import compute_epoch
     from veristream.pipeline.state import JobState
     from veristream.provers.signing import verify_many
-
-    from benchmarks.measure import best_seconds
 
     n = len(records)
     readings = [parse_reading(raw) for _, raw in records]
@@ -298,12 +297,11 @@ def _operator_share(ctx: Any, epoch: int, records: list[tuple[int, bytes]], stat
 def run(quick: bool = False) -> dict[str, Any]:
     """Throughput and epoch-end-to-verified latency, cold and pre-verified (``quick``: small
     sizes, no chain, operators in-process)."""
+    from veristream.committee import InProcessCommittee, RayCommittee
     from veristream.connectors.ipfs import open_store
     from veristream.pipeline.compute import job_context
     from veristream.pipeline.state import JobState
     from veristream.provers.aggregation import demo_members
-
-    from veristream.committee import InProcessCommittee, RayCommittee
     from veristream.run import open_chain
 
     sizes = [2_000] if quick else [10_000, 100_000]

@@ -18,6 +18,7 @@ import math
 import os
 from typing import Any
 
+from benchmarks.measure import comparison
 from veristream.contracts import (
     Chain,
     ChainConfig,
@@ -36,8 +37,6 @@ from veristream.contracts.anvil import anvil
 from veristream.contracts.committee import LocalCommittee
 from veristream.provers.encoding import keccak256
 from veristream.provers.epoch_result import EpochResult, job_id_hash
-
-from benchmarks.measure import comparison
 
 SIZES = (4, 16, 64, 128, 256)
 QUICK_SIZES = (4, 16)

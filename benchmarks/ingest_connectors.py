@@ -121,11 +121,11 @@ def _mqtt_rate(port: int, path: Path, n: int, acked: Any) -> float:
 def bench_mqtt(path: Path, n: int, work: Path) -> dict[str, Any]:
     """Readings/s through mosquitto into the log (manual PUBACK after fsync) vs a subscriber that only counts."""
     import paho.mqtt.client as mqtt
+
+    from tests.mosquitto import Mosquitto
     from veristream.connectors.config import MqttSourceConfig
     from veristream.connectors.ingest_log import GroupCommitter, IngestLog
     from veristream.connectors.mqtt import MqttSource
-
-    from tests.mosquitto import Mosquitto
 
     with Mosquitto(work / "broker") as broker:
         # Baseline: the plain paho subscriber, automatic acks, nothing stored.
@@ -210,6 +210,7 @@ def bench_websocket(path: Path, n: int, work: Path) -> dict[str, Any]:
     from starlette.applications import Starlette
     from starlette.routing import WebSocketRoute
     from starlette.websockets import WebSocket
+
     from veristream.connectors.config import WebSocketSourceConfig
     from veristream.connectors.http import UvicornThread
     from veristream.connectors.ingest_log import GroupCommitter, IngestLog

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from veristream.connectors.envelope import DEFAULT_MAX_PAYLOAD_BYTES
 
 

@@ -36,6 +36,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
+
 from veristream.connectors.config import HttpSourceConfig
 from veristream.connectors.deadletters import REASON_MALFORMED
 from veristream.connectors.envelope import (

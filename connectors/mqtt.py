@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
+
 from veristream.connectors.config import MqttSourceConfig
 from veristream.connectors.ingest_log import AppendResult, GroupCommitter
 

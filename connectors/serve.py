@@ -16,29 +16,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import TypeAdapter
 from veristream.connectors.config import (
     FileSourceConfig,
     HttpSourceConfig,
     MqttSourceConfig,
     SimulatorSourceConfig,
-    SourceConfig,
     WebSocketSourceConfig,
 )
 from veristream.connectors.ingest_log import GroupCommitter, IngestLog
-
-_SOURCES: TypeAdapter[Any] = TypeAdapter(SourceConfig)
-
-
-def parse_sources(raw: Sequence[dict[str, Any]]) -> list[Any]:
-    """Source configs from a job's ``sources:`` mappings; ``ValueError`` naming the bad one."""
-    parsed = []
-    for index, item in enumerate(raw):
-        try:
-            parsed.append(_SOURCES.validate_python(item))
-        except ValueError as error:
-            raise ValueError(f"sources[{index}]: {error}") from None
-    return parsed
 
 
 @dataclass

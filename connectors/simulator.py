@@ -42,6 +42,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
+
 from veristream.connectors.config import FAULTS, SimulatorSourceConfig
 from veristream.connectors.deadletters import (
     REASON_BAD_SIGNATURE,

@@ -19,6 +19,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
+
 from veristream.connectors.config import WebSocketSourceConfig
 from veristream.connectors.ingest_log import AppendResult, Backpressure, GroupCommitter
 

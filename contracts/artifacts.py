@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_abi import decode as abi_decode
+
 from veristream.provers.encoding import keccak256
 from veristream.provers.errors import ChainError
 

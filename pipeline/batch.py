@@ -20,6 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from veristream.pipeline.aggregates import FieldStats
 from veristream.pipeline.records import Candidate, Rejected
 from veristream.pipeline.registry import device_address

@@ -36,6 +36,7 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
+
 from veristream.pipeline.jobspec import BeamSpec, JobSpec
 from veristream.pipeline.records import Rejected
 from veristream.pipeline.rewards import RewardOutcome

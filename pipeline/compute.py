@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import apache_beam as beam
+
 from veristream.pipeline import beam_portable, commitments, workers
 from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.records import Candidate, Rejected

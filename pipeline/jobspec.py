@@ -15,7 +15,6 @@ for bit identical across operators (DESIGN.md, deterministic re-execution).
 
 from __future__ import annotations
 
-import importlib
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +30,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from veristream.connectors.config import SourceConfig
 from veristream.provers.errors import SpecError
 
 JOB_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -382,7 +383,7 @@ class JobSpec(_Model):
 
     job_id: str
     description: str = ""
-    sources: list[dict[str, Any]] = Field(default_factory=list)
+    sources: list[SourceConfig] = Field(default_factory=list)
     devices: DeviceRegistrySpec
     epochs: EpochSpec
     validation: ValidationSpec = ValidationSpec()
@@ -405,13 +406,15 @@ class JobSpec(_Model):
             )
         return value
 
-    @field_validator("sources")
+    @field_validator("sources", mode="before")
     @classmethod
-    def _sources(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _sources(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
         for index, source in enumerate(value):
-            if "type" not in source:
+            if isinstance(source, dict) and "type" not in source:
                 raise ValueError(f"source {index} has no 'type'")
-        return _validate_sources(value)
+        return [_validate_source(index, source) for index, source in enumerate(value)]
 
     @model_validator(mode="after")
     def _registry_needs_a_deployed_chain(self) -> JobSpec:
@@ -447,39 +450,28 @@ class JobSpec(_Model):
         )
 
 
-def _validate_sources(sources: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Validate each source with the connectors' own models when they are installed.
-
-    The connectors package owns the source schemas (one discriminated union on
-    ``type``); the job spec keeps the raw mapping so the two never drift apart.
-    """
+def _validate_source(index: int, source: Any) -> Any:
+    """One source as its connector's config model, with the error naming the source."""
+    if not isinstance(source, dict):
+        return source
     try:
-        config = importlib.import_module("veristream.connectors.config")
-    except ImportError:
-        return sources
-    union = getattr(config, "SourceConfig", None)
-    if union is None:
-        return sources
-    adapter: TypeAdapter[Any] = TypeAdapter(union)
-    for index, source in enumerate(sources):
-        try:
-            adapter.validate_python(source)
-        except ValidationError as error:
-            detail = "; ".join(f"{path}: {message}" for path, message in _problems(error))
-            raise ValueError(f"source {index} ({source.get('type')}): {detail}") from None
-    return sources
+        return _SOURCE_ADAPTER.validate_python(source)
+    except ValidationError as error:
+        detail = "; ".join(f"{path}: {message}" for path, message in _problems(error))
+        raise ValueError(f"source {index} ({source.get('type')}): {detail}") from None
 
 
 _PATH_KEYS = ("path", "registry", "registry_file", "output", "ground_truth", "directory")
 
 
-def _resolve_source_paths(source: dict[str, Any], base: Path) -> dict[str, Any]:
-    resolved = dict(source)
+def _resolve_source_paths(source: SourceConfig, base: Path) -> SourceConfig:
+    update: dict[str, Any] = {}
     for key in _PATH_KEYS:
-        value = resolved.get(key)
-        if isinstance(value, str) and value and not Path(value).is_absolute() and "://" not in value:
-            resolved[key] = str((base / value).resolve())
-    return resolved
+        value = getattr(source, key, None)
+        if isinstance(value, str | Path) and str(value) and "://" not in str(value) and not Path(value).is_absolute():
+            resolved = (base / value).resolve()
+            update[key] = resolved if isinstance(value, Path) else str(resolved)
+    return source.model_copy(update=update) if update else source
 
 
 def _problems(error: ValidationError) -> list[tuple[str, str]]:
@@ -518,3 +510,6 @@ def load_job(path: str | Path) -> JobSpec:
         where = f"line {mark.line + 1}" if mark is not None else "(file)"
         raise JobSpecError(str(job_path), [(where, f"not valid YAML: {error}")]) from None
     return parse_job(data, str(job_path), job_path.resolve().parent)
+
+
+_SOURCE_ADAPTER: TypeAdapter[SourceConfig] = TypeAdapter(SourceConfig)

@@ -30,6 +30,7 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
+
 from veristream.pipeline import workers
 from veristream.pipeline.aggregates import FieldStats, device_stats
 from veristream.pipeline.checks import (

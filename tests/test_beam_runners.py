@@ -26,9 +26,12 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.conftest import REPO, free_port, stop_process_group
+from tests.pipeline_fleet import EPOCH_MS, fleet, honest_epoch, job_dict, make_job, reading, record
 from veristream.connectors.envelope import encode_reading
 from veristream.connectors.ipfs import EmbeddedStore
-from veristream.pipeline import portable
+from veristream.pipeline import beam_portable
 from veristream.pipeline.compute import EpochComputation, compute_epoch, job_context
 from veristream.pipeline.jobspec import JobSpec, JobSpecError, parse_job
 from veristream.pipeline.publish import store_epoch
@@ -36,9 +39,6 @@ from veristream.pipeline.records import Rejected
 from veristream.pipeline.reexecute import reexecute
 from veristream.pipeline.state import JobState
 from veristream.provers.signing import DeviceReading
-
-from tests.conftest import REPO, free_port, stop_process_group
-from tests.pipeline_fleet import EPOCH_MS, fleet, honest_epoch, job_dict, make_job, reading, record
 
 DEVICES = fleet(5)
 OUTSIDER = fleet(1, offset=500)[0]
@@ -274,25 +274,25 @@ def _fake_run(tmp: Path, counted: int, lines: list[Any]) -> str:
     (run_dir / "count").mkdir(parents=True)
     (run_dir / "out").mkdir()
     (run_dir / "count" / "dead").write_text(f"{counted}\n")
-    body = "".join(portable.encode_line(x) + "\n" for x in lines)
+    body = "".join(beam_portable.encode_line(x) + "\n" for x in lines)
     (run_dir / "out" / "dead-00000-of-00001").write_text(body)
     return str(run_dir)
 
 
 def test_read_back_returns_every_counted_result(tmp_path: Path) -> None:
     items = [Rejected("malformed", "decode", b"x" * n, n) for n in range(3)]
-    assert portable._read_output(_fake_run(tmp_path, 3, items), "dead") == items
+    assert beam_portable._read_output(_fake_run(tmp_path, 3, items), "dead") == items
 
 
 def test_read_back_refuses_a_missing_shard(tmp_path: Path) -> None:
     items = [Rejected("malformed", "decode", b"x", 1)]
-    with pytest.raises(portable.StagingError, match="produced 2 results but 1 were read back"):
-        portable._read_output(_fake_run(tmp_path, 2, items), "dead")
+    with pytest.raises(beam_portable.StagingError, match="produced 2 results but 1 were read back"):
+        beam_portable._read_output(_fake_run(tmp_path, 2, items), "dead")
 
 
 def test_read_back_refuses_a_run_it_cannot_see(tmp_path: Path) -> None:
-    with pytest.raises(portable.StagingError, match=r"beam\.staging"):
-        portable._read_output(str(tmp_path / "elsewhere"), "devices")
+    with pytest.raises(beam_portable.StagingError, match=r"beam\.staging"):
+        beam_portable._read_output(str(tmp_path / "elsewhere"), "devices")
 
 
 # VALIDATION BEFORE ANYTHING RUNS
@@ -361,5 +361,5 @@ def test_good_runner_configs_validate(beam: dict[str, Any]) -> None:
     job = parse_job(job_dict(beam=beam), base=Path("/tmp"))
     assert job.beam.runner == beam.get("runner", "fnapi")
     if job.beam.runner != "fnapi":
-        root = portable.staging_root(job)
+        root = beam_portable.staging_root(job)
         assert root.startswith(("gs://b/t/", "hdfs://", "/tmp/"))

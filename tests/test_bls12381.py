@@ -21,6 +21,7 @@ from py_ecc.bls.point_compression import modular_squareroot_in_FQ2
 from py_ecc.fields import optimized_bls12_381_FQ as FQ
 from py_ecc.fields import optimized_bls12_381_FQ2 as FQ2
 from py_ecc.optimized_bls12_381 import G1, b2, multiply, normalize
+
 from veristream.provers.bls import bls12381 as bls
 
 # py-ecc's annotations want NewType'd bytes; the oracle is called with plain bytes

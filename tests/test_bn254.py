@@ -26,6 +26,7 @@ from py_ecc.optimized_bn128 import (
     normalize,
     pairing,
 )
+
 from veristream.provers.bls import _bn254_pairing, bn254
 from veristream.provers.encoding import keccak256
 

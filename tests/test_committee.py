@@ -8,7 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.pipeline_fleet import fleet, honest_epoch, make_job
+from veristream.committee import InProcessCommittee, RayCommittee
 from veristream.connectors.ipfs import EmbeddedStore
+from veristream.operator import Operator
 from veristream.pipeline.compute import job_context
 from veristream.pipeline.publish import run_epoch
 from veristream.pipeline.reexecute import proposal_for
@@ -16,10 +20,6 @@ from veristream.pipeline.state import JobState
 from veristream.provers.aggregation import QuorumNotMet, Review, aggregate_reviews, demo_members
 from veristream.provers.bls import bls12381, bn254
 from veristream.provers.epoch_result import epoch_result_digest
-
-from tests.pipeline_fleet import fleet, honest_epoch, make_job
-from veristream.committee import InProcessCommittee, RayCommittee
-from veristream.operator import Operator
 
 VERIFIER = "0x" + "11" * 20
 DEVICES = fleet(4)
@@ -118,7 +118,6 @@ def test_operator_keygen_and_registration_on_chain(epochs: dict[str, Any], tmp_p
 
     from veristream.contracts import connect, create_operator_set, deploy_all
     from veristream.contracts.client import operator_slot
-
     from veristream.operator import keygen, register_key
 
     for scheme, module in (("bls12381", bls12381), ("bn254", bn254)):

@@ -6,10 +6,10 @@ import json
 import subprocess
 
 import pytest
-from veristream.contracts import load_artifact
-from veristream.contracts.artifacts import artifact_names, error_table
 
 from tests.conftest import NODE_MODULES, REPO
+from veristream.contracts import load_artifact
+from veristream.contracts.artifacts import artifact_names, error_table
 
 FORGE = NODE_MODULES / "@foundry-rs" / "forge-linux-amd64" / "bin" / "forge"
 

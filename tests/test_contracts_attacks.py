@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 from eth_abi import encode as abi_encode
+
 from veristream.contracts import (
     Chain,
     ContractRevert,

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from eth_abi import encode as abi_encode
+
+from tests.conftest import REPO, free_port
 from veristream.contracts import (
     Chain,
     ChainConfig,
@@ -41,8 +43,6 @@ from veristream.provers.encoding import keccak256
 from veristream.provers.epoch_result import EpochResult, epoch_result_digest, job_id_hash
 from veristream.provers.merkle import StandardMerkleTree
 from veristream.provers.signing import DeviceReading, Domain, sign_reading
-
-from tests.conftest import REPO, free_port
 
 pytestmark = pytest.mark.services
 

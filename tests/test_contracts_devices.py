@@ -13,6 +13,7 @@ from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from veristream.contracts import (
     Chain,
     ContractRevert,

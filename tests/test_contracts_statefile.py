@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from veristream.contracts.statefile import MAGIC, StateJournal
 
 keys = st.binary(min_size=1, max_size=4)

@@ -13,6 +13,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from veristream.connectors.envelope import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     EnvelopeError,

@@ -13,11 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.conftest import REPO, free_port
 from veristream.connectors.config import HttpSourceConfig
 from veristream.connectors.http import UvicornThread, create_app, openapi_document
 from veristream.connectors.ingest_log import AppendResult, GroupCommitter, IngestLog
-
-from tests.conftest import REPO, free_port
 
 DEVICE = "0x" + "cd" * 20
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tests.conftest import REPO
 from veristream.connectors.deadletters import REASONS, DeadLetterStore
 from veristream.connectors.framing import frame
 from veristream.connectors.ingest_log import GroupCommitter, IngestLog, encode_record
-
-from tests.conftest import REPO
 
 DEVICE = "0x" + "ab" * 20
 

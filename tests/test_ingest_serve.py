@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from veristream.connectors.config import FAULTS, MqttSourceConfig, SimulatorSourceConfig
-from veristream.connectors.ingest_log import IngestLog
-from veristream.connectors.simulator import deliver, simulate, write_jsonl
 
 from tests.conftest import REPO, free_port
 from tests.mosquitto import Mosquitto
+from veristream.connectors.config import FAULTS, MqttSourceConfig, SimulatorSourceConfig
+from veristream.connectors.ingest_log import IngestLog
+from veristream.connectors.simulator import deliver, simulate, write_jsonl
 
 pytestmark = pytest.mark.services
 

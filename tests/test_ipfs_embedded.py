@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from multiformats import CID
+
 from veristream.connectors.ipfs import (
     BlockNotFound,
     BlockStore,

@@ -13,6 +13,9 @@ from typing import Any, cast
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+
+from tests.conftest import free_port
+from tests.ipfs_node import jsipfs_node
 from veristream.connectors.ipfs import (
     BlockNotFound,
     BlockStore,
@@ -24,9 +27,6 @@ from veristream.connectors.ipfs import (
 )
 from veristream.connectors.ipfs.car import write_car
 from veristream.connectors.ipfs.unixfs import CHUNK_SIZE, MAX_LINKS, iter_file_blocks
-
-from tests.conftest import free_port
-from tests.ipfs_node import jsipfs_node
 
 HELLO = "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4"
 

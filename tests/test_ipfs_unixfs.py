@@ -13,6 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from multiformats import CID, multihash
+
+from tests.conftest import REPO
 from veristream.connectors.ipfs import CidMismatch, cid_of, cid_to_bytes, normalize_cid
 from veristream.connectors.ipfs.cid import DAG_PB, RAW, block_cid, format_cid, parse_cid
 from veristream.connectors.ipfs.unixfs import (
@@ -28,8 +30,6 @@ from veristream.connectors.ipfs.unixfs import (
     read_file,
 )
 from veristream.provers.epoch_result import EpochResult, epoch_result_struct_hash
-
-from tests.conftest import REPO
 
 IMPORTER = REPO / "tests" / "js" / "unixfs_import.mjs"
 EMPTY = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"

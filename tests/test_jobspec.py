@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 import yaml
 from typer.testing import CliRunner
-from veristream.pipeline.jobspec import JobSpecError, load_job, parse_job
-from veristream.provers.epoch_clock import EpochClock
 
 from tests.conftest import REPO
 from tests.pipeline_fleet import job_dict
 from veristream.cli import app
+from veristream.pipeline.jobspec import JobSpecError, load_job, parse_job
+from veristream.provers.epoch_clock import EpochClock
 
 
 @pytest.mark.parametrize("name", ["weather.yaml", "air-quality.yaml"])
@@ -21,7 +21,7 @@ def test_examples_validate_and_resolve_paths_beside_the_file(name: str) -> None:
     job = load_job(REPO / "examples" / name)
     assert job.work_dir.is_absolute() and job.work_dir.is_relative_to(REPO / "examples")
     assert job.devices.file is not None and job.devices.file.is_relative_to(REPO / "examples")
-    assert job.sources[0]["type"] == "simulator"
+    assert job.sources[0].type == "simulator"
     assert set(job.aggregation.fields) <= set(job.validation.fields)
 
 

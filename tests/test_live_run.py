@@ -23,11 +23,11 @@ from typing import Any
 
 import pytest
 import yaml
-from veristream.connectors.config import MqttSourceConfig, SimulatorSourceConfig
-from veristream.connectors.simulator import Simulation, deliver, simulate, write_jsonl
 
 from tests.conftest import REPO
 from tests.mosquitto import Mosquitto
+from veristream.connectors.config import MqttSourceConfig, SimulatorSourceConfig
+from veristream.connectors.simulator import Simulation, deliver, simulate, write_jsonl
 
 VERISTREAM = [sys.executable, "-m", "veristream"]
 # wide enough that rich never wraps a line a test looks for
@@ -394,7 +394,6 @@ def test_live_http_run_stops_after_its_duration_with_every_posted_reading_settle
 
 def test_open_epoch_tail_reads_each_appended_reading_once(tmp_path: Path) -> None:
     from veristream.connectors.ingest_log import IngestLog
-
     from veristream.live import OpenEpochTail
 
     simulation = simulate(_fleet(seed=4, count=9, rate=10, faults=[]), start_ms=10 * EPOCH_MS)

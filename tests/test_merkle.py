@@ -20,6 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tiny_keccak import keccak256 as oracle_keccak
+
+from tests.conftest import REPO
 from veristream.provers import merkle_core as core
 from veristream.provers.encoding import abi_encode, abi_python_value, parse_abi_type
 from veristream.provers.merkle import (
@@ -28,8 +30,6 @@ from veristream.provers.merkle import (
     verify_multi_proof,
     verify_proof,
 )
-
-from tests.conftest import REPO
 
 SCRIPT = REPO / "tests" / "js" / "oz_merkle.mjs"
 SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

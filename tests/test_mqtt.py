@@ -10,11 +10,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+
+from tests.mosquitto import Mosquitto
 from veristream.connectors.config import MqttSourceConfig, TlsConfig
 from veristream.connectors.ingest_log import AppendResult, GroupCommitter, IngestLog
 from veristream.connectors.mqtt import MqttSource, publish_messages
-
-from tests.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.services
 

@@ -27,6 +27,7 @@ ENV = {**os.environ, **RAY_ENV}
 
 def test_remote_operators_are_validated() -> None:
     from pydantic import ValidationError
+
     from veristream.pipeline.jobspec import OperatorsSpec
 
     assert OperatorsSpec(count=2, remote=["a"]).namespace == "veristream"
@@ -56,14 +57,14 @@ def test_served_operator_cosigns_for_a_committee(
     tmp_path: Path, ray_head: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import ray
+
+    from veristream.committee import RayCommittee
     from veristream.pipeline.jobspec import load_job
     from veristream.pipeline.reexecute import proposal_for
     from veristream.pipeline.workers import ensure_ray
     from veristream.provers.aggregation import Member, Proposal, demo_members
     from veristream.provers.bls import bn254
     from veristream.provers.epoch_result import EpochResult
-
-    from veristream.committee import RayCommittee
     from veristream.run import committed_epochs
 
     # one stored epoch to sign (no chain, no Ray: only its manifest and batch matter here)

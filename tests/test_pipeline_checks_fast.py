@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from veristream.pipeline import checks, commitments
 from veristream.pipeline.jobspec import FieldRule, ValidationSpec
 from veristream.pipeline.records import Candidate

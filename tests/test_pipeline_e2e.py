@@ -128,11 +128,10 @@ def test_killed_mid_epoch_resumes_to_identical_results(tmp_path: Path) -> None:
 
 
 def test_crash_between_checkpoint_and_dead_letters_files_them_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from veristream import run as coordinator
     from veristream.connectors.ipfs import open_store
     from veristream.pipeline.compute import job_context
     from veristream.pipeline.jobspec import load_job
-
-    from veristream import run as coordinator
 
     job = load_job(_job_copy(tmp_path, "weather.yaml", operators=1, count=300))
     log = coordinator.open_ingest_log(job)

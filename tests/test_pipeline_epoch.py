@@ -8,6 +8,8 @@ import random
 from pathlib import Path
 
 import pytest
+
+from tests.pipeline_fleet import EPOCH_MS, fleet, honest_epoch, make_job, reading, record
 from veristream.connectors.envelope import encode_reading
 from veristream.connectors.ipfs import EmbeddedStore
 from veristream.pipeline import commitments
@@ -20,8 +22,6 @@ from veristream.pipeline.state import Checkpoint, JobState, commit_checkpoint, l
 from veristream.provers.encoding import keccak256
 from veristream.provers.merkle import StandardMerkleTree, verify_proof
 from veristream.provers.signing import DeviceReading
-
-from tests.pipeline_fleet import EPOCH_MS, fleet, honest_epoch, make_job, reading, record
 
 DEVICES = fleet(6)
 OUTSIDER = fleet(1, offset=1000)[0]

@@ -6,6 +6,7 @@ import pickle
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from veristream.pipeline.checks import split_by_problems
 from veristream.pipeline.records import (
     CANDIDATE_ORDER,

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from veristream.contracts.anvil import anvil
 
 from tests.conftest import REPO, free_port
 from tests.ipfs_node import jsipfs_node
 from tests.ray_head import ray_head as start_ray_head
+from veristream.contracts.anvil import anvil
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 

@@ -10,6 +10,7 @@ from apache_beam.testing import test_stream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms import window
 from apache_beam.utils.timestamp import Timestamp
+
 from veristream.pipeline.stages import EpochWindows
 from veristream.provers.epoch_clock import EpochClock
 

@@ -12,6 +12,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tests.pipeline_fleet import EPOCH_MS, fleet, honest_epoch, make_job, record
+from veristream.committee import InProcessCommittee, RayCommittee
 from veristream.connectors.ipfs import EmbeddedStore
 from veristream.pipeline.compute import compute_epoch, job_context
 from veristream.pipeline.preverify import EpochMemos, Preverifier, decode_by_epoch, preverify
@@ -28,9 +31,6 @@ from veristream.provers.signing import (
     sign_reading,
     verify_many,
 )
-
-from tests.pipeline_fleet import EPOCH_MS, fleet, honest_epoch, make_job, record
-from veristream.committee import InProcessCommittee, RayCommittee
 
 # SIGNATURE LEVEL: a memo never changes a verdict
 
@@ -329,6 +329,7 @@ def test_operators_batch_decode_names_a_tampered_row(setup: dict[str, Any]) -> N
     """The batch decode at the start of every re-execution (whole-column checks) still names
     the row whose derived columns do not match."""
     import pyarrow as pa
+
     from veristream.pipeline.batch import (
         accepted_table,
         decode_accepted,

@@ -24,15 +24,15 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from veristream.contracts import SetOperator
-from veristream.pipeline.jobspec import JobSpecError, parse_job
-from veristream.provers.aggregation import OperatorKey, demo_members, registry_members
-from veristream.provers.bls import bls12381, bn254
 
 from tests.conftest import REPO, free_port
 from tests.ray_head import RAY_ENV
 from tests.ray_head import ray_head as start_ray_head
 from veristream.committee import InProcessCommittee, RayCommittee
+from veristream.contracts import SetOperator
+from veristream.pipeline.jobspec import JobSpecError, parse_job
+from veristream.provers.aggregation import OperatorKey, demo_members, registry_members
+from veristream.provers.bls import bls12381, bn254
 
 VERISTREAM = [sys.executable, "-m", "veristream"]
 ENV = {**os.environ, **RAY_ENV}

@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from veristream.connectors.config import FAULTS, SimulatorSourceConfig
 from veristream.connectors.envelope import parse_reading
 from veristream.connectors.ingest_log import IngestLog

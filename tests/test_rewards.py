@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from veristream.pipeline.aggregates import device_stats, field_stats, nearest_rank
 from veristream.pipeline.jobspec import RewardSpec
 from veristream.pipeline.rewards import Contribution, add_payouts, quality_bps, split_rewards

@@ -30,6 +30,7 @@ from eth_account.messages import encode_typed_data
 from eth_utils import keccak as reference_keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from veristream.provers import signing
 from veristream.provers.schemes import ed25519, p256, secp256k1
 from veristream.provers.signing import (

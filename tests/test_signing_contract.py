@@ -16,6 +16,9 @@ import pytest
 from eth_account import Account
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from web3 import Web3
+
+from tests.conftest import REPO
 from veristream.provers.encoding import keccak256
 from veristream.provers.schemes import secp256k1
 from veristream.provers.signing import (
@@ -30,9 +33,6 @@ from veristream.provers.signing import (
     sign_reading,
     verify_reading,
 )
-from web3 import Web3
-
-from tests.conftest import REPO
 
 ARTIFACT = REPO / "contracts" / "artifacts" / "DeviceRegistry.json"
 SECRET = keccak256(b"test_signing_contract/device")

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
+
+from tests.conftest import REPO, free_port
+from veristream.cli import app
 from veristream.connectors.config import FAULTS, HttpSourceConfig, SimulatorSourceConfig
 from veristream.connectors.deadletters import REASONS
 from veristream.connectors.envelope import TOO_LARGE, EnvelopeError, parse_envelope, parse_reading
@@ -23,9 +26,6 @@ from veristream.connectors.ingest_log import GroupCommitter, IngestLog
 from veristream.connectors.sim_profiles import PROFILES
 from veristream.connectors.simulator import Simulation, simulate
 from veristream.provers.signing import device_id_from_public_key, verify_many
-
-from tests.conftest import REPO, free_port
-from veristream.cli import app
 
 ALL = SimulatorSourceConfig(
     seed=11, count=400, faults=list(FAULTS), fault_rate=0.02, devices_per_scheme=4
@@ -217,7 +217,7 @@ def test_ground_truth_equals_the_pipelines_verdicts(tmp_path: Path) -> None:
     from veristream.pipeline.state import JobState
 
     job = load_job(REPO / "examples" / "weather.yaml")
-    config = SimulatorSourceConfig.model_validate({**job.sources[0], "seed": 5, "count": 200})
+    config = job.sources[0].model_copy(update={"seed": 5, "count": 200})
     sim = simulate(config)
     log = IngestLog(
         tmp_path,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from veristream.pipeline.jobspec import RewardSpec
 from veristream.pipeline.rewards import add_payouts, split_rewards
 from veristream.provers.encoding import check_uint, uint_word

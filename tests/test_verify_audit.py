@@ -97,11 +97,10 @@ def test_verify_from_chain_and_ipfs_alone(tmp_path: Path) -> None:
 
 @pytest.mark.services
 def test_manifests_are_found_through_an_ipfs_nodes_pins() -> None:
-    from veristream.connectors.ipfs import RpcStore
-    from veristream.pipeline.manifest import Manifest, RewardSummary
-
     from tests.ipfs_node import jsipfs_node
     from veristream.audit import job_manifests, manifest_chain
+    from veristream.connectors.ipfs import RpcStore
+    from veristream.pipeline.manifest import Manifest, RewardSummary
 
     def manifest(epoch: int, prev: str | None, job_id: str = "job-x") -> Manifest:
         rewards = RewardSummary(1, 1, 0, 0, 0, 1)

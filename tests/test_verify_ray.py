@@ -8,12 +8,12 @@ import os
 from pathlib import Path
 
 import pytest
+
+from tests.pipeline_fleet import fleet, honest_epoch, job_dict, make_job, record
 from veristream.pipeline import workers
 from veristream.pipeline.compute import compute_epoch, job_context
 from veristream.pipeline.jobspec import JobSpecError, parse_job
 from veristream.pipeline.state import JobState
-
-from tests.pipeline_fleet import fleet, honest_epoch, job_dict, make_job, record
 
 FLEET = fleet(5)
 STRANGER = fleet(1, offset=700)[0]  # signs, but is not registered

@@ -142,7 +142,7 @@ def ingest(
     from pathlib import Path
 
     from veristream.connectors.ingest_log import IngestLog
-    from veristream.connectors.serve import parse_sources, serve_sources
+    from veristream.connectors.serve import serve_sources
     from veristream.pipeline.jobspec import load_job
 
     stop = threading.Event()
@@ -150,7 +150,7 @@ def ingest(
         signal.signal(signum, lambda *_: stop.set())
     try:
         job = load_job(job_file)
-        sources = parse_sources(job.sources)
+        sources = list(job.sources)
         # The same log `veristream run` opens: <work_dir>/ingest, the job's epochs and limits.
         log = IngestLog(
             Path(job.work_dir) / "ingest",

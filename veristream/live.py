@@ -44,7 +44,7 @@ from typing import Any
 from veristream.connectors.framing import scan
 from veristream.connectors.ingest_log import decode_record
 from veristream.connectors.ipfs import open_store
-from veristream.connectors.serve import parse_sources, serve_sources
+from veristream.connectors.serve import serve_sources
 from veristream.contracts import fund_rewards
 from veristream.pipeline.compute import job_context
 from veristream.pipeline.jobspec import JobSpec
@@ -102,9 +102,7 @@ def live_sources(job: JobSpec) -> list[Any]:
     """The job's sources as connector configs; ``ValueError`` when live and bounded sources are mixed."""
 
     bounded = [
-        f"sources[{i}] ({s.get('type')})"
-        for i, s in enumerate(job.sources)
-        if s.get("type") not in LIVE_SOURCE_TYPES
+        f"sources[{i}] ({s.type})" for i, s in enumerate(job.sources) if not isinstance(s, LIVE_SOURCE_TYPES)
     ]
     if bounded:
         raise ValueError(
@@ -112,7 +110,7 @@ def live_sources(job: JobSpec) -> list[Any]:
             "bounded ones (simulator, file); run them as their own job, or send them into the live "
             "source with `veristream simulate --to mqtt|http|ws`"
         )
-    return parse_sources(job.sources)
+    return list(job.sources)
 
 
 @contextlib.contextmanager

@@ -28,7 +28,13 @@ from typing import Any
 
 from veristream.committee import InProcessCommittee, RayCommittee, served_keys
 from veristream.connectors import replay
-from veristream.connectors.config import FileSourceConfig, SimulatorSourceConfig
+from veristream.connectors.config import (
+    FileSourceConfig,
+    HttpSourceConfig,
+    MqttSourceConfig,
+    SimulatorSourceConfig,
+    WebSocketSourceConfig,
+)
 from veristream.connectors.deadletters import DeadLetter
 from veristream.connectors.ingest_log import IngestLog
 from veristream.connectors.ipfs import open_store
@@ -67,6 +73,7 @@ from veristream.pipeline.state import (
 from veristream.pipeline.workers import ensure_ray
 from veristream.provers.aggregation import QuorumNotMet, demo_members, registry_members
 from veristream.provers.epoch_result import job_id_hash
+from veristream.provers.errors import SpecError
 
 CHAIN_SETUP_FILE = "chain-setup.json"
 PIPELINE_STAGES = ("decode", "signature", "replay", "plausibility")
@@ -127,36 +134,31 @@ def bounded_messages(job: JobSpec) -> list[tuple[bytes, str, int]]:
     """
 
     messages: list[tuple[bytes, str, int]] = []
-    for index, raw_source in enumerate(job.sources):
-        kind = raw_source.get("type")
-        if kind == "simulator":
-
-            config = SimulatorSourceConfig.model_validate(raw_source)
-            simulation = simulate(config)
-            registry_file = config.registry_file or job.devices.file
+    for index, source in enumerate(job.sources):
+        if isinstance(source, SimulatorSourceConfig):
+            simulation = simulate(source)
+            registry_file = source.registry_file or job.devices.file
             if registry_file is not None and not Path(registry_file).exists():
-                simulation.write(Path(registry_file), config.ground_truth)
-            elif config.ground_truth is not None:
-                simulation.write(None, config.ground_truth)
+                simulation.write(Path(registry_file), source.ground_truth)
+            elif source.ground_truth is not None:
+                simulation.write(None, source.ground_truth)
             messages += [(m.raw, f"simulator:{index}", m.send_ms) for m in simulation.messages]
-        elif kind == "file":
-
-            file_config = FileSourceConfig.model_validate(raw_source)
-            messages += [(raw, f"file:{index}", ts) for ts, raw in replay.load(file_config.path, file_config.format)]
+        elif isinstance(source, FileSourceConfig):
+            messages += [(raw, f"file:{index}", ts) for ts, raw in replay.load(source.path, source.format)]
         else:
-            raise ValueError(
-                f"sources[{index}]: type {kind!r} is a live source, not a bounded one "
+            raise SpecError(
+                f"sources[{index}]: type {source.type!r} is a live source, not a bounded one "
                 "(a job with live sources runs through veristream.live)"
             )
     return messages
 
 
-LIVE_SOURCE_TYPES = ("mqtt", "http", "websocket")
+LIVE_SOURCE_TYPES = (MqttSourceConfig, HttpSourceConfig, WebSocketSourceConfig)
 
 
 def is_live(job: JobSpec) -> bool:
     """Whether the job has a live source (MQTT, HTTP, WebSocket): ``run`` then serves it until stopped."""
-    return any(source.get("type") in LIVE_SOURCE_TYPES for source in job.sources)
+    return any(isinstance(source, LIVE_SOURCE_TYPES) for source in job.sources)
 
 
 def ingest(job: JobSpec, log: Any, progress: Progress = _no_progress, chunk: int = 2048) -> int:

@@ -14,6 +14,7 @@ from typing import BinaryIO
 
 import dag_cbor
 from multiformats import CID
+
 from veristream.connectors.ipfs.cid import parse_cid, verify_block
 from veristream.connectors.ipfs.unixfs import Block, _read_varint, _varint
 

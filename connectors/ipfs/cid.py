@@ -15,6 +15,7 @@ import hashlib
 from typing import NamedTuple
 
 from multiformats import CID, multihash
+
 from veristream.provers.errors import StoreError
 
 RAW = 0x55

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
 import httpx
+
 from veristream.connectors.ipfs.car import iter_blocks, read_header
 from veristream.connectors.ipfs.cid import RAW, CidMismatch, format_cid, normalize_cid, parse_cid
 from veristream.connectors.ipfs.store import BlockNotFound

@@ -15,6 +15,7 @@ from nacl._sodium import ffi as _ffi
 from nacl._sodium import lib as _lib
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
+
 from veristream.provers.schemes import (
     REASON_MALFORMED_SIGNATURE,
     ensure_digest,

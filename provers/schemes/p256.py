@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     Prehashed,
     decode_dss_signature,
 )
+
 from veristream.provers.schemes import (
     REASON_BAD_SIGNATURE,
     REASON_HIGH_S,

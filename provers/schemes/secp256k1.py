@@ -14,6 +14,7 @@ from typing import Any
 
 from coincurve import PrivateKey, PublicKey
 from coincurve.context import GLOBAL_CONTEXT
+
 from veristream.provers.encoding import keccak256
 from veristream.provers.schemes import (
     REASON_BAD_V,
