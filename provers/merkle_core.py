@@ -14,7 +14,6 @@ the reference it is tested against and the fallback without a C compiler.
 
 from __future__ import annotations
 
-import importlib
 from array import array
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -26,14 +25,11 @@ from veristream.provers.encoding import keccak256
 NODE = 32
 
 
-def _load_native() -> ModuleType | None:
-    try:
-        return importlib.import_module("veristream.provers._merkle_native")
-    except ImportError:  # pragma: no cover - only without a C compiler at install time
-        return None
-
-
-_native = _load_native()
+try:
+    from veristream.provers import _merkle_native
+except ImportError:  # pragma: no cover - only without a C compiler at install time
+    _merkle_native = None
+_native: ModuleType | None = _merkle_native
 NATIVE = _native is not None
 
 
