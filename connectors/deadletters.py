@@ -20,41 +20,6 @@ from pathlib import Path
 
 from veristream.connectors.framing import RecordFile
 
-# --- reason vocabulary -------------------------------------------------------
-# Ingest-time reasons: decided at the connector boundary, before the log.
-REASON_MALFORMED = "malformed"
-REASON_OVERSIZED = "oversized"
-REASON_LATE = "late"
-# Pipeline-time reasons: decided when a closed epoch is processed.
-REASON_BAD_SIGNATURE = "bad_signature"
-REASON_UNKNOWN_DEVICE = "unknown_device"
-REASON_REVOKED_DEVICE = "revoked"
-REASON_CLOCK_SKEW = "clock_skew"
-REASON_REPLAY = "replay"
-REASON_DUPLICATE = "duplicate"
-REASON_IMPLAUSIBLE = "implausible"
-REASON_WRONG_EPOCH = "wrong_epoch"
-
-INGEST_REASONS: dict[str, str] = {
-    REASON_MALFORMED: "the message is not a valid envelope (not JSON, a field missing, not hex, out of range)",
-    REASON_OVERSIZED: "the message or its payload exceeds the configured size limit",
-    REASON_LATE: "its event-time epoch was already closed (end + allowed lateness passed by the watermark)",
-}
-PIPELINE_REASONS: dict[str, str] = {
-    REASON_BAD_SIGNATURE: "the signature does not verify for the device's key over the reading digest",
-    REASON_UNKNOWN_DEVICE: "the device is not in the device registry",
-    REASON_REVOKED_DEVICE: "the device was revoked at or before the reading's timestamp",
-    REASON_CLOCK_SKEW: "the timestamp is further ahead of its arrival time than the allowed skew",
-    REASON_REPLAY: "a reading with this device's sequence number (or a higher one) was already accepted",
-    REASON_DUPLICATE: "a byte-identical copy of an already accepted reading",
-    REASON_IMPLAUSIBLE: "a payload value outside the plausible range of its field",
-    REASON_WRONG_EPOCH: "a re-executed batch holds a reading stamped outside its epoch",
-}
-REASONS: dict[str, str] = {**INGEST_REASONS, **PIPELINE_REASONS}
-"""Reason vocabulary: reason -> meaning. The simulator's ground truth uses exactly these."""
-
-STAGE_INGEST = "ingest"
-
 _REASON_SHAPE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _FILE = "deadletters.log"
 

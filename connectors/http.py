@@ -38,7 +38,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from veristream.connectors.config import HttpSourceConfig
-from veristream.connectors.deadletters import REASON_MALFORMED
 from veristream.connectors.envelope import (
     FIELDS,
     NOT_JSON,
@@ -49,6 +48,7 @@ from veristream.connectors.envelope import (
 )
 from veristream.connectors.ingest_log import AppendResult, Backpressure, GroupCommitter
 from veristream.connectors.websocket import stream_endpoint
+from veristream.provers.reasons import Reason
 
 NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/ndjson")
 JSON_TYPES = ("application/json", "text/json", "")
@@ -102,7 +102,7 @@ def _split(
         items = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         return AppendResult(
-            False, reason=REASON_MALFORMED, field="body", detail=str(error)[:120], code=NOT_JSON
+            False, reason=Reason.MALFORMED, field="body", detail=str(error)[:120], code=NOT_JSON
         )
     if len(items) > max_batch:
         raise _Refused(
@@ -167,7 +167,7 @@ def create_app(committer: GroupCommitter, config: HttpSourceConfig) -> Starlette
         if isinstance(split, AppendResult):
             # Not JSON at all: one arrival, filed as a dead letter, answered 400.
             result = await asyncio.to_thread(
-                committer.log.reject, body, source, REASON_MALFORMED, "body", split.detail, NOT_JSON
+                committer.log.reject, body, source, Reason.MALFORMED, "body", split.detail, NOT_JSON
             )
             return _error(
                 400,

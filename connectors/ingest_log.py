@@ -48,10 +48,6 @@ from pathlib import Path
 from typing import Any
 
 from veristream.connectors.deadletters import (
-    REASON_LATE,
-    REASON_MALFORMED,
-    REASON_OVERSIZED,
-    STAGE_INGEST,
     DeadLetter,
     DeadLetterStore,
 )
@@ -63,6 +59,7 @@ from veristream.connectors.envelope import (
 )
 from veristream.connectors.framing import RecordFile, fsync_directory
 from veristream.provers.errors import VeriStreamError
+from veristream.provers.reasons import Reason, Stage
 
 _RECORD_HEADER = struct.Struct(">QQB")
 _SEGMENT_PREFIX = "epoch-"
@@ -237,7 +234,7 @@ class IngestLog:
             else:
                 self._segments[epoch] = segment
         self._dead_epochs = {
-            d.epoch for d in self.dead_letters.read(stage=STAGE_INGEST) if d.epoch is not None
+            d.epoch for d in self.dead_letters.read(stage=Stage.INGEST) if d.epoch is not None
         }
 
     def refresh(self) -> None:
@@ -388,7 +385,7 @@ class IngestLog:
             dead: list[DeadLetter] = []
             for data, source, received_ms, outcome in parsed:
                 if isinstance(outcome, EnvelopeError):
-                    reason = REASON_OVERSIZED if outcome.reason == TOO_LARGE else REASON_MALFORMED
+                    reason = Reason.OVERSIZED if outcome.reason == TOO_LARGE else Reason.MALFORMED
                     results.append(
                         self._reject(
                             dead, data, source, reason, outcome.field, str(outcome), outcome.reason
@@ -402,7 +399,7 @@ class IngestLog:
                     detail = "before genesis" if epoch < 0 else f"epoch {epoch} closed"
                     results.append(
                         self._reject(
-                            dead, data, source, REASON_LATE, "timestamp_ms", detail, "closed"
+                            dead, data, source, Reason.LATE, "timestamp_ms", detail, "closed"
                         )
                     )
                     continue
@@ -444,7 +441,7 @@ class IngestLog:
         note = f"{detail}; source {source}"
         if len(kept) < len(data):
             note += f"; {len(data)} bytes, first {len(kept)} kept"
-        dead.append(DeadLetter(kept, reason, STAGE_INGEST, epoch, note))
+        dead.append(DeadLetter(kept, reason, Stage.INGEST, epoch, note))
         return AppendResult(False, epoch, reason, field, detail, code)
 
     def reject(
@@ -463,7 +460,7 @@ class IngestLog:
         """``arrived``, ``appended``, ``rejected`` and ``rejected_by_reason`` (ingest stage), from disk state."""
         with self._lock:
             appended = sum(self._appended.values())
-            by_reason = self.dead_letters.counts(stage=STAGE_INGEST)
+            by_reason = self.dead_letters.counts(stage=Stage.INGEST)
             rejected = sum(by_reason.values())
             return {
                 "arrived": appended + rejected,

@@ -4,7 +4,7 @@
 from the seed), generates ``count`` good readings at ``rate`` readings/s plus
 the requested faults, and returns every message in delivery order with what
 must become of it: accepted, or rejected with which reason at which stage
-(``veristream.connectors.deadletters.REASONS``). Same config, same bytes.
+(``veristream.provers.reasons.Reason``). Same config, same bytes.
 
 Faults (each adds ``max(1, round(fault_rate * count))`` messages):
 
@@ -44,21 +44,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
 
 from veristream.connectors.config import FAULTS, SimulatorSourceConfig
-from veristream.connectors.deadletters import (
-    REASON_BAD_SIGNATURE,
-    REASON_CLOCK_SKEW,
-    REASON_DUPLICATE,
-    REASON_IMPLAUSIBLE,
-    REASON_MALFORMED,
-    REASON_OVERSIZED,
-    REASON_REPLAY,
-    REASON_REVOKED_DEVICE,
-    REASON_UNKNOWN_DEVICE,
-    STAGE_INGEST,
-)
 from veristream.connectors.envelope import canonical_json, encode_reading
 from veristream.connectors.sim_profiles import PROFILES, Profile
 from veristream.provers.encoding import keccak256
+from veristream.provers.reasons import Reason, Stage
 from veristream.provers.signing import (
     DeviceReading,
     Domain,
@@ -71,22 +60,21 @@ from veristream.provers.signing import (
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _P256_DETERMINISTIC = ec.ECDSA(Prehashed(hashes.SHA256()), deterministic_signing=True)
 
-STAGE_PIPELINE = "pipeline"
 DEFAULT_START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: file output stays reproducible
 OUT_OF_ORDER_WINDOW = 3
 
 # fault -> (expected reason, stage)
 FAULT_OUTCOMES: dict[str, tuple[str | None, str | None]] = {
-    "bad_signature": (REASON_BAD_SIGNATURE, STAGE_PIPELINE),
-    "replayed_seq": (REASON_REPLAY, STAGE_PIPELINE),
-    "duplicate": (REASON_DUPLICATE, STAGE_PIPELINE),
-    "unknown_device": (REASON_UNKNOWN_DEVICE, STAGE_PIPELINE),
-    "revoked_device": (REASON_REVOKED_DEVICE, STAGE_PIPELINE),
-    "clock_skew": (REASON_CLOCK_SKEW, STAGE_PIPELINE),
+    "bad_signature": (Reason.BAD_SIGNATURE, Stage.PIPELINE),
+    "replayed_seq": (Reason.REPLAY, Stage.PIPELINE),
+    "duplicate": (Reason.DUPLICATE, Stage.PIPELINE),
+    "unknown_device": (Reason.UNKNOWN_DEVICE, Stage.PIPELINE),
+    "revoked_device": (Reason.REVOKED, Stage.PIPELINE),
+    "clock_skew": (Reason.CLOCK_SKEW, Stage.PIPELINE),
     "out_of_order": (None, None),
-    "malformed_json": (REASON_MALFORMED, STAGE_INGEST),
-    "oversized": (REASON_OVERSIZED, STAGE_INGEST),
-    "implausible": (REASON_IMPLAUSIBLE, STAGE_PIPELINE),
+    "malformed_json": (Reason.MALFORMED, Stage.INGEST),
+    "oversized": (Reason.OVERSIZED, Stage.INGEST),
+    "implausible": (Reason.IMPLAUSIBLE, Stage.PIPELINE),
 }
 
 

@@ -22,19 +22,13 @@ from veristream.connectors.envelope import TOO_LARGE, envelope_fields, parse_rea
 from veristream.pipeline.commitments import data_leaf_hashes
 from veristream.pipeline.jobspec import ValidationSpec
 from veristream.pipeline.records import (
-    REASON_CLOCK_SKEW,
-    REASON_IMPLAUSIBLE,
-    REASON_MALFORMED,
-    REASON_REVOKED,
-    REASON_WRONG_EPOCH,
-    STAGE_DECODE,
-    STAGE_SIGNATURE,
     Candidate,
     CandidateBatch,
     Rejected,
     rejected_from,
 )
 from veristream.pipeline.registry import DeviceInfo
+from veristream.provers.reasons import Reason, Stage
 from veristream.provers.signing import verify_many
 
 _fast_loads: Callable[[bytes], Any]
@@ -43,22 +37,11 @@ try:
 except ImportError:  # pragma: no cover - orjson is in the beam extra
     _fast_loads = json.loads
 
-REASON_BAD_SIGNATURE = "bad_signature"
-REASON_UNKNOWN_DEVICE = "unknown_device"
-REASON_OVERSIZED = "oversized"
-
-
-def signature_reason(reason: str | None) -> tuple[str, str]:
-    """The dead-letter reason and detail for a failed signature verdict.
-
-    The store's vocabulary has ``bad_signature`` and ``unknown_device``; the
-    signature module's finer reasons (``high_s``, ``bad_v``, ...) go in the detail.
-    """
-    if reason == REASON_UNKNOWN_DEVICE:
-        return REASON_UNKNOWN_DEVICE, ""
-    if reason == "malformed_reading":
-        return REASON_MALFORMED, str(reason)
-    return REASON_BAD_SIGNATURE, str(reason)
+def signature_reason(fault: str | None) -> tuple[str, str]:
+    """The dead-letter reason and detail for a failed signature verdict: the finer fault
+    (``high_s``, ``bad_v``, ...) goes in the detail, except for an unknown device."""
+    reason = Reason.of_signature_fault(fault)
+    return reason, "" if reason == Reason.UNKNOWN_DEVICE else str(fault)
 
 
 def credentials_problem(
@@ -72,10 +55,10 @@ def credentials_problem(
     """
     device = devices.get(candidate.device_id)
     if device is not None and device.revoked_at(candidate.timestamp_ms):
-        return REASON_REVOKED, f"revoked at {device.revoked_at_ms}"
+        return Reason.REVOKED, f"revoked at {device.revoked_at_ms}"
     ahead = candidate.timestamp_ms - candidate.received_ms
     if ahead > max_clock_skew_ms:
-        return REASON_CLOCK_SKEW, f"{ahead} ms ahead of arrival"
+        return Reason.CLOCK_SKEW, f"{ahead} ms ahead of arrival"
     return None
 
 
@@ -114,7 +97,7 @@ def split_by_problems(
     failed = {index for index, _, _ in problems}
     good = CandidateBatch(c for i, c in enumerate(batch) if i not in failed)
     bad = [
-        rejected_from(batch[index], reason, STAGE_SIGNATURE, detail)
+        rejected_from(batch[index], reason, Stage.SIGNATURE, detail)
         for index, reason, detail in problems
     ]
     return good, bad
@@ -151,22 +134,22 @@ def decode_payload(payload: bytes, validation: ValidationSpec) -> dict[str, int]
     try:
         document = _payload_document(payload)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        return REASON_MALFORMED, "payload is not JSON"
+        return Reason.MALFORMED, "payload is not JSON"
     if not isinstance(document, dict):
-        return REASON_MALFORMED, "payload is not a JSON object"
+        return Reason.MALFORMED, "payload is not a JSON object"
     values: dict[str, int] = {}
     for name, rule in validation.fields.items():
         value = document.get(name)
         if value is None:
             if rule.required:
-                return REASON_IMPLAUSIBLE, f"{name}: required field missing"
+                return Reason.IMPLAUSIBLE, f"{name}: required field missing"
             continue
         if isinstance(value, bool) or not isinstance(value, int):
-            return REASON_IMPLAUSIBLE, f"{name}: not an integer"
+            return Reason.IMPLAUSIBLE, f"{name}: not an integer"
         if rule.min is not None and value < rule.min:
-            return REASON_IMPLAUSIBLE, f"{name}: {value} below {rule.min}"
+            return Reason.IMPLAUSIBLE, f"{name}: {value} below {rule.min}"
         if rule.max is not None and value > rule.max:
-            return REASON_IMPLAUSIBLE, f"{name}: {value} above {rule.max}"
+            return Reason.IMPLAUSIBLE, f"{name}: {value} above {rule.max}"
         values[name] = value
     return values
 
@@ -176,9 +159,9 @@ def plausible_values(candidate: Candidate, rules: PlausibilityRules) -> dict[str
     not plausible."""
     validation = rules.validation
     if not rules.epoch_start_ms <= candidate.timestamp_ms < rules.epoch_end_ms:
-        return REASON_WRONG_EPOCH, f"timestamp {candidate.timestamp_ms} outside the epoch"
+        return Reason.WRONG_EPOCH, f"timestamp {candidate.timestamp_ms} outside the epoch"
     if len(candidate.payload) > validation.max_payload_bytes:
-        return REASON_OVERSIZED, f"payload {len(candidate.payload)} > {validation.max_payload_bytes} bytes"
+        return Reason.OVERSIZED, f"payload {len(candidate.payload)} > {validation.max_payload_bytes} bytes"
     # revocation and clock skew were checked with the signature; re-checked here so that a
     # batch re-executed by an operator cannot slip such a reading through either
     credentials = credentials_problem(candidate, rules.devices, validation.max_clock_skew_ms)
@@ -266,8 +249,8 @@ def decode_records(
         try:
             reading = parse_reading(raw, max_payload_bytes=max_payload_bytes)
         except ValueError as error:
-            reason = REASON_OVERSIZED if getattr(error, "reason", "") == TOO_LARGE else REASON_MALFORMED
-            dead.append(Rejected(reason, STAGE_DECODE, raw, received_ms, detail=str(error)))
+            reason = Reason.OVERSIZED if getattr(error, "reason", "") == TOO_LARGE else Reason.MALFORMED
+            dead.append(Rejected(reason, Stage.DECODE, raw, received_ms, detail=str(error)))
             continue
         good.append(Candidate.of(received_ms, offset + index, reading, raw))
     return good, dead

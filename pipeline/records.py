@@ -16,35 +16,6 @@ from typing import Any, NamedTuple
 
 from veristream.provers.signing import DeviceReading
 
-REASON_MALFORMED = "malformed"
-REASON_WRONG_EPOCH = "wrong_epoch"
-REASON_REPLAY = "replay"
-REASON_DUPLICATE = "duplicate"
-REASON_PAYLOAD_TOO_LARGE = "payload_too_large"
-REASON_MALFORMED_PAYLOAD = "malformed_payload"
-REASON_MISSING_FIELD = "missing_field"
-REASON_IMPLAUSIBLE = "implausible"
-REASON_CLOCK_SKEW = "clock_skew"
-REASON_REVOKED = "revoked"
-
-PIPELINE_REASONS = (
-    REASON_MALFORMED,
-    REASON_WRONG_EPOCH,
-    REASON_REPLAY,
-    REASON_DUPLICATE,
-    REASON_PAYLOAD_TOO_LARGE,
-    REASON_MALFORMED_PAYLOAD,
-    REASON_MISSING_FIELD,
-    REASON_IMPLAUSIBLE,
-    REASON_CLOCK_SKEW,
-    REASON_REVOKED,
-)
-
-STAGE_DECODE = "decode"
-STAGE_SIGNATURE = "signature"
-STAGE_REPLAY = "replay"
-STAGE_PLAUSIBILITY = "plausibility"
-
 
 class Candidate(NamedTuple):
     """A decoded reading on its way through the checks.

@@ -34,9 +34,6 @@ from apache_beam import pvalue
 from veristream.pipeline import workers
 from veristream.pipeline.aggregates import FieldStats, device_stats
 from veristream.pipeline.checks import (
-    REASON_BAD_SIGNATURE,
-    REASON_OVERSIZED,
-    REASON_UNKNOWN_DEVICE,
     Checked,
     CheckedBatch,
     PlausibilityRules,
@@ -50,10 +47,6 @@ from veristream.pipeline.checks import (
 from veristream.pipeline.jobspec import RewardSpec, ValidationSpec
 from veristream.pipeline.records import (
     CANDIDATE_ORDER,
-    REASON_DUPLICATE,
-    REASON_REPLAY,
-    STAGE_PLAUSIBILITY,
-    STAGE_REPLAY,
     Candidate,
     CandidateBatch,
     Rejected,
@@ -61,12 +54,10 @@ from veristream.pipeline.records import (
 )
 from veristream.pipeline.registry import device_address
 from veristream.pipeline.rewards import Contribution, RewardOutcome, split_rewards
+from veristream.provers.reasons import Reason, Stage
 
 __all__ = [
     "DEAD",
-    "REASON_BAD_SIGNATURE",
-    "REASON_OVERSIZED",
-    "REASON_UNKNOWN_DEVICE",
     "AggregatePerDevice",
     "DecodeAndVerify",
     "DeviceEpoch",
@@ -303,7 +294,7 @@ def guard_device(
         reading = candidates[index]
         if high_water is not None and reading.seq <= high_water:
             rejected.append(
-                rejected_from(reading, REASON_REPLAY, STAGE_REPLAY, f"high-water mark {high_water}")
+                rejected_from(reading, Reason.REPLAY, Stage.REPLAY, f"high-water mark {high_water}")
             )
         elif passed and candidates[passed[-1]].seq == reading.seq:
             first = candidates[passed[-1]]
@@ -312,8 +303,8 @@ def guard_device(
                 reading.timestamp_ms,
                 reading.signature,
             )
-            reason = REASON_DUPLICATE if same else REASON_REPLAY
-            rejected.append(rejected_from(reading, reason, STAGE_REPLAY, f"seq {reading.seq} seen"))
+            reason = Reason.DUPLICATE if same else Reason.REPLAY
+            rejected.append(rejected_from(reading, reason, Stage.REPLAY, f"seq {reading.seq} seen"))
         else:
             passed.append(index)
     return passed, rejected
@@ -366,7 +357,7 @@ def check_device(fresh: Checked) -> tuple[Checked, list[Rejected]]:
     if len(plausible) == len(verdicts):
         return fresh, []
     rejected = [
-        rejected_from(reading, verdict[0], STAGE_PLAUSIBILITY, verdict[1])
+        rejected_from(reading, verdict[0], Stage.PLAUSIBILITY, verdict[1])
         for reading, verdict in zip(fresh.readings, verdicts, strict=True)
         if type(verdict) is not dict
     ]

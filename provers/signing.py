@@ -12,7 +12,7 @@ it with ``eth_signTypedData_v4``; the DeviceRegistry computes the same digest.
 a cached domain prefix and three keccaks, and calls the native libraries
 (libsecp256k1, libsodium, OpenSSL) directly with parsed keys cached across
 calls. A bad reading never raises there: it gets a failed ``Verdict`` whose
-reason is one of ``REASONS`` (see docs/device-signatures.md).
+reason is a ``SignatureFault`` (see docs/device-signatures.md).
 """
 
 from __future__ import annotations
@@ -31,16 +31,8 @@ from veristream.provers.encoding import (
     parse_address,
     uint_word,
 )
+from veristream.provers.reasons import SignatureFault
 from veristream.provers.schemes import (
-    REASON_BAD_SIGNATURE,
-    REASON_BAD_V,
-    REASON_HIGH_S,
-    REASON_MALFORMED_KEY,
-    REASON_MALFORMED_READING,
-    REASON_MALFORMED_SIGNATURE,
-    REASON_UNKNOWN_DEVICE,
-    REASON_UNSUPPORTED_SCHEME,
-    REASONS,
     ed25519,
     p256,
     secp256k1,
@@ -49,15 +41,6 @@ from veristream.provers.schemes import (
 __all__ = [
     "READING_TYPE",
     "READING_TYPE_HASH",
-    "REASONS",
-    "REASON_BAD_SIGNATURE",
-    "REASON_BAD_V",
-    "REASON_HIGH_S",
-    "REASON_MALFORMED_KEY",
-    "REASON_MALFORMED_READING",
-    "REASON_MALFORMED_SIGNATURE",
-    "REASON_UNKNOWN_DEVICE",
-    "REASON_UNSUPPORTED_SCHEME",
     "SCHEMES",
     "DeviceReading",
     "Domain",
@@ -138,7 +121,7 @@ class Verdict:
 
 
 _OK = Verdict(True, None)
-_FAILED = {reason: Verdict(False, reason) for reason in REASONS}
+_FAILED = {reason: Verdict(False, reason) for reason in SignatureFault}
 
 
 class _PreparedKey(NamedTuple):
@@ -316,17 +299,17 @@ def _registered_key(
     if key is None:
         key = keys.get(device_id)
         if key is None:
-            return REASON_UNKNOWN_DEVICE
+            return SignatureFault.UNKNOWN_DEVICE
     if isinstance(key, bytearray):
         key = bytes(key)
     elif not isinstance(key, bytes):
-        return REASON_MALFORMED_KEY
+        return SignatureFault.MALFORMED_KEY
     if not key and scheme == "secp256k1":
         # as in the DeviceRegistry: no key registered means the device id is the signer
         return _PreparedKey(address, None)
     prepared = _prepared_key(scheme, key)
     if prepared is None:
-        return REASON_MALFORMED_KEY
+        return SignatureFault.MALFORMED_KEY
     return prepared
 
 
@@ -483,13 +466,13 @@ class _Batch:
                 fields = (address, *_checked_fields(reading.seq, reading.timestamp_ms, reading.payload))
         except (AttributeError, TypeError, ValueError):
             # TypeError: an unhashable device id
-            return REASON_MALFORMED_READING
+            return SignatureFault.MALFORMED_READING
         if not isinstance(signature, bytes):
             if not isinstance(signature, bytearray):
-                return REASON_MALFORMED_READING
+                return SignatureFault.MALFORMED_READING
             signature = bytes(signature)
         if scheme not in SCHEMES:
-            return REASON_UNSUPPORTED_SCHEME
+            return SignatureFault.UNSUPPORTED_SCHEME
         digest = b"" if fields is not None else keccak256(self._prefix + struct_hash)
         keys = self._keys
 
@@ -511,7 +494,7 @@ class _Batch:
 
         # ED25519 AND P256: the key must come from the registry
         if keys is None:
-            return REASON_UNKNOWN_DEVICE
+            return SignatureFault.UNKNOWN_DEVICE
         registered = self._lookup(keys, scheme, device_id, address)
         if isinstance(registered, str):
             return registered
@@ -564,7 +547,7 @@ class _Batch:
         )
         known = self._memo.lookup(memo_key)
         if known is not None:
-            return None if known else REASON_BAD_SIGNATURE
+            return None if known else SignatureFault.BAD_SIGNATURE
         self._memo_keys[scheme].append(memo_key)
         digest = keccak256(self._prefix + _struct_hash(device, seq, timestamp_ms, payload))
         if scheme == "secp256k1":
@@ -581,7 +564,7 @@ class _Batch:
         Empties the queues and the per-device memos, so memory stays bounded by
         one window of readings however long the call.
         """
-        bad = _FAILED[REASON_BAD_SIGNATURE]
+        bad = _FAILED[SignatureFault.BAD_SIGNATURE]
         if self._secp256k1:
             recover = secp256k1.Recoverer().address
             for index, digest, signature, address in self._secp256k1:

@@ -16,9 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import REPO
-from veristream.connectors.deadletters import REASONS, DeadLetterStore
+from veristream.connectors.deadletters import DeadLetterStore
 from veristream.connectors.framing import frame
 from veristream.connectors.ingest_log import GroupCommitter, IngestLog, encode_record
+from veristream.provers.reasons import Reason
 
 DEVICE = "0x" + "ab" * 20
 
@@ -81,7 +82,7 @@ def test_parse_failures_become_dead_letters_with_reasons(tmp_path: Path) -> None
     assert [r.field for r in results] == ["envelope", "envelope", None, "device_id", "payload"]
     assert [r.code for r in results] == ["not_json", "wrong_type", None, "missing", "too_large"]
     assert log.counts()["rejected_by_reason"] == {"malformed": 3, "oversized": 1}
-    assert set(log.dead_letters.counts()) <= set(REASONS)
+    assert set(log.dead_letters.counts()) <= set(Reason)
     oversized = envelope(6).replace(b"0x01", b"0x" + b"00" * 17)
     assert [d.raw for d in log.dead_letters.read()] == [b"{oops", b"[]", b'{"seq": 1}', oversized]
 

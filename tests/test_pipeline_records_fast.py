@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 from veristream.pipeline.checks import split_by_problems
 from veristream.pipeline.records import (
     CANDIDATE_ORDER,
-    STAGE_SIGNATURE,
     Candidate,
     CandidateBatch,
     rejected_from,
 )
+from veristream.provers.reasons import Stage
 
 _CANDIDATES = st.builds(
     Candidate,
@@ -49,5 +49,5 @@ def test_split_by_problems_keeps_batch_order(candidates: list[Candidate], data: 
     good, bad = split_by_problems(candidates, problems)
     assert good == [c for i, c in enumerate(candidates) if i not in set(failing)]
     assert bad == [
-        rejected_from(candidates[i], "bad_signature", STAGE_SIGNATURE, f"d{i}") for i in failing
+        rejected_from(candidates[i], "bad_signature", Stage.SIGNATURE, f"d{i}") for i in failing
     ]

@@ -32,17 +32,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from veristream.provers import signing
+from veristream.provers.reasons import SignatureFault
 from veristream.provers.schemes import ed25519, p256, secp256k1
 from veristream.provers.signing import (
-    REASON_BAD_SIGNATURE,
-    REASON_BAD_V,
-    REASON_HIGH_S,
-    REASON_MALFORMED_KEY,
-    REASON_MALFORMED_READING,
-    REASON_MALFORMED_SIGNATURE,
-    REASON_UNKNOWN_DEVICE,
-    REASON_UNSUPPORTED_SCHEME,
-    REASONS,
     SCHEMES,
     DeviceReading,
     Domain,
@@ -268,7 +260,7 @@ def test_p256_signed_by_cryptography_verifies_and_ours_verify_there(
     as_sent = replace(unsigned, signature=r.to_bytes(32, "big") + low.to_bytes(32, "big"))
     assert verify_reading(as_sent, DOMAIN, keys).ok
     malleated = replace(unsigned, signature=r.to_bytes(32, "big") + high.to_bytes(32, "big"))
-    assert verify_reading(malleated, DOMAIN, keys) == Verdict(False, REASON_HIGH_S)
+    assert verify_reading(malleated, DOMAIN, keys) == Verdict(False, SignatureFault.HIGH_S)
     ours = sign_reading(unsigned, DOMAIN, secret).signature
     ours_r, ours_s = int.from_bytes(ours[:32], "big"), int.from_bytes(ours[32:], "big")
     assert ours_s <= p256.HALF_N
@@ -292,21 +284,21 @@ def test_p256_signed_by_cryptography_verifies_and_ours_verify_there(
 def test_tampered_fields_fail(scheme: str, change: dict[str, Any]) -> None:
     reading = DEVICES[scheme].reading()
     assert verify_reading(reading, DOMAIN, REGISTRY).ok
-    assert verify_reading(replace(reading, **change), DOMAIN, REGISTRY) == Verdict(False, REASON_BAD_SIGNATURE)
+    assert verify_reading(replace(reading, **change), DOMAIN, REGISTRY) == Verdict(False, SignatureFault.BAD_SIGNATURE)
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_other_domain_fails(scheme: str) -> None:
     reading = DEVICES[scheme].reading()
     for domain in (replace(DOMAIN, chain_id=1), replace(DOMAIN, verifying_contract="0x" + "11" * 20)):
-        assert verify_reading(reading, domain, REGISTRY) == Verdict(False, REASON_BAD_SIGNATURE)
+        assert verify_reading(reading, domain, REGISTRY) == Verdict(False, SignatureFault.BAD_SIGNATURE)
 
 
 def test_secp256k1_reading_claimed_by_another_device_fails() -> None:
     reading = DEVICES["secp256k1"].reading()
     other = _device("secp256k1", 2)
     assert verify_reading(replace(reading, device_id=other.device_id), DOMAIN) == Verdict(
-        False, REASON_BAD_SIGNATURE
+        False, SignatureFault.BAD_SIGNATURE
     )
 
 
@@ -320,7 +312,7 @@ def test_high_s_variant_of_a_valid_secp256k1_signature_is_rejected() -> None:
     compact = flipped[:64] + bytes((flipped[64] - 27,))
     recovered = PublicKey.from_signature_and_message(compact, digest, hasher=None)
     assert recovered.format(compressed=False)[1:] == DEVICES["secp256k1"].public_key
-    assert verify_reading(replace(reading, signature=flipped), DOMAIN) == Verdict(False, REASON_HIGH_S)
+    assert verify_reading(replace(reading, signature=flipped), DOMAIN) == Verdict(False, SignatureFault.HIGH_S)
 
 
 def test_high_s_ed25519_variant_is_rejected() -> None:
@@ -328,7 +320,7 @@ def test_high_s_ed25519_variant_is_rejected() -> None:
     sig = reading.signature
     s_plus_l = (int.from_bytes(sig[32:], "little") + ed25519.L).to_bytes(32, "little")
     assert verify_reading(replace(reading, signature=sig[:32] + s_plus_l), DOMAIN, REGISTRY) == Verdict(
-        False, REASON_MALFORMED_SIGNATURE
+        False, SignatureFault.MALFORMED_SIGNATURE
     )
 
 
@@ -336,14 +328,14 @@ def test_high_s_ed25519_variant_is_rejected() -> None:
 def test_bad_v_is_rejected(v: int) -> None:
     reading = DEVICES["secp256k1"].reading()
     bad = replace(reading, signature=reading.signature[:64] + bytes((v,)))
-    assert verify_reading(bad, DOMAIN) == Verdict(False, REASON_BAD_V)
+    assert verify_reading(bad, DOMAIN) == Verdict(False, SignatureFault.BAD_V)
 
 
 def test_other_v_is_a_bad_signature() -> None:
     reading = DEVICES["secp256k1"].reading()
     other = 55 - reading.signature[64]
     assert verify_reading(replace(reading, signature=reading.signature[:64] + bytes((other,))), DOMAIN) == (
-        Verdict(False, REASON_BAD_SIGNATURE)
+        Verdict(False, SignatureFault.BAD_SIGNATURE)
     )
 
 
@@ -353,7 +345,7 @@ def test_truncated_and_extended_signatures_are_malformed(scheme: str) -> None:
     sig = reading.signature
     for bad in (b"", sig[:1], sig[:-1], sig[:32], sig + b"\x00", sig + sig):
         assert verify_reading(replace(reading, signature=bad), DOMAIN, REGISTRY) == Verdict(
-            False, REASON_MALFORMED_SIGNATURE
+            False, SignatureFault.MALFORMED_SIGNATURE
         ), (scheme, len(bad))
 
 
@@ -366,7 +358,7 @@ def test_ecdsa_scalars_out_of_range_are_malformed(scheme: str) -> None:
     zero, n = bytes(32), order.to_bytes(32, "big")
     for bad in (zero + s, r + zero, n + s, b"\xff" * 32 + s, r + n):
         assert verify_reading(replace(reading, signature=bad + tail), DOMAIN, REGISTRY) == Verdict(
-            False, REASON_MALFORMED_SIGNATURE
+            False, SignatureFault.MALFORMED_SIGNATURE
         )
 
 
@@ -375,7 +367,7 @@ def test_signature_by_a_wrong_key_fails(scheme: str) -> None:
     device = DEVICES[scheme]
     intruder = _device(scheme, 3)
     forged = sign_reading(device.reading(), DOMAIN, intruder.secret)
-    assert verify_reading(forged, DOMAIN, REGISTRY) == Verdict(False, REASON_BAD_SIGNATURE)
+    assert verify_reading(forged, DOMAIN, REGISTRY) == Verdict(False, SignatureFault.BAD_SIGNATURE)
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
@@ -390,19 +382,19 @@ def test_rotated_key_verifies_under_the_old_device_id(scheme: str) -> None:
     by_old_key = device.reading()
     assert verify_many([by_new_key, by_old_key], DOMAIN, rotated) == [
         Verdict(True, None),
-        Verdict(False, REASON_BAD_SIGNATURE),
+        Verdict(False, SignatureFault.BAD_SIGNATURE),
     ]
     # before the rotation, the other way round
     assert verify_many([by_new_key, by_old_key], DOMAIN, REGISTRY) == [
-        Verdict(False, REASON_BAD_SIGNATURE),
+        Verdict(False, SignatureFault.BAD_SIGNATURE),
         Verdict(True, None),
     ]
     # the new key does not sign for its own derived id: it is not registered there
     own = sign_reading(replace(by_new_key, device_id=new.device_id), DOMAIN, new.secret)
-    assert verify_reading(own, DOMAIN, rotated) == Verdict(False, REASON_UNKNOWN_DEVICE)
+    assert verify_reading(own, DOMAIN, rotated) == Verdict(False, SignatureFault.UNKNOWN_DEVICE)
     # nor, without a registry, does a secp256k1 key sign for an id it does not derive
     if scheme == "secp256k1":
-        assert verify_reading(by_new_key, DOMAIN, None) == Verdict(False, REASON_BAD_SIGNATURE)
+        assert verify_reading(by_new_key, DOMAIN, None) == Verdict(False, SignatureFault.BAD_SIGNATURE)
 
 
 def test_secp256k1_rotation_from_an_empty_key() -> None:
@@ -415,7 +407,7 @@ def test_secp256k1_rotation_from_an_empty_key() -> None:
     for form in (new.public_key, PublicKey(b"\x04" + new.public_key).format(compressed=True)):
         rotated = {device.device_id: form}
         assert verify_reading(by_new_key, DOMAIN, rotated).ok
-        assert verify_reading(device.reading(), DOMAIN, rotated) == Verdict(False, REASON_BAD_SIGNATURE)
+        assert verify_reading(device.reading(), DOMAIN, rotated) == Verdict(False, SignatureFault.BAD_SIGNATURE)
 
 
 def test_rotation_is_per_device_in_one_call(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -429,7 +421,7 @@ def test_rotation_is_per_device_in_one_call(monkeypatch: pytest.MonkeyPatch) -> 
         for signer in (d, new_keys[d.device_id]):
             readings.append(sign_reading(d.reading(seq=len(readings)), DOMAIN, signer.secret))
             current = signer is (new_keys[d.device_id] if i % 2 else d)
-            expected.append(Verdict(True, None) if current else Verdict(False, REASON_BAD_SIGNATURE))
+            expected.append(Verdict(True, None) if current else Verdict(False, SignatureFault.BAD_SIGNATURE))
     assert verify_many(readings, DOMAIN, keys) == expected
     monkeypatch.setattr(signing, "WINDOW", 3)
     assert verify_many(readings, DOMAIN, keys) == expected
@@ -450,7 +442,7 @@ def test_rotation_is_per_device_in_one_call(monkeypatch: pytest.MonkeyPatch) -> 
 def test_malformed_registry_key(scheme: str, key: Any) -> None:
     device = DEVICES[scheme]
     assert verify_reading(device.reading(), DOMAIN, {device.device_id: key}) == Verdict(
-        False, REASON_MALFORMED_KEY
+        False, SignatureFault.MALFORMED_KEY
     )
     if isinstance(key, bytes):
         with pytest.raises(ValueError):
@@ -461,8 +453,8 @@ def test_malformed_registry_key(scheme: str, key: Any) -> None:
 def test_unknown_device(scheme: str) -> None:
     reading = DEVICES[scheme].reading()
     other = {_device(scheme, 5).device_id: _device(scheme, 5).public_key}
-    assert verify_reading(reading, DOMAIN, other) == Verdict(False, REASON_UNKNOWN_DEVICE)
-    expected_without_registry = Verdict(True, None) if scheme == "secp256k1" else Verdict(False, REASON_UNKNOWN_DEVICE)
+    assert verify_reading(reading, DOMAIN, other) == Verdict(False, SignatureFault.UNKNOWN_DEVICE)
+    expected_without_registry = Verdict(True, None) if scheme == "secp256k1" else Verdict(False, SignatureFault.UNKNOWN_DEVICE)
     assert verify_reading(reading, DOMAIN, None) == expected_without_registry
 
 
@@ -485,11 +477,11 @@ def test_empty_secp256k1_registry_key_means_the_device_id_signs() -> None:
     secp = DEVICES["secp256k1"]
     assert verify_reading(secp.reading(), DOMAIN, {secp.device_id: b""}).ok
     forged = sign_reading(secp.reading(), DOMAIN, _device("secp256k1", 6).secret)
-    assert verify_reading(forged, DOMAIN, {secp.device_id: b""}) == Verdict(False, REASON_BAD_SIGNATURE)
+    assert verify_reading(forged, DOMAIN, {secp.device_id: b""}) == Verdict(False, SignatureFault.BAD_SIGNATURE)
     for scheme in ("ed25519", "p256"):
         device = DEVICES[scheme]
         assert verify_reading(device.reading(), DOMAIN, {device.device_id: b""}) == Verdict(
-            False, REASON_MALFORMED_KEY
+            False, SignatureFault.MALFORMED_KEY
         )
 
 
@@ -527,17 +519,17 @@ def test_registry_accepts_sec1_and_prefixed_key_forms() -> None:
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_malformed_readings_get_a_verdict_not_an_exception(scheme: str, bad: dict[str, Any]) -> None:
     reading = replace(DEVICES[scheme].reading(), **bad)
-    assert verify_reading(reading, DOMAIN, REGISTRY) == Verdict(False, REASON_MALFORMED_READING)
+    assert verify_reading(reading, DOMAIN, REGISTRY) == Verdict(False, SignatureFault.MALFORMED_READING)
 
 
 def test_not_a_reading_at_all_is_malformed() -> None:
-    assert verify_many([None, "reading", 3], DOMAIN) == [Verdict(False, REASON_MALFORMED_READING)] * 3
+    assert verify_many([None, "reading", 3], DOMAIN) == [Verdict(False, SignatureFault.MALFORMED_READING)] * 3
 
 
 @pytest.mark.parametrize("scheme", ["rsa", "", "SECP256K1", None, 1])
 def test_unsupported_scheme(scheme: Any) -> None:
     reading = replace(DEVICES["secp256k1"].reading(), scheme=scheme)
-    assert verify_reading(reading, DOMAIN, REGISTRY) == Verdict(False, REASON_UNSUPPORTED_SCHEME)
+    assert verify_reading(reading, DOMAIN, REGISTRY) == Verdict(False, SignatureFault.UNSUPPORTED_SCHEME)
     with pytest.raises(ValueError):
         sign_reading(reading, DOMAIN, DEVICES["secp256k1"].secret)
 
@@ -557,11 +549,11 @@ def test_mixed_schemes_in_one_call_keep_their_order(monkeypatch: pytest.MonkeyPa
         if kind == 0:
             cases.append((reading, Verdict(True, None)))
         elif kind == 1:
-            cases.append((replace(reading, seq=i + 1), Verdict(False, REASON_BAD_SIGNATURE)))
+            cases.append((replace(reading, seq=i + 1), Verdict(False, SignatureFault.BAD_SIGNATURE)))
         elif kind == 2:
-            cases.append((replace(reading, signature=reading.signature[:-1]), Verdict(False, REASON_MALFORMED_SIGNATURE)))
+            cases.append((replace(reading, signature=reading.signature[:-1]), Verdict(False, SignatureFault.MALFORMED_SIGNATURE)))
         else:
-            cases.append((replace(reading, device_id="0x12"), Verdict(False, REASON_MALFORMED_READING)))
+            cases.append((replace(reading, device_id="0x12"), Verdict(False, SignatureFault.MALFORMED_READING)))
     readings = [reading for reading, _ in cases]
     verdicts = verify_many(readings, DOMAIN, keys)
     assert verdicts == [expected for _, expected in cases]
@@ -592,7 +584,7 @@ def test_any_signature_bit_flip_is_rejected(
     flipped[bit // 8] ^= 1 << (bit % 8)
     verdict = verify_reading(replace(reading, signature=bytes(flipped)), DOMAIN, keys)
     assert not verdict.ok
-    assert verdict.reason in REASONS
+    assert verdict.reason in set(SignatureFault)
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
@@ -643,7 +635,7 @@ def test_p256_check_with_another_key_is_bad_signature() -> None:
     reading = DEVICES["p256"].reading()
     digest = reading_digest(reading, DOMAIN)
     other = p256.load_public_key(_device("p256", 9).public_key)
-    assert p256.check(digest, reading.signature, other) == REASON_BAD_SIGNATURE
+    assert p256.check(digest, reading.signature, other) == SignatureFault.BAD_SIGNATURE
     with pytest.raises(InvalidSignature):
         other.verify(p256.der_signature(reading.signature), digest, p256.ALGORITHM)
 
@@ -676,19 +668,19 @@ def test_unsupported_scheme_in_key_functions() -> None:
 
 
 def test_reasons_and_verdicts() -> None:
-    assert len(set(REASONS)) == len(REASONS)
+    assert len(set(SignatureFault)) == len(list(SignatureFault))
     assert {
-        REASON_BAD_SIGNATURE,
-        REASON_BAD_V,
-        REASON_HIGH_S,
-            REASON_MALFORMED_KEY,
-        REASON_MALFORMED_READING,
-        REASON_MALFORMED_SIGNATURE,
-        REASON_UNKNOWN_DEVICE,
-        REASON_UNSUPPORTED_SCHEME,
-    } == set(REASONS)
+        SignatureFault.BAD_SIGNATURE,
+        SignatureFault.BAD_V,
+        SignatureFault.HIGH_S,
+        SignatureFault.MALFORMED_KEY,
+        SignatureFault.MALFORMED_READING,
+        SignatureFault.MALFORMED_SIGNATURE,
+        SignatureFault.UNKNOWN_DEVICE,
+        SignatureFault.UNSUPPORTED_SCHEME,
+    } == set(SignatureFault)
     with pytest.raises(ValueError):
-        Verdict(True, REASON_BAD_V)
+        Verdict(True, SignatureFault.BAD_V)
     with pytest.raises(ValueError):
         Verdict(False, None)
 
@@ -697,7 +689,7 @@ def test_values_survive_pickling_for_beam_and_ray() -> None:
     import pickle
 
     reading = DEVICES["p256"].reading()
-    for value in (reading, DOMAIN, Verdict(False, REASON_HIGH_S)):
+    for value in (reading, DOMAIN, Verdict(False, SignatureFault.HIGH_S)):
         assert pickle.loads(pickle.dumps(value)) == value
     assert verify_many(pickle.loads(pickle.dumps([reading])), DOMAIN, REGISTRY) == [Verdict(True, None)]
 

@@ -20,12 +20,9 @@ from web3 import Web3
 
 from tests.conftest import REPO
 from veristream.provers.encoding import keccak256
+from veristream.provers.reasons import SignatureFault
 from veristream.provers.schemes import secp256k1
 from veristream.provers.signing import (
-    REASON_BAD_SIGNATURE,
-    REASON_BAD_V,
-    REASON_HIGH_S,
-    REASON_MALFORMED_SIGNATURE,
     DeviceReading,
     Domain,
     public_key_of,
@@ -98,10 +95,10 @@ def test_contract_and_verify_many_accept_and_reject_the_same_signatures(registry
     s = int.from_bytes(sig[32:64], "big")
     cases = {
         "valid": (sig, None),
-        "high_s": (sig[:32] + (secp256k1.N - s).to_bytes(32, "big") + bytes((55 - sig[64],)), REASON_HIGH_S),
-        "v_0_1": (sig[:64] + bytes((sig[64] - 27,)), REASON_BAD_V),
-        "other_v": (sig[:64] + bytes((55 - sig[64],)), REASON_BAD_SIGNATURE),
-        "short": (sig[:64], REASON_MALFORMED_SIGNATURE),
+        "high_s": (sig[:32] + (secp256k1.N - s).to_bytes(32, "big") + bytes((55 - sig[64],)), SignatureFault.HIGH_S),
+        "v_0_1": (sig[:64] + bytes((sig[64] - 27,)), SignatureFault.BAD_V),
+        "other_v": (sig[:64] + bytes((55 - sig[64],)), SignatureFault.BAD_SIGNATURE),
+        "short": (sig[:64], SignatureFault.MALFORMED_SIGNATURE),
     }
     for name, (signature, reason) in cases.items():
         candidate = replace(reading, signature=signature)
@@ -137,5 +134,5 @@ def test_contract_and_verify_many_agree_after_a_key_rotation(registry: tuple[Any
         keys = _registry_keys(contract, device)
         for reading, current in ((by_old, not rotated), (by_new, rotated)):
             assert _on_chain(contract, reading) == current, (rotated, current)
-            expected = None if current else REASON_BAD_SIGNATURE
+            expected = None if current else SignatureFault.BAD_SIGNATURE
             assert verify_reading(reading, domain, keys).reason == expected, (rotated, current)

@@ -19,12 +19,12 @@ from typer.testing import CliRunner
 from tests.conftest import REPO, free_port
 from veristream.cli import app
 from veristream.connectors.config import FAULTS, HttpSourceConfig, SimulatorSourceConfig
-from veristream.connectors.deadletters import REASONS
 from veristream.connectors.envelope import TOO_LARGE, EnvelopeError, parse_envelope, parse_reading
 from veristream.connectors.http import UvicornThread, create_app, post_messages
 from veristream.connectors.ingest_log import GroupCommitter, IngestLog
 from veristream.connectors.sim_profiles import PROFILES
 from veristream.connectors.simulator import Simulation, simulate
+from veristream.provers.reasons import Reason
 from veristream.provers.signing import device_id_from_public_key, verify_many
 
 ALL = SimulatorSourceConfig(
@@ -69,7 +69,7 @@ def test_every_fault_is_present_with_a_known_reason(sim: Simulation) -> None:
         assert kinds[fault] == per_fault, fault
     for m in sim.messages:
         assert (m.expected == "accept") == (m.reason is None)
-        assert m.reason is None or m.reason in REASONS
+        assert m.reason is None or m.reason in set(Reason)
     summary = sim.summary()
     assert summary["messages"] == ALL.count + per_fault * (len(FAULTS) - 1)
     assert summary["accepted"] == ALL.count

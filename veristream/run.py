@@ -74,9 +74,9 @@ from veristream.pipeline.workers import ensure_ray
 from veristream.provers.aggregation import QuorumNotMet, demo_members, registry_members
 from veristream.provers.epoch_result import job_id_hash
 from veristream.provers.errors import SpecError
+from veristream.provers.reasons import PIPELINE_STAGES
 
 CHAIN_SETUP_FILE = "chain-setup.json"
-PIPELINE_STAGES = ("decode", "signature", "replay", "plausibility")
 Progress = Callable[[str, int, int], None]
 
 

@@ -1,32 +1,11 @@
 """Signature schemes for device readings, one module per curve.
 
 Each scheme module owns its encodings (keys, signatures), its range checks and
-the native call that verifies. ``veristream.provers.signing`` composes them; the
-reason strings below are what a failed check reports, and what the pipeline
-writes into its dead-letter store.
+the native call that verifies. ``veristream.provers.signing`` composes them; a
+failed check reports a ``veristream.provers.reasons.SignatureFault``.
 """
 
 from __future__ import annotations
-
-REASON_MALFORMED_READING = "malformed_reading"
-REASON_UNSUPPORTED_SCHEME = "unsupported_scheme"
-REASON_UNKNOWN_DEVICE = "unknown_device"
-REASON_MALFORMED_KEY = "malformed_key"
-REASON_MALFORMED_SIGNATURE = "malformed_signature"
-REASON_BAD_V = "bad_v"
-REASON_HIGH_S = "high_s"
-REASON_BAD_SIGNATURE = "bad_signature"
-
-REASONS = (
-    REASON_MALFORMED_READING,
-    REASON_UNSUPPORTED_SCHEME,
-    REASON_UNKNOWN_DEVICE,
-    REASON_MALFORMED_KEY,
-    REASON_MALFORMED_SIGNATURE,
-    REASON_BAD_V,
-    REASON_HIGH_S,
-    REASON_BAD_SIGNATURE,
-)
 
 PRIVATE_KEY_LENGTH = 32
 

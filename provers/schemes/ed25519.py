@@ -16,8 +16,8 @@ from nacl._sodium import lib as _lib
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
+from veristream.provers.reasons import SignatureFault
 from veristream.provers.schemes import (
-    REASON_MALFORMED_SIGNATURE,
     ensure_digest,
     ensure_private_key,
 )
@@ -32,10 +32,10 @@ _L_BYTES_BIG_ENDIAN = L.to_bytes(32, "big")
 def signature_problem(signature: bytes) -> str | None:
     """Why ``signature`` is not a well-formed 64-byte signature with reduced ``S``, or None."""
     if len(signature) != SIGNATURE_LENGTH:
-        return REASON_MALFORMED_SIGNATURE
+        return SignatureFault.MALFORMED_SIGNATURE
     # S is little-endian: reversed, its bytes compare like the integer
     if signature[:31:-1] >= _L_BYTES_BIG_ENDIAN:
-        return REASON_MALFORMED_SIGNATURE
+        return SignatureFault.MALFORMED_SIGNATURE
     return None
 
 

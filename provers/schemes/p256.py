@@ -20,10 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
 )
 
+from veristream.provers.reasons import SignatureFault
 from veristream.provers.schemes import (
-    REASON_BAD_SIGNATURE,
-    REASON_HIGH_S,
-    REASON_MALFORMED_SIGNATURE,
     ensure_digest,
     ensure_private_key,
 )
@@ -49,14 +47,14 @@ _SIGNING_ALGORITHM = ec.ECDSA(Prehashed(hashes.SHA256()), deterministic_signing=
 def signature_problem(signature: bytes) -> str | None:
     """Why ``signature`` is not a well-formed low-s ``r || s``, or None if it is."""
     if len(signature) != SIGNATURE_LENGTH:
-        return REASON_MALFORMED_SIGNATURE
+        return SignatureFault.MALFORMED_SIGNATURE
     # Big-endian 32-byte strings compare like the integers they encode
     r = signature[:32]
     s = signature[32:]
     if r >= _N_BYTES or s >= _N_BYTES or r == _ZERO or s == _ZERO:
-        return REASON_MALFORMED_SIGNATURE
+        return SignatureFault.MALFORMED_SIGNATURE
     if s > _HALF_N_BYTES:
-        return REASON_HIGH_S
+        return SignatureFault.HIGH_S
     return None
 
 
@@ -135,5 +133,5 @@ def check(digest: bytes, signature: bytes, public_key: ec.EllipticCurvePublicKey
     if problem is not None:
         return problem
     if not verify_der(digest, der_signature(signature), public_key):
-        return REASON_BAD_SIGNATURE
+        return SignatureFault.BAD_SIGNATURE
     return None

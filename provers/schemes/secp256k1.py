@@ -16,10 +16,8 @@ from coincurve import PrivateKey, PublicKey
 from coincurve.context import GLOBAL_CONTEXT
 
 from veristream.provers.encoding import keccak256
+from veristream.provers.reasons import SignatureFault
 from veristream.provers.schemes import (
-    REASON_BAD_V,
-    REASON_HIGH_S,
-    REASON_MALFORMED_SIGNATURE,
     ensure_digest,
     ensure_private_key,
 )
@@ -46,16 +44,16 @@ _ZERO = bytes(32)
 def signature_problem(signature: bytes) -> str | None:
     """Why ``signature`` is not a well-formed low-s ``r||s||v`` signature, or None if it is."""
     if len(signature) != SIGNATURE_LENGTH:
-        return REASON_MALFORMED_SIGNATURE
+        return SignatureFault.MALFORMED_SIGNATURE
     if signature[64] not in (27, 28):
-        return REASON_BAD_V
+        return SignatureFault.BAD_V
     # Big-endian 32-byte strings compare like the integers they encode
     r = signature[:32]
     s = signature[32:64]
     if r >= _N_BYTES or s >= _N_BYTES or r == _ZERO or s == _ZERO:
-        return REASON_MALFORMED_SIGNATURE
+        return SignatureFault.MALFORMED_SIGNATURE
     if s > _HALF_N_BYTES:
-        return REASON_HIGH_S
+        return SignatureFault.HIGH_S
     return None
 
 

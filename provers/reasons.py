@@ -1,0 +1,82 @@
+"""The one vocabulary of why a message or reading is rejected, and of where.
+
+``Reason`` is what the dead-letter store records, what the simulator's ground
+truth predicts, what the pipeline counts per epoch and what the docs list.
+``Stage`` names the step that decided. ``SignatureFault`` is the finer verdict
+of a device-signature check; the dead-letter store files it under the
+``Reason`` it amounts to (``Reason.of_signature_fault``), with the fault as
+the detail.
+
+Members are ``str``s: they compare equal to, and serialise as, their value.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """Why a message or reading was rejected; each member carries its one-line meaning."""
+
+    meaning: str
+
+    def __new__(cls, value: str, meaning: str) -> Reason:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.meaning = meaning
+        return member
+
+    # decided at the connector boundary, before the ingest log
+    MALFORMED = "malformed", "the message is not a valid envelope (not JSON, a field missing, not hex, out of range)"
+    OVERSIZED = "oversized", "the message or its payload exceeds the configured size limit"
+    LATE = "late", "its event-time epoch was already closed (end + allowed lateness passed by the watermark)"
+    # decided when a closed epoch is processed
+    BAD_SIGNATURE = "bad_signature", "the signature does not verify for the device's key over the reading digest"
+    UNKNOWN_DEVICE = "unknown_device", "the device is not in the device registry"
+    REVOKED = "revoked", "the device was revoked at or before the reading's timestamp"
+    CLOCK_SKEW = "clock_skew", "the timestamp is further ahead of its arrival time than the allowed skew"
+    REPLAY = "replay", "a reading with this device's sequence number (or a higher one) was already accepted"
+    DUPLICATE = "duplicate", "a byte-identical copy of an already accepted reading"
+    IMPLAUSIBLE = "implausible", "a payload value outside the plausible range of its field"
+    WRONG_EPOCH = "wrong_epoch", "a re-executed batch holds a reading stamped outside its epoch"
+
+    @classmethod
+    def of_signature_fault(cls, fault: str | None) -> Reason:
+        """The reason a failed signature verdict is filed under."""
+        if fault == SignatureFault.UNKNOWN_DEVICE:
+            return cls.UNKNOWN_DEVICE
+        if fault == SignatureFault.MALFORMED_READING:
+            return cls.MALFORMED
+        return cls.BAD_SIGNATURE
+
+
+INGEST_REASONS = frozenset({Reason.MALFORMED, Reason.OVERSIZED, Reason.LATE})
+"""The reasons decided before a message reaches the ingest log."""
+
+
+class Stage(StrEnum):
+    """The step that rejected a message or reading."""
+
+    INGEST = "ingest"  # the connector boundary and the ingest log
+    DECODE = "decode"  # parsing the envelope and payload of a logged message
+    SIGNATURE = "signature"  # the device-signature check against the registry
+    REPLAY = "replay"  # the per-device sequence guard
+    PLAUSIBILITY = "plausibility"  # clock skew and plausible payload ranges
+    PIPELINE = "pipeline"  # some step of the epoch's pipeline (the simulator's ground truth)
+
+
+PIPELINE_STAGES = (Stage.DECODE, Stage.SIGNATURE, Stage.REPLAY, Stage.PLAUSIBILITY)
+"""The stages of an epoch's pipeline, in order."""
+
+
+class SignatureFault(StrEnum):
+    """Why a device-signature check failed (docs/device-signatures.md)."""
+
+    MALFORMED_READING = "malformed_reading"  # a field out of range or the wrong type
+    UNSUPPORTED_SCHEME = "unsupported_scheme"  # the key's scheme is not one VeriStream verifies
+    UNKNOWN_DEVICE = "unknown_device"  # no key for the device
+    MALFORMED_KEY = "malformed_key"  # the registered key does not parse for its scheme
+    MALFORMED_SIGNATURE = "malformed_signature"  # wrong length or not a valid encoding
+    BAD_V = "bad_v"  # a secp256k1 recovery id other than 27/28 (or 0/1)
+    HIGH_S = "high_s"  # a secp256k1 s above n/2 (EIP-2)
+    BAD_SIGNATURE = "bad_signature"  # well-formed but does not verify
