@@ -58,6 +58,7 @@ from veristream.connectors.envelope import (
     parse_envelope,
 )
 from veristream.connectors.framing import RecordFile, fsync_directory
+from veristream.provers.epoch_clock import EpochClock
 from veristream.provers.errors import VeriStreamError
 from veristream.provers.reasons import Reason, Stage
 
@@ -148,9 +149,11 @@ class IngestLog:
         dead_letters: DeadLetterStore | None = None,
         read_only: bool = False,
     ) -> None:
-        self.epoch_length_ms = _non_negative_int("epoch_length_ms", epoch_length_ms, positive=True)
-        self.allowed_lateness_ms = _non_negative_int("allowed_lateness_ms", allowed_lateness_ms)
-        self.genesis_ms = _non_negative_int("genesis_ms", genesis_ms)
+        self.clock = EpochClock(
+            _non_negative_int("epoch_length_ms", epoch_length_ms, positive=True),
+            _non_negative_int("allowed_lateness_ms", allowed_lateness_ms),
+            _non_negative_int("genesis_ms", genesis_ms),
+        )
         self.max_payload_bytes = _non_negative_int(
             "max_payload_bytes", max_payload_bytes, positive=True
         )
@@ -255,25 +258,20 @@ class IngestLog:
 
     def epoch_of(self, timestamp_ms: int) -> int:
         """The event-time epoch of a timestamp (negative before genesis)."""
-        return (timestamp_ms - self.genesis_ms) // self.epoch_length_ms
+        return self.clock.slot_of(timestamp_ms)
 
     def epoch_bounds(self, epoch: int) -> tuple[int, int]:
         """``[start_ms, end_ms)`` of an epoch."""
-        start = self.genesis_ms + epoch * self.epoch_length_ms
-        return start, start + self.epoch_length_ms
+        return self.clock.start_ms(epoch), self.clock.end_ms(epoch)
 
     def is_closed(self, epoch: int) -> bool:
-        """Whether ``epoch``'s end plus the allowed lateness is at or below the watermark."""
-        _, end = self.epoch_bounds(epoch)
-        return epoch < 0 or end + self.allowed_lateness_ms <= self.watermark_ms
+        """Whether ``epoch``'s end plus the allowed lateness is at or below the watermark
+        (every slot before genesis is closed)."""
+        return epoch < 0 or self.clock.is_closed(epoch, self.watermark_ms)
 
     def first_open_epoch(self) -> int:
         """The earliest epoch that has not closed yet."""
-        return max(
-            0,
-            (self.watermark_ms - self.allowed_lateness_ms - self.genesis_ms)
-            // self.epoch_length_ms,
-        )
+        return self.clock.first_open_epoch(self.watermark_ms)
 
     def _watermark_candidate(self, timestamp_ms: int, received_ms: int) -> int:
         if self.max_future_ms is None:

@@ -70,7 +70,7 @@ def job_context(job: JobSpec, registry: DeviceRegistryView | None = None) -> Epo
     domain = Domain(
         name=d.name, version=d.version, chain_id=d.chain_id, verifying_contract=d.verifying_contract
     )
-    clock = EpochClock(job.epochs.length_ms, job.epochs.allowed_lateness_ms, job.epochs.genesis_ms)
+    clock = job.epochs.clock()
     return EpochContext(job, registry, domain, clock)
 
 

@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from veristream.connectors.config import SourceConfig
+from veristream.provers.epoch_clock import EpochClock
 from veristream.provers.errors import SpecError
 
 JOB_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -97,6 +98,10 @@ class EpochSpec(_Model):
     length_ms: int = Field(gt=0, le=UINT64_MAX)
     allowed_lateness_ms: int = Field(default=0, ge=0, le=UINT64_MAX)
     genesis_ms: int = Field(default=0, ge=0, le=UINT64_MAX)
+
+    def clock(self) -> EpochClock:
+        """The epoch grid these settings describe."""
+        return EpochClock(self.length_ms, self.allowed_lateness_ms, self.genesis_ms)
 
 
 class FieldRule(_Model):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from veristream.provers.errors import InputRejected, SpecError
+
 
 @dataclass(frozen=True, slots=True)
 class EpochClock:
@@ -21,20 +23,25 @@ class EpochClock:
 
     def __post_init__(self) -> None:
         if self.length_ms <= 0:
-            raise ValueError(f"epoch length must be positive, got {self.length_ms}")
+            raise SpecError(f"epoch length must be positive, got {self.length_ms}")
         if self.allowed_lateness_ms < 0 or self.genesis_ms < 0:
-            raise ValueError("allowed lateness and genesis must not be negative")
+            raise SpecError("allowed lateness and genesis must not be negative")
+
+    def slot_of(self, timestamp_ms: int) -> int:
+        """The grid slot holding ``timestamp_ms``: its epoch, or a negative number before genesis
+        (the ingest log files those as closed, so they become ``late``)."""
+        return (timestamp_ms - self.genesis_ms) // self.length_ms
 
     def epoch_of(self, timestamp_ms: int) -> int:
-        """The epoch holding ``timestamp_ms``; ``ValueError`` before genesis."""
+        """The epoch holding ``timestamp_ms``; ``InputRejected`` before genesis."""
         if timestamp_ms < self.genesis_ms:
-            raise ValueError(f"timestamp {timestamp_ms} is before genesis {self.genesis_ms}")
-        return (timestamp_ms - self.genesis_ms) // self.length_ms
+            raise InputRejected(f"timestamp {timestamp_ms} is before genesis {self.genesis_ms}")
+        return self.slot_of(timestamp_ms)
 
     def start_ms(self, epoch: int) -> int:
         """First millisecond of ``epoch``."""
         if epoch < 0:
-            raise ValueError(f"epoch must not be negative, got {epoch}")
+            raise InputRejected(f"epoch must not be negative, got {epoch}")
         return self.genesis_ms + epoch * self.length_ms
 
     def end_ms(self, epoch: int) -> int:
@@ -48,6 +55,24 @@ class EpochClock:
     def is_closed(self, epoch: int, watermark_ms: int) -> bool:
         """Whether ``epoch`` is closed once the watermark reached ``watermark_ms``."""
         return watermark_ms >= self.closes_at_ms(epoch)
+
+    def first_open_epoch(self, watermark_ms: int) -> int:
+        """The earliest epoch not closed once the watermark reached ``watermark_ms``."""
+        return max(0, self.slot_of(watermark_ms - self.allowed_lateness_ms))
+
+    @property
+    def genesis_s(self) -> int:
+        """Genesis in whole seconds: the grid the EpochVerifier keeps on chain."""
+        return self.genesis_ms // 1000
+
+    @property
+    def epoch_seconds(self) -> int:
+        """Epoch length in whole seconds on chain (at least one)."""
+        return max(1, self.length_ms // 1000)
+
+    def chain_start_s(self, epoch: int) -> int:
+        """When ``epoch`` starts by the chain's clock (whole seconds)."""
+        return self.genesis_s + epoch * self.epoch_seconds
 
     def contains(self, epoch: int, timestamp_ms: int) -> bool:
         """Whether ``timestamp_ms`` lies in ``epoch``."""

@@ -229,8 +229,7 @@ def _chain_clock_past_start(job: JobSpec, session: ChainSession, epoch: int) -> 
     chain = session.chain
     if not getattr(chain, "embedded", False):
         return
-    start_s = job.epochs.genesis_ms // 1000 + epoch * max(1, job.epochs.length_ms // 1000)
-    if chain.timestamp() < start_s:
+    if chain.timestamp() < job.epochs.clock().chain_start_s(epoch):
         chain.advance_time(1)
 
 
@@ -331,7 +330,7 @@ def run_live(
         try:
             if on_chain_set:
                 # the set in force now; a change of the set during a run takes effect at the next start
-                now_epoch = (time.time_ns() // 1_000_000 - job.epochs.genesis_ms) // job.epochs.length_ms
+                now_epoch = ctx.clock.slot_of(time.time_ns() // 1_000_000)
                 members = committee_members(job, session, max(0, now_epoch))
             committee = start_committee(job, ctx, members, use_ray=use_ray, faults=faults)
             try:

@@ -328,8 +328,8 @@ def open_chain(job: JobSpec, members: list[Any], total_epochs_budget: int) -> Ch
             job_hash,
             set_id,
             quorum=(quorum.numerator, quorum.denominator),
-            genesis=job.epochs.genesis_ms // 1000,
-            epoch_seconds=max(1, job.epochs.length_ms // 1000),
+            genesis=job.epochs.clock().genesis_s,
+            epoch_seconds=job.epochs.clock().epoch_seconds,
         )
         fund_rewards(chain, dep, job_hash, total_epochs_budget, mint=True)
     chain.save()
