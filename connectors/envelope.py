@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from veristream.provers.encoding import canonical_json
 from veristream.provers.errors import InputRejected
 from veristream.provers.signing import DeviceReading
 
@@ -282,11 +283,6 @@ def reading_to_envelope(reading: Any) -> dict[str, Any]:
         "signature": "0x" + bytes(reading.signature).hex(),
         "timestamp_ms": int(reading.timestamp_ms),
     }
-
-
-def canonical_json(obj: Any) -> bytes:
-    """Canonical JSON bytes: sorted keys, no spaces, ASCII only."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
 def encode_reading(reading: Any) -> bytes:

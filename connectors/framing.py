@@ -16,6 +16,8 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from veristream.provers.durable import fsync_directory
+
 HEADER = struct.Struct(">II")
 MAX_RECORD_BYTES = 64 * 1024 * 1024
 
@@ -47,15 +49,6 @@ def scan(data: bytes) -> tuple[list[bytes], int]:
         records.append(body)
         offset = start + length
     return records, offset
-
-
-def fsync_directory(directory: Path) -> None:
-    """Make a file's creation or rename in ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class RecordFile:

@@ -43,11 +43,11 @@ from veristream.connectors.envelope import (
     NOT_JSON,
     SCHEMES,
     TOO_LARGE,
-    canonical_json,
     max_envelope_bytes,
 )
 from veristream.connectors.ingest_log import AppendResult, Backpressure, GroupCommitter
 from veristream.connectors.websocket import stream_endpoint
+from veristream.provers.encoding import canonical_json
 from veristream.provers.reasons import Reason
 
 NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/ndjson")

@@ -57,7 +57,8 @@ from veristream.connectors.envelope import (
     EnvelopeError,
     parse_envelope,
 )
-from veristream.connectors.framing import RecordFile, fsync_directory
+from veristream.connectors.framing import RecordFile
+from veristream.provers.durable import write_atomically
 from veristream.provers.epoch_clock import EpochClock
 from veristream.provers.errors import VeriStreamError
 from veristream.provers.reasons import Reason, Stage
@@ -194,14 +195,7 @@ class IngestLog:
             raise ValueError(f"ingest log file {path} is unreadable: {error}") from None
 
     def _write_json(self, name: str, obj: Any) -> None:
-        path = self.directory / name
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        with open(tmp, "w") as handle:
-            handle.write(json.dumps(obj, sort_keys=True))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        fsync_directory(self.directory)
+        write_atomically(self.directory / name, json.dumps(obj, sort_keys=True).encode())
 
     def _recover(self) -> None:
         # The watermark is recomputed from the durable records themselves, so it

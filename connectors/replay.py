@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from veristream.connectors.envelope import canonical_json
 from veristream.connectors.ingest_log import AppendResult, IngestLog
+from veristream.provers.encoding import canonical_json
 
 Sink = Callable[[Sequence[tuple[int, bytes]]], Sequence[AppendResult] | None]
 Arrival = Literal["wall", "event"]

@@ -44,9 +44,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
 
 from veristream.connectors.config import FAULTS, SimulatorSourceConfig
-from veristream.connectors.envelope import canonical_json, encode_reading
+from veristream.connectors.envelope import encode_reading
 from veristream.connectors.sim_profiles import PROFILES, Profile
-from veristream.provers.encoding import keccak256
+from veristream.provers.encoding import canonical_json, keccak256
 from veristream.provers.reasons import Reason, Stage
 from veristream.provers.signing import (
     DeviceReading,

@@ -18,6 +18,8 @@ import os
 import struct
 from pathlib import Path
 
+from veristream.provers.durable import write_atomically
+
 MAGIC = b"VSCHAIN2"
 _PUT, _DELETE, _COMMIT = 1, 2, 3
 _HEADER = struct.Struct(">BII")
@@ -101,10 +103,5 @@ class StateJournal:
 
     def _rewrite(self, store: dict[bytes, bytes]) -> None:
         batch = b"".join(_record(_PUT, k, v) for k, v in store.items())
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "wb") as out:
-            out.write(MAGIC + batch + _record(_COMMIT, b"", struct.pack(">Q", len(batch))))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.path)
+        write_atomically(self.path, MAGIC + batch + _record(_COMMIT, b"", struct.pack(">Q", len(batch))))
         self._file_bytes = len(MAGIC) + len(batch) + _HEADER.size + 8

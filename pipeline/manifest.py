@@ -13,30 +13,12 @@ can walk back from IPFS), both Merkle roots, the reward split and the counts.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from veristream.provers.encoding import canonical_json
+
 MANIFEST_VERSION = 1
-
-
-def canonical_json(value: Any) -> bytes:
-    """``value`` as canonical JSON bytes; ``ValueError`` for floats or non-string keys."""
-    _reject_floats(value)
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _reject_floats(value: Any) -> None:
-    if isinstance(value, float):
-        raise ValueError("canonical JSON carries integers only, got a float")
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ValueError(f"canonical JSON keys must be strings, got {key!r}")
-            _reject_floats(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _reject_floats(item)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +57,7 @@ class Manifest:
 
     def to_json(self) -> bytes:
         """The manifest as canonical JSON."""
-        return canonical_json(asdict(self))
+        return canonical_json(asdict(self), integers_only=True)
 
     @property
     def rejected_total(self) -> int:

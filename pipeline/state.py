@@ -16,13 +16,14 @@ simply recomputed; determinism makes its roots and CIDs the same as before.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from veristream.pipeline.manifest import Manifest, canonical_json, manifest_from_json
+from veristream.pipeline.manifest import Manifest, manifest_from_json
+from veristream.provers.durable import write_atomically
+from veristream.provers.encoding import canonical_json
 
 CHECKPOINT_FILE = "checkpoint.json"
 HISTORY_DIR = "epochs"
@@ -50,7 +51,7 @@ class JobState:
 
     def to_json(self) -> bytes:
         """The state as canonical JSON (amounts as decimal strings: they can exceed 2^53)."""
-        return canonical_json(self.to_dict())
+        return canonical_json(self.to_dict(), integers_only=True)
 
 
 def state_from_dict(raw: Mapping[str, Any]) -> JobState:
@@ -90,22 +91,9 @@ class Checkpoint:
         """Both as one canonical JSON document (what is written atomically)."""
         manifest = json.loads(self.manifest.to_json()) if self.manifest is not None else None
         return canonical_json(
-            {"state": self.state.to_dict(), "manifest": manifest, "manifest_cid": self.manifest_cid}
+            {"state": self.state.to_dict(), "manifest": manifest, "manifest_cid": self.manifest_cid},
+            integers_only=True,
         )
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 def commit_checkpoint(work_dir: Path, checkpoint: Checkpoint) -> None:
@@ -115,8 +103,8 @@ def commit_checkpoint(work_dir: Path, checkpoint: Checkpoint) -> None:
     if checkpoint.manifest is not None:
         history = work_dir / HISTORY_DIR
         history.mkdir(exist_ok=True)
-        _atomic_write(history / f"{checkpoint.manifest.epoch:012d}.json", data)
-    _atomic_write(work_dir / CHECKPOINT_FILE, data)
+        write_atomically(history / f"{checkpoint.manifest.epoch:012d}.json", data)
+    write_atomically(work_dir / CHECKPOINT_FILE, data)
 
 
 def _parse_checkpoint(data: bytes, source: str) -> Checkpoint:

@@ -7,11 +7,14 @@ backend (pycryptodome) is ~5x slower and is never used here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from tiny_keccak import keccak256 as _keccak256
+
+from veristream.provers.errors import InputRejected
 
 ADDRESS_LENGTH = 20
 WORD = 32
@@ -313,3 +316,30 @@ def abi_encode(types: Sequence[AbiType], values: Sequence[Any]) -> bytes:
             raise ValueError(f"column {column} ({abi_type.canonical}): {exc}") from None
     encoded: bytes = eth_abi.encode([t.canonical for t in types], python_values)
     return encoded
+
+
+# CANONICAL JSON
+
+
+def canonical_json(value: Any, *, integers_only: bool = False) -> bytes:
+    """``value`` as canonical JSON bytes: sorted keys, no spaces, ASCII only (non-ASCII escaped).
+
+    ``integers_only`` (manifests, states: anything hashed or committed) refuses floats and
+    non-string keys with ``InputRejected`` instead of encoding them.
+    """
+    if integers_only:
+        _reject_floats(value)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _reject_floats(value: Any) -> None:
+    if isinstance(value, float):
+        raise InputRejected("canonical JSON carries integers only, got a float")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InputRejected(f"canonical JSON keys must be strings, got {key!r}")
+            _reject_floats(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _reject_floats(item)

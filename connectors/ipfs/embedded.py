@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -33,6 +32,7 @@ from veristream.connectors.ipfs.cid import (
 )
 from veristream.connectors.ipfs.store import BlockNotFound
 from veristream.connectors.ipfs.unixfs import Block, iter_file_blocks, links_of, read_file
+from veristream.provers.durable import write_atomically
 
 
 class EmbeddedStore:
@@ -118,19 +118,13 @@ class EmbeddedStore:
         if not self.has(cid):
             raise BlockNotFound(f"cannot export {cid}: the store does not hold its whole DAG")
         if isinstance(out, str | os.PathLike):
-            target = Path(out)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    size = write_car([root.binary], self._walk(root), handle)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
-            return size
+            sizes: list[int] = []
+            write_atomically(
+                Path(out),
+                lambda handle: sizes.append(write_car([root.binary], self._walk(root), handle)),
+                sync_directory=False,
+            )
+            return sizes[0]
         return write_car([root.binary], self._walk(root), out)
 
     def import_car(self, source: str | os.PathLike[str] | BinaryIO) -> list[str]:
@@ -208,18 +202,8 @@ class EmbeddedStore:
             self._sync_dirs({self._pins})
 
     def _atomic_write(self, path: Path, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self._tmp)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                if self.durable:
-                    handle.flush()
-                    os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        # directories are fsynced once per put (_sync_dirs)
+        write_atomically(path, data, durable=self.durable, tmp_dir=self._tmp, sync_directory=False)
 
     def _sync_dirs(self, folders: set[Path]) -> None:
         """fsync directory entries so renamed blocks survive a power loss."""

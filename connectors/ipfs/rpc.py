@@ -31,6 +31,7 @@ from veristream.connectors.ipfs.car import iter_blocks, read_header
 from veristream.connectors.ipfs.cid import RAW, CidMismatch, format_cid, normalize_cid, parse_cid
 from veristream.connectors.ipfs.store import BlockNotFound
 from veristream.connectors.ipfs.unixfs import cid_of, links_of, read_file
+from veristream.provers.durable import write_atomically
 from veristream.provers.errors import StoreError
 
 UPLOAD_PIECE = 1024 * 1024
@@ -213,11 +214,7 @@ class RpcStore:
                 raise BlockNotFound(f"dag/export of {name} lacks block {format_cid(binary)}")
             pending.extend(links_of(binary, blocks[binary]))
         if isinstance(out, str | os.PathLike):
-            target = os.fspath(out)
-            tmp = f"{target}.part"
-            with open(tmp, "wb") as handle:
-                handle.write(car)
-            os.replace(tmp, target)
+            write_atomically(os.fspath(out), car)
         else:
             out.write(car)
         return len(car)
