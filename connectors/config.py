@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from veristream.connectors.envelope import DEFAULT_MAX_PAYLOAD_BYTES
+from veristream.provers.errors import SpecError
 
 
 class _Config(BaseModel):
@@ -50,9 +51,9 @@ class MqttSourceConfig(_Config):
     @model_validator(mode="after")
     def _check(self) -> MqttSourceConfig:
         if self.reconnect_max_s < self.reconnect_min_s:
-            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+            raise SpecError("reconnect_max_s must be >= reconnect_min_s")
         if (self.username is None) != (self.password is None):
-            raise ValueError("username and password go together")
+            raise SpecError("username and password go together")
         return self
 
 
@@ -78,7 +79,6 @@ class WebSocketSourceConfig(_Config):
     port: int = Field(8081, ge=0, le=65535)
     path: str = "/v1/stream"
     max_in_flight: int = Field(1000, gt=0)
-    max_pending: int = Field(10_000, gt=0)
     max_payload_bytes: int = Field(DEFAULT_MAX_PAYLOAD_BYTES, gt=0)
 
 
@@ -137,7 +137,7 @@ class SimulatorSourceConfig(_Config):
     def _check(self) -> SimulatorSourceConfig:
         unknown = sorted(set(self.faults) - set(FAULTS))
         if unknown:
-            raise ValueError(f"unknown faults {unknown}; known: {', '.join(FAULTS)}")
+            raise SpecError(f"unknown faults {unknown}; known: {', '.join(FAULTS)}")
         return self
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from veristream.connectors.framing import RecordFile
+from veristream.provers.errors import InputRejected
 
 _REASON_SHAPE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _FILE = "deadletters.log"
@@ -60,15 +61,15 @@ class DeadLetter:
 
 def _check(item: DeadLetter) -> DeadLetter:
     if not isinstance(item.raw, bytes | bytearray):
-        raise ValueError(f"dead letter raw must be bytes, got {type(item.raw).__name__}")
+        raise InputRejected(f"dead letter raw must be bytes, got {type(item.raw).__name__}")
     if not isinstance(item.reason, str) or not _REASON_SHAPE.match(item.reason):
-        raise ValueError(f"dead letter reason must be a snake_case identifier, got {item.reason!r}")
+        raise InputRejected(f"dead letter reason must be a snake_case identifier, got {item.reason!r}")
     if not isinstance(item.stage, str) or not item.stage:
-        raise ValueError("dead letter stage must be a non-empty string")
+        raise InputRejected("dead letter stage must be a non-empty string")
     if item.epoch is not None and (
         isinstance(item.epoch, bool) or not isinstance(item.epoch, int) or item.epoch < 0
     ):
-        raise ValueError(
+        raise InputRejected(
             f"dead letter epoch must be a non-negative int or None, got {item.epoch!r}"
         )
     return DeadLetter(bytes(item.raw), item.reason, item.stage, item.epoch, str(item.detail))
@@ -115,7 +116,7 @@ class DeadLetterStore:
         if not checked:
             return
         if self.read_only:
-            raise ValueError(f"dead-letter store {self.directory} is open read-only")
+            raise InputRejected(f"dead-letter store {self.directory} is open read-only")
         with self._lock:
             self._file.append([item.to_json() for item in checked])
             for item in checked:

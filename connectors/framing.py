@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from veristream.provers.durable import fsync_directory
+from veristream.provers.errors import InputRejected
 
 HEADER = struct.Struct(">II")
 MAX_RECORD_BYTES = 64 * 1024 * 1024
@@ -25,7 +26,7 @@ MAX_RECORD_BYTES = 64 * 1024 * 1024
 def frame(body: bytes) -> bytes:
     """The framed bytes of one record."""
     if len(body) > MAX_RECORD_BYTES:
-        raise ValueError(f"record of {len(body)} bytes exceeds {MAX_RECORD_BYTES}")
+        raise InputRejected(f"record of {len(body)} bytes exceeds {MAX_RECORD_BYTES}")
     return HEADER.pack(len(body), zlib.crc32(body)) + body
 
 
@@ -92,7 +93,7 @@ class RecordFile:
         if not bodies:
             return
         if not self.writable:
-            raise ValueError(f"{self.path} is open read-only")
+            raise InputRejected(f"{self.path} is open read-only")
         blob = b"".join(frame(body) for body in bodies)
         with self._lock:
             view = memoryview(blob)

@@ -48,6 +48,7 @@ from veristream.connectors.envelope import (
 from veristream.connectors.ingest_log import AppendResult, Backpressure, GroupCommitter
 from veristream.connectors.websocket import stream_endpoint
 from veristream.provers.encoding import canonical_json
+from veristream.provers.errors import InputRejected
 from veristream.provers.reasons import Reason
 
 NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/ndjson")
@@ -119,7 +120,7 @@ def create_app(committer: GroupCommitter, config: HttpSourceConfig) -> Starlette
     different limit in ``config`` would make the OpenAPI description lie.
     """
     if config.max_payload_bytes != committer.log.max_payload_bytes:
-        raise ValueError(
+        raise InputRejected(
             f"max_payload_bytes {config.max_payload_bytes} differs from the ingest log's "
             f"{committer.log.max_payload_bytes}"
         )

@@ -60,7 +60,7 @@ from veristream.connectors.envelope import (
 from veristream.connectors.framing import RecordFile
 from veristream.provers.durable import write_atomically
 from veristream.provers.epoch_clock import EpochClock
-from veristream.provers.errors import VeriStreamError
+from veristream.provers.errors import InputRejected, VeriStreamError
 from veristream.provers.reasons import Reason, Stage
 
 _RECORD_HEADER = struct.Struct(">QQB")
@@ -127,9 +127,9 @@ def decode_record(body: bytes) -> LogRecord:
 
 def _non_negative_int(name: str, value: int, *, positive: bool = False) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an int, got {type(value).__name__}")
+        raise InputRejected(f"{name} must be an int, got {type(value).__name__}")
     if value < (1 if positive else 0):
-        raise ValueError(
+        raise InputRejected(
             f"{name} must be {'positive' if positive else 'non-negative'}, got {value}"
         )
     return value
@@ -167,7 +167,7 @@ class IngestLog:
         self._lock_fd = -1
         if read_only:
             if not self._segments_dir.is_dir():
-                raise ValueError(f"{self.directory} holds no ingest log")
+                raise InputRejected(f"{self.directory} holds no ingest log")
         else:
             self._segments_dir.mkdir(parents=True, exist_ok=True)
             self._lock_fd = _lock_writer(self.directory / _WRITER_LOCK)
@@ -192,7 +192,7 @@ class IngestLog:
         try:
             return json.loads(path.read_text())
         except ValueError as error:
-            raise ValueError(f"ingest log file {path} is unreadable: {error}") from None
+            raise InputRejected(f"ingest log file {path} is unreadable: {error}") from None
 
     def _write_json(self, name: str, obj: Any) -> None:
         write_atomically(self.directory / name, json.dumps(obj, sort_keys=True).encode())
@@ -212,7 +212,7 @@ class IngestLog:
             )
             self._processed = {int(e) for e in processed["processed"]} if processed else set()
         except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(
+            raise InputRejected(
                 f"ingest log state in {self.directory} is malformed: {error}"
             ) from None
         for path in sorted(self._segments_dir.glob(f"{_SEGMENT_PREFIX}*{_SEGMENT_SUFFIX}")):
@@ -237,7 +237,7 @@ class IngestLog:
     def refresh(self) -> None:
         """Catch up with what the writing process appended since (read-only logs only)."""
         if not self.read_only:
-            raise ValueError("refresh() is for read-only logs; the writer's view is always current")
+            raise InputRejected("refresh() is for read-only logs; the writer's view is always current")
         with self._lock:
             self._appended.clear()
             self.dead_letters.refresh()
@@ -296,7 +296,7 @@ class IngestLog:
         """The accepted records of a closed epoch, in append order; ``ValueError`` if still open."""
         with self._lock:
             if not self.is_closed(epoch):
-                raise ValueError(f"epoch {epoch} is still open (watermark {self.watermark_ms})")
+                raise InputRejected(f"epoch {epoch} is still open (watermark {self.watermark_ms})")
             segment = self._segments.get(epoch)
             if segment is not None:
                 bodies = segment.records()
@@ -315,7 +315,7 @@ class IngestLog:
         """Record (durably) that the pipeline has committed ``epoch``; it leaves ``closed_epochs``."""
         with self._lock:
             if not self.is_closed(epoch):
-                raise ValueError(f"epoch {epoch} is still open and cannot be marked processed")
+                raise InputRejected(f"epoch {epoch} is still open and cannot be marked processed")
             self._processed.add(epoch)
             self._write_json(_PROCESSED, {"processed": sorted(self._processed)})
             segment = self._segments.pop(epoch, None)
@@ -355,7 +355,7 @@ class IngestLog:
         parsed: list[tuple[bytes, str, int, Any]] = []
         for raw, source, received_ms in items:
             if not isinstance(raw, bytes | bytearray | memoryview):
-                raise ValueError(f"raw message must be bytes, got {type(raw).__name__}")
+                raise InputRejected(f"raw message must be bytes, got {type(raw).__name__}")
             _non_negative_int("received_ms", received_ms)
             data = bytes(raw)
             try:
@@ -464,7 +464,7 @@ class IngestLog:
 
     def _require_writer(self) -> None:
         if self.read_only:
-            raise ValueError(f"ingest log {self.directory} is open read-only")
+            raise InputRejected(f"ingest log {self.directory} is open read-only")
 
     def close(self) -> None:
         """Close every open segment and release the writer lock."""
@@ -484,7 +484,7 @@ def _lock_writer(path: Path) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise ValueError(
+        raise InputRejected(
             f"ingest log {path.parent} is already open for writing (by this or another process); "
             "open it with read_only=True to read"
         ) from None

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from veristream.connectors.ingest_log import AppendResult, IngestLog
 from veristream.provers.encoding import canonical_json
+from veristream.provers.errors import InputRejected
 
 Sink = Callable[[Sequence[tuple[int, bytes]]], Sequence[AppendResult] | None]
 Arrival = Literal["wall", "event"]
@@ -63,7 +64,7 @@ def load_parquet(path: Path) -> list[bytes]:
     table = pq.read_table(path)
     missing = {"device_id", "seq", "timestamp_ms", "payload", "signature"} - set(table.column_names)
     if missing:
-        raise ValueError(f"{path} lacks the reading columns {sorted(missing)}")
+        raise InputRejected(f"{path} lacks the reading columns {sorted(missing)}")
     wanted = [
         c
         for c in ("device_id", "seq", "timestamp_ms", "payload", "signature", "scheme")
@@ -143,9 +144,9 @@ def replay(
 ) -> ReplayStats:
     """Feed ``(timestamp_ms, raw)`` messages to ``sink`` in batches, paced by their timestamps / ``speed``."""
     if speed is not None and speed <= 0:
-        raise ValueError(f"speed must be positive, got {speed}")
+        raise InputRejected(f"speed must be positive, got {speed}")
     if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+        raise InputRejected(f"batch_size must be positive, got {batch_size}")
     start = clock()
     first_ts = messages[0][0] if messages else 0
     accepted = rejected = 0

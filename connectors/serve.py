@@ -24,6 +24,7 @@ from veristream.connectors.config import (
     WebSocketSourceConfig,
 )
 from veristream.connectors.ingest_log import GroupCommitter, IngestLog
+from veristream.provers.errors import InputRejected
 
 
 @dataclass
@@ -68,7 +69,7 @@ def start_sources(
                 running.stops.append(_start_replay(source, committer, stop))
                 running.endpoints.append(f"file:{source.path}")
             elif isinstance(source, SimulatorSourceConfig):
-                raise ValueError(
+                raise InputRejected(
                     "a simulator is not a live source: send it with `veristream simulate --to http|mqtt|ws`"
                 )
     except BaseException:

@@ -96,9 +96,3 @@ GPS_COVERAGE = Profile(
 PROFILES: dict[str, Profile] = {p.name: p for p in (WEATHER_STATION, AIR_QUALITY, GPS_COVERAGE)}
 
 
-def get_profile(name: str) -> Profile:
-    """A profile by name; ``ValueError`` listing the known ones otherwise."""
-    try:
-        return PROFILES[name]
-    except KeyError:
-        raise ValueError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}") from None

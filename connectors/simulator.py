@@ -47,6 +47,7 @@ from veristream.connectors.config import FAULTS, SimulatorSourceConfig
 from veristream.connectors.envelope import encode_reading
 from veristream.connectors.sim_profiles import PROFILES, Profile
 from veristream.provers.encoding import canonical_json, keccak256
+from veristream.provers.errors import InputRejected
 from veristream.provers.reasons import Reason, Stage
 from veristream.provers.signing import (
     DeviceReading,
@@ -495,10 +496,10 @@ def deliver(
     paced = pace(simulation.messages, simulation.start_ms, realtime)
     if target == "file":
         if output is None:
-            raise ValueError("target file needs an output path")
+            raise InputRejected("target file needs an output path")
         return {"target": "file", "path": str(output), "messages": write_jsonl(paced, output)}
     if target in ("http", "ws") and url is None:
-        raise ValueError(f"target {target} needs a url")
+        raise InputRejected(f"target {target} needs a url")
     if target == "http":
         from veristream.connectors.http import post_messages
 
@@ -521,7 +522,7 @@ def deliver(
         from veristream.connectors.mqtt import publish_messages
 
         if mqtt_config is None:
-            raise ValueError("target mqtt needs a broker configuration")
+            raise InputRejected("target mqtt needs a broker configuration")
         pairs = ((f"{topic_prefix}/{m.device_id or 'unknown'}", m.raw) for m in paced)
         return {"target": "mqtt", "published": publish_messages(mqtt_config, pairs)}
-    raise ValueError(f"unknown target {target!r}; use file, http, ws or mqtt")
+    raise InputRejected(f"unknown target {target!r}; use file, http, ws or mqtt")

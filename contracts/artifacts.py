@@ -17,7 +17,7 @@ from typing import Any
 from eth_abi import decode as abi_decode
 
 from veristream.provers.encoding import keccak256
-from veristream.provers.errors import ChainError
+from veristream.provers.errors import ChainError, InputRejected
 
 ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
 SOURCE_DIR = Path(__file__).resolve().parent / "src"
@@ -37,7 +37,7 @@ def load_artifact(name: str) -> dict[str, Any]:
     """The artifact of contract ``name``: ``abi``, ``bytecode``, ``deployedBytecode``."""
     path = ARTIFACT_DIR / f"{name}.json"
     if not path.is_file():
-        raise ValueError(f"no compiled artifact for contract {name!r} in {ARTIFACT_DIR}")
+        raise InputRejected(f"no compiled artifact for contract {name!r} in {ARTIFACT_DIR}")
     artifact: dict[str, Any] = json.loads(path.read_text())
     return artifact
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from veristream.contracts.artifacts import ContractRevert, decode_revert
 from veristream.contracts.statefile import StateJournal
+from veristream.provers.errors import InputRejected
 
 STATE_FILE = "chain.db"
 LOCK_FILE = "chain.lock"
@@ -134,7 +135,7 @@ class Chain:
     def advance_time(self, seconds: int) -> None:
         """Moves the chain's clock forward (embedded EVM and anvil only), mining one block."""
         if seconds <= 0:
-            raise ValueError("seconds must be positive")
+            raise InputRejected("seconds must be positive")
         if self.embedded:
             pending = int(self._tester.get_block_by_number("pending")["timestamp"])
             # the pending block may already be ahead of the latest one (wall clock)
@@ -175,7 +176,7 @@ def _embedded(workdir: Path | None) -> Chain:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             lock.close()
-            raise ValueError(f"the embedded chain in {workdir} is open in another process") from None
+            raise InputRejected(f"the embedded chain in {workdir} is open in another process") from None
         journal = StateJournal(workdir / STATE_FILE)
         store = journal.load()
         if store:
@@ -198,7 +199,7 @@ def _rpc(url: str, private_key: str | None, gas_limit: int | None = None) -> Cha
     elif url.startswith(("http://", "https://")):
         w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 120}))
     else:
-        raise ValueError(f"chain url must be http(s):// or ipc://PATH, got {url!r}")
+        raise InputRejected(f"chain url must be http(s):// or ipc://PATH, got {url!r}")
     if private_key:
         from eth_account import Account
         from web3.middleware import SignAndSendRawMiddlewareBuilder
@@ -209,7 +210,7 @@ def _rpc(url: str, private_key: str | None, gas_limit: int | None = None) -> Cha
     else:
         accounts = w3.eth.accounts
         if not accounts:
-            raise ValueError(f"{url} has no unlocked accounts: give a private_key")
+            raise InputRejected(f"{url} has no unlocked accounts: give a private_key")
         sender = accounts[0]
     return Chain(w3, sender, gas_limit=gas_limit)
 
@@ -231,7 +232,7 @@ def connect(target: ChainConfig | str | Path | None = None) -> Chain:
         return _embedded(target)
     if target is None:
         return _embedded(None)
-    raise ValueError(f"cannot connect to {target!r}")
+    raise InputRejected(f"cannot connect to {target!r}")
 
 
 @contextlib.contextmanager

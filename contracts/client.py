@@ -18,6 +18,7 @@ from veristream.contracts.artifacts import ContractRevert, load_artifact
 from veristream.contracts.chain import Chain, Receipt
 from veristream.provers.encoding import check_uint, keccak256, parse_address, parse_bytes32
 from veristream.provers.epoch_result import EpochResult
+from veristream.provers.errors import InputRejected
 
 DEPLOYMENT_FILE = "deployment.json"
 SCHEMES = {"bn254": 1, "bls12381": 2}
@@ -48,7 +49,7 @@ class Deployment:
         try:
             return cls(**{name: data[name] for name in cls.__dataclass_fields__})
         except KeyError as exc:
-            raise ValueError(f"deployment JSON lacks {exc.args[0]!r}") from None
+            raise InputRejected(f"deployment JSON lacks {exc.args[0]!r}") from None
 
     def save(self, path: Path) -> None:
         """Writes the deployment to ``path`` (a file) atomically."""
@@ -108,7 +109,7 @@ def deploy(chain: Chain, name: str, *args: Any) -> str:
     factory = chain.w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
     receipt = chain.transact(factory.constructor(*args))
     if receipt.contract_address is None:
-        raise ValueError(f"deploying {name} produced no contract address")
+        raise InputRejected(f"deploying {name} produced no contract address")
     return receipt.contract_address
 
 
@@ -128,7 +129,7 @@ def deploy_all(
     or to ``save_to`` when given.
     """
     if activation_delay < 1:
-        raise ValueError("activation_delay must be at least 1 second")
+        raise InputRejected("activation_delay must be at least 1 second")
     owner = chain.sender
     registry = deploy(chain, "OperatorRegistry", owner, activation_delay)
     verifier = deploy(chain, "EpochVerifier", registry)
@@ -155,10 +156,10 @@ def load_deployment(chain: Chain, path: Path | None = None) -> Deployment:
     """The deployment saved beside the embedded chain (or at ``path``); checks the chain id."""
     target = path or (chain.workdir / DEPLOYMENT_FILE if chain.workdir else None)
     if target is None or not target.is_file():
-        raise ValueError("no deployment.json found: deploy first (deploy_all)")
+        raise InputRejected("no deployment.json found: deploy first (deploy_all)")
     dep = Deployment.load(target)
     if dep.chain_id != chain.chain_id:
-        raise ValueError(f"deployment is for chain {dep.chain_id}, connected to {chain.chain_id}")
+        raise InputRejected(f"deployment is for chain {dep.chain_id}, connected to {chain.chain_id}")
     return dep
 
 
@@ -169,7 +170,7 @@ def _scheme_id(scheme: str) -> int:
     try:
         return SCHEMES[scheme]
     except KeyError:
-        raise ValueError(f"scheme must be one of {sorted(SCHEMES)}, got {scheme!r}") from None
+        raise InputRejected(f"scheme must be one of {sorted(SCHEMES)}, got {scheme!r}") from None
 
 
 def create_operator_set(chain: Chain, dep: Deployment, scheme: str) -> int:
@@ -226,7 +227,7 @@ def operator_slot(chain: Chain, dep: Deployment, set_id: int, operator: str) -> 
     registry = contract(chain, "OperatorRegistry", dep.operator_registry)
     active, slot = chain.call(registry.functions.operators(set_id, _checksum(operator)))
     if not active:
-        raise ValueError(f"{operator} is not an operator of set {set_id}")
+        raise InputRejected(f"{operator} is not an operator of set {set_id}")
     return int(slot)
 
 
@@ -253,7 +254,7 @@ def operator_set_scheme(chain: Chain, dep: Deployment, set_id: int) -> str:
     scheme_id = int(chain.call(registry.functions.schemeOf(set_id)))
     names = {number: name for name, number in SCHEMES.items()}
     if scheme_id not in names:
-        raise ValueError(f"the OperatorRegistry at {dep.operator_registry} has no operator set {set_id}")
+        raise InputRejected(f"the OperatorRegistry at {dep.operator_registry} has no operator set {set_id}")
     return names[scheme_id]
 
 
@@ -267,14 +268,14 @@ def operator_set_members(chain: Chain, dep: Deployment, set_id: int, timestamp: 
     try:
         members, _, _, _ = chain.call(registry.functions.setAt(set_id, timestamp))
     except ContractRevert as revert:
-        raise ValueError(f"operator set {set_id} has no operators in force at {timestamp} ({revert})") from None
+        raise InputRejected(f"operator set {set_id} has no operators in force at {timestamp} ({revert})") from None
     out = []
     for slot in range(int(members).bit_length()):
         if int(members) >> slot & 1:
             operator, weight, pubkey = chain.call(registry.functions.slotAt(set_id, slot, timestamp))
             out.append(SetOperator(slot, str(operator), int(weight), bytes(pubkey)))
     if not out:
-        raise ValueError(f"operator set {set_id} has no operators in force at {timestamp}")
+        raise InputRejected(f"operator set {set_id} has no operators in force at {timestamp}")
     return out
 
 
@@ -328,7 +329,7 @@ def create_job(
     parse_bytes32(job_id)
     numerator, denominator = quorum if quorum is not None else (quorum_bps, 10_000)
     if not 0 < check_uint(numerator, 16, "quorum numerator") <= check_uint(denominator, 16, "quorum denominator"):
-        raise ValueError(f"quorum must be a fraction in (0, 1] with terms below 65536, got {numerator}/{denominator}")
+        raise InputRejected(f"quorum must be a fraction in (0, 1] with terms below 65536, got {numerator}/{denominator}")
     verifier = contract(chain, "EpochVerifier", dep.epoch_verifier)
     receipt = chain.transact(
         verifier.functions.createJob(job_id, set_id, numerator, denominator, genesis, epoch_seconds)
@@ -431,7 +432,7 @@ def verify_reading_data(
 def mint_reward_token(chain: Chain, dep: Deployment, to: str, amount: int) -> Receipt:
     """Mints the deployment's RewardToken (deployer only)."""
     if dep.reward_token is None:
-        raise ValueError("the deployment has no RewardToken")
+        raise InputRejected("the deployment has no RewardToken")
     check_uint(amount, name="amount")
     token = contract(chain, "RewardToken", dep.reward_token)
     return chain.transact(token.functions.mint(_checksum(to), amount))
@@ -445,7 +446,7 @@ def fund_rewards(
     check_uint(amount, name="amount")
     token_address = token or dep.reward_token
     if token_address is None:
-        raise ValueError("no reward token: pass token=")
+        raise InputRejected("no reward token: pass token=")
     if mint:
         mint_reward_token(chain, dep, chain.sender, amount)
     erc20 = contract(chain, "RewardToken", token_address)
@@ -492,7 +493,7 @@ def token_balance(chain: Chain, dep: Deployment, account: str, token: str | None
     """ERC-20 balance of ``account`` (the deployment's RewardToken unless ``token``)."""
     address = token or dep.reward_token
     if address is None:
-        raise ValueError("no token address")
+        raise InputRejected("no token address")
     return int(chain.call(contract(chain, "RewardToken", address).functions.balanceOf(_checksum(account))))
 
 
@@ -503,7 +504,7 @@ def _device_scheme(scheme: str) -> int:
     try:
         return DEVICE_SCHEMES[scheme]
     except KeyError:
-        raise ValueError(f"device scheme must be one of {sorted(DEVICE_SCHEMES)}, got {scheme!r}") from None
+        raise InputRejected(f"device scheme must be one of {sorted(DEVICE_SCHEMES)}, got {scheme!r}") from None
 
 
 def register_device(

@@ -15,6 +15,7 @@ from veristream.contracts.chain import Chain
 from veristream.contracts.client import Deployment, operator_slot, register_operator
 from veristream.provers.aggregation import OperatorKey, demo_keys
 from veristream.provers.bls.scheme import scheme_for
+from veristream.provers.errors import InputRejected
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,7 @@ class LocalCommittee:
     ) -> None:
         """Registers key i for account ``operators[i]`` with ``weights[i]`` and records its slot."""
         if not len(operators) == len(weights) == len(self.keys):
-            raise ValueError("need one operator address and one weight per key")
+            raise InputRejected("need one operator address and one weight per key")
         for i, (key, operator, weight) in enumerate(zip(self.keys, operators, weights, strict=True)):
             register_operator(chain, dep, set_id, operator, weight, key.pubkey, key.pop, key.pubkey_g2)
             self.slots[i] = operator_slot(chain, dep, set_id, operator)
@@ -52,7 +53,7 @@ class LocalCommittee:
     def sign(self, digest: bytes, signers: Sequence[int]) -> Signed:
         """The aggregate of key indices ``signers`` over ``digest``, with their bitmap."""
         if not signers:
-            raise ValueError("at least one signer is needed")
+            raise InputRejected("at least one signer is needed")
         bitmap = 0
         for i in signers:
             bitmap |= 1 << self.slots.get(i, i)

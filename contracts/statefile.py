@@ -19,6 +19,7 @@ import struct
 from pathlib import Path
 
 from veristream.provers.durable import write_atomically
+from veristream.provers.errors import InputRejected
 
 MAGIC = b"VSCHAIN2"
 _PUT, _DELETE, _COMMIT = 1, 2, 3
@@ -44,7 +45,7 @@ class StateJournal:
             return {}
         data = self.path.read_bytes()
         if data[: len(MAGIC)] != MAGIC:
-            raise ValueError(
+            raise InputRejected(
                 f"{self.path} is not a VeriStream chain state file (written by another version?): "
                 "move it away to start a new embedded chain"
             )

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from veristream.provers.errors import InputRejected
+
 
 @dataclass(frozen=True, slots=True)
 class FieldStats:
@@ -28,9 +30,9 @@ class FieldStats:
 def nearest_rank(sorted_values: Sequence[int], percent: int) -> int:
     """The nearest-rank ``percent``-th percentile of already sorted ``sorted_values``."""
     if not sorted_values:
-        raise ValueError("no values to take a quantile of")
+        raise InputRejected("no values to take a quantile of")
     if not 1 <= percent <= 100:
-        raise ValueError(f"percent must be in 1..100, got {percent}")
+        raise InputRejected(f"percent must be in 1..100, got {percent}")
     rank = -(-percent * len(sorted_values) // 100)
     return sorted_values[rank - 1]
 

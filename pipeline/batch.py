@@ -25,6 +25,7 @@ from veristream.pipeline.aggregates import FieldStats
 from veristream.pipeline.records import Candidate, Rejected
 from veristream.pipeline.registry import device_address
 from veristream.provers.encoding import keccak256
+from veristream.provers.errors import InputRejected
 
 ZSTD_LEVEL = 3
 ROW_GROUP_SIZE = 65_536
@@ -79,9 +80,9 @@ def read_parquet(data: bytes, schema: pa.Schema) -> pa.Table:
     try:
         table = pq.read_table(io.BytesIO(data))
     except (pa.ArrowException, OSError) as error:
-        raise ValueError(f"not a readable Parquet batch: {error}") from None
+        raise InputRejected(f"not a readable Parquet batch: {error}") from None
     if not table.schema.remove_metadata().equals(schema):
-        raise ValueError(f"batch schema {table.schema} is not the expected {schema}")
+        raise InputRejected(f"batch schema {table.schema} is not the expected {schema}")
     return table
 
 
@@ -130,12 +131,12 @@ def decode_accepted(data: bytes) -> list[Candidate]:
     if list(map(keccak256, payloads)) != rows["payload_hash"]:
         for i, (payload, payload_hash) in enumerate(zip(payloads, rows["payload_hash"], strict=True)):
             if keccak256(payload) != payload_hash:
-                raise ValueError(f"batch row {i}: payload_hash does not match the payload")
+                raise InputRejected(f"batch row {i}: payload_hash does not match the payload")
     addresses = {device_id: device_address(device_id) for device_id in set(device_ids)}
     if list(map(addresses.__getitem__, device_ids)) != rows["device"]:
         for i, (device_id, device) in enumerate(zip(device_ids, rows["device"], strict=True)):
             if addresses[device_id] != device:
-                raise ValueError(f"batch row {i}: device address does not match device_id")
+                raise InputRejected(f"batch row {i}: device address does not match device_id")
     columns = zip(
         rows["received_ms"],
         range(table.num_rows),

@@ -41,7 +41,7 @@ from veristream.pipeline.jobspec import BeamSpec, JobSpec
 from veristream.pipeline.records import Rejected
 from veristream.pipeline.rewards import RewardOutcome
 from veristream.pipeline.stages import DeviceEpoch, EpochChecks, EpochChecksConfig, Rewards, batched
-from veristream.provers.errors import VeriStreamError
+from veristream.provers.errors import InputRejected, VeriStreamError
 
 RUNNER_CLASSES = {
     "portable": "PortableRunner",
@@ -71,7 +71,7 @@ def make_pipeline(spec: BeamSpec) -> beam.Pipeline:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     if spec.runner not in RUNNER_CLASSES:
-        raise ValueError(f"beam.runner {spec.runner!r} is not a non-embedded runner")
+        raise InputRejected(f"beam.runner {spec.runner!r} is not a non-embedded runner")
     options = PipelineOptions(flags=[], **spec.options)
     return beam.Pipeline(runner=RUNNER_CLASSES[spec.runner], options=options)
 

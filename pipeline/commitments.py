@@ -23,6 +23,7 @@ from veristream.pipeline.records import Candidate
 from veristream.pipeline.registry import device_address
 from veristream.provers import merkle_core
 from veristream.provers.encoding import keccak256
+from veristream.provers.errors import InputRejected
 from veristream.provers.merkle import StandardMerkleTree
 
 DATA_LEAF_ENCODING = ["address", "uint64", "uint64", "bytes32"]
@@ -53,7 +54,7 @@ def data_leaf_hash(device: bytes, seq: int, timestamp_ms: int, payload: bytes) -
     reading costs three keccaks; ``ValueError`` for a field out of its type's range.
     """
     if len(device) != 20 or not (0 <= seq < 1 << 64 and 0 <= timestamp_ms < 1 << 64):
-        raise ValueError(f"not a data leaf: device {device.hex()}, seq {seq}, timestamp {timestamp_ms}")
+        raise InputRejected(f"not a data leaf: device {device.hex()}, seq {seq}, timestamp {timestamp_ms}")
     encoded = (
         _ZERO_12 + device + seq.to_bytes(32, "big") + timestamp_ms.to_bytes(32, "big") + keccak256(payload)
     )
@@ -125,4 +126,4 @@ def reward_proof(cumulative: Mapping[bytes, int], account: bytes) -> tuple[int, 
             tree = tree_of(values, REWARD_LEAF_ENCODING)
             proof = [p if isinstance(p, bytes) else bytes.fromhex(p[2:]) for p in tree.get_proof(index)]
             return amount, proof
-    raise ValueError(f"account {wanted} has no reward")
+    raise InputRejected(f"account {wanted} has no reward")

@@ -42,6 +42,7 @@ from veristream.pipeline.stages import (
 from veristream.pipeline.state import JobState
 from veristream.pipeline.workers import auto_workers
 from veristream.provers.epoch_clock import EpochClock
+from veristream.provers.errors import InputRejected
 from veristream.provers.signing import Domain
 
 # CONTEXT
@@ -62,7 +63,7 @@ def job_context(job: JobSpec, registry: DeviceRegistryView | None = None) -> Epo
 
     if registry is None:
         if job.devices.file is None:
-            raise ValueError(
+            raise InputRejected(
                 "devices.file is required to run embedded; an on-chain registry is read by the caller"
             )
         registry = load_registry(job.devices.file)
@@ -255,7 +256,7 @@ def compute_epoch(
     ``veristream.pipeline.preverify``): the result is the same with or without it.
     """
     if state.epoch >= epoch:
-        raise ValueError(f"state is already at epoch {state.epoch}; cannot compute epoch {epoch}")
+        raise InputRejected(f"state is already at epoch {state.epoch}; cannot compute epoch {epoch}")
     devices, dead, rewards = _run_checks(ctx, epoch, inputs, state, decoded, memo)
     accepted = [c for d in devices for c in d.accepted]
     new_state = next_state(state, epoch, devices, rewards)

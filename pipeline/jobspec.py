@@ -58,7 +58,7 @@ class _Model(BaseModel):
 
 def _address(value: str) -> str:
     if not ADDRESS_PATTERN.match(value):
-        raise ValueError("must be a 0x-prefixed 20-byte hex address")
+        raise SpecError("must be a 0x-prefixed 20-byte hex address")
     return value
 
 
@@ -88,7 +88,7 @@ class DeviceRegistrySpec(_Model):
     @model_validator(mode="after")
     def _one_source(self) -> DeviceRegistrySpec:
         if (self.file is None) == (self.address is None):
-            raise ValueError("give exactly one of 'file' (embedded mode) or 'address' (on chain)")
+            raise SpecError("give exactly one of 'file' (embedded mode) or 'address' (on chain)")
         return self
 
 
@@ -114,7 +114,7 @@ class FieldRule(_Model):
     @model_validator(mode="after")
     def _ordered(self) -> FieldRule:
         if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+            raise SpecError(f"min ({self.min}) is greater than max ({self.max})")
         return self
 
 
@@ -130,7 +130,7 @@ class ValidationSpec(_Model):
     def _names(cls, value: dict[str, FieldRule]) -> dict[str, FieldRule]:
         for name in value:
             if not FIELD_NAME_PATTERN.match(name):
-                raise ValueError(f"field name {name!r} must be an identifier of at most 64 characters")
+                raise SpecError(f"field name {name!r} must be an identifier of at most 64 characters")
         return value
 
 
@@ -145,16 +145,16 @@ class AggregationSpec(_Model):
     def _percentages(cls, value: list[int]) -> list[int]:
         for q in value:
             if not 1 <= q <= 100:
-                raise ValueError(f"quantile {q} must be a whole percentage in 1..100")
+                raise SpecError(f"quantile {q} must be a whole percentage in 1..100")
         if len(set(value)) != len(value):
-            raise ValueError("quantiles must not repeat")
+            raise SpecError("quantiles must not repeat")
         return sorted(value)
 
     @field_validator("fields")
     @classmethod
     def _unique(cls, value: list[str]) -> list[str]:
         if len(set(value)) != len(value):
-            raise ValueError("fields must not repeat")
+            raise SpecError("fields must not repeat")
         return value
 
 
@@ -175,7 +175,7 @@ class RewardSpec(_Model):
     @model_validator(mode="after")
     def _sink_given(self) -> RewardSpec:
         if self.remainder == "sink" and self.sink is None:
-            raise ValueError("remainder 'sink' needs a 'sink' address")
+            raise SpecError("remainder 'sink' needs a 'sink' address")
         return self
 
 
@@ -188,7 +188,7 @@ class QuorumSpec(_Model):
     @model_validator(mode="after")
     def _fraction(self) -> QuorumSpec:
         if self.numerator > self.denominator:
-            raise ValueError("numerator must not exceed denominator")
+            raise SpecError("numerator must not exceed denominator")
         return self
 
 
@@ -223,23 +223,23 @@ class OperatorsSpec(_Model):
     def _remote(self) -> OperatorsSpec:
         if self.set_id is not None:
             if self.weights is not None:
-                raise ValueError("weights come from the OperatorRegistry when set_id is given: drop 'weights'")
+                raise SpecError("weights come from the OperatorRegistry when set_id is given: drop 'weights'")
             if len(set(self.remote)) != len(self.remote) or not all(self.remote):
-                raise ValueError("remote operator names must be non-empty and distinct")
+                raise SpecError("remote operator names must be non-empty and distinct")
             return self
         if len(self.remote) > self.count:
-            raise ValueError(f"remote names {len(self.remote)} operators but count is {self.count}")
+            raise SpecError(f"remote names {len(self.remote)} operators but count is {self.count}")
         if len(set(self.remote)) != len(self.remote) or not all(self.remote):
-            raise ValueError("remote operator names must be non-empty and distinct")
+            raise SpecError("remote operator names must be non-empty and distinct")
         return self
 
     @model_validator(mode="after")
     def _weights(self) -> OperatorsSpec:
         if self.weights is not None:
             if len(self.weights) != self.count:
-                raise ValueError(f"weights has {len(self.weights)} entries for {self.count} operators")
+                raise SpecError(f"weights has {len(self.weights)} entries for {self.count} operators")
             if any(w <= 0 for w in self.weights):
-                raise ValueError("weights must be positive")
+                raise SpecError("weights must be positive")
         return self
 
 
@@ -258,9 +258,9 @@ class ChainSpec(_Model):
     @model_validator(mode="after")
     def _url(self) -> ChainSpec:
         if self.mode == "rpc" and not self.rpc_url:
-            raise ValueError("mode 'rpc' needs 'rpc_url'")
+            raise SpecError("mode 'rpc' needs 'rpc_url'")
         if self.deployment is not None and self.mode != "rpc":
-            raise ValueError("'deployment' names contracts on a JSON-RPC chain: set mode 'rpc' and 'rpc_url'")
+            raise SpecError("'deployment' names contracts on a JSON-RPC chain: set mode 'rpc' and 'rpc_url'")
         return self
 
 
@@ -273,7 +273,7 @@ class IpfsSpec(_Model):
     @model_validator(mode="after")
     def _url(self) -> IpfsSpec:
         if self.mode == "rpc" and not self.url:
-            raise ValueError("mode 'rpc' needs 'url'")
+            raise SpecError("mode 'rpc' needs 'url'")
         return self
 
 
@@ -327,7 +327,7 @@ class BeamSpec(_Model):
             return value
         problem = _runner_options_problem(runner, value)
         if problem is not None:
-            raise ValueError(problem)
+            raise SpecError(problem)
         return value
 
     @field_validator("staging")
@@ -336,12 +336,12 @@ class BeamSpec(_Model):
         if value is None:
             return value
         if not (URL_PATTERN.match(value) or Path(value).is_absolute()):
-            raise ValueError(
+            raise SpecError(
                 f"{value!r} must be an absolute path or a filesystem URL: every worker of the "
                 "runner resolves it, each from its own working directory"
             )
         if info.data.get("runner") == "dataflow" and not value.startswith("gs://"):
-            raise ValueError(f"{value!r}: Dataflow workers can only reach a gs:// location")
+            raise SpecError(f"{value!r}: Dataflow workers can only reach a gs:// location")
         return value
 
 
@@ -405,7 +405,7 @@ class JobSpec(_Model):
     @classmethod
     def _job_id(cls, value: str) -> str:
         if not JOB_ID_PATTERN.match(value):
-            raise ValueError(
+            raise SpecError(
                 "must be 1-64 characters of lower-case letters, digits, '.', '_' or '-', "
                 "starting with a letter or digit"
             )
@@ -418,13 +418,13 @@ class JobSpec(_Model):
             return value
         for index, source in enumerate(value):
             if isinstance(source, dict) and "type" not in source:
-                raise ValueError(f"source {index} has no 'type'")
+                raise SpecError(f"source {index} has no 'type'")
         return [_validate_source(index, source) for index, source in enumerate(value)]
 
     @model_validator(mode="after")
     def _registry_needs_a_deployed_chain(self) -> JobSpec:
         if self.operators.set_id is not None and self.chain.deployment is None:
-            raise ValueError(
+            raise SpecError(
                 "operators.set_id reads an existing OperatorRegistry: give chain.mode 'rpc', chain.rpc_url "
                 "and chain.deployment (the contracts' deployment.json)"
             )
@@ -434,7 +434,7 @@ class JobSpec(_Model):
     def _aggregated_fields_are_known(self) -> JobSpec:
         unknown = [f for f in self.aggregation.fields if f not in self.validation.fields]
         if unknown:
-            raise ValueError(
+            raise SpecError(
                 f"aggregation.fields {unknown} are not declared in validation.fields "
                 "(aggregates are over declared integer fields only)"
             )
@@ -463,7 +463,7 @@ def _validate_source(index: int, source: Any) -> Any:
         return _SOURCE_ADAPTER.validate_python(source)
     except ValidationError as error:
         detail = "; ".join(f"{path}: {message}" for path, message in _problems(error))
-        raise ValueError(f"source {index} ({source.get('type')}): {detail}") from None
+        raise SpecError(f"source {index} ({source.get('type')}): {detail}") from None
 
 
 _PATH_KEYS = ("path", "registry", "registry_file", "output", "ground_truth", "directory")

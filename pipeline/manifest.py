@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from veristream.provers.encoding import canonical_json
+from veristream.provers.errors import InputRejected
 
 MANIFEST_VERSION = 1
 
@@ -59,24 +60,19 @@ class Manifest:
         """The manifest as canonical JSON."""
         return canonical_json(asdict(self), integers_only=True)
 
-    @property
-    def rejected_total(self) -> int:
-        """All rejected readings of the epoch."""
-        return sum(self.rejected.values())
-
 
 def manifest_from_json(data: bytes) -> Manifest:
     """A manifest back from its JSON; ``ValueError`` when it is not one."""
     try:
         raw = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"manifest is not JSON: {error}") from None
+        raise InputRejected(f"manifest is not JSON: {error}") from None
     if not isinstance(raw, dict):
-        raise ValueError("manifest must be a JSON object")
+        raise InputRejected("manifest must be a JSON object")
     if raw.get("version") != MANIFEST_VERSION:
-        raise ValueError(f"unsupported manifest version {raw.get('version')!r}")
+        raise InputRejected(f"unsupported manifest version {raw.get('version')!r}")
     try:
         rewards = RewardSummary(**raw.pop("rewards"))
         return Manifest(rewards=rewards, **raw)
     except (TypeError, KeyError) as error:
-        raise ValueError(f"manifest fields do not match: {error}") from None
+        raise InputRejected(f"manifest fields do not match: {error}") from None

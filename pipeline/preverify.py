@@ -28,6 +28,7 @@ from veristream.connectors.envelope import envelope_fields, parse_reading
 from veristream.pipeline import workers
 from veristream.pipeline.records import Candidate, CandidateBatch
 from veristream.pipeline.workers import auto_workers
+from veristream.provers.errors import InputRejected
 from veristream.provers.signing import MEMO_ENTRIES, VerdictMemo, verify_many
 
 # epochs whose memos are kept at once: the open one, the next, and a little slack
@@ -41,7 +42,7 @@ class EpochMemos:
 
     def __init__(self, max_epochs: int = MAX_EPOCHS, max_entries: int = MEMO_ENTRIES) -> None:
         if max_epochs < 1 or max_entries < 0:
-            raise ValueError("max_epochs must be positive and max_entries non-negative")
+            raise InputRejected("max_epochs must be positive and max_entries non-negative")
         self._max_epochs = max_epochs
         self._max_entries = max_entries
         self._memos: dict[int, VerdictMemo] = {}

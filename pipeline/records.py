@@ -14,8 +14,6 @@ from functools import partial
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from veristream.provers.signing import DeviceReading
-
 
 class Candidate(NamedTuple):
     """A decoded reading on its way through the checks.
@@ -51,12 +49,6 @@ class Candidate(NamedTuple):
             raw,
         )
 
-    def to_reading(self) -> Any:
-        """The ``veristream.provers.signing.DeviceReading`` this candidate carries."""
-
-        return DeviceReading(
-            self.device_id, self.seq, self.timestamp_ms, self.payload, self.signature, self.scheme
-        )
 
     def order_key(self) -> tuple[str, int, int, int, bytes, bytes, bytes]:
         """Total order used wherever a choice between readings must not depend on bundle order.

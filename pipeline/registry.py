@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from veristream.provers.encoding import keccak256, parse_address
+from veristream.provers.errors import InputRejected
 
 
 def device_address(device_id: str) -> bytes:
@@ -58,27 +59,27 @@ class DeviceRegistryView:
 
 def _hex(value: Any, field: str) -> bytes:
     if not isinstance(value, str):
-        raise ValueError(f"{field} must be a hex string")
+        raise InputRejected(f"{field} must be a hex string")
     text = value[2:] if value.startswith(("0x", "0X")) else value
     try:
         return bytes.fromhex(text)
     except ValueError:
-        raise ValueError(f"{field} is not hex: {value!r}") from None
+        raise InputRejected(f"{field} is not hex: {value!r}") from None
 
 
 def parse_device(entry: Mapping[str, Any], index: int) -> DeviceInfo:
     """One registry entry; ``ValueError`` naming the entry and field otherwise."""
     where = f"devices[{index}]"
     if not isinstance(entry, Mapping):
-        raise ValueError(f"{where} must be an object")
+        raise InputRejected(f"{where} must be an object")
     device_id = entry.get("device_id")
     if not isinstance(device_id, str) or not device_id:
-        raise ValueError(f"{where}.device_id must be a non-empty string")
+        raise InputRejected(f"{where}.device_id must be a non-empty string")
     # verify_many looks keys up by lower-case id; one spelling everywhere keeps sorting stable
     device_id = device_id.lower()
     scheme = entry.get("scheme", "secp256k1")
     if not isinstance(scheme, str):
-        raise ValueError(f"{where}.scheme must be a string")
+        raise InputRejected(f"{where}.scheme must be a string")
     public_key = _hex(entry.get("public_key"), f"{where}.public_key")
     beneficiary_text = entry.get("beneficiary") or entry.get("owner")
     beneficiary = (
@@ -86,7 +87,7 @@ def parse_device(entry: Mapping[str, Any], index: int) -> DeviceInfo:
     )
     revoked = entry.get("revoked_at_ms")
     if revoked is not None and (isinstance(revoked, bool) or not isinstance(revoked, int) or revoked < 0):
-        raise ValueError(f"{where}.revoked_at_ms must be a non-negative integer")
+        raise InputRejected(f"{where}.revoked_at_ms must be a non-negative integer")
     return DeviceInfo(device_id, scheme, public_key, beneficiary, revoked)
 
 
@@ -94,12 +95,12 @@ def parse_registry(data: Any) -> DeviceRegistryView:
     """A registry from its JSON form: ``{"devices": [...]}`` or a bare list of entries."""
     entries = data.get("devices") if isinstance(data, Mapping) else data
     if not isinstance(entries, list):
-        raise ValueError("a device registry is a list of devices or {'devices': [...]}")
+        raise InputRejected("a device registry is a list of devices or {'devices': [...]}")
     devices: dict[str, DeviceInfo] = {}
     for index, entry in enumerate(entries):
         info = parse_device(entry, index)
         if info.device_id in devices:
-            raise ValueError(f"devices[{index}].device_id {info.device_id!r} is registered twice")
+            raise InputRejected(f"devices[{index}].device_id {info.device_id!r} is registered twice")
         devices[info.device_id] = info
     return DeviceRegistryView(devices)
 
@@ -109,7 +110,7 @@ def load_registry(path: str | Path) -> DeviceRegistryView:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as error:
-        raise ValueError(f"cannot read device registry {path}: {error.strerror}") from None
+        raise InputRejected(f"cannot read device registry {path}: {error.strerror}") from None
     except json.JSONDecodeError as error:
-        raise ValueError(f"device registry {path} is not JSON: {error}") from None
+        raise InputRejected(f"device registry {path} is not JSON: {error}") from None
     return parse_registry(data)

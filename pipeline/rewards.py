@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from veristream.pipeline.jobspec import RewardSpec
 from veristream.provers.encoding import check_uint
+from veristream.provers.errors import InputRejected
 
 FULL_QUALITY_BPS = 10_000
 
@@ -44,10 +45,10 @@ class Contribution:
 
     def __post_init__(self) -> None:
         if len(self.beneficiary) != 20:
-            raise ValueError("beneficiary must be a 20-byte address")
+            raise InputRejected("beneficiary must be a 20-byte address")
         check_uint(self.valid, 64, "valid count")
         if self.valid and self.max_seq < self.min_seq:
-            raise ValueError(f"max_seq {self.max_seq} is below min_seq {self.min_seq}")
+            raise InputRejected(f"max_seq {self.max_seq} is below min_seq {self.min_seq}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,7 @@ def quality_bps(contribution: Contribution, weight: str) -> int:
     if weight == "none":
         return FULL_QUALITY_BPS
     if weight != "completeness":
-        raise ValueError(f"unknown quality weight {weight!r}")
+        raise InputRejected(f"unknown quality weight {weight!r}")
     expected = contribution.max_seq - contribution.min_seq + 1
     return min(FULL_QUALITY_BPS, FULL_QUALITY_BPS * contribution.valid // expected)
 
@@ -86,7 +87,7 @@ def split_rewards(
     """Split one epoch's budget over ``contributions`` (keyed by device id) per ``policy``."""
     check_uint(carry_in, name="carry_in")
     if policy.remainder == "sink" and carry_in:
-        raise ValueError("a policy with a sink never carries a remainder")
+        raise InputRejected("a policy with a sink never carries a remainder")
 
     # WEIGHTS
     budget = policy.tokens_per_epoch + carry_in

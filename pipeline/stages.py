@@ -54,6 +54,7 @@ from veristream.pipeline.records import (
 )
 from veristream.pipeline.registry import device_address
 from veristream.pipeline.rewards import Contribution, RewardOutcome, split_rewards
+from veristream.provers.errors import InputRejected
 from veristream.provers.reasons import Reason, Stage
 
 __all__ = [
@@ -84,7 +85,7 @@ DEAD = "dead"
 def batched(items: Sequence[Any], size: int) -> list[tuple[int, list[Any]]]:
     """``items`` cut into ``(offset, list of at most size)`` elements (the pipeline's input)."""
     if size <= 0:
-        raise ValueError(f"batch size must be positive, got {size}")
+        raise InputRejected(f"batch size must be positive, got {size}")
     return [(i, list(items[i : i + size])) for i in range(0, len(items), size)]
 
 
@@ -416,7 +417,7 @@ def summarise_device(
         for candidate in accepted:
             decoded = decode_payload(candidate.payload, validation)
             if isinstance(decoded, tuple):
-                raise ValueError(f"accepted reading of {device_id} does not decode: {decoded[1]}")
+                raise InputRejected(f"accepted reading of {device_id} does not decode: {decoded[1]}")
             decoded_all.append(decoded)
         payloads = decoded_all
     seqs = [c.seq for c in accepted]

@@ -24,6 +24,7 @@ from typing import Any
 from veristream.pipeline.manifest import Manifest, manifest_from_json
 from veristream.provers.durable import write_atomically
 from veristream.provers.encoding import canonical_json
+from veristream.provers.errors import InputRejected
 
 CHECKPOINT_FILE = "checkpoint.json"
 HISTORY_DIR = "epochs"
@@ -65,7 +66,7 @@ def state_from_dict(raw: Mapping[str, Any]) -> JobState:
             manifest_cid=raw.get("manifest_cid"),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise ValueError(f"malformed job state: {error}") from None
+        raise InputRejected(f"malformed job state: {error}") from None
 
 
 def state_from_json(data: bytes) -> JobState:
@@ -73,9 +74,9 @@ def state_from_json(data: bytes) -> JobState:
     try:
         raw = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"job state is not JSON: {error}") from None
+        raise InputRejected(f"job state is not JSON: {error}") from None
     if not isinstance(raw, dict):
-        raise ValueError("job state must be a JSON object")
+        raise InputRejected("job state must be a JSON object")
     return state_from_dict(raw)
 
 
@@ -115,7 +116,7 @@ def _parse_checkpoint(data: bytes, source: str) -> Checkpoint:
         manifest = manifest_from_json(canonical_json(manifest_raw)) if manifest_raw else None
         return Checkpoint(state, manifest, raw.get("manifest_cid"))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"checkpoint {source} is unreadable: {error}") from None
+        raise InputRejected(f"checkpoint {source} is unreadable: {error}") from None
 
 
 def load_checkpoint(work_dir: Path) -> Checkpoint:

@@ -35,6 +35,7 @@ from veristream.pipeline.checks import (
     check_records,
 )
 from veristream.pipeline.records import CandidateBatch
+from veristream.provers.errors import InputRejected
 
 # An epoch smaller than this verifies in-process: starting workers costs more.
 MIN_READINGS_FOR_POOL = 20_000
@@ -96,7 +97,7 @@ def backend(verify_on: str, ray_address: str | None) -> str:
     if verify_on == "auto":
         return "ray" if ray_address else "processes"
     if verify_on not in ("ray", "processes"):
-        raise ValueError(f"verify_on must be 'auto', 'processes' or 'ray', not {verify_on!r}")
+        raise InputRejected(f"verify_on must be 'auto', 'processes' or 'ray', not {verify_on!r}")
     return verify_on
 
 

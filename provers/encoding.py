@@ -33,15 +33,15 @@ def parse_address(value: str | bytes) -> bytes:
     elif isinstance(value, str):
         text = value[2:] if value[:2] in ("0x", "0X") else value
         if len(text) != 2 * ADDRESS_LENGTH:
-            raise ValueError(f"address must be 20 bytes of hex, got {value!r}")
+            raise InputRejected(f"address must be 20 bytes of hex, got {value!r}")
         try:
             raw = bytes.fromhex(text)
         except ValueError:
-            raise ValueError(f"address is not hex: {value!r}") from None
+            raise InputRejected(f"address is not hex: {value!r}") from None
     else:
-        raise ValueError(f"address must be str or bytes, got {type(value).__name__}")
+        raise InputRejected(f"address must be str or bytes, got {type(value).__name__}")
     if len(raw) != ADDRESS_LENGTH:
-        raise ValueError(f"address must be 20 bytes, got {len(raw)}")
+        raise InputRejected(f"address must be 20 bytes, got {len(raw)}")
     return raw
 
 
@@ -54,11 +54,11 @@ def parse_bytes32(value: str | bytes) -> bytes:
         try:
             raw = bytes.fromhex(text)
         except ValueError:
-            raise ValueError(f"bytes32 is not hex: {value!r}") from None
+            raise InputRejected(f"bytes32 is not hex: {value!r}") from None
     else:
-        raise ValueError(f"bytes32 must be str or bytes, got {type(value).__name__}")
+        raise InputRejected(f"bytes32 must be str or bytes, got {type(value).__name__}")
     if len(raw) != WORD:
-        raise ValueError(f"bytes32 must be 32 bytes, got {len(raw)}")
+        raise InputRejected(f"bytes32 must be 32 bytes, got {len(raw)}")
     return raw
 
 
@@ -67,11 +67,11 @@ def check_uint(value: int, bits: int = 256, name: str | None = None) -> int:
     id that goes on chain as a ``uint<bits>``; ``ValueError`` naming ``name`` otherwise."""
     what = name or f"uint{bits}"
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{what} must be an int, got {type(value).__name__}")
+        raise InputRejected(f"{what} must be an int, got {type(value).__name__}")
     if value < 0:
-        raise ValueError(f"{what} must not be negative, got {value}")
+        raise InputRejected(f"{what} must not be negative, got {value}")
     if value >> bits:
-        raise ValueError(f"{what} {value} does not fit uint{bits}")
+        raise InputRejected(f"{what} {value} does not fit uint{bits}")
     return value
 
 
@@ -124,7 +124,7 @@ def eip712_digest(domain_separator: bytes, struct_hash: bytes) -> bytes:
 def _parse_int_value(value: Any) -> int:
     """An integer from an int or a decimal / ``0x``-hex string (no bools, no floats)."""
     if isinstance(value, bool):
-        raise ValueError(f"expected an integer, got the bool {value!r}")
+        raise InputRejected(f"expected an integer, got the bool {value!r}")
     if isinstance(value, int):
         return value
     if isinstance(value, str):
@@ -134,8 +134,8 @@ def _parse_int_value(value: Any) -> int:
             return sign * int(text[2:], 16)
         if text.isascii() and text.isdigit():
             return sign * int(text, 10)
-        raise ValueError(f"expected a decimal or 0x-hex integer string, got {value!r}")
-    raise ValueError(f"expected an integer, got {type(value).__name__}")
+        raise InputRejected(f"expected a decimal or 0x-hex integer string, got {value!r}")
+    raise InputRejected(f"expected an integer, got {type(value).__name__}")
 
 
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
@@ -147,12 +147,12 @@ def _parse_hex_bytes(value: Any, what: str) -> bytes:
         return bytes(value)
     if isinstance(value, str):
         if value[:2] not in ("0x", "0X"):
-            raise ValueError(f"{what} must be 0x-hex, got {value!r}")
+            raise InputRejected(f"{what} must be 0x-hex, got {value!r}")
         text = value[2:]
         if len(text) % 2 or not all(c in _HEX_DIGITS for c in text):
-            raise ValueError(f"{what} is not whole bytes of hex: {value!r}")
+            raise InputRejected(f"{what} is not whole bytes of hex: {value!r}")
         return bytes.fromhex(text)
-    raise ValueError(f"{what} must be a 0x-hex string or bytes, got {type(value).__name__}")
+    raise InputRejected(f"{what} must be a 0x-hex string or bytes, got {type(value).__name__}")
 
 
 def _parse_bool_value(value: Any) -> bool:
@@ -160,13 +160,13 @@ def _parse_bool_value(value: Any) -> bool:
         return True
     if value is False or value == "false":
         return False
-    raise ValueError(f'bool must be true/false or "true"/"false", got {value!r}')
+    raise InputRejected(f'bool must be true/false or "true"/"false", got {value!r}')
 
 
 def _int_in_range(value: int, bits: int, signed: bool) -> int:
     low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
     if not low <= value <= high:
-        raise ValueError(f"{value} does not fit {'int' if signed else 'uint'}{bits}")
+        raise InputRejected(f"{value} does not fit {'int' if signed else 'uint'}{bits}")
     return value
 
 
@@ -205,12 +205,12 @@ def parse_abi_type(type_str: str) -> AbiType:
     from eth_abi.grammar import BasicType, TupleType, normalize, parse
 
     if not isinstance(type_str, str):
-        raise ValueError(f"ABI type must be a string, got {type(type_str).__name__}")
+        raise InputRejected(f"ABI type must be a string, got {type(type_str).__name__}")
     try:
         node = parse(normalize(type_str))
         node.validate()
     except (ABITypeError, ParseError) as exc:
-        raise ValueError(f"invalid ABI type {type_str!r}: {exc}") from None
+        raise InputRejected(f"invalid ABI type {type_str!r}: {exc}") from None
 
     def convert(node: Any, arrlist: tuple[tuple[int, ...], ...] | None) -> AbiType:
         dims = arrlist if arrlist is not None else (node.arrlist or ())
@@ -226,7 +226,7 @@ def parse_abi_type(type_str: str) -> AbiType:
             return AbiType("bytesN", int(node.sub))
         if node.base in ("address", "bool", "bytes", "string"):
             return AbiType(node.base)
-        raise ValueError(f"unsupported ABI type {type_str!r}")
+        raise InputRejected(f"unsupported ABI type {type_str!r}")
 
     return convert(node, None)
 
@@ -249,9 +249,9 @@ def abi_word(abi_type: AbiType, value: Any) -> bytes:
         size = abi_type.size or WORD
         raw = _parse_hex_bytes(value, f"bytes{size}")
         if len(raw) != size:
-            raise ValueError(f"bytes{size} must be {size} bytes, got {len(raw)}")
+            raise InputRejected(f"bytes{size} must be {size} bytes, got {len(raw)}")
         return raw + b"\x00" * (WORD - size)
-    raise ValueError(f"{abi_type.canonical} is not a one-word static type")
+    raise InputRejected(f"{abi_type.canonical} is not a one-word static type")
 
 
 def abi_python_value(abi_type: AbiType, value: Any) -> Any:
@@ -266,22 +266,22 @@ def abi_python_value(abi_type: AbiType, value: Any) -> Any:
     if kind == "bytesN":
         raw = _parse_hex_bytes(value, abi_type.canonical)
         if len(raw) != abi_type.size:
-            raise ValueError(f"{abi_type.canonical} must be {abi_type.size} bytes, got {len(raw)}")
+            raise InputRejected(f"{abi_type.canonical} must be {abi_type.size} bytes, got {len(raw)}")
         return raw
     if kind == "bytes":
         return _parse_hex_bytes(value, "bytes")
     if kind == "string":
         if not isinstance(value, str):
-            raise ValueError(f"string must be a str, got {type(value).__name__}")
+            raise InputRejected(f"string must be a str, got {type(value).__name__}")
         return value
     if isinstance(value, str | bytes | bytearray) or not isinstance(value, Sequence):
-        raise ValueError(f"{abi_type.canonical} needs a list, got {type(value).__name__}")
+        raise InputRejected(f"{abi_type.canonical} needs a list, got {type(value).__name__}")
     if kind == "array":
         if abi_type.size is not None and len(value) != abi_type.size:
-            raise ValueError(f"{abi_type.canonical} needs {abi_type.size} items, got {len(value)}")
+            raise InputRejected(f"{abi_type.canonical} needs {abi_type.size} items, got {len(value)}")
         return [abi_python_value(abi_type.items[0], item) for item in value]
     if len(value) != len(abi_type.items):
-        raise ValueError(f"{abi_type.canonical} needs {len(abi_type.items)} items, got {len(value)}")
+        raise InputRejected(f"{abi_type.canonical} needs {len(abi_type.items)} items, got {len(value)}")
     return tuple(abi_python_value(t, item) for t, item in zip(abi_type.items, value, strict=True))
 
 
@@ -293,9 +293,9 @@ def abi_encode(types: Sequence[AbiType], values: Sequence[Any]) -> bytes:
     """
     # VALIDATE
     if isinstance(values, str | bytes | bytearray) or not isinstance(values, Sequence):
-        raise ValueError(f"a row must be a list of {len(types)} values, got {type(values).__name__}")
+        raise InputRejected(f"a row must be a list of {len(types)} values, got {type(values).__name__}")
     if len(values) != len(types):
-        raise ValueError(f"a row must have {len(types)} values, got {len(values)}")
+        raise InputRejected(f"a row must have {len(types)} values, got {len(values)}")
     # STATIC FAST PATH
     if all(t.is_static_word for t in types):
         words = []
@@ -303,7 +303,7 @@ def abi_encode(types: Sequence[AbiType], values: Sequence[Any]) -> bytes:
             try:
                 words.append(abi_word(abi_type, value))
             except ValueError as exc:
-                raise ValueError(f"column {column} ({abi_type.canonical}): {exc}") from None
+                raise InputRejected(f"column {column} ({abi_type.canonical}): {exc}") from None
         return b"".join(words)
     # GENERAL PATH
     import eth_abi
@@ -313,7 +313,7 @@ def abi_encode(types: Sequence[AbiType], values: Sequence[Any]) -> bytes:
         try:
             python_values.append(abi_python_value(abi_type, value))
         except ValueError as exc:
-            raise ValueError(f"column {column} ({abi_type.canonical}): {exc}") from None
+            raise InputRejected(f"column {column} ({abi_type.canonical}): {exc}") from None
     encoded: bytes = eth_abi.encode([t.canonical for t in types], python_values)
     return encoded
 

@@ -23,6 +23,7 @@ from veristream.provers.encoding import (
     parse_bytes32,
     uint_word,
 )
+from veristream.provers.errors import InputRejected
 
 EPOCH_RESULT_TYPE = (
     "EpochResult(bytes32 jobId,uint64 epoch,bytes32 dataRoot,bytes32 rewardRoot,bytes32 batchCidHash)"
@@ -33,7 +34,7 @@ EPOCH_RESULT_TYPE_HASH = eip712_type_hash(EPOCH_RESULT_TYPE)
 def job_id_hash(job_id: str) -> bytes:
     """The ``bytes32 jobId`` of a job: keccak256 of its UTF-8 id."""
     if not job_id:
-        raise ValueError("job id must not be empty")
+        raise InputRejected("job id must not be empty")
     return keccak256(job_id.encode())
 
 
@@ -53,7 +54,7 @@ class EpochResult:
         parse_bytes32(self.reward_root)
         uint_word(self.epoch, 64)
         if not self.batch_cid:
-            raise ValueError("batch_cid must be the binary CID, got empty bytes")
+            raise InputRejected("batch_cid must be the binary CID, got empty bytes")
 
 
 def epoch_result_struct_hash(result: EpochResult) -> bytes:

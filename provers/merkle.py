@@ -22,6 +22,7 @@ from typing import Any
 
 from veristream.provers import merkle_core as core
 from veristream.provers.encoding import AbiType, abi_encode, parse_abi_type
+from veristream.provers.errors import InputRejected
 from veristream.provers.merkle_core import NODE
 
 FORMAT = "standard-v1"
@@ -42,11 +43,11 @@ def _parse_node(value: Any, what: str) -> bytes:
         try:
             raw = bytes.fromhex(value[2:])
         except ValueError:
-            raise ValueError(f"{what} is not hex: {value!r}") from None
+            raise InputRejected(f"{what} is not hex: {value!r}") from None
     else:
-        raise ValueError(f"{what} must be 0x-hex, got {value!r}")
+        raise InputRejected(f"{what} must be 0x-hex, got {value!r}")
     if len(raw) != NODE:
-        raise ValueError(f"{what} must be 32 bytes, got {len(raw)}")
+        raise InputRejected(f"{what} must be 32 bytes, got {len(raw)}")
     return raw
 
 
@@ -66,9 +67,9 @@ def _parse_nodes(nodes: list[Any]) -> bytes:
 
 def _parse_encoding(leaf_encoding: Sequence[str]) -> list[AbiType]:
     if isinstance(leaf_encoding, str) or not isinstance(leaf_encoding, Sequence):
-        raise ValueError("leaf encoding must be a list of ABI type strings")
+        raise InputRejected("leaf encoding must be a list of ABI type strings")
     if not leaf_encoding:
-        raise ValueError("leaf encoding must name at least one ABI type")
+        raise InputRejected("leaf encoding must name at least one ABI type")
     return [parse_abi_type(t) for t in leaf_encoding]
 
 
@@ -76,7 +77,7 @@ def _encode_row(types: Sequence[AbiType], row: Any, index: int) -> bytes:
     try:
         return abi_encode(types, row)
     except ValueError as exc:
-        raise ValueError(f"row {index}: {exc}") from None
+        raise InputRejected(f"row {index}: {exc}") from None
 
 
 def _leaf_hashes(types: Sequence[AbiType], rows: list[Any]) -> bytes:
@@ -119,10 +120,10 @@ def verify_multi_proof(root: str, leaf_encoding: Sequence[str], multiproof: dict
 
 def _process_multi(types: Sequence[AbiType], multiproof: Any) -> bytes:
     if not isinstance(multiproof, dict) or set(multiproof) != {"leaves", "proof", "proofFlags"}:
-        raise ValueError('a multiproof is {"leaves": [...], "proof": [...], "proofFlags": [...]}')
+        raise InputRejected('a multiproof is {"leaves": [...], "proof": [...], "proofFlags": [...]}')
     values, proof, flags = multiproof["leaves"], multiproof["proof"], multiproof["proofFlags"]
     if not all(isinstance(x, list | tuple) for x in (values, proof, flags)):
-        raise ValueError("multiproof leaves, proof and proofFlags must be lists")
+        raise InputRejected("multiproof leaves, proof and proofFlags must be lists")
     leaves = [core.leaf_hash_of_encoding(_encode_row(types, v, i)) for i, v in enumerate(values)]
     nodes = [_parse_node(p, f"proof element {i}") for i, p in enumerate(proof)]
     return core.process_multi_proof(core.MultiProof(leaves, nodes, list(flags)))
@@ -173,7 +174,7 @@ class StandardMerkleTree:
         types = _parse_encoding(leaf_encoding)
         rows = list(values)
         if not rows:
-            raise ValueError("expected a non-zero number of leaves")
+            raise InputRejected("expected a non-zero number of leaves")
         # HASH, SORT, BUILD
         hashes = _leaf_hashes(types, rows)
         if sort_leaves:
@@ -192,34 +193,34 @@ class StandardMerkleTree:
         """
         # VALIDATE: shape
         if not isinstance(data, dict):
-            raise ValueError("a dump must be a JSON object")
+            raise InputRejected("a dump must be a JSON object")
         if data.get("format") != FORMAT:
-            raise ValueError(f"unknown format {data.get('format')!r}, expected {FORMAT!r}")
+            raise InputRejected(f"unknown format {data.get('format')!r}, expected {FORMAT!r}")
         if "leafEncoding" not in data:
-            raise ValueError("expected leaf encoding")
+            raise InputRejected("expected leaf encoding")
         types = _parse_encoding(data["leafEncoding"])
         nodes, entries = data.get("tree"), data.get("values")
         if not isinstance(nodes, list) or not isinstance(entries, list):
-            raise ValueError("a dump needs 'tree' and 'values' lists")
+            raise InputRejected("a dump needs 'tree' and 'values' lists")
         if not nodes:
-            raise ValueError("the dump's tree is empty")
+            raise InputRejected("the dump's tree is empty")
         tree = _parse_nodes(nodes)
         m = len(nodes)
         n = (m + 1) // 2
         if m % 2 == 0 or len(entries) != n:
-            raise ValueError(f"a tree of {m} nodes cannot hold {len(entries)} values")
+            raise InputRejected(f"a tree of {m} nodes cannot hold {len(entries)} values")
         # VALIDATE: values against leaves
         rows: list[Any] = []
         ranks = [0] * n
         seen = set()
         for i, entry in enumerate(entries):
             if not isinstance(entry, dict) or set(entry) != {"value", "treeIndex"}:
-                raise ValueError(f"value {i} must be {{'value': ..., 'treeIndex': ...}}")
+                raise InputRejected(f"value {i} must be {{'value': ..., 'treeIndex': ...}}")
             tree_index = entry["treeIndex"]
             if isinstance(tree_index, bool) or not isinstance(tree_index, int):
-                raise ValueError(f"value {i}: treeIndex must be an integer")
+                raise InputRejected(f"value {i}: treeIndex must be an integer")
             if not core.is_leaf_index(tree, tree_index) or tree_index in seen:
-                raise ValueError(f"value {i}: treeIndex {tree_index} is not a distinct leaf")
+                raise InputRejected(f"value {i}: treeIndex {tree_index} is not a distinct leaf")
             seen.add(tree_index)
             rows.append(entry["value"])
             ranks[i] = m - 1 - tree_index
@@ -227,10 +228,10 @@ class StandardMerkleTree:
         for i in range(n):
             node = (m - 1 - ranks[i]) * NODE
             if tree[node : node + NODE] != hashes[i * NODE : (i + 1) * NODE]:
-                raise ValueError(f"value {i} does not hash to its leaf {entries[i]['treeIndex']}")
+                raise InputRejected(f"value {i} does not hash to its leaf {entries[i]['treeIndex']}")
         # VALIDATE: nodes
         if not core.is_valid_merkle_tree(tree):
-            raise ValueError("the dump's tree is invalid: a node is not the hash of its children")
+            raise InputRejected("the dump's tree is invalid: a node is not the hash of its children")
         return cls(tree, rows, ranks, list(data["leafEncoding"]), types)
 
     # --- views -----------------------------------------------------------
@@ -328,7 +329,7 @@ class StandardMerkleTree:
             value = index_or_value
         leaf = core.leaf_hash_of_encoding(_encode_row(self._types, value, 0))
         if isinstance(proof, str) or not isinstance(proof, Sequence):
-            raise ValueError("a proof is a list of 0x-hex nodes")
+            raise InputRejected("a proof is a list of 0x-hex nodes")
         nodes = [_parse_node(p, f"proof element {i}") for i, p in enumerate(proof)]
         return core.process_proof(leaf, nodes) == self.root_bytes
 
@@ -362,7 +363,7 @@ class StandardMerkleTree:
 
     def _value_index(self, index: int) -> int:
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(self._values):
-            raise ValueError(f"index {index!r} out of bounds for {len(self._values)} values")
+            raise InputRejected(f"index {index!r} out of bounds for {len(self._values)} values")
         return index
 
     def _resolve(self, index_or_value: int | Sequence[Any]) -> int:
@@ -385,5 +386,5 @@ class StandardMerkleTree:
         leaf = core.leaf_hash_of_encoding(_encode_row(self._types, value, 0))
         found = self._hash_lookup().get(leaf)
         if found is None:
-            raise ValueError("leaf is not in tree")
+            raise InputRejected("leaf is not in tree")
         return found

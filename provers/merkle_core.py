@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from veristream.provers.encoding import keccak256
+from veristream.provers.errors import InputRejected
 
 NODE = 32
 
@@ -41,10 +42,6 @@ def native_module() -> ModuleType | None:
 # --- hashes --------------------------------------------------------------
 
 
-def standard_node_hash(a: bytes, b: bytes) -> bytes:
-    """An internal node: keccak256 of the two children, smaller first."""
-    return keccak256(a + b if a <= b else b + a)
-
 
 def leaf_hash_of_encoding(encoded: bytes) -> bytes:
     """A standard leaf: keccak256(keccak256(abi.encode(values)))."""
@@ -63,16 +60,16 @@ def hash_leaves(encoded: Sequence[bytes] | bytes, width: int | None = None) -> b
     """
     if width is not None:
         if not isinstance(encoded, bytes | bytearray | memoryview):
-            raise ValueError("a width needs one flat buffer of records")
+            raise InputRejected("a width needs one flat buffer of records")
         if width <= 0 or len(encoded) % width:
-            raise ValueError(f"buffer of {len(encoded)} bytes is not records of {width} bytes")
+            raise InputRejected(f"buffer of {len(encoded)} bytes is not records of {width} bytes")
         if _native is not None:
             flat: bytes = _native.leaf_hashes(encoded, width)
             return flat
         view = bytes(encoded)
         return _py_leaf_hashes([view[i : i + width] for i in range(0, len(view), width)])
     if isinstance(encoded, bytes | bytearray | memoryview):
-        raise ValueError("a flat buffer needs its record width")
+        raise InputRejected("a flat buffer needs its record width")
     return _py_leaf_hashes(encoded)
 
 
@@ -81,7 +78,7 @@ def hash_leaves(encoded: Sequence[bytes] | bytes, width: int | None = None) -> b
 
 def _check_flat(buffer: bytes, what: str) -> int:
     if len(buffer) % NODE:
-        raise ValueError(f"{what} must be a whole number of 32-byte nodes, got {len(buffer)} bytes")
+        raise InputRejected(f"{what} must be a whole number of 32-byte nodes, got {len(buffer)} bytes")
     return len(buffer) // NODE
 
 
@@ -149,25 +146,21 @@ def make_merkle_tree(leaves: Sequence[bytes] | bytes) -> bytes:
     else:
         for i, leaf in enumerate(leaves):
             if not isinstance(leaf, bytes | bytearray) or len(leaf) != NODE:
-                raise ValueError(f"leaf {i} must be 32 bytes")
+                raise InputRejected(f"leaf {i} must be 32 bytes")
         flat = b"".join(leaves)
     if not flat:
-        raise ValueError("expected a non-zero number of leaves")
+        raise InputRejected("expected a non-zero number of leaves")
     if _native is not None:
         tree: bytes = _native.build_tree(flat)
         return tree
     return _py_build_tree(flat)
 
 
-def tree_length(tree: bytes) -> int:
-    """The number of nodes in a flat tree."""
-    return len(tree) // NODE
-
 
 def node_at(tree: bytes, index: int) -> bytes:
     """Node ``index`` of a flat tree."""
     if not 0 <= index < len(tree) // NODE:
-        raise ValueError(f"node {index} is outside a tree of {len(tree) // NODE} nodes")
+        raise InputRejected(f"node {index} is outside a tree of {len(tree) // NODE} nodes")
     return tree[index * NODE : (index + 1) * NODE]
 
 
@@ -179,12 +172,12 @@ def is_leaf_index(tree: bytes, index: int) -> bool:
 
 def _check_leaf(tree: bytes, index: int) -> None:
     if isinstance(index, bool) or not isinstance(index, int) or not is_leaf_index(tree, index):
-        raise ValueError(f"index {index!r} is not a leaf")
+        raise InputRejected(f"index {index!r} is not a leaf")
 
 
 def _check_node(node: bytes, what: str) -> None:
     if not isinstance(node, bytes | bytearray) or len(node) != NODE:
-        raise ValueError(f"{what} must be a 32-byte node")
+        raise InputRejected(f"{what} must be a 32-byte node")
 
 
 # --- single proofs -------------------------------------------------------
@@ -229,7 +222,7 @@ def get_multi_proof(tree: bytes, indices: Sequence[int]) -> MultiProof:
         _check_leaf(tree, index)
     ordered = sorted(indices, reverse=True)
     if len(set(ordered)) != len(ordered):
-        raise ValueError("cannot prove a duplicated index")
+        raise InputRejected("cannot prove a duplicated index")
     stack = deque(ordered)
     proof: list[bytes] = []
     flags: list[bool] = []
@@ -258,27 +251,27 @@ def process_multi_proof(multiproof: MultiProof) -> bytes:
         _check_node(node, f"proof element {i}")
     flags = multiproof.proof_flags
     if any(not isinstance(flag, bool) for flag in flags):
-        raise ValueError("proof flags must be booleans")
+        raise InputRejected("proof flags must be booleans")
     if len(multiproof.proof) < sum(1 for flag in flags if not flag):
-        raise ValueError("invalid multiproof format: fewer proof nodes than false flags")
+        raise InputRejected("invalid multiproof format: fewer proof nodes than false flags")
     if len(multiproof.leaves) + len(multiproof.proof) != len(flags) + 1:
-        raise ValueError("leaves and multiproof are not compatible")
+        raise InputRejected("leaves and multiproof are not compatible")
     # OPERATION
     stack = deque(bytes(leaf) for leaf in multiproof.leaves)
     proof = deque(bytes(node) for node in multiproof.proof)
     for flag in flags:
         if not stack:
-            raise ValueError("invalid multiproof: flags consume more leaves than given")
+            raise InputRejected("invalid multiproof: flags consume more leaves than given")
         a = stack.popleft()
         if flag:
             if not stack:
-                raise ValueError("invalid multiproof: flags consume more leaves than given")
+                raise InputRejected("invalid multiproof: flags consume more leaves than given")
             b = stack.popleft()
         else:
             b = proof.popleft()
         stack.append(keccak256(a + b if a <= b else b + a))
     if len(stack) + len(proof) != 1:
-        raise ValueError("invalid multiproof: it does not end in one root")
+        raise InputRejected("invalid multiproof: it does not end in one root")
     return stack.pop() if stack else proof.popleft()
 
 

@@ -31,6 +31,7 @@ from veristream.provers.encoding import (
     parse_address,
     uint_word,
 )
+from veristream.provers.errors import InputRejected
 from veristream.provers.reasons import SignatureFault
 from veristream.provers.schemes import (
     ed25519,
@@ -101,10 +102,10 @@ class Domain:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not isinstance(self.version, str):
-            raise ValueError("domain name and version must be strings")
+            raise InputRejected("domain name and version must be strings")
         uint_word(self.chain_id)
         if not isinstance(self.verifying_contract, str):
-            raise ValueError("verifying_contract must be a 0x-hex address string")
+            raise InputRejected("verifying_contract must be a 0x-hex address string")
         parse_address(self.verifying_contract)
 
 
@@ -117,7 +118,7 @@ class Verdict:
 
     def __post_init__(self) -> None:
         if self.ok != (self.reason is None):
-            raise ValueError("a verdict has a reason exactly when it is not ok")
+            raise InputRejected("a verdict has a reason exactly when it is not ok")
 
 
 _OK = Verdict(True, None)
@@ -155,13 +156,13 @@ def _device_address(device_id: object) -> bytes:
     # Same rule as encoding.parse_address, inlined: this runs once per reading and
     # the general helper costs ~1 us of a ~50 us budget.
     if type(device_id) is not str or len(device_id) != 42 or device_id[:2] not in ("0x", "0X"):
-        raise ValueError(f"device id must be 0x followed by 40 hex digits, got {device_id!r}")
+        raise InputRejected(f"device id must be 0x followed by 40 hex digits, got {device_id!r}")
     try:
         address = bytes.fromhex(device_id[2:])
     except ValueError:
-        raise ValueError(f"device id is not hex: {device_id!r}") from None
+        raise InputRejected(f"device id is not hex: {device_id!r}") from None
     if len(address) != 20:  # fromhex skips whitespace
-        raise ValueError(f"device id is not 20 bytes of hex: {device_id!r}")
+        raise InputRejected(f"device id is not 20 bytes of hex: {device_id!r}")
     return address
 
 
@@ -170,12 +171,12 @@ def _checked_fields(seq: object, timestamp_ms: object, payload: object) -> tuple
     bytes (a copy of a bytearray); ``ValueError`` otherwise."""
     # uint64 words without encoding.uint_word's generality (bool is refused: type is int)
     if type(seq) is not int or not 0 <= seq <= _UINT64_MAX:
-        raise ValueError(f"seq must be a uint64, got {seq!r}")
+        raise InputRejected(f"seq must be a uint64, got {seq!r}")
     if type(timestamp_ms) is not int or not 0 <= timestamp_ms <= _UINT64_MAX:
-        raise ValueError(f"timestamp_ms must be a uint64, got {timestamp_ms!r}")
+        raise InputRejected(f"timestamp_ms must be a uint64, got {timestamp_ms!r}")
     if type(payload) is not bytes:
         if not isinstance(payload, bytes | bytearray):
-            raise ValueError(f"payload must be bytes, got {type(payload).__name__}")
+            raise InputRejected(f"payload must be bytes, got {type(payload).__name__}")
         payload = bytes(payload)
     return seq, timestamp_ms, payload
 
@@ -248,7 +249,7 @@ def reading_typed_data(reading: DeviceReading, domain: Domain) -> dict[str, Any]
 def _scheme_module(scheme: str) -> ModuleType:
     module = _SCHEME_MODULES.get(scheme) if isinstance(scheme, str) else None
     if module is None:
-        raise ValueError(f"unsupported scheme {scheme!r}; expected one of {SCHEMES}")
+        raise InputRejected(f"unsupported scheme {scheme!r}; expected one of {SCHEMES}")
     return module
 
 
@@ -356,7 +357,7 @@ class VerdictMemo:
 
     def __init__(self, max_entries: int = MEMO_ENTRIES) -> None:
         if type(max_entries) is not int or max_entries < 0:
-            raise ValueError(f"max_entries must be a non-negative int, got {max_entries!r}")
+            raise InputRejected(f"max_entries must be a non-negative int, got {max_entries!r}")
         self.max_entries = max_entries
         self._good: set[bytes] = set()
         self._bad: set[bytes] = set()

@@ -38,6 +38,7 @@ from veristream.pipeline.reexecute import reexecute
 from veristream.pipeline.state import JobState
 from veristream.provers.encoding import keccak256
 from veristream.provers.epoch_result import job_id_hash
+from veristream.provers.errors import InputRejected
 
 # a manifest is a few hundred bytes: one raw block; batches and states larger than a chunk are skipped
 _MANIFEST_MARK = b'"batch_cid"'
@@ -95,7 +96,7 @@ def pinned_cids(store: Any) -> list[str]:
 
     reply = httpx.post(f"{store.url}/api/v0/pin/ls", params={"type": "recursive"}, timeout=60.0)
     if reply.status_code != 200:
-        raise ValueError(f"IPFS node at {store.url} did not list its pins: HTTP {reply.status_code}")
+        raise InputRejected(f"IPFS node at {store.url} did not list its pins: HTTP {reply.status_code}")
 
     keys = reply.json().get("Keys") or {}
     return sorted(normalize_cid(str(k)) for k in keys)
@@ -129,10 +130,10 @@ def manifest_chain(manifests: dict[str, Any], head_cid: str) -> list[tuple[str, 
     cid: str | None = head_cid
     while cid is not None:
         if cid not in manifests:
-            raise ValueError(f"manifest {cid} (linked from epoch {chain[-1][1].epoch}) is not in the store")
+            raise InputRejected(f"manifest {cid} (linked from epoch {chain[-1][1].epoch}) is not in the store")
         manifest = manifests[cid]
         if chain and manifest.epoch >= chain[-1][1].epoch:
-            raise ValueError(f"manifest chain goes from epoch {chain[-1][1].epoch} back to {manifest.epoch}")
+            raise InputRejected(f"manifest chain goes from epoch {chain[-1][1].epoch} back to {manifest.epoch}")
         chain.append((cid, manifest))
         cid = manifest.prev_manifest_cid
     return chain[::-1]

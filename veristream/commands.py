@@ -19,6 +19,7 @@ from veristream.operator import FAULTS
 from veristream.pipeline.jobspec import JobSpec, JobSpecError, load_job
 from veristream.provers.aggregation import QuorumNotMet, demo_members
 from veristream.provers.encoding import parse_address
+from veristream.provers.errors import InputRejected
 from veristream.run import claim_for, committed_epochs, is_live, open_chain, run_job
 
 
@@ -84,7 +85,7 @@ def parse_faults(specs: list[str]) -> dict[int, str]:
     for spec in specs:
         slot, _, kind = spec.partition(":")
         if not slot.isdigit() or kind not in (*FAULTS, "down"):
-            raise ValueError(f"operator fault {spec!r} is not SLOT:KIND with KIND in {(*FAULTS, 'down')}")
+            raise InputRejected(f"operator fault {spec!r} is not SLOT:KIND with KIND in {(*FAULTS, 'down')}")
         faults[int(slot)] = kind
     return faults
 
@@ -110,7 +111,7 @@ def run_command(
     try:
         faults = parse_faults(operator_faults or [])
         if (max_epochs is not None or duration_s is not None) and not is_live(job):
-            raise ValueError("--epochs and --duration stop live sources; this job's sources are bounded")
+            raise InputRejected("--epochs and --duration stop live sources; this job's sources are bounded")
     except ValueError as error:
         print(f"error: {error}")
         return 2

@@ -26,6 +26,7 @@ from veristream.operator import Operator
 from veristream.pipeline.workers import ensure_ray
 from veristream.provers.aggregation import Aggregate, Member, Proposal, Review, aggregate_reviews
 from veristream.provers.epoch_result import epoch_result_digest
+from veristream.provers.errors import InputRejected
 
 
 class InProcessCommittee:
@@ -39,7 +40,7 @@ class InProcessCommittee:
         faults: Mapping[int, str] | None = None,
     ) -> None:
         if job.operators.remote or job.operators.set_id is not None:
-            raise ValueError(
+            raise InputRejected(
                 "operators.remote / operators.set_id name served Ray actors: run the committee on Ray (drop --no-ray)"
             )
         faults = faults or {}
@@ -93,7 +94,7 @@ class RayCommittee:
         faults = faults or {}
         on_chain_set = job.operators.set_id is not None
         if on_chain_set and any(m.secret_key for m in members):
-            raise ValueError(
+            raise InputRejected(
                 "operators.set_id: the committee is the on-chain set, not demo keys "
                 "(build it with veristream.run.committee_members)"
             )
@@ -197,13 +198,13 @@ def find_operator(name: str, namespace: str, member: Member, timeout_s: float = 
     try:
         actor = ray.get_actor(name, namespace=namespace)
     except ValueError:
-        raise ValueError(
+        raise InputRejected(
             f"no operator actor {name!r} in Ray namespace {namespace!r}: "
             "start it with `veristream operator serve`"
         ) from None
     served = bytes(ray.get(actor.public_key.remote(), timeout=timeout_s))
     if served != member.public_key:
-        raise ValueError(
+        raise InputRejected(
             f"operator {name!r} serves key 0x{served[:8].hex()}…, slot {member.slot} expects "
             f"0x{member.public_key[:8].hex()}…"
         )
@@ -250,17 +251,17 @@ def start_operator(job: Any, key: Mapping[str, str], name: str, namespace: str, 
 
     scheme = key.get("scheme")
     if scheme != job.operators.scheme:
-        raise ValueError(f"key is {scheme!r} but the job's operators use {job.operators.scheme!r}")
+        raise InputRejected(f"key is {scheme!r} but the job's operators use {job.operators.scheme!r}")
     try:
         secret = int(str(key["secret_key"]), 16)
     except (KeyError, ValueError):
-        raise ValueError("key file has no hex secret_key: use one from `veristream operator keygen`") from None
+        raise InputRejected("key file has no hex secret_key: use one from `veristream operator keygen`") from None
     try:
         ray.get_actor(name, namespace=namespace)
     except ValueError:
         pass  # the name is free
     else:
-        raise ValueError(f"an actor named {name!r} already runs in namespace {namespace!r}")
+        raise InputRejected(f"an actor named {name!r} already runs in namespace {namespace!r}")
     actor = ray.remote(num_cpus=0, max_restarts=0)(Operator).options(
         name=name, namespace=namespace, lifetime="detached"
     )

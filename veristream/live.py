@@ -46,9 +46,11 @@ from veristream.connectors.ingest_log import decode_record
 from veristream.connectors.ipfs import open_store
 from veristream.connectors.serve import serve_sources
 from veristream.contracts import fund_rewards
-from veristream.pipeline.compute import job_context
+from veristream.pipeline.compute import EpochContext, job_context
 from veristream.pipeline.jobspec import JobSpec
+from veristream.pipeline.preverify import Preverifier
 from veristream.pipeline.state import Checkpoint, load_epoch_checkpoint
+from veristream.provers.errors import InputRejected
 from veristream.run import (
     LIVE_SOURCE_TYPES,
     ChainSession,
@@ -91,11 +93,11 @@ class LiveOptions:
 
     def __post_init__(self) -> None:
         if self.max_epochs is not None and self.max_epochs < 1:
-            raise ValueError(f"max_epochs must be at least 1, got {self.max_epochs}")
+            raise InputRejected(f"max_epochs must be at least 1, got {self.max_epochs}")
         if self.duration_s is not None and self.duration_s <= 0:
-            raise ValueError(f"duration_s must be positive, got {self.duration_s}")
+            raise InputRejected(f"duration_s must be positive, got {self.duration_s}")
         if self.tick_s <= 0:
-            raise ValueError(f"tick_s must be positive, got {self.tick_s}")
+            raise InputRejected(f"tick_s must be positive, got {self.tick_s}")
 
 
 def live_sources(job: JobSpec) -> list[Any]:
@@ -105,7 +107,7 @@ def live_sources(job: JobSpec) -> list[Any]:
         f"sources[{i}] ({s.type})" for i, s in enumerate(job.sources) if not isinstance(s, LIVE_SOURCE_TYPES)
     ]
     if bounded:
-        raise ValueError(
+        raise InputRejected(
             f"{', '.join(bounded)}: a job with live sources (mqtt, http, websocket) cannot also have "
             "bounded ones (simulator, file); run them as their own job, or send them into the live "
             "source with `veristream simulate --to mqtt|http|ws`"
@@ -130,12 +132,8 @@ def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
 # PRE-VERIFICATION OF OPEN EPOCHS
 
 
-def open_preverifier(ctx: Any, committee: Any) -> Any | None:
-    """The pre-verifier for readings of still-open epochs, or ``None`` where that module is not installed."""
-    try:
-        from veristream.pipeline.preverify import Preverifier
-    except ImportError:  # an install without it: epochs are checked whole at their end
-        return None
+def open_preverifier(ctx: EpochContext, committee: Any) -> Preverifier:
+    """The pre-verifier for readings of still-open epochs: the committee checks them as they arrive."""
     return Preverifier(ctx, committee)
 
 
@@ -315,7 +313,7 @@ def run_live(
     sources = live_sources(job)
     on_chain_set = job.operators.set_id is not None
     if on_chain_set and not (use_chain and use_ray):
-        raise ValueError("operators.set_id: the committee is on chain and served on Ray (drop --no-chain/--no-ray)")
+        raise InputRejected("operators.set_id: the committee is on chain and served on Ray (drop --no-chain/--no-ray)")
     work_dir = Path(job.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     ctx = job_context(job)

@@ -145,7 +145,7 @@ def keygen(scheme: str) -> dict[str, str]:
 def register_key(job: JobSpec, key: dict[str, str], account: str | None, weight: int) -> dict[str, Any]:
     """Register ``key`` (from ``keygen``) for ``account`` in the job's operator set on its chain."""
     if key.get("scheme") != job.operators.scheme:
-        raise ValueError(f"key is {key.get('scheme')!r} but the job's operators use {job.operators.scheme!r}")
+        raise InputRejected(f"key is {key.get('scheme')!r} but the job's operators use {job.operators.scheme!r}")
     work_dir = Path(job.work_dir)
     setup = work_dir / "chain-setup.json"
     if job.operators.set_id is not None:  # an existing set on an existing deployment (the spec names both)
@@ -153,7 +153,7 @@ def register_key(job: JobSpec, key: dict[str, str], account: str | None, weight:
     elif setup.exists():
         set_id, deployment = int(json.loads(setup.read_text())["set_id"]), work_dir / "deployment.json"
     else:
-        raise ValueError("the job has no operator set on chain yet: run it once (veristream run) first")
+        raise InputRejected("the job has no operator set on chain yet: run it once (veristream run) first")
     chain = connect(ChainConfig(url=job.chain.rpc_url) if job.chain.mode == "rpc" else work_dir / "chain")
     try:
         dep = load_deployment(chain, deployment)

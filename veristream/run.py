@@ -73,7 +73,7 @@ from veristream.pipeline.state import (
 from veristream.pipeline.workers import ensure_ray
 from veristream.provers.aggregation import QuorumNotMet, demo_members, registry_members
 from veristream.provers.epoch_result import job_id_hash
-from veristream.provers.errors import SpecError
+from veristream.provers.errors import InputRejected, SpecError
 from veristream.provers.reasons import PIPELINE_STAGES
 
 CHAIN_SETUP_FILE = "chain-setup.json"
@@ -166,7 +166,7 @@ def ingest(job: JobSpec, log: Any, progress: Progress = _no_progress, chunk: int
     messages = bounded_messages(job)
     done = int(log.counts()["arrived"])
     if done > len(messages):
-        raise ValueError(f"the ingest log holds {done} messages but the sources have {len(messages)}")
+        raise InputRejected(f"the ingest log holds {done} messages but the sources have {len(messages)}")
     for start in range(done, len(messages), chunk):
         log.append_batch(messages[start : start + chunk])
         progress("ingest", min(start + chunk, len(messages)), len(messages))
@@ -299,7 +299,7 @@ def open_chain(job: JobSpec, members: list[Any], total_epochs_budget: int) -> Ch
     if setup_path.exists():
         setup = json.loads(setup_path.read_text())
         if job.operators.set_id is not None and int(setup["set_id"]) != job.operators.set_id:
-            raise ValueError(
+            raise InputRejected(
                 f"operators.set_id is {job.operators.set_id} but {work_dir} belongs to operator set "
                 f"{setup['set_id']}: use another work_dir"
             )
@@ -311,7 +311,7 @@ def open_chain(job: JobSpec, members: list[Any], total_epochs_budget: int) -> Ch
         committee = LocalCommittee.deterministic(job.operators.scheme, job.operators.count, job.operators.key_seed)
         accounts = chain.accounts
         if len(accounts) < 1 + len(members):
-            raise ValueError(f"the chain has {len(accounts)} accounts; {len(members)} operators need their own")
+            raise InputRejected(f"the chain has {len(accounts)} accounts; {len(members)} operators need their own")
         committee.register(chain, dep, set_id, accounts[1 : 1 + len(members)], [m.weight for m in members])
         _let_registrations_activate(chain, dep.activation_delay + 1)
         job_set = None
@@ -319,7 +319,7 @@ def open_chain(job: JobSpec, members: list[Any], total_epochs_budget: int) -> Ch
         dep, set_id = _existing_operator_set(job, chain)
         job_set = job_operator_set(chain, dep, job_hash)
         if job_set is not None and job_set != set_id:
-            raise ValueError(f"job {job.job_id!r} exists on chain with operator set {job_set}, not {set_id}")
+            raise InputRejected(f"job {job.job_id!r} exists on chain with operator set {job_set}, not {set_id}")
     if job_set is None:
         quorum = job.operators.quorum
         create_job(
@@ -348,10 +348,10 @@ def _existing_operator_set(job: JobSpec, chain: Any) -> tuple[Any, int]:
     dep = load_deployment(chain, job.chain.deployment)
     scheme = operator_set_scheme(chain, dep, set_id)
     if scheme != job.operators.scheme:
-        raise ValueError(f"operator set {set_id} holds {scheme} keys but operators.scheme is {job.operators.scheme!r}")
+        raise InputRejected(f"operator set {set_id} holds {scheme} keys but operators.scheme is {job.operators.scheme!r}")
     pending = operator_set_pending_until(chain, dep, set_id)
     if pending == 0:
-        raise ValueError(
+        raise InputRejected(
             f"operator set {set_id} has no operators yet: register them with `veristream operator register`"
         )
     # WAIT for registrations still scheduled
@@ -445,7 +445,7 @@ def claim_for(
 
     cumulative = checkpoint.state.cumulative
     if not cumulative:
-        raise ValueError("no rewards have been earned yet")
+        raise InputRejected("no rewards have been earned yet")
     if account is None:
         account = max(sorted(cumulative), key=lambda a: cumulative[a])
     amount, proof = reward_proof(cumulative, account)
@@ -480,7 +480,7 @@ def committee_members(job: JobSpec, session: ChainSession | None = None, epoch: 
         return demo_members(operators.scheme, operators.count, operators.key_seed, operators.weights)
 
     if session is None:
-        raise ValueError("operators.set_id reads the committee from the chain: drop --no-chain")
+        raise InputRejected("operators.set_id reads the committee from the chain: drop --no-chain")
     # READ the set the EpochVerifier checks this epoch against
     timestamp = reference_time(session.chain, session.deployment, session.job_hash, epoch)
     registered = operator_set_members(session.chain, session.deployment, operators.set_id, timestamp)
@@ -490,7 +490,7 @@ def committee_members(job: JobSpec, session: ChainSession | None = None, epoch: 
     members = registry_members(operators.scheme, registered, served, operators.set_id)
     if not any(m.actor for m in members):
         where = f"named {list(operators.remote)}" if operators.remote else "at all"
-        raise ValueError(
+        raise InputRejected(
             f"none of the {len(members)} operators of set {operators.set_id} is served in Ray namespace "
             f"{operators.namespace!r} {where}: start them with `veristream operator serve`"
         )
@@ -531,7 +531,7 @@ def run_job(
     """
 
     if is_live(job):
-        raise ValueError("a job with live sources runs through veristream.live.run_live")
+        raise InputRejected("a job with live sources runs through veristream.live.run_live")
 
     work_dir = Path(job.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -555,7 +555,7 @@ def run_job(
     # COMMITTEE + CHAIN: demo keys registered by open_chain, or the operator set on chain
     on_chain_set = job.operators.set_id is not None
     if on_chain_set and not (use_chain and use_ray):
-        raise ValueError("operators.set_id: the committee is on chain and served on Ray (drop --no-chain/--no-ray)")
+        raise InputRejected("operators.set_id: the committee is on chain and served on Ray (drop --no-chain/--no-ray)")
     members = [] if on_chain_set else committee_members(job)
     budget = job.rewards.tokens_per_epoch * max(1, len(checkpoints))
     session = open_chain(job, members, budget) if use_chain else None

@@ -17,6 +17,7 @@ from multiformats import CID
 
 from veristream.connectors.ipfs.cid import parse_cid, verify_block
 from veristream.connectors.ipfs.unixfs import Block, _read_varint, _varint
+from veristream.provers.errors import InputRejected
 
 # kubo refuses blocks over 4 MiB on the wire (bitswap); a section far larger
 # than that is a corrupt length, not a block, and must not make us allocate it.
@@ -34,20 +35,20 @@ def _read_stream_varint(stream: BinaryIO) -> int | None:
         if not byte:
             if first:
                 return None
-            raise ValueError("CAR truncated inside a varint")
+            raise InputRejected("CAR truncated inside a varint")
         first = False
         value |= (byte[0] & 0x7F) << shift
         if not byte[0] & 0x80:
             return value
         shift += 7
         if shift >= 64:
-            raise ValueError("CAR varint longer than 64 bits")
+            raise InputRejected("CAR varint longer than 64 bits")
 
 
 def _read_exact(stream: BinaryIO, length: int, what: str) -> bytes:
     data = stream.read(length)
     if len(data) != length:
-        raise ValueError(f"CAR truncated: {what} needs {length} bytes, got {len(data)}")
+        raise InputRejected(f"CAR truncated: {what} needs {length} bytes, got {len(data)}")
     return data
 
 
@@ -60,7 +61,7 @@ def encode_header(roots: list[bytes]) -> bytes:
 def write_car(roots: list[bytes], blocks: Iterable[Block], out: BinaryIO) -> int:
     """Write a CARv1 with ``roots`` and ``blocks`` (in the given order) to ``out``; returns bytes written."""
     if not roots:
-        raise ValueError("a CAR needs at least one root")
+        raise InputRejected("a CAR needs at least one root")
     header = encode_header(roots)
     written = out.write(_varint(len(header)) + header)
     for block in blocks:
@@ -80,9 +81,9 @@ def _cid_length(section: bytes) -> int:
             _, pos = _read_varint(section, pos)
         length, pos = _read_varint(section, pos)
     except ValueError:
-        raise ValueError("CAR section truncated inside its CID") from None
+        raise InputRejected("CAR section truncated inside its CID") from None
     if pos + length > len(section):
-        raise ValueError("CAR section shorter than its CID's digest")
+        raise InputRejected("CAR section shorter than its CID's digest")
     return pos + length
 
 
@@ -90,28 +91,28 @@ def read_header(stream: BinaryIO) -> list[bytes]:
     """Read a CARv1 header from ``stream``; returns the roots as binary CIDs."""
     length = _read_stream_varint(stream)
     if length is None or length == 0:
-        raise ValueError("not a CAR: empty input")
+        raise InputRejected("not a CAR: empty input")
     if length > MAX_HEADER:
-        raise ValueError(f"not a CAR: header length {length} is implausible")
+        raise InputRejected(f"not a CAR: header length {length} is implausible")
     raw = _read_exact(stream, length, "header")
     try:
         header = dag_cbor.decode(raw)
     except Exception as exc:  # dag_cbor raises its own error types for bad input
-        raise ValueError(f"not a CAR: header is not dag-cbor ({exc})") from None
+        raise InputRejected(f"not a CAR: header is not dag-cbor ({exc})") from None
     if not isinstance(header, dict):
-        raise ValueError("not a CAR: header is not a map")
+        raise InputRejected("not a CAR: header is not a map")
     version = header.get("version")
     if version == 2:
-        raise ValueError("CARv2 is not supported: export a CARv1 (`ipfs dag export` does)")
+        raise InputRejected("CARv2 is not supported: export a CARv1 (`ipfs dag export` does)")
     if version != 1:
-        raise ValueError(f"not a CARv1: header version {version!r}")
+        raise InputRejected(f"not a CARv1: header version {version!r}")
     roots = header.get("roots")
     if not isinstance(roots, list):
-        raise ValueError("not a CAR: header roots must be a list of CIDs")
+        raise InputRejected("not a CAR: header roots must be a list of CIDs")
     binary: list[bytes] = []
     for root in roots:
         if not isinstance(root, CID):
-            raise ValueError(f"not a CAR: header root {root!r} is not a CID")
+            raise InputRejected(f"not a CAR: header root {root!r} is not a CID")
         binary.append(bytes(root))
     return binary
 
@@ -123,7 +124,7 @@ def iter_blocks(stream: BinaryIO) -> Iterator[Block]:
         if length is None:
             return
         if length == 0 or length > MAX_SECTION:
-            raise ValueError(f"CAR section length {length} is out of range")
+            raise InputRejected(f"CAR section length {length} is out of range")
         section = _read_exact(stream, length, "block section")
         split = _cid_length(section)
         cid = parse_cid(section[:split])

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from multiformats import CID, multihash
 
-from veristream.provers.errors import StoreError
+from veristream.provers.errors import InputRejected, StoreError
 
 RAW = 0x55
 DAG_PB = 0x70
@@ -52,7 +52,7 @@ def block_cid(codec: int, block: bytes) -> bytes:
     """Binary CIDv1 (sha2-256) of ``block`` under ``codec`` (``RAW`` or ``DAG_PB``)."""
     prefix = _PREFIX.get(codec)
     if prefix is None:
-        raise ValueError(f"unsupported codec 0x{codec:x}: only raw and dag-pb blocks are built")
+        raise InputRejected(f"unsupported codec 0x{codec:x}: only raw and dag-pb blocks are built")
     return prefix + hashlib.sha256(block).digest()
 
 
@@ -66,7 +66,7 @@ def format_cid(binary: bytes) -> str:
 def parse_cid(cid: str | bytes) -> ParsedCid:
     """Parse a CID in text (any multibase, or base58 CIDv0) or binary form; ``ValueError`` if malformed."""
     if not isinstance(cid, str | bytes | bytearray):
-        raise ValueError(f"a CID must be str or bytes, got {type(cid).__name__}")
+        raise InputRejected(f"a CID must be str or bytes, got {type(cid).__name__}")
     if isinstance(cid, bytes | bytearray):
         # Fast path for the blocks we build ourselves (every link of a file DAG).
         for codec, prefix in _PREFIX.items():
@@ -76,11 +76,11 @@ def parse_cid(cid: str | bytes) -> ParsedCid:
     if isinstance(cid, str):
         cid = cid.strip()
     if not cid:
-        raise ValueError("empty CID")
+        raise InputRejected("empty CID")
     try:
         parsed = CID.decode(bytes(cid) if isinstance(cid, bytearray) else cid)
     except Exception as exc:  # multiformats raises several unrelated types for bad input
-        raise ValueError(f"not a CID: {cid!r} ({exc})") from None
+        raise InputRejected(f"not a CID: {cid!r} ({exc})") from None
     return ParsedCid(
         binary=bytes(parsed),
         version=parsed.version,
@@ -108,7 +108,7 @@ def verify_block(cid: ParsedCid, block: bytes) -> None:
         try:
             digest = bytes(multihash.get(code=cid.hash_code).digest(block))
         except Exception as exc:
-            raise ValueError(
+            raise InputRejected(
                 f"cannot verify {format_cid(cid.binary)}: hash 0x{cid.hash_code:x} unsupported ({exc})"
             ) from None
         digest = bytes(multihash.unwrap(digest))

@@ -33,6 +33,7 @@ from veristream.connectors.ipfs.cid import (
 from veristream.connectors.ipfs.store import BlockNotFound
 from veristream.connectors.ipfs.unixfs import Block, iter_file_blocks, links_of, read_file
 from veristream.provers.durable import write_atomically
+from veristream.provers.errors import InputRejected
 
 
 class EmbeddedStore:
@@ -61,7 +62,7 @@ class EmbeddedStore:
     def put(self, data: bytes, *, pin: bool = True) -> str:
         """Store ``data`` as a UnixFS file and return its CIDv1 (base32); pinned unless ``pin=False``."""
         if not isinstance(data, bytes | bytearray | memoryview):
-            raise ValueError(f"put needs bytes, got {type(data).__name__}")
+            raise InputRejected(f"put needs bytes, got {type(data).__name__}")
         root = b""
         touched: set[Path] = set()
         for block in iter_file_blocks(bytes(data)):

@@ -32,7 +32,7 @@ from veristream.connectors.ipfs.cid import RAW, CidMismatch, format_cid, normali
 from veristream.connectors.ipfs.store import BlockNotFound
 from veristream.connectors.ipfs.unixfs import cid_of, links_of, read_file
 from veristream.provers.durable import write_atomically
-from veristream.provers.errors import StoreError
+from veristream.provers.errors import InputRejected, StoreError
 
 UPLOAD_PIECE = 1024 * 1024
 
@@ -73,9 +73,9 @@ class RpcStore:
         bounds how long ``has`` lets the node look for a block it lacks.
         """
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"RPC url must be http(s)://host:port, got {url!r}")
+            raise InputRejected(f"RPC url must be http(s)://host:port, got {url!r}")
         if retries < 0 or backoff < 0 or timeout <= 0 or probe_timeout <= 0:
-            raise ValueError("retries and backoff must be >= 0, timeouts > 0")
+            raise InputRejected("retries and backoff must be >= 0, timeouts > 0")
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.retries = retries
@@ -105,7 +105,7 @@ class RpcStore:
     def put(self, data: bytes, *, pin: bool = True) -> str:
         """Add ``data`` to the node (streamed) and return its CIDv1, checked against :func:`cid_of`."""
         if not isinstance(data, bytes | bytearray | memoryview):
-            raise ValueError(f"put needs bytes, got {type(data).__name__}")
+            raise InputRejected(f"put needs bytes, got {type(data).__name__}")
         payload = bytes(data)
         params = {**ADD_PARAMS, "pin": "true" if pin else "false"}
         reply = self._call("add", params, upload=lambda: _pieces(payload))

@@ -33,6 +33,7 @@ from veristream.connectors.ipfs.cid import (
     parse_cid,
     verify_block,
 )
+from veristream.provers.errors import InputRejected
 
 CHUNK_SIZE = 256 * 1024
 MAX_LINKS = 174
@@ -85,7 +86,7 @@ class UnixFSData:
 def _varint(value: int) -> bytes:
     """Protobuf base-128 varint of a non-negative integer."""
     if value < 0:
-        raise ValueError(f"varint must be non-negative, got {value}")
+        raise InputRejected(f"varint must be non-negative, got {value}")
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
@@ -100,7 +101,7 @@ def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
     shift = 0
     while True:
         if pos >= len(buf):
-            raise ValueError("truncated varint")
+            raise InputRejected("truncated varint")
         byte = buf[pos]
         pos += 1
         value |= (byte & 0x7F) << shift
@@ -108,7 +109,7 @@ def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
             return value, pos
         shift += 7
         if shift >= 64:
-            raise ValueError("varint longer than 64 bits")
+            raise InputRejected("varint longer than 64 bits")
 
 
 def _fields(buf: bytes) -> Iterator[tuple[int, int, int | bytes]]:
@@ -123,11 +124,11 @@ def _fields(buf: bytes) -> Iterator[tuple[int, int, int | bytes]]:
         elif wire == _WIRE_BYTES:
             length, pos = _read_varint(buf, pos)
             if pos + length > len(buf):
-                raise ValueError("truncated length-delimited field")
+                raise InputRejected("truncated length-delimited field")
             yield field, wire, buf[pos : pos + length]
             pos += length
         else:
-            raise ValueError(f"unexpected protobuf wire type {wire} (field {field})")
+            raise InputRejected(f"unexpected protobuf wire type {wire} (field {field})")
 
 
 def _bytes_field(field: int, value: bytes) -> bytes:
@@ -166,7 +167,7 @@ def decode_pb_node(block: bytes) -> PBNode:
         elif field == 1 and isinstance(value, bytes) and data is None:
             data = value
         else:
-            raise ValueError(f"not a dag-pb node: field {field} (wire type {wire})")
+            raise InputRejected(f"not a dag-pb node: field {field} (wire type {wire})")
     return PBNode(tuple(links), data)
 
 
@@ -181,13 +182,13 @@ def _decode_pb_link(buf: bytes) -> PBLink:
             try:
                 name = value.decode("utf-8")
             except UnicodeDecodeError:
-                raise ValueError("dag-pb link name is not UTF-8") from None
+                raise InputRejected("dag-pb link name is not UTF-8") from None
         elif field == 3 and wire == _WIRE_VARINT and isinstance(value, int):
             tsize = value
         else:
-            raise ValueError(f"not a dag-pb link: field {field} (wire type {wire})")
+            raise InputRejected(f"not a dag-pb link: field {field} (wire type {wire})")
     if hash_ is None:
-        raise ValueError("dag-pb link without Hash")
+        raise InputRejected("dag-pb link without Hash")
     return PBLink(hash_, name, tsize)
 
 
@@ -228,7 +229,7 @@ def decode_unixfs(buf: bytes) -> UnixFSData:
                 size, pos = _read_varint(value, pos)
                 blocksizes.append(size)
     if type_ is None:
-        raise ValueError("UnixFS data without Type")
+        raise InputRejected("UnixFS data without Type")
     return UnixFSData(type_, data, filesize, tuple(blocksizes))
 
 
@@ -295,7 +296,7 @@ def file_root(data: bytes) -> bytes:
 def cid_of(data: bytes) -> str:
     """The CID ``ipfs add --cid-version=1`` gives ``data`` (base32), computed without storing."""
     if not isinstance(data, bytes | bytearray | memoryview):
-        raise ValueError(f"cid_of needs bytes, got {type(data).__name__}")
+        raise InputRejected(f"cid_of needs bytes, got {type(data).__name__}")
     return format_cid(file_root(bytes(data)))
 
 
@@ -322,15 +323,15 @@ def _read_into(cid: ParsedCid, fetch: Callable[[bytes], bytes], parts: list[byte
         parts.append(block)
         return len(block)
     if cid.codec != DAG_PB:
-        raise ValueError(f"{format_cid(cid.binary)}: codec 0x{cid.codec:x} is not a UnixFS file")
+        raise InputRejected(f"{format_cid(cid.binary)}: codec 0x{cid.codec:x} is not a UnixFS file")
     node = decode_pb_node(block)
     if node.data is None:
-        raise ValueError(f"{format_cid(cid.binary)}: dag-pb node without UnixFS data")
+        raise InputRejected(f"{format_cid(cid.binary)}: dag-pb node without UnixFS data")
     meta = decode_unixfs(node.data)
     if meta.type not in (UNIXFS_FILE, UNIXFS_RAW):
-        raise ValueError(f"{format_cid(cid.binary)}: UnixFS type {meta.type} is not a file")
+        raise InputRejected(f"{format_cid(cid.binary)}: UnixFS type {meta.type} is not a file")
     if node.links and len(meta.blocksizes) != len(node.links):
-        raise ValueError(
+        raise InputRejected(
             f"{format_cid(cid.binary)}: {len(node.links)} links but {len(meta.blocksizes)} blocksizes"
         )
     total = 0
@@ -340,13 +341,13 @@ def _read_into(cid: ParsedCid, fetch: Callable[[bytes], bytes], parts: list[byte
     for link, expected in zip(node.links, meta.blocksizes, strict=False):
         got = _read_into(parse_cid(link.hash), fetch, parts)
         if got != expected:
-            raise ValueError(
+            raise InputRejected(
                 f"{format_cid(cid.binary)}: child {format_cid(link.hash)} holds {got} bytes, "
                 f"blocksizes says {expected}"
             )
         total += got
     if meta.filesize is not None and meta.filesize != total:
-        raise ValueError(f"{format_cid(cid.binary)}: filesize {meta.filesize} but {total} bytes")
+        raise InputRejected(f"{format_cid(cid.binary)}: filesize {meta.filesize} but {total} bytes")
     return total
 
 
@@ -356,5 +357,5 @@ def links_of(cid: bytes, block: bytes) -> list[bytes]:
     if codec == RAW:
         return []
     if codec != DAG_PB:
-        raise ValueError(f"{format_cid(cid)}: cannot walk codec 0x{codec:x}")
+        raise InputRejected(f"{format_cid(cid)}: cannot walk codec 0x{codec:x}")
     return [link.hash for link in decode_pb_node(block).links]

@@ -32,6 +32,8 @@ from py_ecc.optimized_bls12_381 import (
     pairing,
 )
 
+from veristream.provers.errors import InputRejected
+
 
 class P1:
     """A point of G1 (public keys), py-ecc Jacobian coordinates inside."""
@@ -48,9 +50,9 @@ class P1:
         try:
             point = pubkey_to_G1(data)  # type: ignore[arg-type]
         except (ValueError, AssertionError) as exc:
-            raise ValueError(f"bad G1 encoding: {exc}") from None
+            raise InputRejected(f"bad G1 encoding: {exc}") from None
         if not subgroup_check(point):
-            raise ValueError("G1 point is not in the prime-order subgroup")
+            raise InputRejected("G1 point is not in the prime-order subgroup")
         return cls(point)
 
     def compress(self) -> bytes:
@@ -85,9 +87,9 @@ class P2:
         try:
             point = signature_to_G2(data)  # type: ignore[arg-type]
         except (ValueError, AssertionError) as exc:
-            raise ValueError(f"bad G2 encoding: {exc}") from None
+            raise InputRejected(f"bad G2 encoding: {exc}") from None
         if not subgroup_check(point):
-            raise ValueError("G2 point is not in the prime-order subgroup")
+            raise InputRejected("G2 point is not in the prime-order subgroup")
         return cls(point)
 
     @classmethod

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from veristream.provers.errors import InputRejected
+
 DST = b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_"
 POP_DST = b"BLS_POP_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_"
 
@@ -73,7 +75,7 @@ def _load_backend(name: str) -> _Backend:
         from veristream.provers.bls import _pyecc12381 as slow
 
         return _Backend("py-ecc", slow.P1, slow.P2, slow.miller_loop, slow.final_verify)
-    raise ValueError(f"unknown BLS12-381 backend {name!r}: use 'blst' or 'py-ecc'")
+    raise InputRejected(f"unknown BLS12-381 backend {name!r}: use 'blst' or 'py-ecc'")
 
 
 def _default_backend() -> _Backend:
@@ -107,40 +109,40 @@ def use_backend(name: str) -> None:
 
 def _check_secret_key(sk: int) -> int:
     if isinstance(sk, bool) or not isinstance(sk, int):
-        raise ValueError(f"secret key must be an int, got {type(sk).__name__}")
+        raise InputRejected(f"secret key must be an int, got {type(sk).__name__}")
     if not 0 < sk < CURVE_ORDER:
-        raise ValueError("secret key must be in [1, r) for the BLS12-381 group order r")
+        raise InputRejected("secret key must be in [1, r) for the BLS12-381 group order r")
     return sk
 
 
 def _check_message(message: bytes) -> bytes:
     if not isinstance(message, bytes):
-        raise ValueError(f"message must be bytes, got {type(message).__name__}")
+        raise InputRejected(f"message must be bytes, got {type(message).__name__}")
     return message
 
 
 def _check_length(name: str, data: bytes, length: int) -> None:
     if not isinstance(data, bytes):
-        raise ValueError(f"{name} must be bytes, got {type(data).__name__}")
+        raise InputRejected(f"{name} must be bytes, got {type(data).__name__}")
     if len(data) != length:
-        raise ValueError(f"{name} must be {length} bytes, got {len(data)}")
+        raise InputRejected(f"{name} must be {length} bytes, got {len(data)}")
 
 
 def _check_list(name: str, items: Sequence[Any]) -> None:
     # a bytes object is a Sequence too: iterating it would yield ints
     if isinstance(items, bytes | bytearray | str) or not isinstance(items, Sequence):
-        raise ValueError(f"{name} must be a list of bytes, got {type(items).__name__}")
+        raise InputRejected(f"{name} must be a list of bytes, got {type(items).__name__}")
 
 
 @lru_cache(maxsize=PK_CACHE_SIZE)
 def _parse_pk_cached(pk: bytes) -> Any:
     if pk == _G1_INFINITY:
         # an infinity key would let anyone sign for it; blst itself accepts it
-        raise ValueError("public key is the point at infinity")
+        raise InputRejected("public key is the point at infinity")
     try:
         return _b.p1.uncompress(pk)
     except ValueError as exc:
-        raise ValueError(f"public key is not a valid G1 point in the subgroup: {exc}") from None
+        raise InputRejected(f"public key is not a valid G1 point in the subgroup: {exc}") from None
 
 
 def parse_pk(pk: bytes) -> Any:
@@ -167,11 +169,11 @@ def parse_signature(signature: bytes) -> Any:
     """
     _check_length("signature", signature, SIGNATURE_LENGTH)
     if signature == _G2_INFINITY:
-        raise ValueError("signature is the point at infinity")
+        raise InputRejected("signature is the point at infinity")
     try:
         return _b.p2.uncompress(bytes(signature))
     except ValueError as exc:
-        raise ValueError(f"signature is not a valid G2 point in the subgroup: {exc}") from None
+        raise InputRejected(f"signature is not a valid G2 point in the subgroup: {exc}") from None
 
 
 def key_validate(pk: bytes) -> bool:
@@ -231,7 +233,7 @@ def aggregate(signatures: Sequence[bytes]) -> bytes:
     """The sum of one or more signatures (96 bytes); ``ValueError`` on an empty list or a bad one."""
     _check_list("signatures", signatures)
     if not signatures:
-        raise ValueError("cannot aggregate an empty list of signatures")
+        raise InputRejected("cannot aggregate an empty list of signatures")
     total = _b.p2()
     for signature in signatures:
         total = total + parse_signature(signature)
@@ -243,7 +245,7 @@ def aggregate_pks(pks: Sequence[bytes]) -> bytes:
     """The sum of one or more valid public keys (48 bytes; infinity if they cancel)."""
     points = parse_pks(pks)
     if not points:
-        raise ValueError("cannot aggregate an empty list of public keys")
+        raise InputRejected("cannot aggregate an empty list of public keys")
     total = _b.p1()
     for point in points:
         total = total + point
@@ -354,5 +356,5 @@ def hash_to_g2_evm(message: bytes, dst: bytes = DST) -> bytes:
     """The 256-byte EIP-2537 encoding of ``H(message)`` (hash-to-curve with ``dst``)."""
     _check_message(message)
     if not isinstance(dst, bytes) or not 0 < len(dst) <= 255:
-        raise ValueError("dst must be 1 to 255 bytes")
+        raise InputRejected("dst must be 1 to 255 bytes")
     return _g2_affine_words(_b.p2.hash_to_group(message, dst).compress())

@@ -44,6 +44,7 @@ from veristream.provers.bls._bn254_curve import (
     g2_sum,
 )
 from veristream.provers.encoding import keccak256
+from veristream.provers.errors import InputRejected
 
 DST = b"VERISTREAM-BLS-BN254-SIG-V1"
 POP_DST = b"VERISTREAM-BLS-BN254-POP-V1"
@@ -62,14 +63,14 @@ _SQRT_EXPONENT = (P + 1) // 4
 
 def _words(data: bytes, count: int, what: str) -> list[int]:
     if not isinstance(data, bytes):
-        raise ValueError(f"{what} must be bytes, got {type(data).__name__}")
+        raise InputRejected(f"{what} must be bytes, got {type(data).__name__}")
     if len(data) != count * WORD:
-        raise ValueError(f"{what} must be {count * WORD} bytes, got {len(data)}")
+        raise InputRejected(f"{what} must be {count * WORD} bytes, got {len(data)}")
     values = [int.from_bytes(data[i : i + WORD], "big") for i in range(0, len(data), WORD)]
     if any(v >= P for v in values):
-        raise ValueError(f"{what} has a coordinate >= the field modulus (non-canonical)")
+        raise InputRejected(f"{what} has a coordinate >= the field modulus (non-canonical)")
     if not any(values):
-        raise ValueError(f"{what} is the point at infinity")
+        raise InputRejected(f"{what} is the point at infinity")
     return values
 
 
@@ -95,7 +96,7 @@ def parse_g1(data: bytes, what: str = "G1 point") -> tuple[int, int]:
     """
     x, y = _words(data, 2, what)
     if not g1_on_curve((x, y)):
-        raise ValueError(f"{what} is not on the curve y^2 = x^3 + 3")
+        raise InputRejected(f"{what} is not on the curve y^2 = x^3 + 3")
     return (x, y)
 
 
@@ -104,10 +105,10 @@ def _parse_g2_cached(data: bytes) -> tuple[tuple[int, int], tuple[int, int]]:
     x_im, x_re, y_im, y_re = _words(data, 4, "")
     point = ((x_re, x_im), (y_re, y_im))
     if not g2_on_curve(point):
-        raise ValueError("is not on the twist curve y^2 = x^3 + 3/(9+i)")
+        raise InputRejected("is not on the twist curve y^2 = x^3 + 3/(9+i)")
     # the twist has a large cofactor: a point of another order would break the pairing check
     if not g2_in_subgroup(point):
-        raise ValueError("is not in the order-r subgroup of G2")
+        raise InputRejected("is not in the order-r subgroup of G2")
     return point
 
 
@@ -119,32 +120,32 @@ def parse_g2(data: bytes, what: str = "G2 point") -> tuple[tuple[int, int], tupl
     the twist, or a point outside the order-r subgroup.
     """
     if not isinstance(data, bytes):
-        raise ValueError(f"{what} must be bytes, got {type(data).__name__}")
+        raise InputRejected(f"{what} must be bytes, got {type(data).__name__}")
     try:
         return _parse_g2_cached(bytes(data))
     except ValueError as exc:
-        raise ValueError(f"{what} {str(exc).lstrip()}") from None
+        raise InputRejected(f"{what} {str(exc).lstrip()}") from None
 
 
 def _check_secret_key(sk: int) -> int:
     if isinstance(sk, bool) or not isinstance(sk, int):
-        raise ValueError(f"secret key must be an int, got {type(sk).__name__}")
+        raise InputRejected(f"secret key must be an int, got {type(sk).__name__}")
     if not 0 < sk < R:
-        raise ValueError("secret key must be in [1, r) for the BN254 group order r")
+        raise InputRejected("secret key must be in [1, r) for the BN254 group order r")
     return sk
 
 
 def _check_message(message: bytes) -> bytes:
     if not isinstance(message, bytes):
-        raise ValueError(f"message must be bytes, got {type(message).__name__}")
+        raise InputRejected(f"message must be bytes, got {type(message).__name__}")
     return message
 
 
 def _check_list(name: str, items: Sequence[Any]) -> None:
     if isinstance(items, bytes | bytearray | str) or not isinstance(items, Sequence):
-        raise ValueError(f"{name} must be a list of bytes, got {type(items).__name__}")
+        raise InputRejected(f"{name} must be a list of bytes, got {type(items).__name__}")
     if not items:
-        raise ValueError(f"{name} must not be empty")
+        raise InputRejected(f"{name} must not be empty")
 
 
 # --- hash to G1 --------------------------------------------------------------------
@@ -168,7 +169,7 @@ def hash_to_g1(message: bytes, dst: bytes = DST) -> bytes:
     """
     _check_message(message)
     if not isinstance(dst, bytes):
-        raise ValueError(f"dst must be bytes, got {type(dst).__name__}")
+        raise InputRejected(f"dst must be bytes, got {type(dst).__name__}")
     return encode_g1(_hash_to_g1_point(message, dst))
 
 
@@ -177,7 +178,7 @@ def hash_to_g1(message: bytes, dst: bytes = DST) -> bytes:
 
 def _g2_lines(point: G2Point) -> tuple[_bn254_pairing.Line, ...]:
     if point is None:
-        raise ValueError("a G2 point at infinity never reaches a pairing check here")
+        raise InputRejected("a G2 point at infinity never reaches a pairing check here")
     if point == _NEG_G2:
         return _NEG_G2_LINES
     return _bn254_pairing.g2_lines(point)
@@ -324,14 +325,14 @@ def challenge(message: bytes, apk_g1: bytes, apk_g2: bytes, signature: bytes) ->
     encodings (64 + 128 + 64 bytes), so the preimage is 288 bytes.
     """
     if not isinstance(message, bytes) or len(message) != WORD:
-        raise ValueError("the on-chain check signs 32-byte messages only")
+        raise InputRejected("the on-chain check signs 32-byte messages only")
     for data, length, what in (
         (apk_g1, G1_LENGTH, "apk_g1"),
         (apk_g2, G2_LENGTH, "apk_g2"),
         (signature, G1_LENGTH, "signature"),
     ):
         if not isinstance(data, bytes) or len(data) != length:
-            raise ValueError(f"{what} must be {length} bytes")
+            raise InputRejected(f"{what} must be {length} bytes")
     return int.from_bytes(keccak256(message + apk_g1 + apk_g2 + signature), "big") % R
 
 

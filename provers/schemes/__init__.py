@@ -7,20 +7,22 @@ failed check reports a ``veristream.provers.reasons.SignatureFault``.
 
 from __future__ import annotations
 
+from veristream.provers.errors import InputRejected
+
 PRIVATE_KEY_LENGTH = 32
 
 
 def ensure_private_key(private_key: bytes) -> bytes:
     """``private_key`` as 32 immutable bytes; ``ValueError`` for any other type or length."""
     if not isinstance(private_key, bytes | bytearray):
-        raise ValueError(f"private key must be bytes, got {type(private_key).__name__}")
+        raise InputRejected(f"private key must be bytes, got {type(private_key).__name__}")
     if len(private_key) != PRIVATE_KEY_LENGTH:
-        raise ValueError(f"private key must be {PRIVATE_KEY_LENGTH} bytes, got {len(private_key)}")
+        raise InputRejected(f"private key must be {PRIVATE_KEY_LENGTH} bytes, got {len(private_key)}")
     return bytes(private_key)
 
 
 def ensure_digest(digest: bytes) -> bytes:
     """``digest`` as 32 immutable bytes; ``ValueError`` otherwise."""
     if not isinstance(digest, bytes | bytearray) or len(digest) != 32:
-        raise ValueError("digest must be 32 bytes")
+        raise InputRejected("digest must be 32 bytes")
     return bytes(digest)

@@ -16,6 +16,7 @@ from nacl._sodium import lib as _lib
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
+from veristream.provers.errors import InputRejected
 from veristream.provers.reasons import SignatureFault
 from veristream.provers.schemes import (
     ensure_digest,
@@ -42,12 +43,12 @@ def signature_problem(signature: bytes) -> str | None:
 def canonical_public_key(public_key: bytes) -> bytes:
     """The 32-byte key itself once checked: canonical, on the curve, not of small order."""
     if not isinstance(public_key, bytes | bytearray):
-        raise ValueError(f"ed25519 public key must be bytes, got {type(public_key).__name__}")
+        raise InputRejected(f"ed25519 public key must be bytes, got {type(public_key).__name__}")
     key = bytes(public_key)
     if len(key) != PUBLIC_KEY_LENGTH:
-        raise ValueError(f"ed25519 public key must be {PUBLIC_KEY_LENGTH} bytes, got {len(key)}")
+        raise InputRejected(f"ed25519 public key must be {PUBLIC_KEY_LENGTH} bytes, got {len(key)}")
     if _lib.crypto_core_ed25519_is_valid_point(key) != 1:
-        raise ValueError("ed25519 public key is not a valid point of the prime-order subgroup")
+        raise InputRejected("ed25519 public key is not a valid point of the prime-order subgroup")
     return key
 
 

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
 )
 
+from veristream.provers.errors import InputRejected
 from veristream.provers.reasons import SignatureFault
 from veristream.provers.schemes import (
     ensure_digest,
@@ -77,16 +78,16 @@ def der_signature(signature: bytes) -> bytes:
 def load_public_key(public_key: bytes) -> ec.EllipticCurvePublicKey:
     """The parsed key of 64-byte ``x || y`` or 65-byte ``04 || x || y``; ``ValueError`` if invalid."""
     if not isinstance(public_key, bytes | bytearray):
-        raise ValueError(f"p256 public key must be bytes, got {type(public_key).__name__}")
+        raise InputRejected(f"p256 public key must be bytes, got {type(public_key).__name__}")
     key = bytes(public_key)
     if len(key) == PUBLIC_KEY_LENGTH:
         key = b"\x04" + key
     elif not (len(key) == PUBLIC_KEY_LENGTH + 1 and key[0] == 4):
-        raise ValueError(f"p256 public key must be 64-byte x||y or 65 bytes 04||x||y, got {len(key)}")
+        raise InputRejected(f"p256 public key must be 64-byte x||y or 65 bytes 04||x||y, got {len(key)}")
     try:
         return ec.EllipticCurvePublicKey.from_encoded_point(CURVE, key)
     except ValueError:
-        raise ValueError("p256 public key is not a point on the curve") from None
+        raise InputRejected("p256 public key is not a point on the curve") from None
 
 
 def canonical_public_key(public_key: bytes) -> bytes:
@@ -99,7 +100,7 @@ def canonical_public_key(public_key: bytes) -> bytes:
 def _private_key(private_key: bytes) -> ec.EllipticCurvePrivateKey:
     scalar = int.from_bytes(ensure_private_key(private_key), "big")
     if not 0 < scalar < N:
-        raise ValueError("p256 private scalar must be in [1, n-1]")
+        raise InputRejected("p256 private scalar must be in [1, n-1]")
     return ec.derive_private_key(scalar, CURVE)
 
 

@@ -16,6 +16,7 @@ from coincurve import PrivateKey, PublicKey
 from coincurve.context import GLOBAL_CONTEXT
 
 from veristream.provers.encoding import keccak256
+from veristream.provers.errors import InputRejected
 from veristream.provers.reasons import SignatureFault
 from veristream.provers.schemes import (
     ensure_digest,
@@ -63,17 +64,17 @@ def canonical_public_key(public_key: bytes) -> bytes:
     Raises ``ValueError`` for any other length or prefix, or a point off the curve.
     """
     if not isinstance(public_key, bytes | bytearray):
-        raise ValueError(f"secp256k1 public key must be bytes, got {type(public_key).__name__}")
+        raise InputRejected(f"secp256k1 public key must be bytes, got {type(public_key).__name__}")
     key = bytes(public_key)
     if len(key) == 64:
         key = b"\x04" + key
     elif not ((len(key) == 65 and key[0] == 4) or (len(key) == 33 and key[0] in (2, 3))):
         # libsecp256k1 would also take the hybrid 0x06/0x07 forms; nobody should send them
-        raise ValueError(f"secp256k1 public key must be 64-byte x||y or SEC1 33/65 bytes, got {len(key)}")
+        raise InputRejected(f"secp256k1 public key must be 64-byte x||y or SEC1 33/65 bytes, got {len(key)}")
     try:
         point = PublicKey(key)
     except ValueError:
-        raise ValueError("secp256k1 public key is not a point on the curve") from None
+        raise InputRejected("secp256k1 public key is not a point on the curve") from None
     return point.format(compressed=False)[1:]
 
 
@@ -88,7 +89,7 @@ def public_key_of(private_key: bytes) -> bytes:
     try:
         key = PrivateKey(secret)
     except ValueError:
-        raise ValueError("secp256k1 secret must be in [1, n-1]") from None
+        raise InputRejected("secp256k1 secret must be in [1, n-1]") from None
     return key.public_key.format(compressed=False)[1:]
 
 
@@ -99,7 +100,7 @@ def sign(digest: bytes, private_key: bytes) -> bytes:
     try:
         key = PrivateKey(secret)
     except ValueError:
-        raise ValueError("secp256k1 secret must be in [1, n-1]") from None
+        raise InputRejected("secp256k1 secret must be in [1, n-1]") from None
     # libsecp256k1 always produces low s, so no normalisation is needed
     raw = key.sign_recoverable(message, hasher=None)
     return raw[:64] + bytes((raw[64] + _V_OFFSET,))
