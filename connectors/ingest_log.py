@@ -57,7 +57,7 @@ from veristream.connectors.envelope import (
     EnvelopeError,
     parse_envelope,
 )
-from veristream.connectors.framing import RecordFile
+from veristream.connectors.framing import RecordFile, scan
 from veristream.provers.durable import write_atomically
 from veristream.provers.epoch_clock import EpochClock
 from veristream.provers.errors import InputRejected, VeriStreamError
@@ -585,3 +585,37 @@ class GroupCommitter:
         """Finish queued work and stop the writer thread."""
         self._queue.put(None)
         self._thread.join()
+
+
+class OpenEpochTail:
+    """Reads, from the log's segment files, what was appended to open epochs since the last call.
+
+    The reader follows each open segment by byte offset, so every record is
+    read once; an incomplete last record (a write in progress) waits for the
+    next call.
+    """
+
+    def __init__(self, log: IngestLog) -> None:
+        self._log = log
+        self._offsets: dict[int, int] = {}
+
+    def new_raws(self) -> list[bytes]:
+        """The raw envelopes appended to open epochs since the previous call, epoch by epoch."""
+
+        raws: list[bytes] = []
+        open_now = self._log.open_epochs()
+        for epoch in open_now:
+            path = self._log._segment_path(epoch)
+            offset = self._offsets.get(epoch, 0)
+            try:
+                with open(path, "rb") as handle:
+                    handle.seek(offset)
+                    data = handle.read()
+            except FileNotFoundError:
+                continue
+            bodies, used = scan(data)
+            self._offsets[epoch] = offset + used
+            raws += [decode_record(body).raw for body in bodies]
+        for epoch in set(self._offsets) - set(open_now):
+            del self._offsets[epoch]  # closed: the pipeline reads it whole
+        return raws

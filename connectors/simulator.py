@@ -39,10 +39,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
-
 from veristream.connectors.config import FAULTS, SimulatorSourceConfig
 from veristream.connectors.envelope import encode_reading
 from veristream.connectors.sim_profiles import PROFILES, Profile
@@ -54,12 +50,8 @@ from veristream.provers.signing import (
     Domain,
     device_id_from_public_key,
     public_key_of,
-    reading_digest,
     sign_reading,
 )
-
-_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-_P256_DETERMINISTIC = ec.ECDSA(Prehashed(hashes.SHA256()), deterministic_signing=True)
 
 DEFAULT_START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: file output stays reproducible
 OUT_OF_ORDER_WINDOW = 3
@@ -252,24 +244,13 @@ def build_fleet(config: SimulatorSourceConfig, rng: random.Random) -> list[SimDe
 
 
 # --- generation --------------------------------------------------------------
-def _sign(unsigned: DeviceReading, domain: Domain, private_key: bytes) -> DeviceReading:
-    """Sign deterministically: the signing module's P-256 nonces are random, so a seed
-    would not fix the bytes; RFC 6979 nonces (low-s, ``r || s``) do, and verify the same."""
-    if unsigned.scheme != "p256":
-        return sign_reading(unsigned, domain, private_key)
-    key = ec.derive_private_key(int.from_bytes(private_key, "big"), ec.SECP256R1())
-    r, s = decode_dss_signature(key.sign(reading_digest(unsigned, domain), _P256_DETERMINISTIC))
-    s = min(s, _P256_ORDER - s)
-    return replace(unsigned, signature=r.to_bytes(32, "big") + s.to_bytes(32, "big"))
-
-
 def _reading(
     device: SimDevice, seq: int, timestamp_ms: int, values: dict[str, int], domain: Domain
 ) -> DeviceReading:
     unsigned = DeviceReading(
         device.device_id, seq, timestamp_ms, canonical_json(values), b"", device.scheme
     )
-    return _sign(unsigned, domain, device.private_key)
+    return sign_reading(unsigned, domain, device.private_key)
 
 
 def _next_reading(
@@ -400,7 +381,7 @@ def simulate(config: SimulatorSourceConfig, *, start_ms: int | None = None) -> S
             unsigned = DeviceReading(
                 device.device_id, device.seq, ts, canonical_json(values), b"", device.scheme
             )
-            reading = _sign(unsigned, domain, device.private_key)
+            reading = sign_reading(unsigned, domain, device.private_key)
             generated.append((encode_reading(reading), kind, reading))
         elif kind == "implausible":
             device.seq += 1

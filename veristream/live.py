@@ -41,8 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from veristream.connectors.framing import scan
-from veristream.connectors.ingest_log import decode_record
+from veristream.connectors.ingest_log import OpenEpochTail
 from veristream.connectors.ipfs import open_store
 from veristream.connectors.serve import serve_sources
 from veristream.contracts import fund_rewards
@@ -135,40 +134,6 @@ def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
 def open_preverifier(ctx: EpochContext, committee: Any) -> Preverifier:
     """The pre-verifier for readings of still-open epochs: the committee checks them as they arrive."""
     return Preverifier(ctx, committee)
-
-
-class OpenEpochTail:
-    """Reads, from the log's segment files, what was appended to open epochs since the last call.
-
-    The reader follows each open segment by byte offset, so every record is
-    read once; an incomplete last record (a write in progress) waits for the
-    next call.
-    """
-
-    def __init__(self, log: Any) -> None:
-        self._log = log
-        self._offsets: dict[int, int] = {}
-
-    def new_raws(self) -> list[bytes]:
-        """The raw envelopes appended to open epochs since the previous call, epoch by epoch."""
-
-        raws: list[bytes] = []
-        open_now = self._log.open_epochs()
-        for epoch in open_now:
-            path = Path(self._log._segment_path(epoch))  # the log's own naming of segment files
-            offset = self._offsets.get(epoch, 0)
-            try:
-                with open(path, "rb") as handle:
-                    handle.seek(offset)
-                    data = handle.read()
-            except FileNotFoundError:
-                continue
-            bodies, used = scan(data)
-            self._offsets[epoch] = offset + used
-            raws += [decode_record(body).raw for body in bodies]
-        for epoch in set(self._offsets) - set(open_now):
-            del self._offsets[epoch]  # closed: the pipeline reads it whole
-        return raws
 
 
 # THE LOOP

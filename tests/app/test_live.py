@@ -393,8 +393,7 @@ def test_live_http_run_stops_after_its_duration_with_every_posted_reading_settle
 
 
 def test_open_epoch_tail_reads_each_appended_reading_once(tmp_path: Path) -> None:
-    from veristream.connectors.ingest_log import IngestLog
-    from veristream.live import OpenEpochTail
+    from veristream.connectors.ingest_log import IngestLog, OpenEpochTail
 
     simulation = simulate(_fleet(seed=4, count=9, rate=10, faults=[]), start_ms=10 * EPOCH_MS)
     raws = [m.raw for m in simulation.messages]
