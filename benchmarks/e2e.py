@@ -297,12 +297,12 @@ def _operator_share(ctx: Any, epoch: int, records: list[tuple[int, bytes]], stat
 def run(quick: bool = False) -> dict[str, Any]:
     """Throughput and epoch-end-to-verified latency, cold and pre-verified (``quick``: small
     sizes, no chain, operators in-process)."""
+    from veristream.chain import open_chain
     from veristream.committee import InProcessCommittee, RayCommittee
     from veristream.connectors.ipfs import open_store
     from veristream.pipeline.compute import job_context
     from veristream.pipeline.state import JobState
     from veristream.provers.aggregation import demo_members
-    from veristream.run import open_chain
 
     sizes = [2_000] if quick else [10_000, 100_000]
     if os.environ.get("VERISTREAM_E2E_MILLION") == "1" and not quick:

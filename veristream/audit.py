@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from veristream.chain import connect_job_chain, job_deployment
 from veristream.connectors.ipfs import open_store
 from veristream.connectors.ipfs.cid import RAW, cid_to_bytes, format_cid, normalize_cid, parse_cid
-from veristream.contracts import connect, epoch_info, load_deployment
-from veristream.contracts.chain import ChainConfig
+from veristream.contracts import epoch_info, load_deployment
 from veristream.pipeline.compute import job_context
 from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.manifest import manifest_from_json
@@ -164,9 +164,9 @@ def audit_epoch(
     job_hash = job_id_hash(job.job_id)
 
     # CHAIN
-    chain = connect(ChainConfig(url=job.chain.rpc_url) if job.chain.mode == "rpc" else work_dir / "chain")
+    chain = connect_job_chain(job)
     try:
-        dep = load_deployment(chain, deployment or work_dir / "deployment.json")
+        dep = load_deployment(chain, deployment or job_deployment(job))
         info = epoch_info(chain, dep, job_hash, epoch)
         if info is None:
             report.reason = f"epoch {epoch} of job {job.job_id!r} is not verified on chain"

@@ -404,13 +404,11 @@ def chain_deploy(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Deploy OperatorRegistry, EpochVerifier, RewardDistributor, DeviceRegistry and a RewardToken."""
-    from pathlib import Path
 
-    from veristream.contracts import ChainConfig, connect, deploy_all
+    from veristream.chain import connect_target
+    from veristream.contracts import deploy_all
 
-    is_url = target.startswith(("http://", "https://", "ipc://"))
-    config = ChainConfig(url=target, private_key=private_key) if is_url else ChainConfig(workdir=Path(target))
-    chain = connect(config)
+    chain = connect_target(target, private_key)
     try:
         dep = deploy_all(chain)
     finally:
@@ -428,11 +426,10 @@ def chain_operator_set(
     """Create an empty operator set in the OperatorRegistry (owner only); print its id for operators.set_id."""
     from pathlib import Path
 
-    from veristream.contracts import ChainConfig, connect, create_operator_set, load_deployment
+    from veristream.chain import connect_target
+    from veristream.contracts import create_operator_set, load_deployment
 
-    is_url = target.startswith(("http://", "https://", "ipc://"))
-    config = ChainConfig(url=target, private_key=private_key) if is_url else ChainConfig(workdir=Path(target))
-    chain = connect(config)
+    chain = connect_target(target, private_key)
     try:
         set_id = create_operator_set(chain, load_deployment(chain, Path(deployment)), scheme)
     except ValueError as exc:
@@ -454,11 +451,11 @@ def chain_epoch(
     import json
     from pathlib import Path
 
-    from veristream.contracts import ChainConfig, connect, epoch_info, load_deployment
+    from veristream.chain import connect_target
+    from veristream.contracts import epoch_info, load_deployment
     from veristream.provers.epoch_result import job_id_hash
 
-    is_url = target.startswith(("http://", "https://", "ipc://"))
-    chain = connect(ChainConfig(url=target) if is_url else ChainConfig(workdir=Path(target)))
+    chain = connect_target(target)
     try:
         dep = load_deployment(chain, Path(deployment) if deployment else None)
         info = epoch_info(chain, dep, job_id_hash(job_id), epoch)

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from veristream.audit import AuditReport, audit_epoch
+from veristream.chain import claim_for, open_chain
 from veristream.live import LiveOptions, run_live, stop_on_signals
 from veristream.operator import FAULTS
 from veristream.pipeline.jobspec import JobSpec, JobSpecError, load_job
 from veristream.provers.aggregation import QuorumNotMet, demo_members
 from veristream.provers.encoding import parse_address
 from veristream.provers.errors import InputRejected
-from veristream.run import claim_for, committed_epochs, is_live, open_chain, run_job
+from veristream.run import committed_epochs, is_live, run_job
 
 
 def _load(job_path: str) -> JobSpec | None:

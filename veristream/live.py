@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from veristream.chain import ChainSession, claim_for, open_chain
 from veristream.connectors.ingest_log import OpenEpochTail
 from veristream.connectors.ipfs import open_store
 from veristream.connectors.serve import serve_sources
@@ -52,13 +53,10 @@ from veristream.pipeline.state import Checkpoint, load_epoch_checkpoint
 from veristream.provers.errors import InputRejected
 from veristream.run import (
     LIVE_SOURCE_TYPES,
-    ChainSession,
     Progress,
     RunSummary,
-    claim_for,
     committed_epochs,
     committee_members,
-    open_chain,
     open_ingest_log,
     process_closed_epochs,
     start_committee,

@@ -28,15 +28,13 @@ and demos: ``"wrong_root"`` recomputes a wrong data root (so it refuses), and
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
+from veristream.chain import connect_job_chain, job_deployment, job_operator_set_id
 from veristream.connectors.ipfs import open_store
-from veristream.contracts import connect, load_deployment, register_operator
-from veristream.contracts.chain import ChainConfig
+from veristream.contracts import load_deployment, register_operator
 from veristream.pipeline.compute import job_context
 from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.preverify import EpochMemos, decode_by_epoch, preverify
@@ -146,17 +144,12 @@ def register_key(job: JobSpec, key: dict[str, str], account: str | None, weight:
     """Register ``key`` (from ``keygen``) for ``account`` in the job's operator set on its chain."""
     if key.get("scheme") != job.operators.scheme:
         raise InputRejected(f"key is {key.get('scheme')!r} but the job's operators use {job.operators.scheme!r}")
-    work_dir = Path(job.work_dir)
-    setup = work_dir / "chain-setup.json"
-    if job.operators.set_id is not None:  # an existing set on an existing deployment (the spec names both)
-        set_id, deployment = job.operators.set_id, job.chain.deployment
-    elif setup.exists():
-        set_id, deployment = int(json.loads(setup.read_text())["set_id"]), work_dir / "deployment.json"
-    else:
+    set_id = job_operator_set_id(job)
+    if set_id is None:
         raise InputRejected("the job has no operator set on chain yet: run it once (veristream run) first")
-    chain = connect(ChainConfig(url=job.chain.rpc_url) if job.chain.mode == "rpc" else work_dir / "chain")
+    chain = connect_job_chain(job)
     try:
-        dep = load_deployment(chain, deployment)
+        dep = load_deployment(chain, job_deployment(job))
         operator = account or chain.sender
         receipt = register_operator(
             chain,

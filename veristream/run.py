@@ -20,12 +20,12 @@ reading counted twice:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from veristream.chain import ChainSession, claim_for, open_chain
 from veristream.committee import InProcessCommittee, RayCommittee, served_keys
 from veristream.connectors import replay
 from veristream.connectors.config import (
@@ -40,26 +40,10 @@ from veristream.connectors.ingest_log import IngestLog
 from veristream.connectors.ipfs import open_store
 from veristream.connectors.simulator import simulate
 from veristream.contracts import (
-    claim,
-    claimed,
-    connect,
-    create_job,
-    create_operator_set,
-    deploy_all,
-    epoch_info,
-    fund_rewards,
-    job_operator_set,
-    load_deployment,
     operator_set_members,
-    operator_set_pending_until,
-    operator_set_scheme,
     reference_time,
-    submit_epoch,
 )
-from veristream.contracts.chain import ChainConfig
-from veristream.contracts.committee import LocalCommittee
 from veristream.pipeline.batch import decode_dead_letters
-from veristream.pipeline.commitments import reward_proof
 from veristream.pipeline.compute import job_context
 from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.publish import run_epoch
@@ -72,11 +56,9 @@ from veristream.pipeline.state import (
 )
 from veristream.pipeline.workers import ensure_ray
 from veristream.provers.aggregation import QuorumNotMet, demo_members, registry_members
-from veristream.provers.epoch_result import job_id_hash
 from veristream.provers.errors import InputRejected, SpecError
 from veristream.provers.reasons import PIPELINE_STAGES
 
-CHAIN_SETUP_FILE = "chain-setup.json"
 Progress = Callable[[str, int, int], None]
 
 
@@ -261,121 +243,6 @@ def committed_epochs(work_dir: Path) -> list[Checkpoint]:
 # CHAIN
 
 
-@dataclass
-class ChainSession:
-    """The job's chain, its contracts, the operator set and the job registered on it."""
-
-    chain: Any
-    deployment: Any
-    set_id: int
-    job_hash: bytes
-
-    @property
-    def chain_id(self) -> int:
-        """The chain id the committee's digest is bound to."""
-        return int(self.chain.chain_id)
-
-    @property
-    def verifier(self) -> str:
-        """The EpochVerifier address."""
-        return str(self.deployment.epoch_verifier)
-
-
-def open_chain(job: JobSpec, members: list[Any], total_epochs_budget: int) -> ChainSession:
-    """Connect, and on first use deploy the contracts, register the committee and create the job.
-
-    With ``operators.set_id`` the contracts and the operator set already exist (``chain.
-    deployment``): nothing is deployed or registered; the job is created on that set (and
-    funded) unless it exists already, after the set's pending registrations take effect.
-    """
-
-    work_dir = Path(job.work_dir)
-    if job.chain.mode == "rpc":
-        chain = connect(ChainConfig(url=job.chain.rpc_url))
-    else:
-        chain = connect(work_dir / "chain")
-    setup_path = work_dir / CHAIN_SETUP_FILE
-    job_hash = job_id_hash(job.job_id)
-    if setup_path.exists():
-        setup = json.loads(setup_path.read_text())
-        if job.operators.set_id is not None and int(setup["set_id"]) != job.operators.set_id:
-            raise InputRejected(
-                f"operators.set_id is {job.operators.set_id} but {work_dir} belongs to operator set "
-                f"{setup['set_id']}: use another work_dir"
-            )
-        dep = load_deployment(chain, work_dir / "deployment.json")
-        return ChainSession(chain, dep, int(setup["set_id"]), job_hash)
-    if job.operators.set_id is None:
-        dep = deploy_all(chain, save_to=work_dir / "deployment.json")
-        set_id = create_operator_set(chain, dep, job.operators.scheme)
-        committee = LocalCommittee.deterministic(job.operators.scheme, job.operators.count, job.operators.key_seed)
-        accounts = chain.accounts
-        if len(accounts) < 1 + len(members):
-            raise InputRejected(f"the chain has {len(accounts)} accounts; {len(members)} operators need their own")
-        committee.register(chain, dep, set_id, accounts[1 : 1 + len(members)], [m.weight for m in members])
-        _let_registrations_activate(chain, dep.activation_delay + 1)
-        job_set = None
-    else:
-        dep, set_id = _existing_operator_set(job, chain)
-        job_set = job_operator_set(chain, dep, job_hash)
-        if job_set is not None and job_set != set_id:
-            raise InputRejected(f"job {job.job_id!r} exists on chain with operator set {job_set}, not {set_id}")
-    if job_set is None:
-        quorum = job.operators.quorum
-        create_job(
-            chain,
-            dep,
-            job_hash,
-            set_id,
-            quorum=(quorum.numerator, quorum.denominator),
-            genesis=job.epochs.clock().genesis_s,
-            epoch_seconds=job.epochs.clock().epoch_seconds,
-        )
-        fund_rewards(chain, dep, job_hash, total_epochs_budget, mint=True)
-    chain.save()
-    setup_path.write_text(json.dumps({"set_id": set_id}))
-    return ChainSession(chain, dep, set_id, job_hash)
-
-
-def _existing_operator_set(job: JobSpec, chain: Any) -> tuple[Any, int]:
-    """The job's deployment and operator set on a chain where both exist, checked, and a copy of
-    the deployment in the work directory (for ``verify`` and ``claim``); waits until the set's
-    scheduled registrations are in force, so the job is created on them."""
-
-    assert job.chain.deployment is not None and job.operators.set_id is not None  # the spec checks
-    set_id = job.operators.set_id
-    # CHECK
-    dep = load_deployment(chain, job.chain.deployment)
-    scheme = operator_set_scheme(chain, dep, set_id)
-    if scheme != job.operators.scheme:
-        raise InputRejected(f"operator set {set_id} holds {scheme} keys but operators.scheme is {job.operators.scheme!r}")
-    pending = operator_set_pending_until(chain, dep, set_id)
-    if pending == 0:
-        raise InputRejected(
-            f"operator set {set_id} has no operators yet: register them with `veristream operator register`"
-        )
-    # WAIT for registrations still scheduled
-    now = chain.timestamp()
-    if pending > now:
-        _let_registrations_activate(chain, pending - now + 1)
-    dep.save(Path(job.work_dir) / "deployment.json")
-    return dep, set_id
-
-
-def _let_registrations_activate(chain: Any, seconds: int) -> None:
-    """Move the chain's clock past the registry's activation delay.
-
-    The embedded EVM refuses to travel to a time before its pending block (which
-    follows the wall clock when registering took a while); then waiting is enough.
-    """
-    import time
-
-    try:
-        chain.advance_time(seconds)
-    except Exception:
-        time.sleep(seconds)
-
-
 def verify_on_chain(
     job: JobSpec, session: ChainSession | None, committee: Any, summary: RunSummary, progress: Progress
 ) -> None:
@@ -410,10 +277,9 @@ def verify_epoch(
     if manifest.accepted == 0:
         return row  # nothing to verify: the epoch only carried dead letters
     if session is not None:
-
-        info = epoch_info(session.chain, session.deployment, session.job_hash, manifest.epoch)
-        if info is not None:
-            row.update(tx_hash=info.tx_hash, verified=True)
+        tx_hash = session.verified_tx(manifest.epoch)
+        if tx_hash is not None:
+            row.update(tx_hash=tx_hash, verified=True)
             return row
     chain_id = session.chain_id if session else job.chain.chain_id
     verifier = session.verifier if session else "0x" + "00" * 20
@@ -424,41 +290,9 @@ def verify_epoch(
     if not aggregate.quorum_met:
         raise QuorumNotMet(aggregate)
     if session is not None:
-
-        receipt = submit_epoch(
-            session.chain,
-            session.deployment,
-            proposal.result,
-            aggregate.signer_bitmap,
-            aggregate.signature_evm,
-            aggregate.apk_g2,
-        )
-        session.chain.save()
+        receipt = session.submit(proposal.result, aggregate)
         row.update(tx_hash=receipt.tx_hash, gas=receipt.gas_used, verified=True)
     return row
-
-
-def claim_for(
-    session: ChainSession, checkpoint: Checkpoint, account: bytes | None = None
-) -> dict[str, Any]:
-    """Claim ``account``'s cumulative reward (default: the largest earner) up to the checkpoint's epoch."""
-
-    cumulative = checkpoint.state.cumulative
-    if not cumulative:
-        raise InputRejected("no rewards have been earned yet")
-    if account is None:
-        account = max(sorted(cumulative), key=lambda a: cumulative[a])
-    amount, proof = reward_proof(cumulative, account)
-    assert checkpoint.manifest is not None
-    address = "0x" + account.hex()
-    before = claimed(session.chain, session.deployment, session.job_hash, address)
-    if before >= amount:
-        return {"account": address, "amount": 0, "tx_hash": None}
-    receipt = claim(
-        session.chain, session.deployment, session.job_hash, checkpoint.manifest.epoch, address, amount, proof
-    )
-    session.chain.save()
-    return {"account": address, "amount": amount - before, "tx_hash": receipt.tx_hash}
 
 
 # COMMITTEE

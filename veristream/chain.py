@@ -1,0 +1,222 @@
+"""A job's chain: the one place that connects to it and owns the work directory's chain files.
+
+``connect_job_chain`` is how every command reaches a job's chain (the JSON-RPC
+node ``chain.rpc_url`` names, or the embedded EVM in ``WORK_DIR/chain``);
+``open_chain`` deploys the contracts, registers the embedded committee and
+creates the job on first use; ``ChainSession`` submits verified epochs and
+``claim_for`` claims rewards. The work directory holds ``deployment.json``
+(the contracts' addresses) and ``chain-setup.json`` (the job's operator set).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from veristream.contracts import (
+    Deployment,
+    claim,
+    claimed,
+    connect,
+    create_job,
+    create_operator_set,
+    deploy_all,
+    epoch_info,
+    fund_rewards,
+    job_operator_set,
+    load_deployment,
+    operator_set_pending_until,
+    operator_set_scheme,
+    submit_epoch,
+)
+from veristream.contracts.chain import Chain, ChainConfig, Receipt
+from veristream.contracts.client import DEPLOYMENT_FILE
+from veristream.contracts.committee import LocalCommittee
+from veristream.pipeline.commitments import reward_proof
+from veristream.pipeline.jobspec import JobSpec
+from veristream.pipeline.state import Checkpoint
+from veristream.provers.aggregation import Aggregate, Member
+from veristream.provers.epoch_result import EpochResult, job_id_hash
+from veristream.provers.errors import InputRejected
+
+CHAIN_DIR = "chain"
+CHAIN_SETUP_FILE = "chain-setup.json"
+CHAIN_URL_PREFIXES = ("http://", "https://", "ipc://")
+
+
+def connect_job_chain(job: JobSpec) -> Chain:
+    """The job's chain: its JSON-RPC node, or the embedded EVM in its work directory."""
+    if job.chain.mode == "rpc":
+        return connect(ChainConfig(url=job.chain.rpc_url))
+    return connect(ChainConfig(workdir=Path(job.work_dir) / CHAIN_DIR))
+
+
+def connect_target(target: str, private_key: str | None = None) -> Chain:
+    """A chain named on the command line: a JSON-RPC url, or an embedded chain's directory."""
+    if target.startswith(CHAIN_URL_PREFIXES):
+        return connect(ChainConfig(url=target, private_key=private_key))
+    return connect(ChainConfig(workdir=Path(target)))
+
+
+def job_deployment(job: JobSpec) -> Path:
+    """Where the job's contracts are recorded: ``chain.deployment``, else the work directory's copy."""
+    return job.chain.deployment or Path(job.work_dir) / DEPLOYMENT_FILE
+
+
+def job_operator_set_id(job: JobSpec) -> int | None:
+    """The job's operator set: ``operators.set_id``, else the one its first run created."""
+    if job.operators.set_id is not None:
+        return job.operators.set_id
+    setup = Path(job.work_dir) / CHAIN_SETUP_FILE
+    return int(json.loads(setup.read_text())["set_id"]) if setup.exists() else None
+
+
+@dataclass
+class ChainSession:
+    """The job's chain, its contracts, the operator set and the job registered on it."""
+
+    chain: Chain
+    deployment: Deployment
+    set_id: int
+    job_hash: bytes
+
+    @property
+    def chain_id(self) -> int:
+        """The chain id the committee's digest is bound to."""
+        return int(self.chain.chain_id)
+
+    @property
+    def verifier(self) -> str:
+        """The EpochVerifier address."""
+        return str(self.deployment.epoch_verifier)
+
+    def verified_tx(self, epoch: int) -> str | None:
+        """The transaction that verified ``epoch`` of the job, or None while it is not verified."""
+        info = epoch_info(self.chain, self.deployment, self.job_hash, epoch)
+        return None if info is None else info.tx_hash
+
+    def submit(self, result: EpochResult, aggregate: Aggregate) -> Receipt:
+        """Submit an epoch result with the committee's aggregate signature; saves the chain."""
+        receipt = submit_epoch(
+            self.chain, self.deployment, result, aggregate.signer_bitmap, aggregate.signature_evm, aggregate.apk_g2
+        )
+        self.chain.save()
+        return receipt
+
+
+def open_chain(job: JobSpec, members: Sequence[Member], total_epochs_budget: int) -> ChainSession:
+    """Connect, and on first use deploy the contracts, register the committee and create the job.
+
+    With ``operators.set_id`` the contracts and the operator set already exist (``chain.
+    deployment``): nothing is deployed or registered; the job is created on that set (and
+    funded) unless it exists already, after the set's pending registrations take effect.
+    """
+
+    work_dir = Path(job.work_dir)
+    chain = connect_job_chain(job)
+    setup_path = work_dir / CHAIN_SETUP_FILE
+    job_hash = job_id_hash(job.job_id)
+    if setup_path.exists():
+        setup = json.loads(setup_path.read_text())
+        if job.operators.set_id is not None and int(setup["set_id"]) != job.operators.set_id:
+            raise InputRejected(
+                f"operators.set_id is {job.operators.set_id} but {work_dir} belongs to operator set "
+                f"{setup['set_id']}: use another work_dir"
+            )
+        dep = load_deployment(chain, work_dir / DEPLOYMENT_FILE)
+        return ChainSession(chain, dep, int(setup["set_id"]), job_hash)
+    if job.operators.set_id is None:
+        dep = deploy_all(chain, save_to=work_dir / DEPLOYMENT_FILE)
+        set_id = create_operator_set(chain, dep, job.operators.scheme)
+        committee = LocalCommittee.deterministic(job.operators.scheme, job.operators.count, job.operators.key_seed)
+        accounts = chain.accounts
+        if len(accounts) < 1 + len(members):
+            raise InputRejected(f"the chain has {len(accounts)} accounts; {len(members)} operators need their own")
+        committee.register(chain, dep, set_id, accounts[1 : 1 + len(members)], [m.weight for m in members])
+        _let_registrations_activate(chain, dep.activation_delay + 1)
+        job_set = None
+    else:
+        dep, set_id = _existing_operator_set(job, chain)
+        job_set = job_operator_set(chain, dep, job_hash)
+        if job_set is not None and job_set != set_id:
+            raise InputRejected(f"job {job.job_id!r} exists on chain with operator set {job_set}, not {set_id}")
+    if job_set is None:
+        quorum = job.operators.quorum
+        create_job(
+            chain,
+            dep,
+            job_hash,
+            set_id,
+            quorum=(quorum.numerator, quorum.denominator),
+            genesis=job.epochs.clock().genesis_s,
+            epoch_seconds=job.epochs.clock().epoch_seconds,
+        )
+        fund_rewards(chain, dep, job_hash, total_epochs_budget, mint=True)
+    chain.save()
+    setup_path.write_text(json.dumps({"set_id": set_id}))
+    return ChainSession(chain, dep, set_id, job_hash)
+
+
+def _existing_operator_set(job: JobSpec, chain: Chain) -> tuple[Deployment, int]:
+    """The job's deployment and operator set on a chain where both exist, checked, and a copy of
+    the deployment in the work directory (for ``verify`` and ``claim``); waits until the set's
+    scheduled registrations are in force, so the job is created on them."""
+
+    assert job.chain.deployment is not None and job.operators.set_id is not None  # the spec checks
+    set_id = job.operators.set_id
+    # CHECK
+    dep = load_deployment(chain, job.chain.deployment)
+    scheme = operator_set_scheme(chain, dep, set_id)
+    if scheme != job.operators.scheme:
+        raise InputRejected(f"operator set {set_id} holds {scheme} keys but operators.scheme is {job.operators.scheme!r}")
+    pending = operator_set_pending_until(chain, dep, set_id)
+    if pending == 0:
+        raise InputRejected(
+            f"operator set {set_id} has no operators yet: register them with `veristream operator register`"
+        )
+    # WAIT for registrations still scheduled
+    now = chain.timestamp()
+    if pending > now:
+        _let_registrations_activate(chain, pending - now + 1)
+    dep.save(Path(job.work_dir) / DEPLOYMENT_FILE)
+    return dep, set_id
+
+
+def _let_registrations_activate(chain: Chain, seconds: int) -> None:
+    """Move the chain's clock past the registry's activation delay.
+
+    The embedded EVM refuses to travel to a time before its pending block (which
+    follows the wall clock when registering took a while); then waiting is enough.
+    """
+    import time
+
+    try:
+        chain.advance_time(seconds)
+    except Exception:
+        time.sleep(seconds)
+
+
+def claim_for(
+    session: ChainSession, checkpoint: Checkpoint, account: bytes | None = None
+) -> dict[str, Any]:
+    """Claim ``account``'s cumulative reward (default: the largest earner) up to the checkpoint's epoch."""
+
+    cumulative = checkpoint.state.cumulative
+    if not cumulative:
+        raise InputRejected("no rewards have been earned yet")
+    if account is None:
+        account = max(sorted(cumulative), key=lambda a: cumulative[a])
+    amount, proof = reward_proof(cumulative, account)
+    assert checkpoint.manifest is not None
+    address = "0x" + account.hex()
+    before = claimed(session.chain, session.deployment, session.job_hash, address)
+    if before >= amount:
+        return {"account": address, "amount": 0, "tx_hash": None}
+    receipt = claim(
+        session.chain, session.deployment, session.job_hash, checkpoint.manifest.epoch, address, amount, proof
+    )
+    session.chain.save()
+    return {"account": address, "amount": amount - before, "tx_hash": receipt.tx_hash}
