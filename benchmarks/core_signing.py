@@ -3,7 +3,7 @@
 The raw baseline gets everything precomputed (digests, parsed keys, the
 signature already in the library's own encoding) and only calls the library:
 libsecp256k1 recovery through coincurve, Ed25519 through PyNaCl, P-256 through
-cryptography. ``verify_many`` starts from ``DeviceReading`` objects and does all
+cryptography. ``verify_many`` starts from ``Reading`` objects and does all
 the work (digest, range checks, key lookup, comparison). A second secp256k1 row
 puts eth-account's typed-data path next to it, to show why it is not used.
 """
@@ -23,11 +23,9 @@ from eth_account.messages import encode_typed_data
 from nacl.signing import VerifyKey
 
 from benchmarks.measure import comparison
+from veristream.provers.readings import SCHEMES, Domain, Reading
 from veristream.provers.schemes import p256
 from veristream.provers.signing import (
-    SCHEMES,
-    DeviceReading,
-    Domain,
     device_id_from_public_key,
     public_key_of,
     reading_digest,
@@ -42,7 +40,7 @@ DEVICES = 200
 CHUNK = 100
 
 
-def _signed_readings(scheme: str, count: int, rng: random.Random) -> tuple[list[DeviceReading], dict[str, bytes]]:
+def _signed_readings(scheme: str, count: int, rng: random.Random) -> tuple[list[Reading], dict[str, bytes]]:
     """``count`` readings from ``DEVICES`` devices, each signed, and the device registry."""
     secrets = [rng.randbytes(32) for _ in range(DEVICES)]
     keys = {device_id_from_public_key(scheme, public_key_of(scheme, s)): public_key_of(scheme, s) for s in secrets}
@@ -50,12 +48,12 @@ def _signed_readings(scheme: str, count: int, rng: random.Random) -> tuple[list[
     readings = []
     for i in range(count):
         device = i % DEVICES
-        reading = DeviceReading(ids[device], i, 1_700_000_000_000 + i, rng.randbytes(48), b"", scheme)
+        reading = Reading(ids[device], i, 1_700_000_000_000 + i, rng.randbytes(48), b"", scheme)
         readings.append(sign_reading(reading, DOMAIN, secrets[device]))
     return readings, keys
 
 
-def _raw_loop(scheme: str, readings: list[DeviceReading], keys: dict[str, bytes]) -> Callable[[], None]:
+def _raw_loop(scheme: str, readings: list[Reading], keys: dict[str, bytes]) -> Callable[[], None]:
     """The bare library verify/recover over precomputed digests, parsed keys and native signatures."""
     digests = [reading_digest(r, DOMAIN) for r in readings]
     if scheme == "secp256k1":
@@ -90,18 +88,18 @@ def _raw_loop(scheme: str, readings: list[DeviceReading], keys: dict[str, bytes]
     return verify_p256
 
 
-def _ours_loop(readings: list[DeviceReading], keys: dict[str, bytes] | None) -> Callable[[], None]:
+def _ours_loop(readings: list[Reading], keys: dict[str, bytes] | None) -> Callable[[], None]:
     def verify() -> None:
         verify_many(readings, DOMAIN, keys)
 
     return verify
 
 
-Side = Callable[[list[DeviceReading]], Callable[[], Any]]
+Side = Callable[[list[Reading]], Callable[[], Any]]
 
 
 def _best_rates(
-    cases: dict[str, tuple[list[Side], list[DeviceReading]]], rounds: int
+    cases: dict[str, tuple[list[Side], list[Reading]]], rounds: int
 ) -> dict[str, list[float]]:
     """Each case's best rate per side (readings/s) over short chunks.
 
@@ -125,7 +123,7 @@ def _best_rates(
     return {name: [CHUNK / seconds for seconds in times] for name, times in best.items()}
 
 
-def _eth_account_loop(chunk: list[DeviceReading]) -> Callable[[], None]:
+def _eth_account_loop(chunk: list[Reading]) -> Callable[[], None]:
     """eth-account's ``recover_message(encode_typed_data(...))`` over a chunk."""
     messages = [(reading_typed_data(r, DOMAIN), r.signature) for r in chunk]
 
@@ -149,7 +147,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     count = 3 * CHUNK if quick else 30 * CHUNK
     rounds = 2 if quick else 6
     rng = random.Random(20240601)
-    cases: dict[str, tuple[list[Side], list[DeviceReading]]] = {}
+    cases: dict[str, tuple[list[Side], list[Reading]]] = {}
     for scheme in SCHEMES:
         readings, keys = _signed_readings(scheme, count, rng)
         registry = keys if scheme != "secp256k1" else None

@@ -48,7 +48,8 @@ def _records(
     fleet: list[tuple[str, bytes, bytes]], epoch: int, length_ms: int, count: int, domain: Any
 ) -> list[tuple[int, bytes]]:
     from veristream.connectors.envelope import encode_reading
-    from veristream.provers.signing import DeviceReading, sign_reading
+    from veristream.provers.readings import Reading
+    from veristream.provers.signing import sign_reading
 
     per_device = -(-count // len(fleet))
     step = max(1, (length_ms - 10) // per_device)
@@ -61,7 +62,7 @@ def _records(
             ts = base + 1 + k * step
             payload = json.dumps({"temp": (k * 7 + i) % 1000 - 300, "hum": (k + i) % 100}).encode()
             reading = sign_reading(
-                DeviceReading(device_id, epoch * 10**7 + k, ts, payload, b""), domain, sk
+                Reading(device_id, epoch * 10**7 + k, ts, payload, b""), domain, sk
             )
             out.append((ts + 5, encode_reading(reading)))
     return out

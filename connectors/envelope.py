@@ -14,19 +14,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from veristream.provers.encoding import canonical_json
 from veristream.provers.errors import InputRejected
-from veristream.provers.signing import DeviceReading
+from veristream.provers.readings import Reading
 
 if TYPE_CHECKING:
-    from veristream.provers.signing import DeviceReading
+    from veristream.provers.readings import Reading
 
 _fast_loads: Callable[[bytes], Any]
 try:
-    # ~4x faster than json.loads on an envelope; the fast path only (see envelope_fields)
+    # ~4x faster than json.loads on an envelope; the fast path only (see parse_reading_fast)
     from orjson import loads as _fast_loads
 except ImportError:  # pragma: no cover - orjson is in the beam and ingest extras
     _fast_loads = json.loads
@@ -64,18 +63,6 @@ class EnvelopeError(InputRejected):
     def to_dict(self) -> dict[str, str]:
         """The JSON body a connector sends back: ``{"field": ..., "reason": ..., "message": ...}``."""
         return {"field": self.field, "reason": self.reason, "message": str(self)}
-
-
-@dataclass(frozen=True, slots=True)
-class Envelope:
-    """A shape-checked envelope (device id lower-case; bytes decoded)."""
-
-    device_id: str
-    seq: int
-    timestamp_ms: int
-    payload: bytes
-    signature: bytes
-    scheme: str
 
 
 def max_envelope_bytes(max_payload_bytes: int) -> int:
@@ -158,15 +145,13 @@ _HEX_PREFIXES = ("0x", "0X")
 _REQUIRED_SET = frozenset(REQUIRED)
 
 
-def envelope_fields(
-    raw: bytes, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
-) -> tuple[str, int, int, bytes, bytes, str] | None:
-    """``(device_id, seq, timestamp_ms, payload, signature, scheme)`` of a well-formed envelope,
-    or None when anything about it is unusual (then ``parse_envelope`` says what).
+def parse_reading_fast(raw: bytes, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> Reading | None:
+    """The reading of a well-formed envelope, or None when anything about it is unusual
+    (then ``parse_reading`` says what).
 
     The pipeline's hot path: one parse (orjson when installed) and the same
-    checks as ``parse_envelope`` in straight-line code, so a valid envelope
-    gives exactly what ``parse_envelope`` gives, and every invalid one is left
+    checks as ``parse_reading`` in straight-line code, so a valid envelope
+    gives exactly what ``parse_reading`` gives, and every invalid one is left
     to it (its error messages stay the only ones). Where orjson and ``json``
     differ, orjson refuses (lone surrogates, NaN, a BOM) or yields a float (an
     integer past 64 bits), and both fall back to the careful parser.
@@ -220,21 +205,21 @@ def envelope_fields(
         or 2 * len(signature) != len(signature_hex) - 2
     ):
         return None
-    return "0x" + device_id[2:].lower(), seq, timestamp_ms, payload, signature, scheme
+    return Reading("0x" + device_id[2:].lower(), seq, timestamp_ms, payload, signature, scheme)
 
 
-def parse_envelope(
+def parse_reading(
     raw: bytes | str | dict[str, Any], *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
-) -> Envelope:
-    """Shape-check one envelope; ``EnvelopeError`` naming the first bad field otherwise.
+) -> Reading:
+    """The reading one envelope carries; ``EnvelopeError`` naming the first bad field otherwise.
 
     Fields are checked in a fixed order (``FIELDS``) so the same bad message
     always reports the same field.
     """
     if type(raw) is bytes:
-        fields = envelope_fields(raw, max_payload_bytes)
-        if fields is not None:
-            return Envelope(*fields)
+        reading = parse_reading_fast(raw, max_payload_bytes)
+        if reading is not None:
+            return reading
     obj = _load(raw, max_payload_bytes)
     for field in REQUIRED:
         if field not in obj:
@@ -254,27 +239,11 @@ def parse_envelope(
         raise EnvelopeError("scheme", WRONG_TYPE, "expected a string")
     if scheme not in SCHEMES:
         raise EnvelopeError("scheme", UNKNOWN_SCHEME, f"one of {', '.join(SCHEMES)}")
-    return Envelope(device_id, seq, timestamp_ms, payload, signature, scheme)
-
-
-def parse_reading(
-    raw: bytes | str | dict[str, Any], *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
-) -> DeviceReading:
-    """The ``DeviceReading`` an envelope carries; ``EnvelopeError`` naming the field otherwise."""
-
-    env = parse_envelope(raw, max_payload_bytes=max_payload_bytes)
-    return DeviceReading(
-        device_id=env.device_id,
-        seq=env.seq,
-        timestamp_ms=env.timestamp_ms,
-        payload=env.payload,
-        signature=env.signature,
-        scheme=env.scheme,
-    )
+    return Reading(device_id, seq, timestamp_ms, payload, signature, scheme)
 
 
 def reading_to_envelope(reading: Any) -> dict[str, Any]:
-    """The envelope object of a reading (anything with ``DeviceReading``'s attributes)."""
+    """The envelope object of a reading (anything with ``Reading``'s attributes)."""
     return {
         "device_id": "0x" + str(reading.device_id)[2:].lower(),
         "payload": "0x" + bytes(reading.payload).hex(),

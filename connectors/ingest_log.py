@@ -55,7 +55,7 @@ from veristream.connectors.envelope import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     TOO_LARGE,
     EnvelopeError,
-    parse_envelope,
+    parse_reading,
 )
 from veristream.connectors.framing import RecordFile, scan
 from veristream.provers.durable import write_atomically
@@ -364,7 +364,7 @@ class IngestLog:
                         data,
                         source,
                         received_ms,
-                        parse_envelope(data, max_payload_bytes=self.max_payload_bytes),
+                        parse_reading(data, max_payload_bytes=self.max_payload_bytes),
                     )
                 )
             except EnvelopeError as error:

@@ -35,7 +35,7 @@ import json
 import random
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +44,9 @@ from veristream.connectors.envelope import encode_reading
 from veristream.connectors.sim_profiles import PROFILES, Profile
 from veristream.provers.encoding import canonical_json, keccak256
 from veristream.provers.errors import InputRejected
+from veristream.provers.readings import Domain, Reading
 from veristream.provers.reasons import Reason, Stage
-from veristream.provers.signing import (
-    DeviceReading,
-    Domain,
-    device_id_from_public_key,
-    public_key_of,
-    sign_reading,
-)
+from veristream.provers.signing import device_id_from_public_key, public_key_of, sign_reading
 
 DEFAULT_START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: file output stays reproducible
 OUT_OF_ORDER_WINDOW = 3
@@ -246,8 +241,8 @@ def build_fleet(config: SimulatorSourceConfig, rng: random.Random) -> list[SimDe
 # --- generation --------------------------------------------------------------
 def _reading(
     device: SimDevice, seq: int, timestamp_ms: int, values: dict[str, int], domain: Domain
-) -> DeviceReading:
-    unsigned = DeviceReading(
+) -> Reading:
+    unsigned = Reading(
         device.device_id, seq, timestamp_ms, canonical_json(values), b"", device.scheme
     )
     return sign_reading(unsigned, domain, device.private_key)
@@ -255,7 +250,7 @@ def _reading(
 
 def _next_reading(
     device: SimDevice, rng: random.Random, timestamp_ms: int, domain: Domain
-) -> DeviceReading:
+) -> Reading:
     device.seq += 1
     device.values = device.profile.step(rng, device.values)
     return _reading(device, device.seq, timestamp_ms, device.values, domain)
@@ -318,8 +313,8 @@ def simulate(config: SimulatorSourceConfig, *, start_ms: int | None = None) -> S
         extra.append(skewed)
 
     # GENERATE: one message per slot, stamped with the slot's time.
-    generated: list[tuple[bytes, str, DeviceReading | None]] = []
-    last_ok: list[tuple[int, bytes, DeviceReading]] = []
+    generated: list[tuple[bytes, str, Reading | None]] = []
+    last_ok: list[tuple[int, bytes, Reading]] = []
     referenced: set[int] = set()  # originals of replays and duplicates stay in delivery order
     round_robin = 0
     for slot, kind in enumerate(plan):
@@ -346,7 +341,7 @@ def simulate(config: SimulatorSourceConfig, *, start_ms: int | None = None) -> S
                 if altered[name] < device.profile.fields[0].high
                 else altered[name] - 1
             )
-            reading = replace(reading, payload=canonical_json(altered))
+            reading = reading._replace(payload=canonical_json(altered))
             generated.append((encode_reading(reading), kind, reading))
         elif kind == "replayed_seq":
             # An earlier good reading of some device, re-signed with new content and time.
@@ -378,7 +373,7 @@ def simulate(config: SimulatorSourceConfig, *, start_ms: int | None = None) -> S
         elif kind == "oversized":
             device.seq += 1
             values = {**device.values, "padding": "x" * (config.max_payload_bytes + 1)}
-            unsigned = DeviceReading(
+            unsigned = Reading(
                 device.device_id, device.seq, ts, canonical_json(values), b"", device.scheme
             )
             reading = sign_reading(unsigned, domain, device.private_key)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from veristream.connectors.envelope import TOO_LARGE, envelope_fields, parse_reading
+from veristream.connectors.envelope import TOO_LARGE, parse_reading, parse_reading_fast
 from veristream.pipeline.commitments import data_leaf_hashes
 from veristream.pipeline.jobspec import ValidationSpec
 from veristream.pipeline.records import (
@@ -74,7 +74,7 @@ def signature_problems(
     signature stage, in batch order: what a verify worker sends back (a few tuples, not the batch).
     ``memo``: a ``signing.VerdictMemo`` (same result, fewer signature checks)."""
 
-    # a Candidate has every attribute verify_many reads: no DeviceReading copy per reading
+    # a Candidate has every attribute verify_many reads: no Reading copy per reading
     verdicts = verify_many(batch, domain, keys, memo=memo)
     problems: list[tuple[int, str, str]] = []
     credentials = devices is not None and max_clock_skew_ms is not None
@@ -241,9 +241,9 @@ def decode_records(
     good = CandidateBatch()
     dead: list[Rejected] = []
     for index, (received_ms, raw) in enumerate(records):
-        fields = envelope_fields(raw, max_payload_bytes)
-        if fields is not None:
-            good.append(Candidate(received_ms, offset + index, *fields, raw))
+        fast = parse_reading_fast(raw, max_payload_bytes)
+        if fast is not None:
+            good.append(Candidate(received_ms, offset + index, *fast, raw))
             continue
         # the careful parser: accepts the odd-but-valid envelope, names the problem otherwise
         try:

@@ -43,7 +43,7 @@ from veristream.pipeline.state import JobState
 from veristream.pipeline.workers import auto_workers
 from veristream.provers.epoch_clock import EpochClock
 from veristream.provers.errors import InputRejected
-from veristream.provers.signing import Domain
+from veristream.provers.readings import Domain
 
 # CONTEXT
 

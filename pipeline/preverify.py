@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from veristream.connectors.envelope import envelope_fields, parse_reading
+from veristream.connectors.envelope import parse_reading, parse_reading_fast
 from veristream.pipeline import workers
 from veristream.pipeline.records import Candidate, CandidateBatch
 from veristream.pipeline.workers import auto_workers
@@ -93,9 +93,9 @@ def decode_by_epoch(
 
     groups: dict[int, CandidateBatch] = {}
     for raw in raws:
-        fields = envelope_fields(raw, max_payload_bytes)
-        if fields is not None:
-            candidate = Candidate(0, 0, *fields, raw)
+        fast = parse_reading_fast(raw, max_payload_bytes)
+        if fast is not None:
+            candidate = Candidate(0, 0, *fast, raw)
         else:
             try:
                 candidate = Candidate.of(0, 0, parse_reading(raw, max_payload_bytes=max_payload_bytes), raw)

@@ -1,11 +1,9 @@
-"""The records that flow through one epoch's pipeline, and the reasons a reading is rejected.
+"""The records that flow through one epoch's pipeline.
 
 A ``Candidate`` is a decoded reading with the time it reached VeriStream (from
 its ingest record) and its original bytes; a ``Rejected`` is what the
-dead-letter output carries: the reason, the stage that rejected it, and the
-original bytes so nothing is lost. Reasons from the signature check are the
-foundation's (``veristream.provers.schemes``); the ones below are the
-pipeline's own.
+dead-letter output carries: the reason (``veristream.provers.reasons``), the
+stage that rejected it, and the original bytes so nothing is lost.
 """
 
 from __future__ import annotations
@@ -14,14 +12,16 @@ from functools import partial
 from operator import itemgetter
 from typing import Any, NamedTuple
 
+from veristream.provers.readings import Reading
+
 
 class Candidate(NamedTuple):
-    """A decoded reading on its way through the checks.
+    """A ``Reading`` in its epoch: when it arrived, its place in the epoch's log, and its bytes.
 
-    The reading's fields are flattened into a tuple: Beam pickles elements
-    between stages, and a plain tuple pickles several times faster than a
-    dataclass. ``raw`` is the envelope as it arrived (empty when the candidate
-    was rebuilt from a batch).
+    The reading's fields are flattened in, in ``Reading``'s order (``reading``
+    gives it back): Beam pickles elements between stages, and one flat tuple
+    pickles several times faster than a nested one. ``raw`` is the envelope as
+    it arrived (empty when the candidate was rebuilt from a batch).
     """
 
     received_ms: int
@@ -35,19 +35,14 @@ class Candidate(NamedTuple):
     raw: bytes = b""
 
     @classmethod
-    def of(cls, received_ms: int, arrival: int, reading: Any, raw: bytes = b"") -> Candidate:
-        """A candidate from a ``DeviceReading``, its arrival time and position in the epoch's log."""
-        return cls(
-            received_ms,
-            arrival,
-            reading.device_id,
-            reading.seq,
-            reading.timestamp_ms,
-            reading.payload,
-            reading.signature,
-            reading.scheme,
-            raw,
-        )
+    def of(cls, received_ms: int, arrival: int, reading: Reading, raw: bytes = b"") -> Candidate:
+        """A candidate from a ``Reading``, its arrival time and position in the epoch's log."""
+        return cls._make((received_ms, arrival, *reading, raw))
+
+    @property
+    def reading(self) -> Reading:
+        """The reading itself."""
+        return Reading(*self[2:8])
 
 
     def order_key(self) -> tuple[str, int, int, int, bytes, bytes, bytes]:

@@ -18,7 +18,7 @@ reason is a ``SignatureFault`` (see docs/device-signatures.md).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from types import ModuleType
 from typing import Any, NamedTuple
@@ -28,10 +28,9 @@ from veristream.provers.encoding import (
     eip712_domain_separator,
     eip712_type_hash,
     keccak256,
-    parse_address,
-    uint_word,
 )
 from veristream.provers.errors import InputRejected
+from veristream.provers.readings import SCHEMES, Domain, Reading
 from veristream.provers.reasons import SignatureFault
 from veristream.provers.schemes import (
     ed25519,
@@ -42,9 +41,6 @@ from veristream.provers.schemes import (
 __all__ = [
     "READING_TYPE",
     "READING_TYPE_HASH",
-    "SCHEMES",
-    "DeviceReading",
-    "Domain",
     "Verdict",
     "VerdictMemo",
     "device_id_from_public_key",
@@ -57,7 +53,6 @@ __all__ = [
     "verify_reading",
 ]
 
-SCHEMES = ("secp256k1", "ed25519", "p256")
 READING_TYPE = "Reading(address device,uint64 seq,uint64 timestamp,bytes32 payloadHash)"
 READING_TYPE_HASH = eip712_type_hash(READING_TYPE)
 # How many parsed registry keys stay cached across verify_many calls
@@ -76,37 +71,6 @@ _ZERO_12 = b"\x00" * 12
 # first byte of a memo key: which check the rest of the key describes
 _MEMO_TAGS = {"secp256k1": b"\x01", "ed25519": b"\x02", "p256": b"\x03"}
 _UINT64_MAX = (1 << 64) - 1
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceReading:
-    """One signed reading as a device sends it. Never validated on construction:
-    a malformed reading must reach ``verify_many`` and get a verdict."""
-
-    device_id: str
-    seq: int
-    timestamp_ms: int
-    payload: bytes
-    signature: bytes
-    scheme: str = "secp256k1"
-
-
-@dataclass(frozen=True, slots=True)
-class Domain:
-    """The EIP-712 domain readings are signed under; ``verifying_contract`` is the DeviceRegistry."""
-
-    name: str = "VeriStream"
-    version: str = "1"
-    chain_id: int = 1
-    verifying_contract: str = "0x" + "00" * 20
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not isinstance(self.version, str):
-            raise InputRejected("domain name and version must be strings")
-        uint_word(self.chain_id)
-        if not isinstance(self.verifying_contract, str):
-            raise InputRejected("verifying_contract must be a 0x-hex address string")
-        parse_address(self.verifying_contract)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,13 +158,13 @@ def _struct_hash(address: bytes, seq: object, timestamp_ms: object, payload: obj
     )
 
 
-def reading_struct_hash(reading: DeviceReading) -> bytes:
+def reading_struct_hash(reading: Reading) -> bytes:
     """``hashStruct(Reading)`` of a reading; ``ValueError`` if a field is malformed."""
     address = _device_address(reading.device_id)
     return _struct_hash(address, reading.seq, reading.timestamp_ms, reading.payload)
 
 
-def reading_digest(reading: DeviceReading, domain: Domain) -> bytes:
+def reading_digest(reading: Reading, domain: Domain) -> bytes:
     """The 32-byte EIP-712 digest every scheme signs; ``ValueError`` if a field is malformed.
 
     The signature and scheme do not enter it.
@@ -208,7 +172,7 @@ def reading_digest(reading: DeviceReading, domain: Domain) -> bytes:
     return eip712_digest(_digest_prefix(domain)[2:], reading_struct_hash(reading))
 
 
-def reading_typed_data(reading: DeviceReading, domain: Domain) -> dict[str, Any]:
+def reading_typed_data(reading: Reading, domain: Domain) -> dict[str, Any]:
     """The full EIP-712 typed data of a reading, as ``eth_signTypedData_v4`` and eth-account take it."""
     reading_struct_hash(reading)  # the same field checks as the digest
     payload_hash = keccak256(bytes(reading.payload))
@@ -317,7 +281,7 @@ def _registered_key(
 # SIGNING
 
 
-def sign_reading(reading: DeviceReading, domain: Domain, private_key: bytes) -> DeviceReading:
+def sign_reading(reading: Reading, domain: Domain, private_key: bytes) -> Reading:
     """A copy of ``reading`` signed with ``private_key`` under its own scheme.
 
     The device id is not checked against the key (tests sign with wrong keys on
@@ -325,7 +289,7 @@ def sign_reading(reading: DeviceReading, domain: Domain, private_key: bytes) -> 
     """
     module = _scheme_module(reading.scheme)
     signature: bytes = module.sign(reading_digest(reading, domain), private_key)
-    return replace(reading, signature=signature)
+    return reading._replace(signature=signature)
 
 
 # VERIFICATION
@@ -449,7 +413,7 @@ class _Batch:
             found = memo[device_id] = _registered_key(keys, scheme, device_id, address)
         return found
 
-    def admit(self, index: int, reading: DeviceReading) -> str | None:
+    def admit(self, index: int, reading: Reading) -> str | None:
         """Why ``reading`` fails before any signature math, or None once its check is queued."""
         # FIELDS
         try:
@@ -600,7 +564,7 @@ class _Batch:
 
 
 def verify_many(
-    readings: Iterable[DeviceReading],
+    readings: Iterable[Reading],
     domain: Domain,
     keys: Mapping[str, bytes] | None = None,
     *,
@@ -635,7 +599,7 @@ def verify_many(
 
 
 def verify_reading(
-    reading: DeviceReading, domain: Domain, keys: Mapping[str, bytes] | None = None
+    reading: Reading, domain: Domain, keys: Mapping[str, bytes] | None = None
 ) -> Verdict:
     """The verdict for one reading; the same rules as ``verify_many``."""
     return verify_many((reading,), domain, keys)[0]

@@ -10,13 +10,8 @@ from typing import Any
 from veristream.connectors.envelope import encode_reading
 from veristream.pipeline.jobspec import JobSpec, parse_job
 from veristream.pipeline.registry import DeviceRegistryView, parse_registry
-from veristream.provers.signing import (
-    DeviceReading,
-    Domain,
-    device_id_from_public_key,
-    public_key_of,
-    sign_reading,
-)
+from veristream.provers.readings import Domain, Reading
+from veristream.provers.signing import device_id_from_public_key, public_key_of, sign_reading
 
 DOMAIN = Domain(name="VeriStream", version="1", chain_id=31337)
 EPOCH_MS = 60_000
@@ -78,9 +73,9 @@ def make_job(tmp: Path, devices: list[Device], revoked: dict[str, int] | None = 
     return parse_job(job_dict(**overrides), base=tmp)
 
 
-def reading(device: Device, seq: int, ts: int, payload: dict[str, Any] | bytes) -> DeviceReading:
+def reading(device: Device, seq: int, ts: int, payload: dict[str, Any] | bytes) -> Reading:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    return sign_reading(DeviceReading(device.device_id, seq, ts, body, b""), DOMAIN, device.private_key)
+    return sign_reading(Reading(device.device_id, seq, ts, body, b""), DOMAIN, device.private_key)
 
 
 def record(device: Device, seq: int, ts: int, payload: dict[str, Any] | bytes, received: int | None = None) -> tuple[int, bytes]:

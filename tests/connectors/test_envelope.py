@@ -14,13 +14,11 @@ from veristream.connectors.envelope import (
     EnvelopeError,
     encode_reading,
     max_envelope_bytes,
-    parse_envelope,
     parse_reading,
     reading_to_envelope,
 )
+from veristream.provers.readings import Domain, Reading
 from veristream.provers.signing import (
-    DeviceReading,
-    Domain,
     device_id_from_public_key,
     public_key_of,
     sign_reading,
@@ -37,7 +35,7 @@ GOOD: dict[str, Any] = {
 }
 
 readings = st.builds(
-    DeviceReading,
+    Reading,
     device_id=st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex()),
     seq=st.integers(0, 2**64 - 1),
     timestamp_ms=st.integers(0, 2**64 - 1),
@@ -49,7 +47,7 @@ readings = st.builds(
 
 @settings(max_examples=200, deadline=None)
 @given(readings)
-def test_round_trip_through_canonical_bytes(reading: DeviceReading) -> None:
+def test_round_trip_through_canonical_bytes(reading: Reading) -> None:
     raw = encode_reading(reading)
     assert parse_reading(raw) == reading
     assert parse_reading(raw.decode()) == reading
@@ -110,7 +108,7 @@ CASES = [
 @pytest.mark.parametrize(("obj", "field", "reason"), CASES)
 def test_each_bad_field_is_named(obj: dict[str, Any], field: str, reason: str) -> None:
     with pytest.raises(EnvelopeError) as caught:
-        parse_envelope(json.dumps(obj).encode())
+        parse_reading(json.dumps(obj).encode())
     assert (caught.value.field, caught.value.reason) == (field, reason)
     assert issubclass(EnvelopeError, ValueError)
     assert caught.value.to_dict()["field"] == field
@@ -130,7 +128,7 @@ def test_each_bad_field_is_named(obj: dict[str, Any], field: str, reason: str) -
 )
 def test_whole_message_errors_name_the_envelope(raw: bytes, reason: str) -> None:
     with pytest.raises(EnvelopeError) as caught:
-        parse_envelope(raw)
+        parse_reading(raw)
     assert caught.value.field == "envelope"
     assert caught.value.reason == reason
 
@@ -138,11 +136,11 @@ def test_whole_message_errors_name_the_envelope(raw: bytes, reason: str) -> None
 def test_oversized_message_is_refused_before_parsing() -> None:
     raw = b" " * (max_envelope_bytes(4096) + 1)
     with pytest.raises(EnvelopeError) as caught:
-        parse_envelope(raw)
+        parse_reading(raw)
     assert (caught.value.field, caught.value.reason) == ("envelope", "too_large")
     # A smaller limit is honoured for the payload too.
     with pytest.raises(EnvelopeError) as caught:
-        parse_envelope(json.dumps(GOOD), max_payload_bytes=4)
+        parse_reading(json.dumps(GOOD), max_payload_bytes=4)
     assert (caught.value.field, caught.value.reason) == ("payload", "too_large")
 
 
@@ -150,7 +148,7 @@ def test_oversized_message_is_refused_before_parsing() -> None:
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_never_crash(raw: bytes) -> None:
     try:
-        parse_envelope(raw)
+        parse_reading(raw)
     except EnvelopeError as error:
         assert error.field and error.reason
 
@@ -161,7 +159,7 @@ def test_a_signed_reading_survives_the_wire(scheme: str) -> None:
     key = bytes(range(1, 33))
     public_key = public_key_of(scheme, key)
     device_id = device_id_from_public_key(scheme, public_key)
-    reading = sign_reading(DeviceReading(device_id, 1, 1000, b'{"x":1}', b"", scheme), domain, key)
+    reading = sign_reading(Reading(device_id, 1, 1000, b'{"x":1}', b"", scheme), domain, key)
     received = parse_reading(encode_reading(reading))
     assert received == reading
     assert verify_many([received], domain, {device_id: public_key})[0].ok
@@ -191,7 +189,7 @@ def test_property_a_changed_field_is_the_one_named(field: str, value: Any) -> No
     obj = dict(GOOD)
     obj[field] = value
     try:
-        parse_envelope(json.dumps(obj).encode())
+        parse_reading(json.dumps(obj).encode())
     except EnvelopeError as error:
         assert error.field == field
     else:

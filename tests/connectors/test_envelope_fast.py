@@ -1,6 +1,6 @@
 """The pipeline's fast envelope path agrees with the careful parser on every input.
 
-``envelope_fields`` must give exactly what ``parse_envelope`` gives for a valid
+``parse_reading_fast`` must give exactly what ``parse_reading`` gives for a valid
 envelope, and None (so the careful parser names the problem) for every invalid
 one. The careful parser is reached here through a ``str`` input, which never
 takes the fast path.
@@ -18,10 +18,10 @@ from veristream.connectors.envelope import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     EnvelopeError,
     encode_reading,
-    envelope_fields,
-    parse_envelope,
+    parse_reading,
+    parse_reading_fast,
 )
-from veristream.provers.signing import DeviceReading
+from veristream.provers.readings import Reading
 
 _HEXISH = st.text(alphabet="0123456789abcdefABCDEF xg", max_size=12)
 _VALUES: Any = st.one_of(
@@ -36,14 +36,14 @@ _VALUES: Any = st.one_of(
 
 def _careful(raw: bytes, limit: int) -> tuple[str, int, int, bytes, bytes, str] | None:
     try:
-        env = parse_envelope(raw.decode("utf-8", "surrogatepass"), max_payload_bytes=limit)
+        env = parse_reading(raw.decode("utf-8", "surrogatepass"), max_payload_bytes=limit)
     except EnvelopeError:
         return None
     return env.device_id, env.seq, env.timestamp_ms, env.payload, env.signature, env.scheme
 
 
 def _base(seq: int, payload: bytes, signature: bytes) -> dict[str, Any]:
-    reading = DeviceReading("0x" + "Ab" * 20, seq, 1_700_000_000_000, payload, signature)
+    reading = Reading("0x" + "Ab" * 20, seq, 1_700_000_000_000, payload, signature)
     obj: dict[str, Any] = json.loads(encode_reading(reading))
     return obj
 
@@ -67,16 +67,16 @@ def test_fast_path_agrees_with_careful_parser(
     elif mutate == 2:
         obj.pop(field, None)
     raw = json.dumps(obj, separators=(",", ":"), sort_keys=mutate == 3).encode()
-    fast = envelope_fields(raw, limit)
+    fast = parse_reading_fast(raw, limit)
     careful = _careful(raw, limit)
     if fast is not None:
         assert fast == careful
     # every valid canonical envelope takes the fast path
     if mutate == 0:
         assert fast == careful
-    # and through parse_envelope (bytes) the answer is the careful one either way
+    # and through parse_reading (bytes) the answer is the careful one either way
     try:
-        via_bytes: Any = parse_envelope(raw, max_payload_bytes=limit)
+        via_bytes: Any = parse_reading(raw, max_payload_bytes=limit)
         got: Any = (
             via_bytes.device_id,
             via_bytes.seq,
@@ -93,10 +93,10 @@ def test_fast_path_agrees_with_careful_parser(
 def test_odd_but_valid_envelopes_fall_back() -> None:
     obj = _base(7, b"{}", b"\x01" * 65)
     spaced = json.dumps(obj, indent=1).encode()  # not starting with '{"'
-    assert envelope_fields(spaced) is None
+    assert parse_reading_fast(spaced) is None
     assert _careful(spaced, DEFAULT_MAX_PAYLOAD_BYTES) is not None
     upper = dict(obj, payload="0X7B7D")
     raw = json.dumps(upper).encode()
-    assert envelope_fields(raw) == _careful(raw, DEFAULT_MAX_PAYLOAD_BYTES)
-    assert envelope_fields(b'{"device_id": 1}') is None
-    assert envelope_fields(b'{"x"') is None
+    assert parse_reading_fast(raw) == _careful(raw, DEFAULT_MAX_PAYLOAD_BYTES)
+    assert parse_reading_fast(b'{"device_id": 1}') is None
+    assert parse_reading_fast(b'{"x"') is None

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from tests.conftest import REPO, free_port
 from veristream.cli import app
 from veristream.connectors.config import FAULTS, HttpSourceConfig, SimulatorSourceConfig
-from veristream.connectors.envelope import TOO_LARGE, EnvelopeError, parse_envelope, parse_reading
+from veristream.connectors.envelope import TOO_LARGE, EnvelopeError, parse_reading
 from veristream.connectors.http import UvicornThread, create_app, post_messages
 from veristream.connectors.ingest_log import GroupCommitter, IngestLog
 from veristream.connectors.sim_profiles import PROFILES
@@ -89,7 +89,7 @@ def test_ground_truth_matches_independent_checks(sim: Simulation) -> None:
     for m in sorted(sim.messages, key=lambda m: (m.timestamp_ms or 0, m.index)):
         if m.stage == "ingest":
             with pytest.raises(EnvelopeError) as caught:
-                parse_envelope(m.raw)
+                parse_reading(m.raw)
             assert (caught.value.reason == TOO_LARGE) == (m.reason == "oversized")
             continue
         reading = parse_reading(m.raw)

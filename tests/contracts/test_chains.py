@@ -42,7 +42,8 @@ from veristream.contracts.committee import LocalCommittee
 from veristream.provers.encoding import keccak256
 from veristream.provers.epoch_result import EpochResult, epoch_result_digest, job_id_hash
 from veristream.provers.merkle import StandardMerkleTree
-from veristream.provers.signing import DeviceReading, Domain, sign_reading
+from veristream.provers.readings import Domain, Reading
+from veristream.provers.signing import sign_reading
 
 pytestmark = pytest.mark.services
 
@@ -104,14 +105,14 @@ def scenario(chain: Chain) -> dict[str, Any]:
     assert epoch_info(chain, dep, job, 2) is None
 
     device_key = bytes.fromhex("44" * 32)
-    reading = DeviceReading("0x" + "00" * 20, 1, 1_700_000_000_000, b"{}", b"")
+    reading = Reading("0x" + "00" * 20, 1, 1_700_000_000_000, b"{}", b"")
     from eth_account import Account
 
     device = Account.from_key(device_key).address
     register_device(chain, dep, device, alice)
     domain = Domain(chain_id=chain.chain_id, verifying_contract=dep.device_registry)
     signed_reading = sign_reading(
-        DeviceReading(device, reading.seq, reading.timestamp_ms, reading.payload, b""), domain, device_key
+        Reading(device, reading.seq, reading.timestamp_ms, reading.payload, b""), domain, device_key
     )
     return {
         "roots": [info0.reward_root.hex(), info1.reward_root.hex(), info0.data_root.hex()],

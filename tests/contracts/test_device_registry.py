@@ -30,7 +30,8 @@ from veristream.contracts import (
     set_device_owner,
 )
 from veristream.provers.encoding import keccak256
-from veristream.provers.signing import DeviceReading, Domain, public_key_of, reading_typed_data
+from veristream.provers.readings import Domain, Reading
+from veristream.provers.signing import public_key_of, reading_typed_data
 from veristream.provers.signing import reading_digest as py_reading_digest
 
 SECP_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -53,7 +54,7 @@ def setup() -> Iterator[Setup]:
 
 
 def _sign(private_key: bytes, device: str, seq: int, ts: int, payload: bytes, domain: Domain) -> bytes:
-    reading = DeviceReading(device, seq, ts, payload, b"")
+    reading = Reading(device, seq, ts, payload, b"")
     signed = Account.sign_typed_data(private_key, full_message=reading_typed_data(reading, domain))
     return bytes(signed.signature)
 
@@ -69,7 +70,7 @@ def test_reading_digest_matches_python_and_eth_account(
     setup: Setup, device: bytes, seq: int, ts: int, payload: bytes
 ) -> None:
     address = "0x" + device.hex()
-    reading = DeviceReading(address, seq, ts, payload, b"")
+    reading = Reading(address, seq, ts, payload, b"")
     on_chain = reading_digest(setup.chain, setup.dep, address, seq, ts, keccak256(payload))
     oracle = encode_typed_data(full_message=reading_typed_data(reading, setup.domain))
     eth_account_digest = keccak(b"\x19" + oracle.version + oracle.header + oracle.body)

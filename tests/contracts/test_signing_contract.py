@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -20,16 +19,10 @@ from web3 import Web3
 
 from tests.conftest import REPO
 from veristream.provers.encoding import keccak256
+from veristream.provers.readings import Domain, Reading
 from veristream.provers.reasons import SignatureFault
 from veristream.provers.schemes import secp256k1
-from veristream.provers.signing import (
-    DeviceReading,
-    Domain,
-    public_key_of,
-    reading_digest,
-    sign_reading,
-    verify_reading,
-)
+from veristream.provers.signing import public_key_of, reading_digest, sign_reading, verify_reading
 
 ARTIFACT = REPO / "contracts" / "artifacts" / "DeviceRegistry.json"
 SECRET = keccak256(b"test_signing_contract/device")
@@ -57,7 +50,7 @@ def _registry_keys(contract: Any, device: str) -> dict[str, bytes]:
     return {device.lower(): bytes(record[5])}
 
 
-def _on_chain(contract: Any, reading: DeviceReading) -> bool:
+def _on_chain(contract: Any, reading: Reading) -> bool:
     return bool(
         contract.functions.verifyReadingSignature(
             Web3.to_checksum_address(reading.device_id),
@@ -80,7 +73,7 @@ def test_contract_digest_equals_ours(
     registry: tuple[Any, Domain], address: bytes, seq: int, timestamp: int, payload: bytes
 ) -> None:
     contract, domain = registry
-    reading = DeviceReading("0x" + address.hex(), seq, timestamp, payload, b"")
+    reading = Reading("0x" + address.hex(), seq, timestamp, payload, b"")
     on_chain = contract.functions.readingDigest(
         Web3.to_checksum_address(reading.device_id), seq, timestamp, keccak256(payload)
     ).call()
@@ -90,7 +83,7 @@ def test_contract_digest_equals_ours(
 def test_contract_and_verify_many_accept_and_reject_the_same_signatures(registry: tuple[Any, Domain]) -> None:
     contract, domain = registry
     device = Account.from_key(SECRET).address.lower()
-    reading = sign_reading(DeviceReading(device, 3, 1_767_225_600_000, b"pm2.5=7", b""), domain, SECRET)
+    reading = sign_reading(Reading(device, 3, 1_767_225_600_000, b"pm2.5=7", b""), domain, SECRET)
     sig = reading.signature
     s = int.from_bytes(sig[32:64], "big")
     cases = {
@@ -101,11 +94,11 @@ def test_contract_and_verify_many_accept_and_reject_the_same_signatures(registry
         "short": (sig[:64], SignatureFault.MALFORMED_SIGNATURE),
     }
     for name, (signature, reason) in cases.items():
-        candidate = replace(reading, signature=signature)
+        candidate = reading._replace(signature=signature)
         verdict = verify_reading(candidate, domain)
         assert verdict.reason == reason, name
         assert _on_chain(contract, candidate) == verdict.ok, name
-    tampered = replace(reading, seq=4)
+    tampered = reading._replace(seq=4)
     assert not verify_reading(tampered, domain).ok
     assert not _on_chain(contract, tampered)
 
@@ -123,7 +116,7 @@ def test_contract_and_verify_many_agree_after_a_key_rotation(registry: tuple[Any
     w3.eth.wait_for_transaction_receipt(
         contract.functions.registerDevice(checksummed, owner, 1, b"").transact({"from": owner})
     )
-    unsigned = DeviceReading(device, 9, 1_767_225_600_000, b"co2=412", b"")
+    unsigned = Reading(device, 9, 1_767_225_600_000, b"co2=412", b"")
     by_old = sign_reading(unsigned, domain, old_secret)
     by_new = sign_reading(unsigned, domain, new_secret)
     for rotated in (False, True):

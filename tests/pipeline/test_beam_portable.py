@@ -38,7 +38,7 @@ from veristream.pipeline.publish import store_epoch
 from veristream.pipeline.records import Rejected
 from veristream.pipeline.reexecute import reexecute
 from veristream.pipeline.state import JobState
-from veristream.provers.signing import DeviceReading
+from veristream.provers.readings import Reading
 
 DEVICES = fleet(5)
 OUTSIDER = fleet(1, offset=500)[0]
@@ -114,7 +114,7 @@ def _epoch_one() -> list[tuple[int, bytes]]:
     good = reading(d0, 50, start + 5_000, {"temp": 1})
     records += [(start + 5_010, encode_reading(good)), (start + 5_020, encode_reading(good))]
     records.append(record(d0, 3, start + 5_100, {"temp": 2}))  # seq 3 was accepted in epoch 0
-    forged = DeviceReading(d1.device_id, 60, start + 6_000, b'{"temp":3}', good.signature)
+    forged = Reading(d1.device_id, 60, start + 6_000, b'{"temp":3}', good.signature)
     records.append((start + 6_010, encode_reading(forged)))
     records.append(record(OUTSIDER, 1, start + 6_100, {"temp": 3}))
     records.append(record(d2, 70, start + 7_000, {"temp": 9_999}))

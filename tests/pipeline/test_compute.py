@@ -21,7 +21,7 @@ from veristream.pipeline.reexecute import reexecute
 from veristream.pipeline.state import Checkpoint, JobState, commit_checkpoint, load_checkpoint
 from veristream.provers.encoding import keccak256
 from veristream.provers.merkle import StandardMerkleTree, verify_proof
-from veristream.provers.signing import DeviceReading
+from veristream.provers.readings import Reading
 
 DEVICES = fleet(6)
 OUTSIDER = fleet(1, offset=1000)[0]
@@ -41,7 +41,7 @@ def _faulty_epoch() -> tuple[list[tuple[int, bytes]], dict[str, int]]:
     records.append((5_010, encode_reading(good)))
     add((5_020, encode_reading(good)), "duplicate")  # byte-identical resend
     add(record(d0, 100, 5_500, {"temp": 2}), "replay")  # same seq, new content
-    forged = DeviceReading(d1.device_id, 200, 6_000, b'{"temp":3}', good.signature)
+    forged = Reading(d1.device_id, 200, 6_000, b'{"temp":3}', good.signature)
     add((6_010, encode_reading(forged)), "bad_signature")
     add(record(OUTSIDER, 1, 6_100, {"temp": 3}), "unknown_device")
     add(record(d2, 300, 7_000, {"temp": 9_999}), "implausible")

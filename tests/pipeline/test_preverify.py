@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,8 @@ from veristream.pipeline.publish import run_epoch
 from veristream.pipeline.reexecute import proposal_for, reexecute
 from veristream.pipeline.state import JobState
 from veristream.provers.aggregation import demo_members
+from veristream.provers.readings import Domain, Reading
 from veristream.provers.signing import (
-    DeviceReading,
-    Domain,
     VerdictMemo,
     device_id_from_public_key,
     public_key_of,
@@ -56,7 +54,7 @@ REGISTRIES = [{d["id"]: d["keys"][r][1] for d in DEVICES} for r in (0, 1)]  # be
 MUTATIONS = ("none", "flip_signature", "other_device_key", "payload_changed", "rotated_key", "other_domain")
 
 
-def _reading(device: int, seq: int, mutation: str) -> DeviceReading:
+def _reading(device: int, seq: int, mutation: str) -> Reading:
     d = DEVICES[device]
     sk = d["keys"][0][0]
     domain = DOMAINS[0]
@@ -67,13 +65,13 @@ def _reading(device: int, seq: int, mutation: str) -> DeviceReading:
     elif mutation == "other_domain":
         domain = DOMAINS[1]
     payload = json.dumps({"temp": seq}).encode()
-    signed = sign_reading(DeviceReading(d["id"], seq, 1_000 + seq, payload, b"", d["scheme"]), domain, sk)
+    signed = sign_reading(Reading(d["id"], seq, 1_000 + seq, payload, b"", d["scheme"]), domain, sk)
     if mutation == "flip_signature":
         sig = bytearray(signed.signature)
         sig[5] ^= 0x40
-        signed = replace(signed, signature=bytes(sig))
+        signed = signed._replace(signature=bytes(sig))
     elif mutation == "payload_changed":
-        signed = replace(signed, payload=payload + b" ")
+        signed = signed._replace(payload=payload + b" ")
     return signed
 
 

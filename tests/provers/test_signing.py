@@ -32,12 +32,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from veristream.provers import signing
+from veristream.provers.readings import SCHEMES, Domain, Reading
 from veristream.provers.reasons import SignatureFault
 from veristream.provers.schemes import ed25519, p256, secp256k1
 from veristream.provers.signing import (
-    SCHEMES,
-    DeviceReading,
-    Domain,
     Verdict,
     device_id_from_public_key,
     public_key_of,
@@ -75,8 +73,8 @@ class Device:
         self.public_key = public_key_of(scheme, secret)
         self.device_id = device_id_from_public_key(scheme, self.public_key)
 
-    def reading(self, seq: int = 7, timestamp_ms: int = 1_767_225_600_000, payload: bytes = b"t=21.5") -> DeviceReading:
-        unsigned = DeviceReading(self.device_id, seq, timestamp_ms, payload, b"", self.scheme)
+    def reading(self, seq: int = 7, timestamp_ms: int = 1_767_225_600_000, payload: bytes = b"t=21.5") -> Reading:
+        unsigned = Reading(self.device_id, seq, timestamp_ms, payload, b"", self.scheme)
         return sign_reading(unsigned, DOMAIN, self.secret)
 
 
@@ -141,7 +139,7 @@ def test_digest_equals_eth_account_typed_data_hash(
     address: bytes, seq: int, timestamp: int, payload: bytes, domain: Domain
 ) -> None:
     device = "0x" + address.hex()
-    reading = DeviceReading(device, seq, timestamp, payload, b"")
+    reading = Reading(device, seq, timestamp, payload, b"")
     expected = eth_account_digest(typed_data(device, seq, timestamp, payload, domain))
     assert reading_digest(reading, domain) == expected
     assert eth_account_digest(reading_typed_data(reading, domain)) == expected
@@ -155,13 +153,13 @@ def test_eth_account_signature_verifies_unchanged(
     account = Account.from_key(secret)
     message = typed_data(account.address, seq, timestamp, payload, domain)
     signed = Account.sign_typed_data(secret, full_message=message)
-    reading = DeviceReading(account.address, seq, timestamp, payload, bytes(signed.signature))
+    reading = Reading(account.address, seq, timestamp, payload, bytes(signed.signature))
     assert bytes(signed.message_hash) == reading_digest(reading, domain)
     assert verify_many([reading], domain) == [Verdict(True, None)]
     registry = {account.address.lower(): public_key_of("secp256k1", secret)}
     assert verify_many([reading], domain, registry) == [Verdict(True, None)]
     # and ours is the signature eth-account makes (both RFC 6979, low s, v in {27, 28})
-    assert sign_reading(replace(reading, signature=b""), domain, secret).signature == bytes(signed.signature)
+    assert sign_reading(reading._replace(signature=b""), domain, secret).signature == bytes(signed.signature)
 
 
 @SETTINGS
@@ -219,7 +217,7 @@ def test_domain_changes_the_digest_and_is_checked() -> None:
     ],
 )
 def test_reading_digest_raises_value_error_on_malformed_fields(bad: dict[str, Any]) -> None:
-    reading = replace(DEVICES["secp256k1"].reading(), **bad)
+    reading = DEVICES["secp256k1"].reading()._replace(**bad)
     with pytest.raises(ValueError):
         reading_digest(reading, DOMAIN)
     with pytest.raises(ValueError):
@@ -235,11 +233,11 @@ def test_ed25519_signed_by_cryptography_verifies_and_ours_verify_there(
     secret: bytes, seq: int, payload: bytes
 ) -> None:
     device = Device("ed25519", secret)
-    unsigned = DeviceReading(device.device_id, seq, 0, payload, b"", "ed25519")
+    unsigned = Reading(device.device_id, seq, 0, payload, b"", "ed25519")
     digest = reading_digest(unsigned, DOMAIN)
     theirs = Ed25519PrivateKey.from_private_bytes(secret).sign(digest)
     keys = {device.device_id: device.public_key}
-    assert verify_reading(replace(unsigned, signature=theirs), DOMAIN, keys).ok
+    assert verify_reading(unsigned._replace(signature=theirs), DOMAIN, keys).ok
     ours = sign_reading(unsigned, DOMAIN, secret).signature
     Ed25519PublicKey.from_public_bytes(device.public_key).verify(ours, digest)
     assert ours == theirs  # Ed25519 is deterministic
@@ -251,15 +249,15 @@ def test_p256_signed_by_cryptography_verifies_and_ours_verify_there(
     secret: bytes, seq: int, payload: bytes
 ) -> None:
     device = Device("p256", secret)
-    unsigned = DeviceReading(device.device_id, seq, 0, payload, b"", "p256")
+    unsigned = Reading(device.device_id, seq, 0, payload, b"", "p256")
     digest = reading_digest(unsigned, DOMAIN)
     private = ec.derive_private_key(int.from_bytes(secret, "big"), ec.SECP256R1())
     r, s = decode_dss_signature(private.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256()))))
     keys = {device.device_id: device.public_key}
     low, high = min(s, p256.N - s), max(s, p256.N - s)
-    as_sent = replace(unsigned, signature=r.to_bytes(32, "big") + low.to_bytes(32, "big"))
+    as_sent = unsigned._replace(signature=r.to_bytes(32, "big") + low.to_bytes(32, "big"))
     assert verify_reading(as_sent, DOMAIN, keys).ok
-    malleated = replace(unsigned, signature=r.to_bytes(32, "big") + high.to_bytes(32, "big"))
+    malleated = unsigned._replace(signature=r.to_bytes(32, "big") + high.to_bytes(32, "big"))
     assert verify_reading(malleated, DOMAIN, keys) == Verdict(False, SignatureFault.HIGH_S)
     ours = sign_reading(unsigned, DOMAIN, secret).signature
     ours_r, ours_s = int.from_bytes(ours[:32], "big"), int.from_bytes(ours[32:], "big")
@@ -284,7 +282,7 @@ def test_p256_signed_by_cryptography_verifies_and_ours_verify_there(
 def test_tampered_fields_fail(scheme: str, change: dict[str, Any]) -> None:
     reading = DEVICES[scheme].reading()
     assert verify_reading(reading, DOMAIN, REGISTRY).ok
-    assert verify_reading(replace(reading, **change), DOMAIN, REGISTRY) == Verdict(False, SignatureFault.BAD_SIGNATURE)
+    assert verify_reading(reading._replace(**change), DOMAIN, REGISTRY) == Verdict(False, SignatureFault.BAD_SIGNATURE)
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
@@ -297,7 +295,7 @@ def test_other_domain_fails(scheme: str) -> None:
 def test_secp256k1_reading_claimed_by_another_device_fails() -> None:
     reading = DEVICES["secp256k1"].reading()
     other = _device("secp256k1", 2)
-    assert verify_reading(replace(reading, device_id=other.device_id), DOMAIN) == Verdict(
+    assert verify_reading(reading._replace(device_id=other.device_id), DOMAIN) == Verdict(
         False, SignatureFault.BAD_SIGNATURE
     )
 
@@ -312,14 +310,14 @@ def test_high_s_variant_of_a_valid_secp256k1_signature_is_rejected() -> None:
     compact = flipped[:64] + bytes((flipped[64] - 27,))
     recovered = PublicKey.from_signature_and_message(compact, digest, hasher=None)
     assert recovered.format(compressed=False)[1:] == DEVICES["secp256k1"].public_key
-    assert verify_reading(replace(reading, signature=flipped), DOMAIN) == Verdict(False, SignatureFault.HIGH_S)
+    assert verify_reading(reading._replace(signature=flipped), DOMAIN) == Verdict(False, SignatureFault.HIGH_S)
 
 
 def test_high_s_ed25519_variant_is_rejected() -> None:
     reading = DEVICES["ed25519"].reading()
     sig = reading.signature
     s_plus_l = (int.from_bytes(sig[32:], "little") + ed25519.L).to_bytes(32, "little")
-    assert verify_reading(replace(reading, signature=sig[:32] + s_plus_l), DOMAIN, REGISTRY) == Verdict(
+    assert verify_reading(reading._replace(signature=sig[:32] + s_plus_l), DOMAIN, REGISTRY) == Verdict(
         False, SignatureFault.MALFORMED_SIGNATURE
     )
 
@@ -327,14 +325,14 @@ def test_high_s_ed25519_variant_is_rejected() -> None:
 @pytest.mark.parametrize("v", [0, 1, 26, 29, 35, 36, 255])
 def test_bad_v_is_rejected(v: int) -> None:
     reading = DEVICES["secp256k1"].reading()
-    bad = replace(reading, signature=reading.signature[:64] + bytes((v,)))
+    bad = reading._replace(signature=reading.signature[:64] + bytes((v,)))
     assert verify_reading(bad, DOMAIN) == Verdict(False, SignatureFault.BAD_V)
 
 
 def test_other_v_is_a_bad_signature() -> None:
     reading = DEVICES["secp256k1"].reading()
     other = 55 - reading.signature[64]
-    assert verify_reading(replace(reading, signature=reading.signature[:64] + bytes((other,))), DOMAIN) == (
+    assert verify_reading(reading._replace(signature=reading.signature[:64] + bytes((other,))), DOMAIN) == (
         Verdict(False, SignatureFault.BAD_SIGNATURE)
     )
 
@@ -344,7 +342,7 @@ def test_truncated_and_extended_signatures_are_malformed(scheme: str) -> None:
     reading = DEVICES[scheme].reading()
     sig = reading.signature
     for bad in (b"", sig[:1], sig[:-1], sig[:32], sig + b"\x00", sig + sig):
-        assert verify_reading(replace(reading, signature=bad), DOMAIN, REGISTRY) == Verdict(
+        assert verify_reading(reading._replace(signature=bad), DOMAIN, REGISTRY) == Verdict(
             False, SignatureFault.MALFORMED_SIGNATURE
         ), (scheme, len(bad))
 
@@ -357,7 +355,7 @@ def test_ecdsa_scalars_out_of_range_are_malformed(scheme: str) -> None:
     r, s, tail = sig[:32], sig[32:64], sig[64:]
     zero, n = bytes(32), order.to_bytes(32, "big")
     for bad in (zero + s, r + zero, n + s, b"\xff" * 32 + s, r + n):
-        assert verify_reading(replace(reading, signature=bad + tail), DOMAIN, REGISTRY) == Verdict(
+        assert verify_reading(reading._replace(signature=bad + tail), DOMAIN, REGISTRY) == Verdict(
             False, SignatureFault.MALFORMED_SIGNATURE
         )
 
@@ -390,7 +388,7 @@ def test_rotated_key_verifies_under_the_old_device_id(scheme: str) -> None:
         Verdict(True, None),
     ]
     # the new key does not sign for its own derived id: it is not registered there
-    own = sign_reading(replace(by_new_key, device_id=new.device_id), DOMAIN, new.secret)
+    own = sign_reading(by_new_key._replace(device_id=new.device_id), DOMAIN, new.secret)
     assert verify_reading(own, DOMAIN, rotated) == Verdict(False, SignatureFault.UNKNOWN_DEVICE)
     # nor, without a registry, does a secp256k1 key sign for an id it does not derive
     if scheme == "secp256k1":
@@ -415,7 +413,7 @@ def test_rotation_is_per_device_in_one_call(monkeypatch: pytest.MonkeyPatch) -> 
     devices = [_device(scheme, label) for scheme in SCHEMES for label in (20, 21)]
     new_keys = {d.device_id: _device(d.scheme, 100 + i) for i, d in enumerate(devices)}
     keys = {d.device_id: (new_keys[d.device_id].public_key if i % 2 else d.public_key) for i, d in enumerate(devices)}
-    readings: list[DeviceReading] = []
+    readings: list[Reading] = []
     expected: list[Verdict] = []
     for i, d in enumerate(devices):
         for signer in (d, new_keys[d.device_id]):
@@ -461,14 +459,14 @@ def test_unknown_device(scheme: str) -> None:
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_device_ids_compare_case_insensitively(scheme: str) -> None:
     reading = DEVICES[scheme].reading()
-    upper = replace(reading, device_id="0X" + reading.device_id[2:].upper())
+    upper = reading._replace(device_id="0X" + reading.device_id[2:].upper())
     assert verify_reading(upper, DOMAIN, REGISTRY).ok
 
 
 def test_registry_keyed_by_checksummed_address_finds_the_exact_spelling() -> None:
     device = DEVICES["secp256k1"]
     checksummed = Account.from_key(device.secret).address
-    reading = replace(device.reading(), device_id=checksummed)
+    reading = device.reading()._replace(device_id=checksummed)
     assert verify_reading(reading, DOMAIN, {checksummed: device.public_key}).ok
 
 
@@ -518,7 +516,7 @@ def test_registry_accepts_sec1_and_prefixed_key_forms() -> None:
 )
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_malformed_readings_get_a_verdict_not_an_exception(scheme: str, bad: dict[str, Any]) -> None:
-    reading = replace(DEVICES[scheme].reading(), **bad)
+    reading = DEVICES[scheme].reading()._replace(**bad)
     assert verify_reading(reading, DOMAIN, REGISTRY) == Verdict(False, SignatureFault.MALFORMED_READING)
 
 
@@ -528,7 +526,7 @@ def test_not_a_reading_at_all_is_malformed() -> None:
 
 @pytest.mark.parametrize("scheme", ["rsa", "", "SECP256K1", None, 1])
 def test_unsupported_scheme(scheme: Any) -> None:
-    reading = replace(DEVICES["secp256k1"].reading(), scheme=scheme)
+    reading = DEVICES["secp256k1"].reading()._replace(scheme=scheme)
     assert verify_reading(reading, DOMAIN, REGISTRY) == Verdict(False, SignatureFault.UNSUPPORTED_SCHEME)
     with pytest.raises(ValueError):
         sign_reading(reading, DOMAIN, DEVICES["secp256k1"].secret)
@@ -541,7 +539,7 @@ def test_mixed_schemes_in_one_call_keep_their_order(monkeypatch: pytest.MonkeyPa
     rng = random.Random(7)
     devices = [_device(scheme, label) for scheme in SCHEMES for label in range(10, 14)]
     keys = {d.device_id: d.public_key for d in devices}
-    cases: list[tuple[DeviceReading, Verdict]] = []
+    cases: list[tuple[Reading, Verdict]] = []
     for i in range(150):
         device = rng.choice(devices)
         reading = device.reading(seq=i, payload=rng.randbytes(rng.randrange(64)))
@@ -549,11 +547,11 @@ def test_mixed_schemes_in_one_call_keep_their_order(monkeypatch: pytest.MonkeyPa
         if kind == 0:
             cases.append((reading, Verdict(True, None)))
         elif kind == 1:
-            cases.append((replace(reading, seq=i + 1), Verdict(False, SignatureFault.BAD_SIGNATURE)))
+            cases.append((reading._replace(seq=i + 1), Verdict(False, SignatureFault.BAD_SIGNATURE)))
         elif kind == 2:
-            cases.append((replace(reading, signature=reading.signature[:-1]), Verdict(False, SignatureFault.MALFORMED_SIGNATURE)))
+            cases.append((reading._replace(signature=reading.signature[:-1]), Verdict(False, SignatureFault.MALFORMED_SIGNATURE)))
         else:
-            cases.append((replace(reading, device_id="0x12"), Verdict(False, SignatureFault.MALFORMED_READING)))
+            cases.append((reading._replace(device_id="0x12"), Verdict(False, SignatureFault.MALFORMED_READING)))
     readings = [reading for reading, _ in cases]
     verdicts = verify_many(readings, DOMAIN, keys)
     assert verdicts == [expected for _, expected in cases]
@@ -577,12 +575,12 @@ def test_any_signature_bit_flip_is_rejected(
     scheme: str, secret: bytes, seq: int, timestamp: int, payload: bytes, bit: int
 ) -> None:
     device = Device(scheme, secret)
-    reading = sign_reading(DeviceReading(device.device_id, seq, timestamp, payload, b"", scheme), DOMAIN, secret)
+    reading = sign_reading(Reading(device.device_id, seq, timestamp, payload, b"", scheme), DOMAIN, secret)
     keys = {device.device_id: device.public_key}
     assert verify_reading(reading, DOMAIN, keys).ok
     flipped = bytearray(reading.signature)
     flipped[bit // 8] ^= 1 << (bit % 8)
-    verdict = verify_reading(replace(reading, signature=bytes(flipped)), DOMAIN, keys)
+    verdict = verify_reading(reading._replace(signature=bytes(flipped)), DOMAIN, keys)
     assert not verdict.ok
     assert verdict.reason in set(SignatureFault)
 
@@ -590,7 +588,7 @@ def test_any_signature_bit_flip_is_rejected(
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_signing_is_deterministic(scheme: str) -> None:
     reading = DEVICES[scheme].reading()
-    again = sign_reading(replace(reading, signature=b""), DOMAIN, DEVICES[scheme].secret)
+    again = sign_reading(reading._replace(signature=b""), DOMAIN, DEVICES[scheme].secret)
     assert again.signature == reading.signature
 
 
@@ -724,7 +722,7 @@ def test_documented_vectors(scheme: str) -> None:
     device_id, digest, signature = DOC_VECTORS[scheme]
     public_key = public_key_of(scheme, secret)
     assert device_id_from_public_key(scheme, public_key) == device_id
-    reading = DeviceReading(device_id, 42, 1_767_225_600_000, b'{"t":21.5}', b"", scheme)
+    reading = Reading(device_id, 42, 1_767_225_600_000, b'{"t":21.5}', b"", scheme)
     assert reading_digest(reading, domain).hex() == digest
     assert eth_account_digest(typed_data(device_id, 42, 1_767_225_600_000, b'{"t":21.5}', domain)).hex() == digest
     signed = sign_reading(reading, domain, secret)
