@@ -62,10 +62,6 @@ def job_context(job: JobSpec, registry: DeviceRegistryView | None = None) -> Epo
     """The context of ``job``; the registry is read from its file unless given."""
 
     if registry is None:
-        if job.devices.file is None:
-            raise InputRejected(
-                "devices.file is required to run embedded; an on-chain registry is read by the caller"
-            )
         registry = load_registry(job.devices.file)
     d = job.devices.domain
     domain = Domain(

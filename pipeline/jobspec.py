@@ -74,22 +74,10 @@ class Eip712DomainSpec(_Model):
 
 
 class DeviceRegistrySpec(_Model):
-    """Where device keys come from: a file (embedded mode) or an on-chain DeviceRegistry."""
+    """Where device keys come from: a registry file, and the EIP-712 domain devices sign under."""
 
-    file: Path | None = None
-    address: str | None = None
+    file: Path
     domain: Eip712DomainSpec = Eip712DomainSpec()
-
-    @field_validator("address")
-    @classmethod
-    def _check_address(cls, value: str | None) -> str | None:
-        return None if value is None else _address(value)
-
-    @model_validator(mode="after")
-    def _one_source(self) -> DeviceRegistrySpec:
-        if (self.file is None) == (self.address is None):
-            raise SpecError("give exactly one of 'file' (embedded mode) or 'address' (on chain)")
-        return self
 
 
 class EpochSpec(_Model):

@@ -54,8 +54,8 @@ def test_cross_field_rules() -> None:
     assert "declared" in " ".join(_problems(data).values())
     sink = job_dict(rewards={"tokens_per_epoch": 1, "remainder": "sink"})
     assert "sink" in _problems(sink)["rewards"]
-    both = job_dict(devices={"file": "d.json", "address": "0x" + "11" * 20})
-    assert "exactly one" in _problems(both)["devices"]
+    on_chain = job_dict(devices={"file": "d.json", "address": "0x" + "11" * 20})
+    assert "devices.address" in _problems(on_chain)
     weights = job_dict(operators={"count": 2, "weights": [1, 2, 3]})
     assert "operators" in _problems(weights)
     rpc = job_dict(chain={"mode": "rpc"})
