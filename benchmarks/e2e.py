@@ -216,7 +216,7 @@ def _epoch_to_verified(
     memo = None
     if preverified:
         before = time.perf_counter()
-        preverifier = Preverifier(ctx, committee)
+        preverifier = Preverifier(ctx, committee.observe)
         raws = [raw for _, raw in records]
         for at in range(0, len(raws), OBSERVE_CHUNK):  # as a live loop hands them over
             preverifier.observe(raws[at : at + OBSERVE_CHUNK])

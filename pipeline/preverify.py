@@ -21,11 +21,12 @@ once it has been used.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from veristream.connectors.envelope import parse_reading, parse_reading_fast
 from veristream.pipeline import workers
+from veristream.pipeline.compute import EpochContext
 from veristream.pipeline.records import Candidate, CandidateBatch
 from veristream.pipeline.workers import auto_workers
 from veristream.provers.errors import InputRejected
@@ -134,17 +135,24 @@ def _verify_chunk(domain: Any, keys: Mapping[str, bytes], batch: Sequence[Candid
 
 
 class Preverifier:
-    """The coordinator's pre-verification for one job: its own memos, and the committee's.
+    """The submitter's pre-verification for one job: its own memos, and whoever else observes.
 
     ``observe`` is called with the raw messages newly appended to epochs that are
     still open; the epoch's pipeline later gets the epoch's memo through
-    ``take(epoch)`` (``run_epoch(..., memo=...)``). Each operator keeps its own
-    memos (``Operator.observe``): nobody trusts anyone else's verdicts.
+    ``take(epoch)`` (``run_epoch(..., memo=...)``). ``also`` is handed the same raw
+    messages first, without waiting (the committee's operators, each of which keeps
+    its own memos: nobody trusts anyone else's verdicts).
     """
 
-    def __init__(self, ctx: Any, committee: Any = None, *, max_epochs: int = MAX_EPOCHS) -> None:
+    def __init__(
+        self,
+        ctx: EpochContext,
+        also: Callable[[Sequence[bytes]], object] | None = None,
+        *,
+        max_epochs: int = MAX_EPOCHS,
+    ) -> None:
         self._ctx = ctx
-        self._committee = committee
+        self._also = also
         self._memos = EpochMemos(max_epochs)
         self._keys = ctx.registry.keys()
         self._devices = dict(ctx.registry.devices)
@@ -155,16 +163,13 @@ class Preverifier:
         return self._memos
 
     def observe(self, raws: Sequence[bytes]) -> None:
-        """Pre-verify readings of still-open epochs here, and hand them to every operator.
-
-        Operators get the raw messages first (fire-and-forget on Ray, an operator
-        that is down is skipped), so they work while this process does.
-        """
+        """Pre-verify readings of still-open epochs here, after handing them to ``also``
+        (which returns at once: the operators work while this process does)."""
         if not raws:
             return
         raws = list(raws)
-        if self._committee is not None:
-            self._committee.observe(raws)
+        if self._also is not None:
+            self._also(raws)
         job = self._ctx.job
         groups = decode_by_epoch(raws, self._ctx.clock, job.validation.max_payload_bytes)
         total = sum(len(batch) for batch in groups.values())

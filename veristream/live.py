@@ -131,7 +131,7 @@ def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
 
 def open_preverifier(ctx: EpochContext, committee: Any) -> Preverifier:
     """The pre-verifier for readings of still-open epochs: the committee checks them as they arrive."""
-    return Preverifier(ctx, committee)
+    return Preverifier(ctx, committee.observe)
 
 
 # THE LOOP

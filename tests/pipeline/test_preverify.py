@@ -291,7 +291,7 @@ def test_operators_pre_verify_and_sign_the_same(setup: dict[str, Any], tmp_path:
     cold = InProcessCommittee(job, members, ctx.registry).sign(proposal)
     committee = InProcessCommittee(job, members, ctx.registry, faults={2: "wrong_root"})
     committee.stop_operator(3)
-    preverifier = Preverifier(ctx, committee)
+    preverifier = Preverifier(ctx, committee.observe)
     preverifier.observe([raw for _, raw in records])
     operator = committee._operators[0]
     assert operator._memos.epochs() == [0, 1]
@@ -315,7 +315,7 @@ def test_ray_operators_pre_verify_fire_and_forget(setup: dict[str, Any], ray_ses
     committee = RayCommittee(job, demo_members("bls12381", 4), ctx.registry)
     try:
         committee.stop_operator(1)
-        Preverifier(ctx, committee).observe([raw for _, raw in records])  # returns without waiting
+        Preverifier(ctx, committee.observe).observe([raw for _, raw in records])  # returns without waiting
         committee.drain(60)
         aggregate = committee.sign(proposal)
         assert aggregate.quorum_met and aggregate.signers == (0, 2, 3) and aggregate.down == (1,)
