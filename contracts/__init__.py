@@ -7,46 +7,50 @@ claim rewards, and manage devices. See docs/contracts.md.
 
 from veristream.contracts.artifacts import ContractRevert, load_artifact
 from veristream.contracts.chain import Chain, ChainConfig, Receipt, connect, connected
-from veristream.contracts.client import (
-    Deployment,
+from veristream.contracts.deploy import Deployment, deploy_all, load_deployment
+from veristream.contracts.device_registry import (
     DeviceChange,
     DeviceInfo,
-    EpochInfo,
-    SetOperator,
     check_reading_signature,
-    claim,
-    claimed,
-    create_job,
-    create_operator_set,
-    deploy_all,
     device_changes,
     device_info,
+    reading_digest,
+    register_device,
+    revoke_device,
+    rotate_device_key,
+    set_device_owner,
+)
+from veristream.contracts.epoch_verifier import (
+    EpochInfo,
+    create_job,
+    epoch_contains_reading,
+    epoch_contains_reading_data,
     epoch_digest,
     epoch_info,
-    fund_rewards,
     job_operator_set,
-    load_deployment,
-    mint_reward_token,
+    reference_time,
+    submit_epoch,
+)
+from veristream.contracts.operator_registry import (
+    SetOperator,
+    create_operator_set,
     operator_set_at,
     operator_set_members,
     operator_set_pending_until,
     operator_set_scheme,
     operator_slot,
-    pool_balance,
-    reading_digest,
-    reference_time,
-    register_device,
     register_operator,
     remove_operator,
-    revoke_device,
-    rotate_device_key,
     rotate_operator_key,
-    set_device_owner,
     set_operator_weight,
-    submit_epoch,
+)
+from veristream.contracts.reward_distributor import (
+    claim,
+    claimed,
+    fund_rewards,
+    mint_reward_token,
+    pool_balance,
     token_balance,
-    verify_reading,
-    verify_reading_data,
 )
 
 __all__ = [
@@ -69,6 +73,8 @@ __all__ = [
     "deploy_all",
     "device_changes",
     "device_info",
+    "epoch_contains_reading",
+    "epoch_contains_reading_data",
     "epoch_digest",
     "epoch_info",
     "fund_rewards",
@@ -94,6 +100,4 @@ __all__ = [
     "set_operator_weight",
     "submit_epoch",
     "token_balance",
-    "verify_reading",
-    "verify_reading_data",
 ]

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from veristream.contracts.chain import Chain
-from veristream.contracts.client import Deployment, operator_slot, register_operator
+from veristream.contracts.deploy import Deployment
+from veristream.contracts.operator_registry import operator_slot, register_operator
 from veristream.provers.aggregation import OperatorKey, demo_keys
 from veristream.provers.bls.scheme import scheme_for
 from veristream.provers.errors import InputRejected

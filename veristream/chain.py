@@ -33,8 +33,8 @@ from veristream.contracts import (
     submit_epoch,
 )
 from veristream.contracts.chain import Chain, ChainConfig, Receipt
-from veristream.contracts.client import DEPLOYMENT_FILE
 from veristream.contracts.committee import LocalCommittee
+from veristream.contracts.deploy import DEPLOYMENT_FILE
 from veristream.pipeline.commitments import reward_proof
 from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.state import Checkpoint

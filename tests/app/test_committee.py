@@ -117,7 +117,7 @@ def test_operator_keygen_and_registration_on_chain(epochs: dict[str, Any], tmp_p
     import json
 
     from veristream.contracts import connect, create_operator_set, deploy_all
-    from veristream.contracts.client import operator_slot
+    from veristream.contracts.operator_registry import operator_slot
     from veristream.operator import keygen, register_key
 
     for scheme, module in (("bls12381", bls12381), ("bn254", bn254)):

@@ -24,17 +24,17 @@ from veristream.contracts import (
     create_job,
     create_operator_set,
     deploy_all,
+    epoch_contains_reading,
+    epoch_contains_reading_data,
     epoch_digest,
     fund_rewards,
     register_operator,
     remove_operator,
     submit_epoch,
     token_balance,
-    verify_reading,
-    verify_reading_data,
 )
-from veristream.contracts.client import contract, deploy
 from veristream.contracts.committee import LocalCommittee
+from veristream.contracts.deploy import contract, deploy
 from veristream.provers.bls import bn254
 from veristream.provers.encoding import keccak256
 from veristream.provers.epoch_result import EpochResult, job_id_hash
@@ -256,11 +256,11 @@ def test_internal_node_cannot_pose_as_a_leaf(world: World) -> None:
         claim(world.chain, world.dep, world.job, 13, "0x" + left[12:].hex(), int.from_bytes(right, "big"), proof[1:])
     # so does verifyReadingData: the real leaf verifies, the children's pair does not
     encoded = abi_encode(["address", "uint256"], [accounts[0], 5])
-    assert verify_reading_data(world.chain, world.dep, world.job, 13, encoded, proof)
-    assert not verify_reading_data(world.chain, world.dep, world.job, 13, left + right, proof[1:])
+    assert epoch_contains_reading_data(world.chain, world.dep, world.job, 13, encoded, proof)
+    assert not epoch_contains_reading_data(world.chain, world.dep, world.job, 13, left + right, proof[1:])
     # the raw-hash view trusts its caller, as documented: this is why claims never use it
-    assert verify_reading(world.chain, world.dep, world.job, 13, leaf, proof)
-    assert verify_reading(world.chain, world.dep, world.job, 13, internal, proof[1:])
+    assert epoch_contains_reading(world.chain, world.dep, world.job, 13, leaf, proof)
+    assert epoch_contains_reading(world.chain, world.dep, world.job, 13, internal, proof[1:])
 
 
 def test_claim_against_an_unverified_or_replaced_root_is_rejected(world: World) -> None:

@@ -26,6 +26,7 @@ from veristream.contracts import (
     create_job,
     create_operator_set,
     deploy_all,
+    epoch_contains_reading_data,
     epoch_digest,
     epoch_info,
     fund_rewards,
@@ -35,7 +36,6 @@ from veristream.contracts import (
     register_device,
     submit_epoch,
     token_balance,
-    verify_reading_data,
 )
 from veristream.contracts.anvil import AnvilNode, anvil
 from veristream.contracts.committee import LocalCommittee
@@ -122,10 +122,10 @@ def scenario(chain: Chain) -> dict[str, Any]:
         "balances": [token_balance(chain, dep, alice), token_balance(chain, dep, bob)],
         "claimed": [claimed(chain, dep, job, alice), claimed(chain, dep, job, bob)],
         "pool": pool_balance(chain, dep, job),
-        "reading_in_root": verify_reading_data(
+        "reading_in_root": epoch_contains_reading_data(
             chain, dep, job, 0, abi_encode(["bytes32"], readings[3]), _proof(data_tree, 3)
         ),
-        "reading_not_in_epoch1": verify_reading_data(
+        "reading_not_in_epoch1": epoch_contains_reading_data(
             chain, dep, job, 1, abi_encode(["bytes32"], readings[3]), _proof(data_tree, 3)
         ),
         "device_signature": check_reading_signature(

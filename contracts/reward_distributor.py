@@ -1,0 +1,82 @@
+"""The RewardDistributor and the reward token: funding a job's pool and claiming from it.
+
+Every function takes the ``Chain`` and the ``Deployment``; reverts surface as
+``ContractRevert`` carrying the Solidity custom error's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from veristream.contracts.chain import Chain, Receipt
+from veristream.contracts.deploy import Deployment, checksum_address, contract
+from veristream.provers.encoding import check_uint
+from veristream.provers.errors import InputRejected
+
+
+def mint_reward_token(chain: Chain, dep: Deployment, to: str, amount: int) -> Receipt:
+    """Mints the deployment's RewardToken (deployer only)."""
+    if dep.reward_token is None:
+        raise InputRejected("the deployment has no RewardToken")
+    check_uint(amount, name="amount")
+    token = contract(chain, "RewardToken", dep.reward_token)
+    return chain.transact(token.functions.mint(checksum_address(to), amount))
+
+
+def fund_rewards(
+    chain: Chain, dep: Deployment, job_id: bytes, amount: int, *, mint: bool = False, token: str | None = None
+) -> Receipt:
+    """Moves ``amount`` of the job's token from the sender into the job's reward pool
+    (approving it first; minting it first when ``mint`` and the token is the RewardToken)."""
+    check_uint(amount, name="amount")
+    token_address = token or dep.reward_token
+    if token_address is None:
+        raise InputRejected("no reward token: pass token=")
+    if mint:
+        mint_reward_token(chain, dep, chain.sender, amount)
+    erc20 = contract(chain, "RewardToken", token_address)
+    chain.transact(erc20.functions.approve(checksum_address(dep.reward_distributor), amount))
+    distributor = contract(chain, "RewardDistributor", dep.reward_distributor)
+    return chain.transact(distributor.functions.fund(job_id, amount))
+
+
+def claim(
+    chain: Chain,
+    dep: Deployment,
+    job_id: bytes,
+    epoch: int,
+    account: str,
+    cumulative_amount: int,
+    proof: Sequence[bytes],
+    *,
+    sender: str | None = None,
+) -> Receipt:
+    """Claims ``account``'s cumulative reward up to ``epoch`` (pays the unclaimed difference)."""
+    check_uint(epoch, 64, "epoch")
+    check_uint(cumulative_amount, name="cumulative_amount")
+    distributor = contract(chain, "RewardDistributor", dep.reward_distributor)
+    return chain.transact(
+        distributor.functions.claim(job_id, epoch, checksum_address(account), cumulative_amount, list(proof)),
+        sender=sender,
+    )
+
+
+def claimed(chain: Chain, dep: Deployment, job_id: bytes, account: str) -> int:
+    """The cumulative amount already paid to ``account`` for ``job_id``."""
+    distributor = contract(chain, "RewardDistributor", dep.reward_distributor)
+    return int(chain.call(distributor.functions.claimed(job_id, checksum_address(account))))
+
+
+def pool_balance(chain: Chain, dep: Deployment, job_id: bytes) -> int:
+    """Funded and not yet claimed rewards of ``job_id``."""
+    distributor = contract(chain, "RewardDistributor", dep.reward_distributor)
+    _, balance = chain.call(distributor.functions.pools(job_id))
+    return int(balance)
+
+
+def token_balance(chain: Chain, dep: Deployment, account: str, token: str | None = None) -> int:
+    """ERC-20 balance of ``account`` (the deployment's RewardToken unless ``token``)."""
+    address = token or dep.reward_token
+    if address is None:
+        raise InputRejected("no token address")
+    return int(chain.call(contract(chain, "RewardToken", address).functions.balanceOf(checksum_address(account))))
