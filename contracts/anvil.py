@@ -61,8 +61,8 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float) ->
 class AnvilNode:
     """A running anvil: its HTTP url and its IPC endpoint (``ipc://PATH``).
 
-    IPC answers in ~0.2 ms; HTTP to anvil costs ~7-40 ms a request here (small writes
-    meet delayed ACKs), which dominates scripts that send hundreds of transactions.
+    IPC answers much faster than HTTP, where small writes meet delayed ACKs: that
+    dominates scripts that send hundreds of transactions.
     """
 
     url: str

@@ -51,11 +51,9 @@ _LOCK = threading.Lock()
 def auto_workers(readings: int, configured: int | None) -> int:
     """How many worker processes to verify ``readings`` with (1: in-process).
 
-    Unset means two workers on a machine with two or more cores: measured here
-    (2 cores, 5 * 10^4 readings, same roots either way) two workers gave
-    ~9,900-10,400 readings/s against ~6,300-8,300 in-process when the cores were
-    idle, and the same wall time when other work kept one core busy
-    (docs/architecture.md). ``1`` keeps the stage in-process.
+    Unset means two workers on a machine with two or more cores: the roots are the
+    same either way, and two workers are faster on idle cores and no slower on busy
+    ones (docs/performance.md). ``1`` keeps the stage in-process.
     """
     if readings < MIN_READINGS_FOR_POOL:
         return 1

@@ -1,8 +1,8 @@
 """Byte encodings shared by every part of VeriStream: keccak, ABI words, EIP-712.
 
 One module owns these so Python and Solidity agree in one place. Hot paths call
-``keccak256`` directly (tiny-keccak, ~1 us for 64 bytes); eth-hash's default
-backend (pycryptodome) is ~5x slower and is never used here.
+``keccak256`` directly (tiny-keccak); eth-hash's default backend (pycryptodome)
+is several times slower and is never used here.
 """
 
 from __future__ import annotations

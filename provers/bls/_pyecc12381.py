@@ -2,9 +2,9 @@
 
 The shape mirrors pyblst (``P1``/``P2`` with ``uncompress``, ``compress``,
 ``scalar_mul``, ``hash_to_group``, ``+``, unary ``-``, ``==``; ``miller_loop`` and
-``final_verify``) so ``bls12381`` runs unchanged on either. It is ~250x slower
-than blst and exists only so the proof core still works where the native wheel
-cannot be installed.
+``final_verify``) so ``bls12381`` runs unchanged on either. It is orders of
+magnitude slower than blst and exists only so the proof core still works where
+the native wheel cannot be installed.
 """
 
 from __future__ import annotations

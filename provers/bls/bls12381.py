@@ -3,15 +3,16 @@
 Public keys are compressed G1 points (48 bytes), signatures compressed G2 points
 (96 bytes), secret keys ints in ``[1, r)``. Every function returns the same bytes
 and verdicts as py-ecc's ``G2ProofOfPossession`` (the test oracle); the backend is
-blst through ``pyblst`` (~250x faster), with py-ecc as the fallback when the
+blst through ``pyblst``, with py-ecc as the (far slower) fallback when the
 native wheel is missing. See ``docs/bls.md`` for the input rules.
 
 Verify functions never raise: bad input is ``False``. Parsing and producing
 functions (``parse_pk``, ``parse_signature``, ``sk_to_pk``, ``sign``,
 ``aggregate``, the EVM encoders) raise ``ValueError`` saying what is wrong.
 
-Public keys parsed once stay in an LRU cache (parsing checks the subgroup,
-~100 us a key), so a fixed committee is not re-parsed on every aggregate check.
+Public keys parsed once stay in an LRU cache (parsing checks the subgroup, which
+costs more than the rest of a check), so a fixed committee is not re-parsed on
+every aggregate check.
 """
 
 from __future__ import annotations

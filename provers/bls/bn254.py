@@ -14,8 +14,8 @@ No clean native BN254 package exists for Python, so everything runs on plain
 ints: ``_bn254_curve`` (group arithmetic: Jacobian inside, GLV on G1) and
 ``_bn254_pairing`` (the optimal ate pairing, value for value py-ecc's: sparse
 lines, one shared Miller loop and a single final exponentiation per check, the
-negated generator's lines computed once). A check is ~50x faster than py-ecc's
-naive two-pairing comparison; py-ecc's ``optimized_bn128`` is the test oracle.
+negated generator's lines computed once), far cheaper than py-ecc's naive
+two-pairing comparison; py-ecc's ``optimized_bn128`` is the test oracle.
 """
 
 from __future__ import annotations
