@@ -41,7 +41,7 @@ from veristream.provers.epoch_result import EpochResult, job_id_hash
 SIZES = (4, 16, 64, 128, 256)
 QUICK_SIZES = (4, 16)
 QUORUM_BPS = 6667
-# Anchors (issue 3): EigenLayer's BLSSignatureChecker ~160k with every operator signing plus
+# Published reference points: EigenLayer's BLSSignatureChecker ~160k with every operator signing plus
 # ~18.7k per non-signer; Uniswap's merkle-distributor claim 78k-92k.
 EIGENLAYER_ALL_SIGN = 160_000
 EIGENLAYER_PER_NON_SIGNER = 18_700

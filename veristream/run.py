@@ -79,7 +79,7 @@ class RunSummary:
     refusals: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """The machine-readable summary (the issue's shape, plus operators' refusals)."""
+        """The machine-readable summary: counts, one row per epoch, claims, operators' refusals."""
         return {
             "job_id": self.job_id,
             "readings_in": self.readings_in,
