@@ -242,7 +242,7 @@ def parse_reading(
     return Reading(device_id, seq, timestamp_ms, payload, signature, scheme)
 
 
-def reading_to_envelope(reading: Any) -> dict[str, Any]:
+def reading_to_envelope(reading: Reading) -> dict[str, Any]:
     """The envelope object of a reading (anything with ``Reading``'s attributes)."""
     return {
         "device_id": "0x" + str(reading.device_id)[2:].lower(),
@@ -254,6 +254,6 @@ def reading_to_envelope(reading: Any) -> dict[str, Any]:
     }
 
 
-def encode_reading(reading: Any) -> bytes:
+def encode_reading(reading: Reading) -> bytes:
     """The canonical wire bytes of a reading (what the simulator sends)."""
     return canonical_json(reading_to_envelope(reading))

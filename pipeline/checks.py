@@ -28,8 +28,9 @@ from veristream.pipeline.records import (
     rejected_from,
 )
 from veristream.pipeline.registry import DeviceInfo
+from veristream.provers.readings import Domain
 from veristream.provers.reasons import Reason, Stage
-from veristream.provers.signing import verify_many
+from veristream.provers.signing import VerdictMemo, verify_many
 
 _fast_loads: Callable[[bytes], Any]
 try:
@@ -64,11 +65,11 @@ def credentials_problem(
 
 def signature_problems(
     batch: Sequence[Candidate],
-    domain: Any,
+    domain: Domain,
     keys: Mapping[str, bytes],
     devices: Mapping[str, DeviceInfo] | None = None,
     max_clock_skew_ms: int | None = None,
-    memo: Any = None,
+    memo: VerdictMemo | None = None,
 ) -> list[tuple[int, str, str]]:
     """``(index in batch, reason, detail)`` of every reading of the batch that fails the
     signature stage, in batch order: what a verify worker sends back (a few tuples, not the batch).
@@ -258,10 +259,10 @@ def decode_records(
 
 def check_candidates(
     batch: Sequence[Candidate],
-    domain: Any,
+    domain: Domain,
     keys: Mapping[str, bytes],
     rules: PlausibilityRules,
-    memo: Any = None,
+    memo: VerdictMemo | None = None,
 ) -> CheckedBatch:
     """The signature stage over a batch, then each signed reading's plausibility verdict and
     data-leaf hash, grouped by device (``memo``: see ``signature_problems``)."""
@@ -278,10 +279,10 @@ def check_candidates(
 def check_records(
     offset: int,
     records: Sequence[tuple[int, bytes]],
-    domain: Any,
+    domain: Domain,
     keys: Mapping[str, bytes],
     rules: PlausibilityRules,
-    memo: Any = None,
+    memo: VerdictMemo | None = None,
 ) -> CheckedBatch:
     """``decode_records`` then ``check_candidates``: what one worker task does with raw bytes."""
     candidates, undecodable = decode_records(offset, records, rules.validation.max_payload_bytes)

@@ -44,6 +44,7 @@ from veristream.pipeline.workers import auto_workers
 from veristream.provers.epoch_clock import EpochClock
 from veristream.provers.errors import InputRejected
 from veristream.provers.readings import Domain
+from veristream.provers.signing import VerdictMemo
 
 # CONTEXT
 
@@ -54,7 +55,7 @@ class EpochContext:
 
     job: JobSpec
     registry: DeviceRegistryView
-    domain: Any
+    domain: Domain
     clock: EpochClock
 
 
@@ -137,7 +138,7 @@ def _run_checks(
     inputs: Sequence[Any],
     state: JobState,
     decoded: bool,
-    memo: Any = None,
+    memo: VerdictMemo | None = None,
 ) -> tuple[list[DeviceEpoch], list[Rejected], RewardOutcome]:
     config = _checks_config(ctx, epoch, state, decoded, len(inputs))
     if memo is None:
@@ -242,7 +243,7 @@ def compute_epoch(
     state: JobState,
     *,
     decoded: bool = False,
-    memo: Any = None,
+    memo: VerdictMemo | None = None,
 ) -> EpochComputation:
     """Run the epoch's checks on Beam, then rewards, roots and the next state.
 

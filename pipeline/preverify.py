@@ -30,6 +30,7 @@ from veristream.pipeline.compute import EpochContext
 from veristream.pipeline.records import Candidate, CandidateBatch
 from veristream.pipeline.workers import auto_workers
 from veristream.provers.errors import InputRejected
+from veristream.provers.readings import Domain
 from veristream.provers.signing import MEMO_ENTRIES, VerdictMemo, verify_many
 
 # epochs whose memos are kept at once: the open one, the next, and a little slack
@@ -114,7 +115,7 @@ def decode_by_epoch(
 
 
 def preverify(
-    memos: EpochMemos, groups: Mapping[int, Sequence[Candidate]], domain: Any, keys: Mapping[str, bytes]
+    memos: EpochMemos, groups: Mapping[int, Sequence[Candidate]], domain: Domain, keys: Mapping[str, bytes]
 ) -> int:
     """Check the grouped readings' signatures in this process into their epochs' memos;
     returns how many were checked (readings of epochs not kept are skipped)."""
@@ -127,7 +128,7 @@ def preverify(
     return checked
 
 
-def _verify_chunk(domain: Any, keys: Mapping[str, bytes], batch: Sequence[Candidate]) -> VerdictMemo:
+def _verify_chunk(domain: Domain, keys: Mapping[str, bytes], batch: Sequence[Candidate]) -> VerdictMemo:
     """What a pool worker returns for a chunk: the outcomes it learnt, as a memo to merge."""
     memo = VerdictMemo()
     verify_many(batch, domain, keys, memo=memo)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
+from veristream.connectors.ipfs import BlockStore
 from veristream.pipeline.batch import (
     encode_accepted,
     encode_aggregates,
@@ -21,6 +21,7 @@ from veristream.pipeline.compute import EpochComputation, EpochContext, compute_
 from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.manifest import Manifest, RewardSummary
 from veristream.pipeline.state import JobState
+from veristream.provers.signing import VerdictMemo
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +40,8 @@ def run_epoch(
     epoch: int,
     raw_records: Sequence[tuple[int, bytes]],
     state: JobState,
-    store: Any,
-    memo: Any = None,
+    store: BlockStore,
+    memo: VerdictMemo | None = None,
 ) -> EpochOutcome:
     """Process one closed epoch: Beam checks, rewards, roots, batches into ``store``, manifest.
 
@@ -56,7 +57,7 @@ def run_epoch(
 
 
 def store_epoch(
-    ctx: EpochContext, computation: EpochComputation, prev: JobState, store: Any
+    ctx: EpochContext, computation: EpochComputation, prev: JobState, store: BlockStore
 ) -> EpochOutcome:
     """Write an epoch's batches, state and manifest to the content-addressed ``store``."""
     job = ctx.job

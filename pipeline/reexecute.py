@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from veristream.connectors.ipfs import BlockStore, cid_to_bytes
 from veristream.pipeline.batch import (
@@ -23,6 +22,7 @@ from veristream.pipeline.state import JobState, state_from_json
 from veristream.provers.aggregation import Proposal
 from veristream.provers.encoding import parse_bytes32
 from veristream.provers.epoch_result import EpochResult, job_id_hash
+from veristream.provers.signing import VerdictMemo
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +46,7 @@ def reexecute(
     epoch: int,
     batch_bytes: bytes,
     prev_state: JobState,
-    memo: Any = None,
+    memo: VerdictMemo | None = None,
 ) -> Recomputed:
     """Recompute an epoch's roots from its batch alone and the state before it.
 
@@ -109,7 +109,7 @@ def check_proposal(
     store: BlockStore,
     proposal: Proposal,
     known_states: Mapping[str, JobState],
-    memo: Any = None,
+    memo: VerdictMemo | None = None,
     corrupt_data_root: bool = False,
 ) -> Checked:
     """Whether ``proposal`` is the honest result of its epoch, re-executed from ``store`` alone.

@@ -55,7 +55,9 @@ from veristream.pipeline.records import (
 from veristream.pipeline.registry import device_address
 from veristream.pipeline.rewards import Contribution, RewardOutcome, split_rewards
 from veristream.provers.errors import InputRejected
+from veristream.provers.readings import Domain
 from veristream.provers.reasons import Reason, Stage
+from veristream.provers.signing import VerdictMemo
 
 __all__ = [
     "DEAD",
@@ -113,7 +115,7 @@ _MEMOS: dict[str, Any] = {}
 
 
 @contextmanager
-def lent_memo(memo: Any) -> Iterator[str | None]:
+def lent_memo(memo: VerdictMemo | None) -> Iterator[str | None]:
     """A token naming ``memo`` to ``DecodeAndVerify`` while the block runs (None without a memo)."""
     if memo is None:
         yield None
@@ -134,10 +136,10 @@ _STARTED: dict[str, dict[int, Any]] = {}
 
 def _checks_pool(
     n_workers: int,
-    domain: Any,
+    domain: Domain,
     keys: Mapping[str, bytes],
     rules: PlausibilityRules,
-    memo: Any,
+    memo: VerdictMemo | None,
     verify_on: str,
 ) -> Any:
     """The shared worker pool (or Ray fan-out) for these checks: ``workers.pool_for``."""
@@ -179,7 +181,7 @@ class _CheckFn(beam.DoFn):
 
     def __init__(
         self,
-        domain: Any,
+        domain: Domain,
         keys: Mapping[str, bytes],
         rules: PlausibilityRules,
         raw: bool,
@@ -257,7 +259,7 @@ class DecodeAndVerify(beam.PTransform):
 
     def __init__(
         self,
-        domain: Any,
+        domain: Domain,
         keys: Mapping[str, bytes],
         rules: PlausibilityRules,
         raw: bool = True,
@@ -486,7 +488,7 @@ class AggregatePerDevice(beam.PTransform):
 class EpochChecksConfig:
     """Inputs of the checks that come from the job and the previous state (all plain values)."""
 
-    domain: Any
+    domain: Domain
     keys: Mapping[str, bytes]
     high_water: Mapping[str, int]
     rules: PlausibilityRules

@@ -36,6 +36,8 @@ from veristream.pipeline.checks import (
 )
 from veristream.pipeline.records import CandidateBatch
 from veristream.provers.errors import InputRejected
+from veristream.provers.readings import Domain
+from veristream.provers.signing import VerdictMemo
 
 # An epoch smaller than this verifies in-process: starting workers costs more.
 MIN_READINGS_FOR_POOL = 20_000
@@ -136,11 +138,11 @@ def ray_tasks() -> int:
 
 def pool_for(
     workers: int,
-    domain: Any,
+    domain: Domain,
     keys: Mapping[str, bytes],
     devices: Mapping[str, Any],
     skew: int,
-    memo: Any = None,
+    memo: VerdictMemo | None = None,
     on: str = "processes",
 ) -> ProcessPoolExecutor | RayChecks:
     """The shared pool for this registry (re-created when the registry or size changes).

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from veristream.chain import connect_job_chain, job_deployment
-from veristream.connectors.ipfs import open_store
+from veristream.connectors.ipfs import BlockStore, open_store
 from veristream.connectors.ipfs.cid import RAW, cid_to_bytes, format_cid, normalize_cid, parse_cid
 from veristream.contracts import epoch_info, load_deployment
 from veristream.pipeline.compute import job_context
@@ -88,7 +88,7 @@ class AuditReport:
         }
 
 
-def pinned_cids(store: Any) -> list[str]:
+def pinned_cids(store: BlockStore) -> list[str]:
     """The store's pinned root CIDs (embedded: its pin folder; RPC: ``pin/ls`` of the node)."""
     if hasattr(store, "pins"):
         return list(store.pins())
@@ -102,7 +102,7 @@ def pinned_cids(store: Any) -> list[str]:
     return sorted(normalize_cid(str(k)) for k in keys)
 
 
-def job_manifests(store: Any, job_id: str) -> dict[str, Any]:
+def job_manifests(store: BlockStore, job_id: str) -> dict[str, Any]:
     """Every manifest of ``job_id`` pinned in ``store``, by CID."""
 
     found: dict[str, Any] = {}

@@ -20,13 +20,41 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from veristream.operator import Operator
+from veristream.pipeline.jobspec import JobSpec
+from veristream.pipeline.registry import DeviceRegistryView
 from veristream.pipeline.workers import ensure_ray
 from veristream.provers.aggregation import Aggregate, Member, Proposal, Review, aggregate_reviews
 from veristream.provers.epoch_result import epoch_result_digest
 from veristream.provers.errors import InputRejected
+
+
+class Committee(Protocol):
+    """What the run and live loops need of a committee, wherever its operators run."""
+
+    members: list[Member]
+
+    def observe(self, raws: Sequence[bytes]) -> None:
+        """Hand raw readings of still-open epochs to the operators to pre-verify."""
+        ...
+
+    def drain(self, timeout_s: float | None = None) -> None:
+        """Wait until the operators have pre-verified what they were handed."""
+        ...
+
+    def sign(self, proposal: Proposal) -> Aggregate:
+        """Ask every live operator, aggregate their signatures and check the quorum."""
+        ...
+
+    def stop_operator(self, slot: int) -> None:
+        """Take one operator down."""
+        ...
+
+    def close(self) -> None:
+        """Release the operators this committee started."""
+        ...
 
 
 class InProcessCommittee:
@@ -34,9 +62,9 @@ class InProcessCommittee:
 
     def __init__(
         self,
-        job: Any,
+        job: JobSpec,
         members: Sequence[Member],
-        registry: Any = None,
+        registry: DeviceRegistryView | None = None,
         faults: Mapping[int, str] | None = None,
     ) -> None:
         if job.operators.remote or job.operators.set_id is not None:
@@ -83,9 +111,9 @@ class RayCommittee:
 
     def __init__(
         self,
-        job: Any,
+        job: JobSpec,
         members: Sequence[Member],
-        registry: Any = None,
+        registry: DeviceRegistryView | None = None,
         faults: Mapping[int, str] | None = None,
         timeout_s: float = 300.0,
     ) -> None:
@@ -242,7 +270,7 @@ def served_keys(names: Sequence[str], namespace: str, timeout_s: float = 60.0) -
     return keys
 
 
-def start_operator(job: Any, key: Mapping[str, str], name: str, namespace: str, slot: int = 0) -> Any:
+def start_operator(job: JobSpec, key: Mapping[str, str], name: str, namespace: str, slot: int = 0) -> Any:
     """Start this operator's prover (the committee's ``Operator``) as a named, detached actor.
 
     Ray must already be connected (``ensure_ray``). ``key`` is an ``operator keygen`` file.
@@ -275,7 +303,7 @@ def _announce(line: str) -> None:
 
 
 def serve_operator(
-    job: Any,
+    job: JobSpec,
     key: Mapping[str, str],
     address: str,
     name: str,

@@ -42,8 +42,9 @@ from pathlib import Path
 from typing import Any
 
 from veristream.chain import ChainSession, claim_for, open_chain
-from veristream.connectors.ingest_log import OpenEpochTail
-from veristream.connectors.ipfs import open_store
+from veristream.committee import Committee
+from veristream.connectors.ingest_log import IngestLog, OpenEpochTail
+from veristream.connectors.ipfs import BlockStore, open_store
 from veristream.connectors.serve import serve_sources
 from veristream.contracts import fund_rewards
 from veristream.pipeline.compute import EpochContext, job_context
@@ -129,7 +130,7 @@ def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
 # PRE-VERIFICATION OF OPEN EPOCHS
 
 
-def open_preverifier(ctx: EpochContext, committee: Any) -> Preverifier:
+def open_preverifier(ctx: EpochContext, committee: Committee) -> Preverifier:
     """The pre-verifier for readings of still-open epochs: the committee checks them as they arrive."""
     return Preverifier(ctx, committee.observe)
 
@@ -148,7 +149,7 @@ class _Settled:
 def _settle(
     job: JobSpec,
     session: ChainSession | None,
-    committee: Any,
+    committee: Committee,
     checkpoint: Checkpoint,
     settled: _Settled,
     on_epoch: EpochHook | None,
@@ -196,11 +197,11 @@ def _chain_clock_past_start(job: JobSpec, session: ChainSession, epoch: int) -> 
 
 def _process_and_settle(
     job: JobSpec,
-    log: Any,
-    store: Any,
-    ctx: Any,
+    log: IngestLog,
+    store: BlockStore,
+    ctx: EpochContext,
     session: ChainSession | None,
-    committee: Any,
+    committee: Committee,
     settled: _Settled,
     on_epoch: EpochHook | None,
     preverifier: Any,
@@ -220,7 +221,7 @@ class _Server:
     accepting at once, even while the loop is busy with an epoch.
     """
 
-    def __init__(self, log: Any, sources: Sequence[Any], tick_s: float, stop: threading.Event) -> None:
+    def __init__(self, log: IngestLog, sources: Sequence[Any], tick_s: float, stop: threading.Event) -> None:
 
         self.stop = stop
         self.endpoints: list[str] = []
@@ -310,11 +311,11 @@ def _loop(
     options: LiveOptions,
     stop: threading.Event,
     sources: Sequence[Any],
-    log: Any,
-    store: Any,
-    ctx: Any,
+    log: IngestLog,
+    store: BlockStore,
+    ctx: EpochContext,
     session: ChainSession | None,
-    committee: Any,
+    committee: Committee,
     progress: Progress,
 ) -> RunSummary:
     settled = _Settled(RunSummary(job.job_id))

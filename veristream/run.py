@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from veristream.chain import ChainSession, claim_for, open_chain
-from veristream.committee import InProcessCommittee, RayCommittee, served_keys
+from veristream.committee import Committee, InProcessCommittee, RayCommittee, served_keys
 from veristream.connectors import replay
 from veristream.connectors.config import (
     FileSourceConfig,
@@ -37,14 +37,14 @@ from veristream.connectors.config import (
 )
 from veristream.connectors.deadletters import DeadLetter
 from veristream.connectors.ingest_log import IngestLog
-from veristream.connectors.ipfs import open_store
+from veristream.connectors.ipfs import BlockStore, open_store
 from veristream.connectors.simulator import simulate
 from veristream.contracts import (
     operator_set_members,
     reference_time,
 )
 from veristream.pipeline.batch import decode_dead_letters
-from veristream.pipeline.compute import job_context
+from veristream.pipeline.compute import EpochContext, job_context
 from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.publish import run_epoch
 from veristream.pipeline.reexecute import proposal_for
@@ -94,7 +94,7 @@ class RunSummary:
 # SOURCES -> INGEST LOG
 
 
-def open_ingest_log(job: JobSpec) -> Any:
+def open_ingest_log(job: JobSpec) -> IngestLog:
     """The job's ingest log (and dead-letter store) in its work directory."""
 
     return IngestLog(
@@ -143,7 +143,7 @@ def is_live(job: JobSpec) -> bool:
     return any(isinstance(source, LIVE_SOURCE_TYPES) for source in job.sources)
 
 
-def ingest(job: JobSpec, log: Any, progress: Progress = _no_progress, chunk: int = 2048) -> int:
+def ingest(job: JobSpec, log: IngestLog, progress: Progress = _no_progress, chunk: int = 2048) -> int:
     """Append the bounded sources to the log, resuming after what a previous run appended."""
     messages = bounded_messages(job)
     done = int(log.counts()["arrived"])
@@ -195,7 +195,7 @@ def _file_dead_letters(dead_letters: Any, epoch: int, rejected: Sequence[Any]) -
 
 
 def process_closed_epochs(
-    job: JobSpec, log: Any, store: Any, ctx: Any, progress: Progress = _no_progress, memos: Any = None
+    job: JobSpec, log: IngestLog, store: BlockStore, ctx: EpochContext, progress: Progress = _no_progress, memos: Any = None
 ) -> list[int]:
     """Run every closed, unprocessed epoch in order; returns the epochs committed by this call.
 
@@ -244,7 +244,7 @@ def committed_epochs(work_dir: Path) -> list[Checkpoint]:
 
 
 def verify_on_chain(
-    job: JobSpec, session: ChainSession | None, committee: Any, summary: RunSummary, progress: Progress
+    job: JobSpec, session: ChainSession | None, committee: Committee, summary: RunSummary, progress: Progress
 ) -> None:
     """Propose every committed epoch to the committee and submit those not yet verified."""
     checkpoints = committed_epochs(Path(job.work_dir))
@@ -254,7 +254,7 @@ def verify_on_chain(
 
 
 def verify_epoch(
-    job: JobSpec, session: ChainSession | None, committee: Any, checkpoint: Checkpoint, summary: RunSummary
+    job: JobSpec, session: ChainSession | None, committee: Committee, checkpoint: Checkpoint, summary: RunSummary
 ) -> dict[str, Any]:
     """Propose one committed epoch to the committee and submit it unless the chain already has it.
 
@@ -332,8 +332,8 @@ def committee_members(job: JobSpec, session: ChainSession | None = None, epoch: 
 
 
 def start_committee(
-    job: JobSpec, ctx: Any, members: list[Any], *, use_ray: bool, faults: Mapping[int, str] | None = None
-) -> Any:
+    job: JobSpec, ctx: EpochContext, members: list[Any], *, use_ray: bool, faults: Mapping[int, str] | None = None
+) -> Committee:
     """A running committee of ``members`` (Ray actors or in-process), with demo faults applied."""
 
     committee_cls = RayCommittee if use_ray else InProcessCommittee
