@@ -24,8 +24,8 @@ REPO = Path(__file__).resolve().parent.parent
 MQTT_PUBLISHER = r"""
 import sys, json
 from pathlib import Path
-from veristream.connectors.config import MqttSourceConfig
-from veristream.connectors.mqtt import publish_messages
+from veristream.connectors.sources.config import MqttSourceConfig
+from veristream.connectors.sources.mqtt import publish_messages
 port, path = int(sys.argv[1]), Path(sys.argv[2])
 raws = path.read_bytes().splitlines()
 config = MqttSourceConfig(port=port)
@@ -63,7 +63,7 @@ print(sum(accepted), time.perf_counter() - start)
 WS_LOADER = r"""
 import sys, time
 from pathlib import Path
-from veristream.connectors.websocket import send_messages
+from veristream.connectors.sources.websocket import send_messages
 url, path = sys.argv[1], Path(sys.argv[2])
 raws = path.read_bytes().splitlines()
 start = time.perf_counter()
@@ -73,8 +73,8 @@ print(sum(1 for a in acks if a.get("accepted", True)), time.perf_counter() - sta
 
 
 def _messages(count: int, directory: Path) -> tuple[Path, list[bytes]]:
-    from veristream.connectors.config import SimulatorSourceConfig
     from veristream.connectors.simulator import simulate, write_jsonl
+    from veristream.connectors.sources.config import SimulatorSourceConfig
 
     sim = simulate(
         SimulatorSourceConfig(seed=1, count=count, rate=5000.0),
@@ -123,9 +123,9 @@ def bench_mqtt(path: Path, n: int, work: Path) -> dict[str, Any]:
     import paho.mqtt.client as mqtt
 
     from tests.mosquitto import Mosquitto
-    from veristream.connectors.config import MqttSourceConfig
     from veristream.connectors.ingest_log import GroupCommitter, IngestLog
-    from veristream.connectors.mqtt import MqttSource
+    from veristream.connectors.sources.config import MqttSourceConfig
+    from veristream.connectors.sources.mqtt import MqttSource
 
     with Mosquitto(work / "broker") as broker:
         # Baseline: the plain paho subscriber, automatic acks, nothing stored.
@@ -174,9 +174,9 @@ def _null_app() -> Any:
 
 def bench_http(path: Path, n: int, work: Path, batch: int, clients: int) -> dict[str, Any]:
     """Readings/s answered 202 after the durable append vs an endpoint that only reads the body."""
-    from veristream.connectors.config import HttpSourceConfig
-    from veristream.connectors.http import UvicornThread, create_app
     from veristream.connectors.ingest_log import GroupCommitter, IngestLog
+    from veristream.connectors.sources.config import HttpSourceConfig
+    from veristream.connectors.sources.http import UvicornThread, create_app
 
     rates = []
     for real in (False, True):
@@ -211,10 +211,10 @@ def bench_websocket(path: Path, n: int, work: Path) -> dict[str, Any]:
     from starlette.routing import WebSocketRoute
     from starlette.websockets import WebSocket
 
-    from veristream.connectors.config import WebSocketSourceConfig
-    from veristream.connectors.http import UvicornThread
     from veristream.connectors.ingest_log import GroupCommitter, IngestLog
-    from veristream.connectors.websocket import create_app
+    from veristream.connectors.sources.config import WebSocketSourceConfig
+    from veristream.connectors.sources.http import UvicornThread
+    from veristream.connectors.sources.websocket import create_app
 
     async def echo(websocket: WebSocket) -> None:
         await websocket.accept()
@@ -285,7 +285,7 @@ def bench_log(raws: list[bytes], work: Path, batch: int = 500) -> dict[str, Any]
 
 def bytes_per_reading(raws: list[bytes], work: Path) -> dict[str, Any]:
     """Average bytes of a reading as a JSON envelope and in Parquet (zstd), same readings."""
-    from veristream.connectors.replay import write_parquet
+    from veristream.connectors.sources.replay import write_parquet
 
     path = work / "readings.parquet"
     write_parquet((json.loads(r) for r in raws), path)

@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from veristream.connectors.config import FAULTS, SimulatorSourceConfig
 from veristream.connectors.envelope import encode_reading
 from veristream.connectors.sim_profiles import PROFILES, Profile
+from veristream.connectors.sources.config import FAULTS, SimulatorSourceConfig
 from veristream.provers.encoding import canonical_json, keccak256
 from veristream.provers.errors import InputRejected
 from veristream.provers.readings import Domain, Reading
@@ -477,7 +477,7 @@ def deliver(
     if target in ("http", "ws") and url is None:
         raise InputRejected(f"target {target} needs a url")
     if target == "http":
-        from veristream.connectors.http import post_messages
+        from veristream.connectors.sources.http import post_messages
 
         assert url is not None
         return {
@@ -485,7 +485,7 @@ def deliver(
             **post_messages(url, (m.raw for m in paced), batch_size=batch_size),
         }
     if target == "ws":
-        from veristream.connectors.websocket import send_messages
+        from veristream.connectors.sources.websocket import send_messages
 
         assert url is not None
         acks = send_messages(url, [m.raw for m in paced])
@@ -495,7 +495,7 @@ def deliver(
             "accepted": sum(1 for a in acks if a.get("accepted")),
         }
     if target == "mqtt":
-        from veristream.connectors.mqtt import publish_messages
+        from veristream.connectors.sources.mqtt import publish_messages
 
         if mqtt_config is None:
             raise InputRejected("target mqtt needs a broker configuration")

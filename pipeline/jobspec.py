@@ -31,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from veristream.connectors.config import SourceConfig
+from veristream.connectors.sources.config import SourceConfig
 from veristream.provers.epoch_clock import EpochClock
 from veristream.provers.errors import SpecError
 

@@ -80,9 +80,9 @@ def simulate(
     import time
     from pathlib import Path
 
-    from veristream.connectors import config as cfg
     from veristream.connectors.simulator import deliver
     from veristream.connectors.simulator import simulate as run
+    from veristream.connectors.sources import config as cfg
 
     try:
         sim_config = cfg.SimulatorSourceConfig(
@@ -142,7 +142,7 @@ def ingest(
     from pathlib import Path
 
     from veristream.connectors.ingest_log import IngestLog
-    from veristream.connectors.serve import serve_sources
+    from veristream.connectors.sources.serve import serve_sources
     from veristream.pipeline.jobspec import load_job
 
     stop = threading.Event()

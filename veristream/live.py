@@ -45,7 +45,7 @@ from veristream.chain import ChainSession, claim_for, open_chain
 from veristream.committee import Committee
 from veristream.connectors.ingest_log import IngestLog, OpenEpochTail
 from veristream.connectors.ipfs import BlockStore, open_store
-from veristream.connectors.serve import serve_sources
+from veristream.connectors.sources.serve import serve_sources
 from veristream.contracts import fund_rewards
 from veristream.pipeline.compute import EpochContext, job_context
 from veristream.pipeline.jobspec import JobSpec

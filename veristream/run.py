@@ -27,18 +27,18 @@ from typing import Any
 
 from veristream.chain import ChainSession, claim_for, open_chain
 from veristream.committee import Committee, InProcessCommittee, RayCommittee, served_keys
-from veristream.connectors import replay
-from veristream.connectors.config import (
+from veristream.connectors.deadletters import DeadLetter
+from veristream.connectors.ingest_log import IngestLog
+from veristream.connectors.ipfs import BlockStore, open_store
+from veristream.connectors.simulator import simulate
+from veristream.connectors.sources import replay
+from veristream.connectors.sources.config import (
     FileSourceConfig,
     HttpSourceConfig,
     MqttSourceConfig,
     SimulatorSourceConfig,
     WebSocketSourceConfig,
 )
-from veristream.connectors.deadletters import DeadLetter
-from veristream.connectors.ingest_log import IngestLog
-from veristream.connectors.ipfs import BlockStore, open_store
-from veristream.connectors.simulator import simulate
 from veristream.contracts import (
     operator_set_members,
     reference_time,

@@ -26,8 +26,8 @@ import yaml
 
 from tests.conftest import REPO
 from tests.mosquitto import Mosquitto
-from veristream.connectors.config import MqttSourceConfig, SimulatorSourceConfig
 from veristream.connectors.simulator import Simulation, deliver, simulate, write_jsonl
+from veristream.connectors.sources.config import MqttSourceConfig, SimulatorSourceConfig
 
 VERISTREAM = [sys.executable, "-m", "veristream"]
 # wide enough that rich never wraps a line a test looks for
@@ -342,9 +342,9 @@ def test_stop_rules_apply_to_live_sources_only(tmp_path: Path) -> None:
 
 
 def test_http_source_answers_503_while_draining_and_logs_nothing(tmp_path: Path) -> None:
-    from veristream.connectors.config import HttpSourceConfig
-    from veristream.connectors.http import post_messages, serve
     from veristream.connectors.ingest_log import GroupCommitter, IngestLog
+    from veristream.connectors.sources.config import HttpSourceConfig
+    from veristream.connectors.sources.http import post_messages, serve
 
     simulation = simulate(_fleet(seed=2, count=4, rate=10), start_ms=_now_ms())
     log = IngestLog(tmp_path / "log", 60_000, 60_000, max_payload_bytes=1024)
@@ -370,7 +370,7 @@ def test_http_source_answers_503_while_draining_and_logs_nothing(tmp_path: Path)
 
 @pytest.mark.slow
 def test_live_http_run_stops_after_its_duration_with_every_posted_reading_settled(tmp_path: Path) -> None:
-    from veristream.connectors.http import post_messages
+    from veristream.connectors.sources.http import post_messages
 
     fleet = _fleet(seed=3, count=12, rate=100, faults=[])
     registry = tmp_path / "devices.json"

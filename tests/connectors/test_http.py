@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from tests.conftest import REPO, free_port
-from veristream.connectors.config import HttpSourceConfig
-from veristream.connectors.http import UvicornThread, create_app, openapi_document
 from veristream.connectors.ingest_log import AppendResult, GroupCommitter, IngestLog
+from veristream.connectors.sources.config import HttpSourceConfig
+from veristream.connectors.sources.http import UvicornThread, create_app, openapi_document
 
 DEVICE = "0x" + "cd" * 20
 

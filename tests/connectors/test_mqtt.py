@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.mosquitto import Mosquitto
-from veristream.connectors.config import MqttSourceConfig, TlsConfig
 from veristream.connectors.ingest_log import AppendResult, GroupCommitter, IngestLog
-from veristream.connectors.mqtt import MqttSource, publish_messages
+from veristream.connectors.sources.config import MqttSourceConfig, TlsConfig
+from veristream.connectors.sources.mqtt import MqttSource, publish_messages
 
 pytestmark = pytest.mark.services
 
@@ -238,8 +238,8 @@ def test_puback_waits_for_the_log_so_the_broker_redelivers_after_a_crash(
 def test_every_simulated_fault_over_mqtt_is_counted_and_nothing_is_lost(
     broker: Mosquitto, log: IngestLog
 ) -> None:
-    from veristream.connectors.config import FAULTS, SimulatorSourceConfig
     from veristream.connectors.simulator import deliver, simulate
+    from veristream.connectors.sources.config import FAULTS, SimulatorSourceConfig
 
     sim = simulate(
         SimulatorSourceConfig(seed=21, count=150, faults=list(FAULTS)),

@@ -10,10 +10,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from veristream.connectors.config import FAULTS, SimulatorSourceConfig
 from veristream.connectors.envelope import parse_reading
 from veristream.connectors.ingest_log import IngestLog
-from veristream.connectors.replay import (
+from veristream.connectors.simulator import simulate, write_jsonl
+from veristream.connectors.sources.config import FAULTS, SimulatorSourceConfig
+from veristream.connectors.sources.replay import (
     load,
     load_parquet,
     replay,
@@ -21,7 +22,6 @@ from veristream.connectors.replay import (
     timestamp_order,
     write_parquet,
 )
-from veristream.connectors.simulator import simulate, write_jsonl
 
 
 def test_jsonl_replay_is_in_timestamp_order_and_keeps_bad_lines(tmp_path: Path) -> None:

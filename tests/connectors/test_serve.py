@@ -15,9 +15,9 @@ import yaml
 
 from tests.conftest import REPO, free_port
 from tests.mosquitto import Mosquitto
-from veristream.connectors.config import FAULTS, MqttSourceConfig, SimulatorSourceConfig
 from veristream.connectors.ingest_log import IngestLog
 from veristream.connectors.simulator import deliver, simulate, write_jsonl
+from veristream.connectors.sources.config import FAULTS, MqttSourceConfig, SimulatorSourceConfig
 
 pytestmark = pytest.mark.services
 

@@ -18,12 +18,12 @@ from typer.testing import CliRunner
 
 from tests.conftest import REPO, free_port
 from veristream.cli import app
-from veristream.connectors.config import FAULTS, HttpSourceConfig, SimulatorSourceConfig
 from veristream.connectors.envelope import TOO_LARGE, EnvelopeError, parse_reading
-from veristream.connectors.http import UvicornThread, create_app, post_messages
 from veristream.connectors.ingest_log import GroupCommitter, IngestLog
 from veristream.connectors.sim_profiles import PROFILES
 from veristream.connectors.simulator import Simulation, simulate
+from veristream.connectors.sources.config import FAULTS, HttpSourceConfig, SimulatorSourceConfig
+from veristream.connectors.sources.http import UvicornThread, create_app, post_messages
 from veristream.provers.reasons import Reason
 from veristream.provers.signing import device_id_from_public_key, verify_many
 

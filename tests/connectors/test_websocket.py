@@ -11,11 +11,15 @@ from pathlib import Path
 from websockets.sync.client import connect
 
 from tests.conftest import free_port
-from veristream.connectors.config import FAULTS, SimulatorSourceConfig, WebSocketSourceConfig
-from veristream.connectors.http import UvicornThread
 from veristream.connectors.ingest_log import AppendResult, GroupCommitter, IngestLog
 from veristream.connectors.simulator import simulate
-from veristream.connectors.websocket import create_app, send_messages
+from veristream.connectors.sources.config import (
+    FAULTS,
+    SimulatorSourceConfig,
+    WebSocketSourceConfig,
+)
+from veristream.connectors.sources.http import UvicornThread
+from veristream.connectors.sources.websocket import create_app, send_messages
 
 DEVICE = "0x" + "ef" * 20
 

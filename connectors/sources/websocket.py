@@ -20,8 +20,8 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from veristream.connectors.config import WebSocketSourceConfig
 from veristream.connectors.ingest_log import AppendResult, Backpressure, GroupCommitter
+from veristream.connectors.sources.config import WebSocketSourceConfig
 
 _BACKOFF_S = 0.005
 

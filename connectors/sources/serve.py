@@ -16,14 +16,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from veristream.connectors.config import (
+from veristream.connectors.ingest_log import GroupCommitter, IngestLog
+from veristream.connectors.sources.config import (
     FileSourceConfig,
     HttpSourceConfig,
     MqttSourceConfig,
     SimulatorSourceConfig,
     WebSocketSourceConfig,
 )
-from veristream.connectors.ingest_log import GroupCommitter, IngestLog
 from veristream.provers.errors import InputRejected
 
 
@@ -43,7 +43,7 @@ def start_sources(
     try:
         for source in sources:
             if isinstance(source, MqttSourceConfig):
-                from veristream.connectors.mqtt import MqttSource
+                from veristream.connectors.sources.mqtt import MqttSource
 
                 mqtt_source = MqttSource(source, committer).start()
                 running.stops.append(mqtt_source.stop)
@@ -51,14 +51,14 @@ def start_sources(
                     f"mqtt://{source.host}:{source.port} {','.join(source.topics)}"
                 )
             elif isinstance(source, HttpSourceConfig):
-                from veristream.connectors.http import serve
+                from veristream.connectors.sources.http import serve
 
                 server = serve(committer, source)
                 running.stops.append(server.stop)
                 running.endpoints.append(f"{server.url}/v1/readings (+ /v1/stream)")
             elif isinstance(source, WebSocketSourceConfig):
-                from veristream.connectors.http import UvicornThread
-                from veristream.connectors.websocket import create_app
+                from veristream.connectors.sources.http import UvicornThread
+                from veristream.connectors.sources.websocket import create_app
 
                 ws_server = UvicornThread(
                     create_app(committer, source), source.host, source.port
@@ -82,7 +82,7 @@ def start_sources(
 def _start_replay(
     source: FileSourceConfig, committer: GroupCommitter, stop: threading.Event
 ) -> Callable[[], None]:
-    from veristream.connectors import replay
+    from veristream.connectors.sources import replay
 
     messages = replay.load(source.path, source.format)
     name = f"file:{source.path.name}"

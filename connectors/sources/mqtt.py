@@ -23,8 +23,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from veristream.connectors.config import MqttSourceConfig
 from veristream.connectors.ingest_log import AppendResult, GroupCommitter
+from veristream.connectors.sources.config import MqttSourceConfig
 
 
 def _now_ms() -> int:

@@ -37,7 +37,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from veristream.connectors.config import HttpSourceConfig
 from veristream.connectors.envelope import (
     FIELDS,
     NOT_JSON,
@@ -46,7 +45,8 @@ from veristream.connectors.envelope import (
     max_envelope_bytes,
 )
 from veristream.connectors.ingest_log import AppendResult, Backpressure, GroupCommitter
-from veristream.connectors.websocket import stream_endpoint
+from veristream.connectors.sources.config import HttpSourceConfig
+from veristream.connectors.sources.websocket import stream_endpoint
 from veristream.provers.encoding import canonical_json
 from veristream.provers.errors import InputRejected
 from veristream.provers.reasons import Reason
