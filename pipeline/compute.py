@@ -5,39 +5,29 @@
 re-execution (``veristream.pipeline.reexecute``): the same ``EpochChecks``
 transform, then the same pure steps: rewards, roots, next state.
 
-The embedded runner is Beam's ``FnApiRunner`` in memory, named explicitly so
-nothing tries to download the Prism runner (TOOLCHAIN.md); inputs enter and
-results leave through in-process registries. Any other ``beam.runner`` (a
-portable job service, Flink, Spark, Dataflow) runs the same transforms with
-inputs and results in files (``veristream.pipeline.beam_portable``), and
+The checks run on Beam's embedded runner (``veristream.pipeline.beam_embedded``)
+or, for any other ``beam.runner`` (a portable job service, Flink, Spark,
+Dataflow), with inputs and results in files (``veristream.pipeline.beam_portable``);
 ``compute_epoch`` gives the same ``EpochComputation`` either way. Re-execution
 of a stored batch always runs embedded.
 """
 
 from __future__ import annotations
 
-import threading
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import apache_beam as beam
-
-from veristream.pipeline import beam_portable, commitments, workers
+from veristream.pipeline import beam_embedded, beam_portable, commitments, workers
 from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.records import Candidate, Rejected
 from veristream.pipeline.registry import DeviceRegistryView, load_registry
 from veristream.pipeline.rewards import RewardOutcome, add_payouts
 from veristream.pipeline.stages import (
     DeviceEpoch,
-    EpochChecks,
     EpochChecksConfig,
     PlausibilityRules,
-    Rewards,
-    batched,
     lent_memo,
-    started_checks,
 )
 from veristream.pipeline.state import JobState
 from veristream.pipeline.workers import auto_workers
@@ -73,38 +63,6 @@ def job_context(job: JobSpec, registry: DeviceRegistryView | None = None) -> Epo
 
 
 # THE BEAM RUN
-
-# The embedded runner executes in this process, so inputs enter and results
-# leave through process-local registries keyed by a run id: ``beam.Create`` over
-# the records themselves would pickle and bz2-compress every reading into the
-# pipeline proto, and a ``ToList`` over the results would pickle them again.
-_SOURCE: dict[str, list[Any]] = {}
-_SINK: dict[str, dict[str, list[Any]]] = {}
-_LOCK = threading.Lock()
-
-
-def _fetch(index: int, run: str) -> Any:
-    with _LOCK:
-        return _SOURCE[run][index]
-
-
-def _deposit(value: Any, run: str, name: str) -> None:
-    with _LOCK:
-        _SINK[run][name].append(value)
-
-
-def _make_pipeline(job: JobSpec) -> beam.Pipeline:
-    from apache_beam.options.pipeline_options import PipelineOptions
-    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
-
-    # another runner's options (job endpoint, SDK environment) mean nothing here: this is
-    # re-execution of a batch, which is always embedded
-    given = job.beam.options if job.beam.runner == "fnapi" else {}
-    # Beam type-checks the graph against the DoFns' annotations while building it (~0.25 s
-    # of every epoch here); the graph is the same every epoch, so it is off unless asked for
-    options = PipelineOptions(flags=[], **{"pipeline_type_check": False, **given})
-    return beam.Pipeline(runner=FnApiRunner(), options=options)
-
 
 def _checks_config(
     ctx: EpochContext, epoch: int, state: JobState, decoded: bool, readings: int
@@ -158,39 +116,8 @@ def _run_checks_with(
     # re-executing a stored batch (operators, auditors) stays embedded: each party
     # checks on its own machine, with its verdict memos, not on the submitter's cluster
     if ctx.job.beam.runner != "fnapi" and not config.decoded:
-
         return beam_portable.run_checks(ctx.job, config, inputs, state.carry, f"epoch-{epoch}")
-    if config.verify_workers > 1 and config.verify_on == "ray":
-        workers.ensure_ray(ctx.job.ray.address, ctx.job.ray.num_cpus)
-    run = uuid.uuid4().hex
-    elements = batched(inputs, ctx.job.beam.readings_per_element)
-    with _LOCK:
-        _SOURCE[run] = elements
-        _SINK[run] = {"devices": [], "dead": [], "rewards": []}
-    try:
-        # the worker pool starts on the batches while Beam builds the pipeline
-        with started_checks(config, elements) as config, _make_pipeline(ctx.job) as pipeline:
-            records = (
-                pipeline
-                | "Epoch" >> beam.Create(range(len(elements)), reshuffle=False)
-                | "Records" >> beam.Map(_fetch, run)
-            )
-            devices, dead = records | "EpochChecks" >> EpochChecks(config)
-            rewards = devices | "Rewards" >> Rewards(ctx.job.rewards, state.carry)
-            _ = devices | "SinkDevices" >> beam.Map(_deposit, run, "devices")
-            _ = dead | "SinkDead" >> beam.Map(_deposit, run, "dead")
-            _ = rewards | "SinkRewards" >> beam.Map(_deposit, run, "rewards")
-        with _LOCK:
-            out = _SINK[run]
-    finally:
-        with _LOCK:
-            _SOURCE.pop(run, None)
-            _SINK.pop(run, None)
-    devices_out = sorted(out["devices"], key=lambda d: d.device_id)
-    dead_out = sorted(out["dead"], key=Rejected.order_key)
-    if len(out["rewards"]) != 1:
-        raise AssertionError(f"the rewards stage produced {len(out['rewards'])} results, not one")
-    return devices_out, dead_out, out["rewards"][0]
+    return beam_embedded.run_checks(ctx.job, config, inputs, state.carry)
 
 
 # THE PURE REST
