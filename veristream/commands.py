@@ -13,6 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
+from veristream import render
 from veristream.audit import AuditReport, audit_epoch
 from veristream.chain import claim_for, open_chain
 from veristream.live import LiveOptions, run_live, stop_on_signals
@@ -25,58 +28,11 @@ from veristream.run import committed_epochs, is_live, run_job
 
 
 def _load(job_path: str) -> JobSpec | None:
-    from rich.console import Console
-
     try:
         return load_job(job_path)
     except JobSpecError as error:
         Console(stderr=True).print(f"[red]{error}[/red]")
         return None
-
-
-def _why_unverified(row: dict[str, Any]) -> str:
-    if row["data_root"] == "0x" + "00" * 32:
-        return "no (no accepted readings)"
-    return "no (not submitted)"
-
-
-def _render_summary(summary: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    rejected = sum(summary["rejected"].values())
-    waiting = summary["readings_in"] - summary["accepted"] - rejected
-    console.print(
-        f"[bold]{summary['job_id']}[/bold]: {summary['readings_in']} readings in, "
-        f"{summary['accepted']} accepted, {rejected} rejected"
-        + (f", {waiting} waiting in open epochs (the next run continues them)" if waiting > 0 else "")
-    )
-    if summary["rejected"]:
-        reasons = Table(title="dead letters by reason")
-        reasons.add_column("reason")
-        reasons.add_column("count", justify="right")
-        for reason, count in summary["rejected"].items():
-            reasons.add_row(reason, str(count))
-        console.print(reasons)
-    epochs = Table(title="epochs")
-    for column in ("epoch", "batch CID", "data root", "reward root", "gas", "verified"):
-        epochs.add_column(column)
-    for row in summary["epochs"]:
-        epochs.add_row(
-            str(row["epoch"]),
-            row["batch_cid"],
-            row["data_root"][:18] + "…",
-            row["reward_root"][:18] + "…",
-            "" if row["gas"] is None else f"{row['gas']:,}",
-            "[green]yes[/green]" if row["verified"] else _why_unverified(row),
-        )
-    console.print(epochs)
-    for epoch, refusals in summary.get("refusals", {}).items():
-        for operator, reason in refusals.items():
-            console.print(f"[yellow]epoch {epoch}: operator {operator} refused: {reason}[/yellow]")
-    for claim in summary["claims"]:
-        console.print(f"claimed {claim['amount']} for {claim['account']} (tx {claim['tx_hash']})")
 
 
 def parse_faults(specs: list[str]) -> dict[int, str]:
@@ -102,7 +58,6 @@ def run_command(
     duration_s: float | None = None,
 ) -> int:
     """``veristream run``: the whole job on its configured parts, resumable."""
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 
@@ -151,7 +106,7 @@ def run_command(
     if as_json:
         print(json.dumps(summary, sort_keys=True))
     else:
-        _render_summary(summary)
+        render.run_summary(summary, Console())
     return 0
 
 
@@ -173,7 +128,7 @@ def _live_options(
 
     def epoch_done(row: dict[str, Any]) -> None:
         if not as_json:
-            state = "[green]verified[/green]" if row["verified"] else _why_unverified(row)
+            state = "[green]verified[/green]" if row["verified"] else render.why_unverified(row)
             console.print(f"epoch {row['epoch']}: {row['batch_cid']} {state}")
 
     stop = threading.Event()
@@ -186,9 +141,6 @@ def verify_command(
 ) -> int:
     """``veristream verify``: exit 0 only if the epoch recomputes, from the chain and IPFS alone,
     to what the chain holds (``veristream.audit``)."""
-    from rich.console import Console
-
-
     job = _load(job_path)
     if job is None:
         return 2
@@ -206,31 +158,12 @@ def verify_command(
     if as_json:
         print(json.dumps(report.to_json(), sort_keys=True))
         return 0 if report.ok else 1
-    from rich.table import Table
-
-    console = Console()
-    if report.checks:
-        table = Table(title=f"epoch {epoch}: chain vs recomputed from IPFS")
-        for column in ("field", "on chain", "recomputed", "match"):
-            table.add_column(column)
-        for check in report.checks:
-            mark = "[green]yes[/green]" if check.ok else "[red]NO[/red]"
-            table.add_row(check.name, check.chain, check.recomputed, mark)
-        console.print(table)
-    for line in report.findings:
-        console.print(line)
-    if report.ok:
-        console.print(f"[green]verified[/green]: epoch {epoch} recomputes to the chain's commitments (tx {report.tx_hash})")
-    else:
-        console.print(f"[red]MISMATCH[/red]: {report.reason}")
+    render.audit_report(report, epoch, Console())
     return 0 if report.ok else 1
 
 
 def claim_command(job_path: str, account: str | None, as_json: bool) -> int:
     """``veristream claim``: build ``account``'s proof against the latest verified epoch and claim."""
-    from rich.console import Console
-
-
     job = _load(job_path)
     if job is None:
         return 2
@@ -328,7 +261,7 @@ def status_command(job_path: str, as_json: bool) -> int:
     else:
         print(f"{record['submission_id']}: {state}")
         if summary is not None:
-            _render_summary(summary)
+            render.run_summary(summary, Console())
         elif state == "FAILED":
             print(logs[-3000:])
     return 0 if state != "FAILED" else 1
