@@ -113,7 +113,7 @@ def _parse_checkpoint(data: bytes, source: str) -> Checkpoint:
         raw = json.loads(data)
         state = state_from_dict(raw["state"])
         manifest_raw = raw.get("manifest")
-        manifest = manifest_from_json(canonical_json(manifest_raw)) if manifest_raw else None
+        manifest = manifest_from_json(canonical_json(manifest_raw, integers_only=True)) if manifest_raw else None
         return Checkpoint(state, manifest, raw.get("manifest_cid"))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
         raise InputRejected(f"checkpoint {source} is unreadable: {error}") from None

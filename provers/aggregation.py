@@ -13,6 +13,7 @@ not just outvoted.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -262,3 +263,21 @@ def registry_members(
 def _registered_slot(scheme: BlsScheme, registered: Sequence[Any], key: bytes) -> int | None:
     """The slot whose registered G1 key belongs to the same secret as ``key``, if any."""
     return next((int(op.slot) for op in registered if scheme.registered_as(bytes(op.pubkey), key)), None)
+
+
+def keygen(scheme: str) -> dict[str, str]:
+    """A fresh operator key with the encodings the OperatorRegistry takes (hex strings).
+
+    The secret comes from the OS's CSPRNG; the caller must keep the result private.
+    """
+    bls = scheme_for(scheme)
+    secret = 1 + secrets.randbelow(bls.order - 1)
+    key = OperatorKey.from_secret(scheme, secret)
+    return {
+        "scheme": scheme,
+        "secret_key": hex(secret),
+        "public_key": "0x" + bls.sk_to_pk(secret).hex(),
+        "registry_pubkey": "0x" + key.pubkey.hex(),
+        "registry_pubkey_g2": "0x" + key.pubkey_g2.hex(),
+        "registry_pop": "0x" + key.pop.hex(),
+    }

@@ -16,6 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+# mkstemp creates files 0600; a replaced file gets the mode a plain open() would give it
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+
 
 def fsync_directory(directory: Path) -> None:
     """Make a file's creation or rename in ``directory`` durable."""
@@ -42,6 +47,7 @@ def write_atomically(
     target = Path(path)
     fd, tmp = tempfile.mkstemp(dir=tmp_dir or target.parent, prefix=f".{target.name}.")
     try:
+        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             if callable(data):
                 data(handle)

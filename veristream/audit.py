@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from veristream.chain import connect_job_chain, job_deployment
+from veristream.chain import connect_job_chain
 from veristream.connectors.ipfs import BlockStore, open_store
 from veristream.connectors.ipfs.cid import RAW, cid_to_bytes, format_cid, normalize_cid, parse_cid
 from veristream.contracts import epoch_info, load_deployment
+from veristream.contracts.deploy import DEPLOYMENT_FILE
 from veristream.pipeline.compute import job_context
 from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.manifest import manifest_from_json
@@ -166,7 +167,7 @@ def audit_epoch(
     # CHAIN
     chain = connect_job_chain(job)
     try:
-        dep = load_deployment(chain, deployment or job_deployment(job))
+        dep = load_deployment(chain, deployment or Path(job.work_dir) / DEPLOYMENT_FILE)
         info = epoch_info(chain, dep, job_hash, epoch)
         if info is None:
             report.reason = f"epoch {epoch} of job {job.job_id!r} is not verified on chain"

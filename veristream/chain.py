@@ -30,6 +30,7 @@ from veristream.contracts import (
     load_deployment,
     operator_set_pending_until,
     operator_set_scheme,
+    register_operator,
     submit_epoch,
 )
 from veristream.contracts.chain import Chain, ChainConfig, Receipt
@@ -62,8 +63,11 @@ def connect_target(target: str, private_key: str | None = None) -> Chain:
 
 
 def job_deployment(job: JobSpec) -> Path:
-    """Where the job's contracts are recorded: ``chain.deployment``, else the work directory's copy."""
-    return job.chain.deployment or Path(job.work_dir) / DEPLOYMENT_FILE
+    """Where the contracts of the job's operator set are recorded: ``chain.deployment`` for an
+    existing set (``operators.set_id``), else the work directory's copy (a run deployed them)."""
+    if job.operators.set_id is not None and job.chain.deployment is not None:
+        return job.chain.deployment
+    return Path(job.work_dir) / DEPLOYMENT_FILE
 
 
 def job_operator_set_id(job: JobSpec) -> int | None:
@@ -220,3 +224,30 @@ def claim_for(
     )
     session.chain.save()
     return {"account": address, "amount": amount - before, "tx_hash": receipt.tx_hash}
+
+
+def register_key(job: JobSpec, key: dict[str, str], account: str | None, weight: int) -> dict[str, Any]:
+    """Register ``key`` (from ``keygen``) for ``account`` in the job's operator set on its chain."""
+    if key.get("scheme") != job.operators.scheme:
+        raise InputRejected(f"key is {key.get('scheme')!r} but the job's operators use {job.operators.scheme!r}")
+    set_id = job_operator_set_id(job)
+    if set_id is None:
+        raise InputRejected("the job has no operator set on chain yet: run it once (veristream run) first")
+    chain = connect_job_chain(job)
+    try:
+        dep = load_deployment(chain, job_deployment(job))
+        operator = account or chain.sender
+        receipt = register_operator(
+            chain,
+            dep,
+            set_id,
+            operator,
+            weight,
+            bytes.fromhex(key["registry_pubkey"][2:]),
+            bytes.fromhex(key["registry_pop"][2:]),
+            bytes.fromhex(key["registry_pubkey_g2"][2:]),
+        )
+        chain.save()
+    finally:
+        chain.close()
+    return {"operator": operator, "set_id": set_id, "tx_hash": receipt.tx_hash, "gas": receipt.gas_used}

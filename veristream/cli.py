@@ -486,7 +486,7 @@ def operator_keygen(
     import json
     import os
 
-    from veristream.operator import keygen
+    from veristream.provers.aggregation import keygen
 
     try:
         key = keygen(scheme)
@@ -509,7 +509,7 @@ def operator_register(
     import json
     from pathlib import Path
 
-    from veristream.operator import register_key
+    from veristream.chain import register_key
     from veristream.pipeline.jobspec import JobSpecError, load_job
 
     try:

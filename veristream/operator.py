@@ -28,23 +28,19 @@ and demos: ``"wrong_root"`` recomputes a wrong data root (so it refuses), and
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
-from typing import Any
 
-from veristream.chain import connect_job_chain, job_deployment, job_operator_set_id
-from veristream.connectors.ipfs import open_store
-from veristream.contracts import load_deployment, register_operator
+from veristream.connectors.ipfs import CidMismatch, open_store
 from veristream.pipeline.compute import job_context
 from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.preverify import EpochMemos, decode_by_epoch, preverify
 from veristream.pipeline.reexecute import check_proposal
 from veristream.pipeline.registry import DeviceRegistryView
 from veristream.pipeline.state import JobState
-from veristream.provers.aggregation import OperatorKey, Proposal, Review
+from veristream.provers.aggregation import Proposal, Review
 from veristream.provers.bls.scheme import scheme_for
 from veristream.provers.epoch_result import epoch_result_digest
-from veristream.provers.errors import InputRejected, SpecError, StoreError
+from veristream.provers.errors import InputRejected, SpecError
 
 FAULTS = ("wrong_root", "bad_signature")
 
@@ -92,8 +88,9 @@ class Operator:
         """Re-execute the proposed epoch; sign its digest if and only if it matches."""
         try:
             reason = self._check(proposal)
-        except (InputRejected, StoreError) as error:
-            # an unreadable manifest, batch or state is the proposal's fault; anything else is a bug
+        except (InputRejected, CidMismatch) as error:
+            # an unreadable or tampered manifest, batch or state is the proposal's fault; a store
+            # that cannot answer is the run's problem, and anything else is a bug: both propagate
             reason = f"cannot re-execute: {error}"
         finally:
             # the epoch's pre-verification is used up (or stale): free it
@@ -117,51 +114,3 @@ class Operator:
         if checked.state is not None:
             self._states = {proposal.manifest_cid: checked.state}
         return checked.reason
-
-
-# KEYS AND REGISTRATION (what `veristream operator keygen/register` wrap)
-
-
-def keygen(scheme: str) -> dict[str, str]:
-    """A fresh operator key with the encodings the OperatorRegistry takes (hex strings).
-
-    The secret comes from the OS's CSPRNG; the caller must keep the result private.
-    """
-    bls = scheme_for(scheme)
-    secret = 1 + secrets.randbelow(bls.order - 1)
-    key = OperatorKey.from_secret(scheme, secret)
-    return {
-        "scheme": scheme,
-        "secret_key": hex(secret),
-        "public_key": "0x" + bls.sk_to_pk(secret).hex(),
-        "registry_pubkey": "0x" + key.pubkey.hex(),
-        "registry_pubkey_g2": "0x" + key.pubkey_g2.hex(),
-        "registry_pop": "0x" + key.pop.hex(),
-    }
-
-
-def register_key(job: JobSpec, key: dict[str, str], account: str | None, weight: int) -> dict[str, Any]:
-    """Register ``key`` (from ``keygen``) for ``account`` in the job's operator set on its chain."""
-    if key.get("scheme") != job.operators.scheme:
-        raise InputRejected(f"key is {key.get('scheme')!r} but the job's operators use {job.operators.scheme!r}")
-    set_id = job_operator_set_id(job)
-    if set_id is None:
-        raise InputRejected("the job has no operator set on chain yet: run it once (veristream run) first")
-    chain = connect_job_chain(job)
-    try:
-        dep = load_deployment(chain, job_deployment(job))
-        operator = account or chain.sender
-        receipt = register_operator(
-            chain,
-            dep,
-            set_id,
-            operator,
-            weight,
-            bytes.fromhex(key["registry_pubkey"][2:]),
-            bytes.fromhex(key["registry_pop"][2:]),
-            bytes.fromhex(key["registry_pubkey_g2"][2:]),
-        )
-        chain.save()
-    finally:
-        chain.close()
-    return {"operator": operator, "set_id": set_id, "tx_hash": receipt.tx_hash, "gas": receipt.gas_used}

@@ -116,9 +116,10 @@ def test_quorum_arithmetic_with_weights() -> None:
 def test_operator_keygen_and_registration_on_chain(epochs: dict[str, Any], tmp_path: Path) -> None:
     import json
 
+    from veristream.chain import register_key
     from veristream.contracts import connect, create_operator_set, deploy_all
     from veristream.contracts.operator_registry import operator_slot
-    from veristream.operator import keygen, register_key
+    from veristream.provers.aggregation import keygen
 
     for scheme, module in (("bls12381", bls12381), ("bn254", bn254)):
         key = keygen(scheme)
