@@ -60,5 +60,5 @@ class LocalCommittee:
             bitmap |= 1 << self.slots.get(i, i)
         bls = scheme_for(self.scheme)
         signature = bls.aggregate([self.keys[i].sign(digest) for i in signers])
-        on_chain = bls.chain_signature(signature, [bls.sk_to_pk(self.keys[i].secret_key) for i in signers])
+        on_chain = bls.chain_signature(signature, [self.keys[i].public_key for i in signers])
         return Signed(bitmap, on_chain.signature, on_chain.apk_g2)

@@ -35,7 +35,6 @@ class Proposal:
     verifier: str
 
 
-
 @dataclass(frozen=True, slots=True)
 class Review:
     """An operator's answer: a signature, or the reason it refused."""
@@ -47,7 +46,6 @@ class Review:
     def __post_init__(self) -> None:
         if (self.signature is None) == (self.reason is None):
             raise InputRejected("a review carries either a signature or a refusal reason")
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +61,13 @@ class Member:
     actor: str | None = None  # a registry committee's served operator actor
 
 
-
 @dataclass(frozen=True, slots=True)
 class OperatorKey:
     """One operator's secret key and the encodings the registry takes."""
 
     scheme: str
     secret_key: int = field(repr=False)
+    public_key: bytes  # native: bls12381 48-byte compressed G1; bn254 128-byte G2
     pubkey: bytes  # G1: 64 bytes (bn254) or 128 bytes EIP-2537 (bls12381)
     pubkey_g2: bytes  # bn254 only
     pop: bytes  # bn254 G1 (64) / bls12381 EIP-2537 G2 (256)
@@ -78,7 +76,7 @@ class OperatorKey:
     def from_secret(cls, scheme: str, secret_key: int) -> OperatorKey:
         """Derives the public encodings of ``secret_key`` for ``scheme``."""
         key = scheme_for(scheme).registry_key(secret_key)
-        return cls(scheme, secret_key, key.pubkey, key.pubkey_g2, key.pop)
+        return cls(scheme, secret_key, key.public_key, key.pubkey, key.pubkey_g2, key.pop)
 
     def sign(self, digest: bytes) -> bytes:
         """This operator's signature of ``digest`` in the scheme's native encoding."""
@@ -98,9 +96,8 @@ def demo_members(scheme: str, count: int, seed: int = 1, weights: Sequence[int] 
     """The embedded mode's operators, keys from ``demo_keys`` (the keys the demo registers)."""
     if weights is not None and len(weights) != count:
         raise InputRejected(f"{len(weights)} weights for {count} operators")
-    bls = scheme_for(scheme)
     return [
-        Member(slot, scheme, weights[slot] if weights else 1, bls.sk_to_pk(key.secret_key), key.secret_key)
+        Member(slot, scheme, weights[slot] if weights else 1, key.public_key, key.secret_key)
         for slot, key in enumerate(demo_keys(scheme, count, seed))
     ]
 
@@ -133,7 +130,6 @@ class QuorumNotMet(VeriStreamError, RuntimeError):
             f"epoch {aggregate.epoch}: signed weight {aggregate.signed_weight} of "
             f"{aggregate.total_weight} misses the quorum (down: {list(aggregate.down)}; {reasons})"
         )
-
 
 
 def aggregate_reviews(
@@ -214,7 +210,6 @@ def aggregate_reviews(
     )
 
 
-
 def registry_members(
     scheme: str, registered: Sequence[Any], served: Mapping[str, bytes], set_id: int | None = None
 ) -> list[Member]:
@@ -270,13 +265,12 @@ def keygen(scheme: str) -> dict[str, str]:
 
     The secret comes from the OS's CSPRNG; the caller must keep the result private.
     """
-    bls = scheme_for(scheme)
-    secret = 1 + secrets.randbelow(bls.order - 1)
+    secret = 1 + secrets.randbelow(scheme_for(scheme).order - 1)
     key = OperatorKey.from_secret(scheme, secret)
     return {
         "scheme": scheme,
         "secret_key": hex(secret),
-        "public_key": "0x" + bls.sk_to_pk(secret).hex(),
+        "public_key": "0x" + key.public_key.hex(),
         "registry_pubkey": "0x" + key.pubkey.hex(),
         "registry_pubkey_g2": "0x" + key.pubkey_g2.hex(),
         "registry_pop": "0x" + key.pop.hex(),

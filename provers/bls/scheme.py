@@ -25,8 +25,9 @@ class UnknownScheme(InputRejected):
 
 @dataclass(frozen=True, slots=True)
 class RegistryKey:
-    """The encodings of one operator key that the OperatorRegistry takes."""
+    """One operator key's native public key and the encodings the OperatorRegistry takes."""
 
+    public_key: bytes  # native: bls12381 48-byte compressed G1; bn254 128-byte G2
     pubkey: bytes  # G1: 64 bytes (bn254) or 128 bytes EIP-2537 (bls12381)
     pubkey_g2: bytes  # bn254 only, else b""
     pop: bytes  # proof of possession: bn254 G1 (64) / bls12381 EIP-2537 G2 (256)
@@ -63,7 +64,7 @@ class BlsScheme(Protocol):
         ...
 
     def registry_key(self, sk: int) -> RegistryKey:
-        """The encodings of ``sk``'s key and proof of possession that the registry takes."""
+        """``sk``'s native public key, and its key and proof of possession as the registry takes them."""
         ...
 
     def chain_signature(self, signature: bytes, pks: Sequence[bytes]) -> ChainSignature:
@@ -94,11 +95,8 @@ class Bls12381:
         return bls12381.fast_aggregate_verify(list(pks), message, signature)
 
     def registry_key(self, sk: int) -> RegistryKey:
-        return RegistryKey(
-            bls12381.pk_to_evm(bls12381.sk_to_pk(sk)),
-            b"",
-            bls12381.signature_to_evm(bls12381.pop_prove(sk)),
-        )
+        pk = bls12381.sk_to_pk(sk)
+        return RegistryKey(pk, bls12381.pk_to_evm(pk), b"", bls12381.signature_to_evm(bls12381.pop_prove(sk)))
 
     def chain_signature(self, signature: bytes, pks: Sequence[bytes]) -> ChainSignature:
         return ChainSignature(bls12381.signature_to_evm(signature), b"")
@@ -129,7 +127,8 @@ class Bn254:
         return bn254.fast_aggregate_verify(list(pks), message, signature)
 
     def registry_key(self, sk: int) -> RegistryKey:
-        return RegistryKey(bn254.sk_to_pk_g1(sk), bn254.sk_to_pk(sk), bn254.pop_prove(sk))
+        pk = bytes(bn254.sk_to_pk(sk))
+        return RegistryKey(pk, bn254.sk_to_pk_g1(sk), pk, bn254.pop_prove(sk))
 
     def chain_signature(self, signature: bytes, pks: Sequence[bytes]) -> ChainSignature:
         return ChainSignature(signature, bn254.aggregate_pks_g2(list(pks)))
