@@ -215,6 +215,9 @@ def _rpc(url: str, private_key: str | None, gas_limit: int | None = None) -> Cha
     return Chain(w3, sender, gas_limit=gas_limit)
 
 
+URL_SCHEMES = ("http://", "https://", "ipc://")
+
+
 def connect(target: ChainConfig | str | Path | None = None) -> Chain:
     """A ``Chain`` for a config, a JSON-RPC url, or an embedded chain's work directory.
 
@@ -225,7 +228,7 @@ def connect(target: ChainConfig | str | Path | None = None) -> Chain:
             return _rpc(target.url, target.private_key, target.gas_limit)
         return _embedded(target.workdir)
     if isinstance(target, str):
-        if target.startswith(("http://", "https://", "ipc://")):
+        if target.startswith(URL_SCHEMES):
             return _rpc(target, None)
         return _embedded(Path(target))
     if isinstance(target, Path):

@@ -11,6 +11,7 @@ creates the job on first use; ``ChainSession`` submits verified epochs and
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ from veristream.contracts import (
     register_operator,
     submit_epoch,
 )
-from veristream.contracts.chain import Chain, ChainConfig, Receipt
+from veristream.contracts.chain import URL_SCHEMES, Chain, ChainConfig, Receipt
 from veristream.contracts.committee import LocalCommittee
 from veristream.contracts.deploy import DEPLOYMENT_FILE
 from veristream.pipeline.commitments import reward_proof
@@ -45,7 +46,6 @@ from veristream.provers.errors import InputRejected
 
 CHAIN_DIR = "chain"
 CHAIN_SETUP_FILE = "chain-setup.json"
-CHAIN_URL_PREFIXES = ("http://", "https://", "ipc://")
 
 
 def connect_job_chain(job: JobSpec) -> Chain:
@@ -56,10 +56,11 @@ def connect_job_chain(job: JobSpec) -> Chain:
 
 
 def connect_target(target: str, private_key: str | None = None) -> Chain:
-    """A chain named on the command line: a JSON-RPC url, or an embedded chain's directory."""
-    if target.startswith(CHAIN_URL_PREFIXES):
+    """A chain named on the command line: a JSON-RPC url (sending with ``private_key`` when
+    given), or an embedded chain's directory."""
+    if target.startswith(URL_SCHEMES):
         return connect(ChainConfig(url=target, private_key=private_key))
-    return connect(ChainConfig(workdir=Path(target)))
+    return connect(Path(target))
 
 
 def job_deployment(job: JobSpec) -> Path:
@@ -74,7 +75,12 @@ def job_operator_set_id(job: JobSpec) -> int | None:
     """The job's operator set: ``operators.set_id``, else the one its first run created."""
     if job.operators.set_id is not None:
         return job.operators.set_id
-    setup = Path(job.work_dir) / CHAIN_SETUP_FILE
+    return _saved_set_id(Path(job.work_dir))
+
+
+def _saved_set_id(work_dir: Path) -> int | None:
+    """The operator set the work directory's first run created or joined, if any."""
+    setup = work_dir / CHAIN_SETUP_FILE
     return int(json.loads(setup.read_text())["set_id"]) if setup.exists() else None
 
 
@@ -118,20 +124,18 @@ def open_chain(job: JobSpec, members: Sequence[Member], total_epochs_budget: int
     deployment``): nothing is deployed or registered; the job is created on that set (and
     funded) unless it exists already, after the set's pending registrations take effect.
     """
-
     work_dir = Path(job.work_dir)
     chain = connect_job_chain(job)
-    setup_path = work_dir / CHAIN_SETUP_FILE
     job_hash = job_id_hash(job.job_id)
-    if setup_path.exists():
-        setup = json.loads(setup_path.read_text())
-        if job.operators.set_id is not None and int(setup["set_id"]) != job.operators.set_id:
+    saved = _saved_set_id(work_dir)
+    if saved is not None:
+        if job.operators.set_id is not None and saved != job.operators.set_id:
             raise InputRejected(
                 f"operators.set_id is {job.operators.set_id} but {work_dir} belongs to operator set "
-                f"{setup['set_id']}: use another work_dir"
+                f"{saved}: use another work_dir"
             )
         dep = load_deployment(chain, work_dir / DEPLOYMENT_FILE)
-        return ChainSession(chain, dep, int(setup["set_id"]), job_hash)
+        return ChainSession(chain, dep, saved, job_hash)
     if job.operators.set_id is None:
         dep = deploy_all(chain, save_to=work_dir / DEPLOYMENT_FILE)
         set_id = create_operator_set(chain, dep, job.operators.scheme)
@@ -149,18 +153,19 @@ def open_chain(job: JobSpec, members: Sequence[Member], total_epochs_budget: int
             raise InputRejected(f"job {job.job_id!r} exists on chain with operator set {job_set}, not {set_id}")
     if job_set is None:
         quorum = job.operators.quorum
+        clock = job.epochs.clock()
         create_job(
             chain,
             dep,
             job_hash,
             set_id,
             quorum=(quorum.numerator, quorum.denominator),
-            genesis=job.epochs.clock().genesis_s,
-            epoch_seconds=job.epochs.clock().epoch_seconds,
+            genesis=clock.genesis_s,
+            epoch_seconds=clock.epoch_seconds,
         )
         fund_rewards(chain, dep, job_hash, total_epochs_budget, mint=True)
     chain.save()
-    setup_path.write_text(json.dumps({"set_id": set_id}))
+    (work_dir / CHAIN_SETUP_FILE).write_text(json.dumps({"set_id": set_id}))
     return ChainSession(chain, dep, set_id, job_hash)
 
 
@@ -168,7 +173,6 @@ def _existing_operator_set(job: JobSpec, chain: Chain) -> tuple[Deployment, int]
     """The job's deployment and operator set on a chain where both exist, checked, and a copy of
     the deployment in the work directory (for ``verify`` and ``claim``); waits until the set's
     scheduled registrations are in force, so the job is created on them."""
-
     assert job.chain.deployment is not None and job.operators.set_id is not None  # the spec checks
     set_id = job.operators.set_id
     # CHECK
@@ -195,8 +199,6 @@ def _let_registrations_activate(chain: Chain, seconds: int) -> None:
     The embedded EVM refuses to travel to a time before its pending block (which
     follows the wall clock when registering took a while); then waiting is enough.
     """
-    import time
-
     try:
         chain.advance_time(seconds)
     except Exception:
@@ -207,7 +209,6 @@ def claim_for(
     session: ChainSession, checkpoint: Checkpoint, account: bytes | None = None
 ) -> dict[str, Any]:
     """Claim ``account``'s cumulative reward (default: the largest earner) up to the checkpoint's epoch."""
-
     cumulative = checkpoint.state.cumulative
     if not cumulative:
         raise InputRejected("no rewards have been earned yet")
