@@ -3,15 +3,15 @@
 A job whose sources include a live connector runs as a loop instead of a replay:
 
 - **serve**: the sources start in this process through
-  ``connectors.serve.serve_sources`` (exactly what ``veristream ingest`` runs),
+  ``connectors.sources.serve.serve_sources`` (exactly what ``veristream ingest`` runs),
   each message appended durably to the job's ingest log before it is
   acknowledged; the serving thread also pushes the log's wall-clock watermark,
   so epochs close on an idle stream too.
 - **loop**: every tick, the readings newly appended to still-open epochs go to
-  the pre-verifier (when ``veristream.pipeline.preverify`` is installed), every
-  epoch that has closed is run through the pipeline and checkpointed
-  (``coordinator.process_closed_epochs``), proposed to the committee and
-  submitted on chain (``coordinator.verify_epoch``); the reward pool is topped
+  the pre-verifier (``veristream.pipeline.preverify``), every epoch that has
+  closed is run through the pipeline and checkpointed
+  (``veristream.run.process_closed_epochs``), proposed to the committee and
+  submitted on chain (``veristream.run.verify_epoch``); the reward pool is topped
   up by one epoch's budget for each epoch verified, and the summary grows
   epoch by epoch.
 - **stop**: after ``max_epochs`` epochs verified by this run, after
@@ -58,6 +58,7 @@ from veristream.run import (
     RunSummary,
     committed_epochs,
     committee_members,
+    no_progress,
     open_ingest_log,
     process_closed_epochs,
     start_committee,
@@ -65,10 +66,6 @@ from veristream.run import (
 )
 
 EpochHook = Callable[[dict[str, Any]], None]
-
-
-def _no_progress(stage: str, done: int, total: int) -> None:
-    return None
 
 
 @dataclass(frozen=True)
@@ -127,14 +124,6 @@ def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
             signal.signal(signum, handler)
 
 
-# PRE-VERIFICATION OF OPEN EPOCHS
-
-
-def open_preverifier(ctx: EpochContext, committee: Committee) -> Preverifier:
-    """The pre-verifier for readings of still-open epochs: the committee checks them as they arrive."""
-    return Preverifier(ctx, committee.observe)
-
-
 # THE LOOP
 
 
@@ -172,7 +161,6 @@ def _settle(
         settled.verified_here += 1
     if submitted_now and session is not None and job.rewards.tokens_per_epoch > 0:
         # the number of epochs is not known up front: the pool grows with each verified one
-
         fund_rewards(
             session.chain, session.deployment, session.job_hash, job.rewards.tokens_per_epoch, mint=True
         )
@@ -204,7 +192,7 @@ def _process_and_settle(
     committee: Committee,
     settled: _Settled,
     on_epoch: EpochHook | None,
-    preverifier: Any,
+    preverifier: Preverifier,
 ) -> None:
     """Run every epoch that has closed through the pipeline (with its pre-verified memo), then verify each one."""
     work_dir = Path(job.work_dir)
@@ -222,7 +210,6 @@ class _Server:
     """
 
     def __init__(self, log: IngestLog, sources: Sequence[Any], tick_s: float, stop: threading.Event) -> None:
-
         self.stop = stop
         self.endpoints: list[str] = []
         self.error: BaseException | None = None
@@ -269,7 +256,7 @@ def run_live(
     use_ray: bool = True,
     use_chain: bool = True,
     faults: Any = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> RunSummary:
     """Serve the job's live sources and verify its epochs as they close, until a stop rule; resumable."""
 
@@ -329,8 +316,9 @@ def _loop(
     # RESUME: epochs a previous run committed (and closed ones it left) are settled first
     for checkpoint in committed_epochs(work_dir):
         _settle(job, session, committee, checkpoint, settled, report, resumed=True)
-    preverifier = open_preverifier(ctx, committee)
-    tail = OpenEpochTail(log) if preverifier is not None else None
+    # readings of still-open epochs are checked as they arrive, here and by every operator
+    preverifier = Preverifier(ctx, committee.observe)
+    tail = OpenEpochTail(log)
 
     # SERVE + LOOP
     server = _Server(log, sources, min(options.tick_s, 1.0), stop)
@@ -341,10 +329,9 @@ def _loop(
     try:
         while True:
             server.check()
-            if tail is not None and preverifier is not None:
-                raws = tail.new_raws()
-                if raws:
-                    preverifier.observe(raws)  # PREVERIFY: the one call site
+            raws = tail.new_raws()
+            if raws:
+                preverifier.observe(raws)  # PREVERIFY: the one call site
             _process_and_settle(job, log, store, ctx, session, committee, settled, report, preverifier)
             if options.max_epochs is not None and settled.verified_here >= options.max_epochs:
                 break
@@ -363,12 +350,9 @@ def _loop(
     summary = settled.summary
     summary.readings_in = int(log.counts()["arrived"])
     summary.rejected = dict(log.dead_letters.counts())
-    summary.accepted = sum(
-        c.manifest.accepted for c in committed_epochs(work_dir) if c.manifest is not None
-    )
-    verified = [
-        c for c in committed_epochs(work_dir) if c.manifest is not None and c.manifest.accepted > 0
-    ]
+    checkpoints = committed_epochs(work_dir)
+    summary.accepted = sum(c.manifest.accepted for c in checkpoints if c.manifest is not None)
+    verified = [c for c in checkpoints if c.manifest is not None and c.manifest.accepted > 0]
     if session is not None and verified:
         summary.claims.append(claim_for(session, verified[-1]))
     return summary

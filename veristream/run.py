@@ -20,6 +20,7 @@ reading counted twice:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ from veristream.contracts import (
 from veristream.pipeline.batch import decode_dead_letters
 from veristream.pipeline.compute import EpochContext, job_context
 from veristream.pipeline.jobspec import JobSpec
+from veristream.pipeline.preverify import Preverifier
 from veristream.pipeline.publish import run_epoch
 from veristream.pipeline.reexecute import proposal_for
 from veristream.pipeline.state import (
@@ -62,8 +64,8 @@ from veristream.provers.reasons import PIPELINE_STAGES
 Progress = Callable[[str, int, int], None]
 
 
-def _no_progress(stage: str, done: int, total: int) -> None:
-    return None
+def no_progress(stage: str, done: int, total: int) -> None:
+    """A progress callback that reports nothing."""
 
 
 @dataclass
@@ -143,7 +145,7 @@ def is_live(job: JobSpec) -> bool:
     return any(isinstance(source, LIVE_SOURCE_TYPES) for source in job.sources)
 
 
-def ingest(job: JobSpec, log: IngestLog, progress: Progress = _no_progress, chunk: int = 2048) -> int:
+def ingest(job: JobSpec, log: IngestLog, progress: Progress = no_progress, chunk: int = 2048) -> int:
     """Append the bounded sources to the log, resuming after what a previous run appended."""
     messages = bounded_messages(job)
     done = int(log.counts()["arrived"])
@@ -172,9 +174,6 @@ def _file_dead_letters(dead_letters: Any, epoch: int, rejected: Sequence[Any]) -
     append: what is already in the store for this epoch is subtracted (as a
     multiset), so every dead letter ends up filed exactly once.
     """
-    from collections import Counter
-
-
     letters = [
         DeadLetter(r.raw, r.reason, r.stage, epoch, f"{r.device_id} seq {r.seq}: {r.detail}")
         for r in rejected
@@ -195,12 +194,17 @@ def _file_dead_letters(dead_letters: Any, epoch: int, rejected: Sequence[Any]) -
 
 
 def process_closed_epochs(
-    job: JobSpec, log: IngestLog, store: BlockStore, ctx: EpochContext, progress: Progress = _no_progress, memos: Any = None
+    job: JobSpec,
+    log: IngestLog,
+    store: BlockStore,
+    ctx: EpochContext,
+    progress: Progress = no_progress,
+    memos: Preverifier | None = None,
 ) -> list[int]:
     """Run every closed, unprocessed epoch in order; returns the epochs committed by this call.
 
-    ``memos``: a ``pipeline.preverify.Preverifier`` whose ``take(epoch)`` is the
-    epoch's verdict memo from pre-verification (live runs).
+    ``memos``: the live run's pre-verifier, whose ``take(epoch)`` is the epoch's
+    verdict memo.
     """
 
     work_dir = Path(job.work_dir)
@@ -355,7 +359,7 @@ def run_job(
     use_ray: bool = True,
     use_chain: bool = True,
     faults: Mapping[int, str] | None = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> RunSummary:
     """Run a job with bounded sources end to end on its configured parts (embedded by
     default); resumable. A job with live sources runs through ``veristream.live.run_live``.
