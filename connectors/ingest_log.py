@@ -601,7 +601,6 @@ class OpenEpochTail:
 
     def new_raws(self) -> list[bytes]:
         """The raw envelopes appended to open epochs since the previous call, epoch by epoch."""
-
         raws: list[bytes] = []
         open_now = self._log.open_epochs()
         for epoch in open_now:

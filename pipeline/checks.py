@@ -238,7 +238,6 @@ def decode_records(
 ) -> tuple[CandidateBatch, list[Rejected]]:
     """Raw ingest records ``(received_ms, envelope bytes)`` at ``offset`` in the epoch's log as
     candidates, and the dead letters (``malformed``, ``oversized``) of those that do not decode."""
-
     good = CandidateBatch()
     dead: list[Rejected] = []
     for index, (received_ms, raw) in enumerate(records):
@@ -266,7 +265,6 @@ def check_candidates(
 ) -> CheckedBatch:
     """The signature stage over a batch, then each signed reading's plausibility verdict and
     data-leaf hash, grouped by device (``memo``: see ``signature_problems``)."""
-
     validation = rules.validation
     problems = signature_problems(
         batch, domain, keys, rules.devices, validation.max_clock_skew_ms, memo

@@ -51,7 +51,6 @@ class EpochContext:
 
 def job_context(job: JobSpec, registry: DeviceRegistryView | None = None) -> EpochContext:
     """The context of ``job``; the registry is read from its file unless given."""
-
     if registry is None:
         registry = load_registry(job.devices.file)
     d = job.devices.domain

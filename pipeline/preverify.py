@@ -92,7 +92,6 @@ def decode_by_epoch(
     Messages that do not decode (or are stamped before genesis) are skipped: the
     epoch's pipeline rejects them with their reason when it runs.
     """
-
     groups: dict[int, CandidateBatch] = {}
     for raw in raws:
         fast = parse_reading_fast(raw, max_payload_bytes)
@@ -181,7 +180,6 @@ class Preverifier:
         self._on_pool(workers, groups)
 
     def _pool_workers(self, readings: int) -> int:
-
         return auto_workers(readings, self._ctx.job.beam.verify_workers)
 
     def _on_pool(self, n_workers: int, groups: Mapping[int, Sequence[Candidate]]) -> None:

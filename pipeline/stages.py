@@ -449,7 +449,6 @@ class _SummariseFn(beam.DoFn):
         self._beneficiaries = dict(beneficiaries)
 
     def process(self, element: tuple[str, Checked]) -> Iterator[DeviceEpoch]:
-
         device_id, (accepted, values, leaves) = element
         beneficiary = self._beneficiaries.get(device_id) or device_address(device_id)
         yield summarise_device(

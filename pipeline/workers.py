@@ -78,7 +78,6 @@ def _check(element: Any, raw: bool, epoch: tuple[Any, int, int]) -> CheckedBatch
 
 
 def _check_with(config: Any, element: Any, raw: bool, epoch: tuple[Any, int, int]) -> CheckedBatch:
-
     domain, keys, devices, _, memo = config
     validation, start_ms, end_ms = epoch
     rules = PlausibilityRules(validation, start_ms, end_ms, devices)

@@ -105,7 +105,6 @@ def pinned_cids(store: BlockStore) -> list[str]:
 
 def job_manifests(store: BlockStore, job_id: str) -> dict[str, Any]:
     """Every manifest of ``job_id`` pinned in ``store``, by CID."""
-
     found: dict[str, Any] = {}
     for cid in pinned_cids(store):
         try:
@@ -158,7 +157,6 @@ def audit_epoch(
     checking a candidate: it passes only if it is the chain's batch).
     ``deployment`` is the contracts' address file (default: the work directory's).
     """
-
     say = progress or (lambda _: None)
     report = AuditReport(epoch)
     work_dir = Path(job.work_dir)

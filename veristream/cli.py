@@ -404,7 +404,6 @@ def chain_deploy(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Deploy OperatorRegistry, EpochVerifier, RewardDistributor, DeviceRegistry and a RewardToken."""
-
     from veristream.chain import connect_target
     from veristream.contracts import deploy_all
 

@@ -37,7 +37,6 @@ def _load(job_path: str) -> JobSpec | None:
 
 def parse_faults(specs: list[str]) -> dict[int, str]:
     """``["1:wrong_root", "3:down"]`` as ``{1: "wrong_root", 3: "down"}``; ``ValueError`` otherwise."""
-
     faults: dict[int, str] = {}
     for spec in specs:
         slot, _, kind = spec.partition(":")
@@ -115,7 +114,6 @@ def _live_options(
     job: JobSpec, as_json: bool, console: Any, max_epochs: int | None, duration_s: float | None
 ) -> Iterator[Any]:
     """Stop rules, signal handling and per-epoch lines for a job with live sources (``None`` otherwise)."""
-
     if not is_live(job):
         yield None
         return

@@ -97,7 +97,6 @@ class LiveOptions:
 
 def live_sources(job: JobSpec) -> list[Any]:
     """The job's sources as connector configs; ``ValueError`` when live and bounded sources are mixed."""
-
     bounded = [
         f"sources[{i}] ({s.type})" for i, s in enumerate(job.sources) if not isinstance(s, LIVE_SOURCE_TYPES)
     ]

@@ -98,7 +98,6 @@ class RunSummary:
 
 def open_ingest_log(job: JobSpec) -> IngestLog:
     """The job's ingest log (and dead-letter store) in its work directory."""
-
     return IngestLog(
         Path(job.work_dir) / "ingest",
         job.epochs.length_ms,
@@ -116,7 +115,6 @@ def bounded_messages(job: JobSpec) -> list[tuple[bytes, str, int]]:
     The simulator also writes the device registry file the job names (when the
     source does not name its own), so the embedded demo needs no setup.
     """
-
     messages: list[tuple[bytes, str, int]] = []
     for index, source in enumerate(job.sources):
         if isinstance(source, SimulatorSourceConfig):
@@ -206,7 +204,6 @@ def process_closed_epochs(
     ``memos``: the live run's pre-verifier, whose ``take(epoch)`` is the epoch's
     verdict memo.
     """
-
     work_dir = Path(job.work_dir)
     committed: list[int] = []
     pending = log.closed_epochs()
@@ -265,7 +262,6 @@ def verify_epoch(
     Appends the epoch's row to ``summary.epochs`` (and any refusals) and returns
     the row; ``QuorumNotMet`` when too few operators sign.
     """
-
     manifest = checkpoint.manifest
     assert manifest is not None and checkpoint.manifest_cid is not None
     row: dict[str, Any] = {
@@ -312,7 +308,6 @@ def committee_members(job: JobSpec, session: ChainSession | None = None, epoch: 
     ``operators.namespace``); a slot nobody serves is down, a served key that is not
     registered is a ``ValueError``. Connects to Ray (``job.ray``).
     """
-
     operators = job.operators
     if operators.set_id is None:
         return demo_members(operators.scheme, operators.count, operators.key_seed, operators.weights)
@@ -339,7 +334,6 @@ def start_committee(
     job: JobSpec, ctx: EpochContext, members: list[Any], *, use_ray: bool, faults: Mapping[int, str] | None = None
 ) -> Committee:
     """A running committee of ``members`` (Ray actors or in-process), with demo faults applied."""
-
     committee_cls = RayCommittee if use_ray else InProcessCommittee
     faults = dict(faults or {})
     down = [slot for slot, kind in faults.items() if kind == "down"]
@@ -367,7 +361,6 @@ def run_job(
     ``faults`` (demos and tests) maps operator slots to a misbehaviour of
     ``veristream.operator.FAULTS`` or ``"down"``.
     """
-
     if is_live(job):
         raise InputRejected("a job with live sources runs through veristream.live.run_live")
 
