@@ -12,8 +12,8 @@ encoding (bls12381: 256-byte EIP-2537 G2; bn254: 64-byte G1) and, for bn254,
 the signers' aggregated G2 key ``apk_g2``. Refusals carry each operator's
 reason, so a lying or buggy operator is named, not just outvoted.
 
-Local Ray is started once per run (``ray.init`` costs seconds and ~1.3 GB
-here); ``address`` connects to a cluster instead.
+Local Ray is started once per run (``ray.init`` costs seconds and much memory);
+``address`` connects to a cluster instead.
 """
 
 from __future__ import annotations
