@@ -8,6 +8,9 @@ interface Vm {
     function prank(address sender) external;
     function warp(uint256 timestamp) external;
     function assume(bool condition) external pure;
+    function chainId(uint256 newChainId) external;
+    function startPrank(address sender) external;
+    function stopPrank() external;
 }
 
 /// @notice A tiny assertion base: failures revert with a message, which forge reports.
