@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -153,3 +154,111 @@ def _abi() -> list[dict[str, object]]:
 
     abi: list[dict[str, object]] = load_artifact("DeviceRegistry")["abi"]
     return abi
+
+
+# ATTACKS AND KEY WINDOWS
+# The authorization is signed with eth-account's typed-data encoder: an oracle independent of
+# the project's own EIP-712 code.
+
+
+def _rotation_authorization(
+    private_key: bytes, domain: Domain, device: str, scheme: int, public_key: bytes, key_version: int
+) -> bytes:
+    typed = {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "KeyRotation": [
+                {"name": "device", "type": "address"},
+                {"name": "scheme", "type": "uint8"},
+                {"name": "publicKeyHash", "type": "bytes32"},
+                {"name": "keyVersion", "type": "uint32"},
+            ],
+        },
+        "primaryType": "KeyRotation",
+        "domain": {
+            "name": domain.name,
+            "version": domain.version,
+            "chainId": domain.chain_id,
+            "verifyingContract": domain.verifying_contract,
+        },
+        "message": {
+            "device": device,
+            "scheme": scheme,
+            "publicKeyHash": keccak(public_key),
+            "keyVersion": key_version,
+        },
+    }
+    return bytes(Account.sign_typed_data(private_key, full_message=typed).signature)
+
+
+def _registry(setup: Setup) -> object:
+    return setup.chain.w3.eth.contract(address=setup.dep.device_registry, abi=_abi())
+
+
+def test_RevertWhen_BeneficiarySwapsDeviceKey(setup: Setup) -> None:
+    chain, dep = setup.chain, setup.dep
+    device_key, thief_key = bytes.fromhex("41" * 32), bytes.fromhex("42" * 32)
+    device = Account.from_key(device_key).address
+    beneficiary = chain.accounts[3]
+    register_device(chain, dep, device, beneficiary)
+    # without a signature of the device's current key the beneficiary cannot install its own key
+    with pytest.raises(ContractRevert):
+        rotate_device_key(chain, dep, device, "secp256k1", public_key_of("secp256k1", thief_key), sender=beneficiary)
+    assert device_info(chain, dep, device).signer == device
+
+
+def test_RevertWhen_RotationAuthorizationIsReplayed(setup: Setup) -> None:
+    chain, dep, domain = setup.chain, setup.dep, setup.domain
+    key1, key2 = bytes.fromhex("43" * 32), bytes.fromhex("44" * 32)
+    device = Account.from_key(key1).address
+    beneficiary = chain.accounts[3]
+    register_device(chain, dep, device, beneficiary)
+    registry: Any = _registry(setup)
+    new_key = public_key_of("secp256k1", key2)
+    authorization = _rotation_authorization(key1, domain, device, 1, new_key, 2)
+    chain.transact(registry.functions.rotateKeyWithAuthorization(device, 1, new_key, authorization), sender=beneficiary)
+    assert device_info(chain, dep, device).signer == Account.from_key(key2).address
+    # the same authorization again (the key version it names is no longer the next one)
+    with pytest.raises(ContractRevert, match="InvalidRotationAuthorization"):
+        chain.transact(
+            registry.functions.rotateKeyWithAuthorization(device, 1, new_key, authorization), sender=beneficiary
+        )
+    # a stale authorization by the old key for the next version does not work either
+    stale = _rotation_authorization(key1, domain, device, 1, new_key, 3)
+    with pytest.raises(ContractRevert, match="InvalidRotationAuthorization"):
+        chain.transact(registry.functions.rotateKeyWithAuthorization(device, 1, new_key, stale), sender=beneficiary)
+
+
+def test_RevertWhen_OwnerRenouncesOwnership(setup: Setup) -> None:
+    chain = setup.chain
+    registry: Any = _registry(setup)
+    owner = chain.call(registry.functions.owner())
+    with pytest.raises(ContractRevert):
+        chain.transact(registry.functions.renounceOwnership(), sender=owner)
+    assert chain.call(registry.functions.owner()) == owner
+
+
+def test_reading_signed_before_a_rotation_still_verifies_after_it(setup: Setup) -> None:
+    chain, dep, domain = setup.chain, setup.dep, setup.domain
+    key1, key2 = bytes.fromhex("45" * 32), bytes.fromhex("46" * 32)
+    device = Account.from_key(key1).address
+    register_device(chain, dep, device, chain.accounts[3])
+    chain.advance_time(10)
+    rotated = rotate_device_key(chain, dep, device, "secp256k1", public_key_of("secp256k1", key2))
+    rotated_at = int(chain.w3.eth.get_block(rotated.block_number)["timestamp"]) * 1000
+    payload = b'{"t": 1}'
+    before, after = rotated_at - 1, rotated_at
+    cases = [
+        (key1, before, True),  # genuine reading from before the rotation
+        (key1, after, False),  # the old key after the rotation
+        (key2, before, False),  # the new key cannot sign the past
+        (key2, after, True),
+    ]
+    for key, ts, expected in cases:
+        sig = _sign(key, device, 7, ts, payload, domain)
+        assert check_reading_signature(chain, dep, device, 7, ts, keccak256(payload), sig) == expected, (key, ts)
