@@ -1,7 +1,13 @@
-"""The DeviceRegistry: device keys with their history, owners and revocation.
+"""The DeviceRegistry: device keys with their validity windows, beneficiaries, managers, revocation.
 
 Every function takes the ``Chain`` and the ``Deployment``; reverts surface as
 ``ContractRevert`` carrying the Solidity custom error's name.
+
+A device's keys are numbered from 1; key ``v`` signs the readings stamped in
+``[effective_from, effective_until)`` (milliseconds; ``effective_until`` None for
+the current key). Rotation is done by the registry owner or a manager
+(``rotate_device_key``), or, for a secp256k1 device, by its beneficiary with an
+authorization signed by the device's current key (``sign_key_rotation``).
 """
 
 from __future__ import annotations
@@ -11,14 +17,42 @@ from typing import Any
 
 from veristream.contracts.chain import Chain, Receipt
 from veristream.contracts.deploy import Deployment, checksum_address, contract
+from veristream.provers.encoding import (
+    address_word,
+    eip712_digest,
+    eip712_domain_separator,
+    eip712_type_hash,
+    keccak256,
+    parse_address,
+    uint_word,
+)
 from veristream.provers.errors import InputRejected
+from veristream.provers.readings import Domain
+from veristream.provers.schemes import secp256k1
 
 DEVICE_SCHEMES = {"secp256k1": 1, "ed25519": 2, "p256": 3}
+_SCHEME_NAMES = {number: name for name, number in DEVICE_SCHEMES.items()}
+
+KEY_ROTATION_TYPE = "KeyRotation(address device,uint8 scheme,bytes32 publicKeyHash,uint32 keyVersion)"
+KEY_ROTATION_TYPE_HASH = eip712_type_hash(KEY_ROTATION_TYPE)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceKey:
+    """One key of a device and the reading timestamps (ms) it signs for: ``[effective_from,
+    effective_until)``, ``effective_until`` None while it is the current key."""
+
+    version: int
+    scheme: str
+    public_key: bytes
+    signer: str  # secp256k1: the address signatures recover to; else the zero address
+    effective_from: int
+    effective_until: int | None
 
 
 @dataclass(frozen=True, slots=True)
 class DeviceInfo:
-    """A device's record in the DeviceRegistry."""
+    """A device's record in the DeviceRegistry: the current key's fields and every key, oldest first."""
 
     device: str
     owner: str
@@ -27,6 +61,7 @@ class DeviceInfo:
     revoked_from: int
     signer: str
     public_key: bytes
+    keys: tuple[DeviceKey, ...] = ()
 
 
 def _device_scheme(scheme: str) -> int:
@@ -36,10 +71,54 @@ def _device_scheme(scheme: str) -> int:
         raise InputRejected(f"device scheme must be one of {sorted(DEVICE_SCHEMES)}, got {scheme!r}") from None
 
 
+def _device_key(version: int, record: Any) -> DeviceKey:
+    """A ``DeviceKey`` from the contract's ``(signer, scheme, effectiveFrom, effectiveUntil, publicKey)``."""
+    signer, scheme, effective_from, effective_until, public_key = record
+    return DeviceKey(
+        version=version,
+        scheme=_SCHEME_NAMES.get(int(scheme), str(scheme)),
+        public_key=bytes(public_key),
+        signer=str(signer),
+        effective_from=int(effective_from),
+        effective_until=int(effective_until) or None,
+    )
+
+
+# KEY-ROTATION AUTHORIZATION
+
+
+def key_rotation_digest(domain: Domain, device: str, scheme: str, public_key: bytes, key_version: int) -> bytes:
+    """The EIP-712 digest of ``KeyRotation(device, scheme, keccak256(public_key), key_version)``
+    under the DeviceRegistry's domain (``domain.verifying_contract`` is the registry):
+    what a device's current secp256k1 key signs to let its beneficiary install ``public_key``
+    as key version ``key_version`` (the current version + 1)."""
+    struct_hash = keccak256(
+        KEY_ROTATION_TYPE_HASH
+        + address_word(parse_address(device))
+        + uint_word(_device_scheme(scheme), 8)
+        + keccak256(public_key)
+        + uint_word(key_version, 32)
+    )
+    separator = eip712_domain_separator(domain.name, domain.version, domain.chain_id, domain.verifying_contract)
+    return eip712_digest(separator, struct_hash)
+
+
+def sign_key_rotation(
+    private_key: bytes, domain: Domain, device: str, scheme: str, public_key: bytes, key_version: int
+) -> bytes:
+    """The 65-byte authorization (r||s||v) of ``key_rotation_digest`` by a device's current
+    secp256k1 ``private_key``, for ``rotate_device_key(..., authorization=...)``."""
+    return secp256k1.sign(key_rotation_digest(domain, device, scheme, public_key, key_version), private_key)
+
+
+# TRANSACTIONS
+
+
 def register_device(
     chain: Chain, dep: Deployment, device: str, owner: str, scheme: str = "secp256k1", public_key: bytes = b""
 ) -> Receipt:
-    """Registers a device id with its beneficiary and key (registry owner only)."""
+    """Registers a device id with its beneficiary and first key, in force from timestamp 0
+    (registry owner only)."""
     registry = contract(chain, "DeviceRegistry", dep.device_registry)
     return chain.transact(
         registry.functions.registerDevice(checksum_address(device), checksum_address(owner), _device_scheme(scheme), public_key)
@@ -47,19 +126,43 @@ def register_device(
 
 
 def rotate_device_key(
-    chain: Chain, dep: Deployment, device: str, scheme: str, public_key: bytes, *, sender: str | None = None
+    chain: Chain,
+    dep: Deployment,
+    device: str,
+    scheme: str,
+    public_key: bytes,
+    *,
+    sender: str | None = None,
+    authorization: bytes | None = None,
 ) -> Receipt:
-    """Replaces a device's key, keeping its id (device owner or registry owner)."""
+    """Ends the device's current key and starts ``public_key`` at the block's time, keeping the id.
+
+    Without ``authorization`` the sender must be the registry owner or a manager; with it
+    (``sign_key_rotation`` by the device's current secp256k1 key) the device's beneficiary may
+    send it too.
+    """
     registry = contract(chain, "DeviceRegistry", dep.device_registry)
+    address, number = checksum_address(device), _device_scheme(scheme)
+    if authorization is None:
+        return chain.transact(registry.functions.rotateKey(address, number, public_key), sender=sender)
     return chain.transact(
-        registry.functions.rotateKey(checksum_address(device), _device_scheme(scheme), public_key), sender=sender
+        registry.functions.rotateKeyWithAuthorization(address, number, public_key, authorization), sender=sender
     )
+
+
+def set_manager(
+    chain: Chain, dep: Deployment, account: str, enabled: bool = True, *, sender: str | None = None
+) -> Receipt:
+    """Grants (or withdraws) the manager role: rotating any device's key (registry owner only)."""
+    registry = contract(chain, "DeviceRegistry", dep.device_registry)
+    return chain.transact(registry.functions.setManager(checksum_address(account), enabled), sender=sender)
 
 
 def revoke_device(
     chain: Chain, dep: Deployment, device: str, revoked_from_ms: int, *, sender: str | None = None
 ) -> Receipt:
-    """Revokes a device for readings stamped at or after ``revoked_from_ms``."""
+    """Revokes a device for readings stamped at or after ``revoked_from_ms`` (its beneficiary,
+    a manager or the registry owner)."""
     registry = contract(chain, "DeviceRegistry", dep.device_registry)
     return chain.transact(registry.functions.revokeDevice(checksum_address(device), revoked_from_ms), sender=sender)
 
@@ -67,30 +170,53 @@ def revoke_device(
 def set_device_owner(
     chain: Chain, dep: Deployment, device: str, owner: str, *, sender: str | None = None
 ) -> Receipt:
-    """Changes a device's beneficiary."""
+    """Changes a device's beneficiary (the beneficiary, a manager or the registry owner)."""
     registry = contract(chain, "DeviceRegistry", dep.device_registry)
     return chain.transact(registry.functions.setDeviceOwner(checksum_address(device), checksum_address(owner)), sender=sender)
 
 
-def device_info(chain: Chain, dep: Deployment, device: str) -> DeviceInfo:
-    """A device's record; ``ContractRevert("UnknownDevice")`` when it is not registered."""
+# VIEWS
+
+
+def is_manager(chain: Chain, dep: Deployment, account: str) -> bool:
+    """Whether ``account`` holds the registry's manager role."""
     registry = contract(chain, "DeviceRegistry", dep.device_registry)
-    owner, scheme, version, revoked, signer, key = chain.call(registry.functions.deviceOf(checksum_address(device)))
-    names = {v: k for k, v in DEVICE_SCHEMES.items()}
+    return bool(chain.call(registry.functions.isManager(checksum_address(account))))
+
+
+def device_info(chain: Chain, dep: Deployment, device: str) -> DeviceInfo:
+    """A device's record with its key history; ``ContractRevert("UnknownDevice")`` when it is
+    not registered."""
+    registry = contract(chain, "DeviceRegistry", dep.device_registry)
+    address = checksum_address(device)
+    owner, scheme, version, revoked, signer, key = chain.call(registry.functions.deviceOf(address))
+    history = chain.call(registry.functions.keyHistory(address))
     return DeviceInfo(
-        device=checksum_address(device),
+        device=address,
         owner=str(owner),
-        scheme=names.get(int(scheme), str(scheme)),
+        scheme=_SCHEME_NAMES.get(int(scheme), str(scheme)),
         key_version=int(version),
         revoked_from=int(revoked),
         signer=str(signer),
         public_key=bytes(key),
+        keys=tuple(_device_key(index + 1, record) for index, record in enumerate(history)),
     )
+
+
+def device_key_at(chain: Chain, dep: Deployment, device: str, timestamp_ms: int) -> DeviceKey:
+    """The key in force for a reading of ``device`` stamped ``timestamp_ms`` (``keyAt``)."""
+    registry = contract(chain, "DeviceRegistry", dep.device_registry)
+    version, record = chain.call(registry.functions.keyAt(checksum_address(device), timestamp_ms))
+    return _device_key(int(version), record)
 
 
 @dataclass(frozen=True, slots=True)
 class DeviceChange:
-    """One DeviceRegistry event, for a pipeline following the registry."""
+    """One DeviceRegistry event about a device, for a pipeline following the registry.
+
+    ``DeviceKeyRotated`` carries ``keyVersion`` and ``effectiveFrom``: the new key signs from
+    then, and the previous key's window ends there.
+    """
 
     kind: str  # DeviceRegistered | DeviceKeyRotated | DeviceOwnerChanged | DeviceRevoked
     device: str
@@ -105,7 +231,8 @@ DEVICE_EVENTS = ("DeviceRegistered", "DeviceKeyRotated", "DeviceOwnerChanged", "
 def device_changes(
     chain: Chain, dep: Deployment, *, from_block: int = 0, to_block: int | str = "latest"
 ) -> list[DeviceChange]:
-    """Every DeviceRegistry event in the block range, in chain order."""
+    """Every device event of the DeviceRegistry in the block range, in chain order
+    (``ManagerSet`` names no device and is not among them)."""
     registry = contract(chain, "DeviceRegistry", dep.device_registry)
     changes: list[DeviceChange] = []
     for kind in DEVICE_EVENTS:
