@@ -27,10 +27,10 @@ from veristream.pipeline.records import (
     Rejected,
     rejected_from,
 )
-from veristream.pipeline.registry import DeviceInfo
+from veristream.pipeline.registry import DeviceInfo, verify_in_force
 from veristream.provers.readings import Domain
 from veristream.provers.reasons import Reason, Stage
-from veristream.provers.signing import VerdictMemo, verify_many
+from veristream.provers.signing import VerdictMemo
 
 _fast_loads: Callable[[bytes], Any]
 try:
@@ -75,8 +75,9 @@ def signature_problems(
     signature stage, in batch order: what a verify worker sends back (a few tuples, not the batch).
     ``memo``: a ``signing.VerdictMemo`` (same result, fewer signature checks)."""
 
-    # a Candidate has every attribute verify_many reads: no Reading copy per reading
-    verdicts = verify_many(batch, domain, keys, memo=memo)
+    # a Candidate has every attribute verify_many reads: no Reading copy per reading; each
+    # reading is checked against its device's key in force at its timestamp
+    verdicts = verify_in_force(batch, domain, keys, memo=memo)
     problems: list[tuple[int, str, str]] = []
     credentials = devices is not None and max_clock_skew_ms is not None
     for index, (candidate, verdict) in enumerate(zip(batch, verdicts, strict=True)):

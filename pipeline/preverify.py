@@ -28,10 +28,11 @@ from veristream.connectors.envelope import parse_reading, parse_reading_fast
 from veristream.pipeline import workers
 from veristream.pipeline.compute import EpochContext
 from veristream.pipeline.records import Candidate, CandidateBatch
+from veristream.pipeline.registry import verify_in_force
 from veristream.pipeline.workers import auto_workers
 from veristream.provers.errors import InputRejected
 from veristream.provers.readings import Domain
-from veristream.provers.signing import MEMO_ENTRIES, VerdictMemo, verify_many
+from veristream.provers.signing import MEMO_ENTRIES, VerdictMemo
 
 # epochs whose memos are kept at once: the open one, the next, and a little slack
 MAX_EPOCHS = 4
@@ -122,7 +123,7 @@ def preverify(
     for epoch, batch in sorted(groups.items()):
         memo = memos.memo(epoch)
         if memo is not None:
-            verify_many(batch, domain, keys, memo=memo)
+            verify_in_force(batch, domain, keys, memo=memo)
             checked += len(batch)
     return checked
 
@@ -130,7 +131,7 @@ def preverify(
 def _verify_chunk(domain: Domain, keys: Mapping[str, bytes], batch: Sequence[Candidate]) -> VerdictMemo:
     """What a pool worker returns for a chunk: the outcomes it learnt, as a memo to merge."""
     memo = VerdictMemo()
-    verify_many(batch, domain, keys, memo=memo)
+    verify_in_force(batch, domain, keys, memo=memo)
     return memo
 
 

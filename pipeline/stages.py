@@ -248,7 +248,8 @@ def _checked_outputs(checked: CheckedBatch) -> Iterator[Any]:
 
 class DecodeAndVerify(beam.PTransform):
     """Decode each envelope (``raw``; dead letters ``malformed`` or ``oversized``), check its
-    signature against the registry's key (``verify_many``, one call per batch), that the key
+    signature against the key in force at its timestamp (``registry.verify_in_force``: one
+    ``verify_many`` call per batch for devices with a single key), that the key
     was not revoked and the timestamp is credible. Signed readings leave as ``(device_id,
     packed)`` elements, one per device and batch, each reading with its plausibility verdict
     and data-leaf hash (``checks.Checked``, packed by ``checks.pack_group``).

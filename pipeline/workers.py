@@ -35,6 +35,7 @@ from veristream.pipeline.checks import (
     check_records,
 )
 from veristream.pipeline.records import CandidateBatch
+from veristream.pipeline.registry import device_keys
 from veristream.provers.errors import InputRejected
 from veristream.provers.readings import Domain
 from veristream.provers.signing import VerdictMemo
@@ -156,22 +157,22 @@ def pool_for(
     if on == "ray":
         import ray
 
-        registry = pickle.dumps((domain, dict(keys), dict(devices), skew))
+        registry = pickle.dumps((domain, device_keys(keys), dict(devices), skew))
         # the stored registry belongs to one Ray connection: a new one puts it again
         session = ray.get_runtime_context().get_job_id()
         ray_key = (hashlib.sha256(registry).hexdigest(), session, None if memo is None else id(memo))
         with _LOCK:
             if _RAY is None or ray_key != _RAY_KEY:
-                _RAY = RayChecks((domain, dict(keys), dict(devices), skew, memo))
+                _RAY = RayChecks((domain, device_keys(keys), dict(devices), skew, memo))
                 _RAY_KEY = ray_key
             return _RAY
-    registry = pickle.dumps((domain, dict(keys), dict(devices), skew))
+    registry = pickle.dumps((domain, device_keys(keys), dict(devices), skew))
     key = (hashlib.sha256(registry).hexdigest(), workers, None if memo is None else id(memo))
     with _LOCK:
         if _POOL is None or key != _POOL_KEY:
             if _POOL is not None:
                 _POOL.shutdown(wait=False, cancel_futures=True)
-            config = pickle.dumps((domain, dict(keys), dict(devices), skew, memo))
+            config = pickle.dumps((domain, device_keys(keys), dict(devices), skew, memo))
             _POOL = ProcessPoolExecutor(
                 max_workers=workers,
                 mp_context=multiprocessing.get_context("fork"),
