@@ -44,21 +44,40 @@ def claim(
     chain: Chain,
     dep: Deployment,
     job_id: bytes,
-    epoch: int,
     account: str,
     cumulative_amount: int,
     proof: Sequence[bytes],
     *,
     sender: str | None = None,
 ) -> Receipt:
-    """Claims ``account``'s cumulative reward up to ``epoch`` (pays the unclaimed difference)."""
-    check_uint(epoch, 64, "epoch")
+    """Claims ``account``'s cumulative reward against the job's claimable root (the highest
+    verified epoch's): pays the unclaimed difference to ``account``, whoever sends it."""
     check_uint(cumulative_amount, name="cumulative_amount")
     distributor = contract(chain, "RewardDistributor", dep.reward_distributor)
     return chain.transact(
-        distributor.functions.claim(job_id, epoch, checksum_address(account), cumulative_amount, list(proof)),
+        distributor.functions.claim(job_id, checksum_address(account), cumulative_amount, list(proof)),
         sender=sender,
     )
+
+
+def announce_sweep(chain: Chain, dep: Deployment, job_id: bytes) -> Receipt:
+    """Announces the sweep of a job's unclaimed pool once its claim window has passed (job owner)."""
+    distributor = contract(chain, "RewardDistributor", dep.reward_distributor)
+    return chain.transact(distributor.functions.announceSweep(job_id))
+
+
+def sweep(chain: Chain, dep: Deployment, job_id: bytes, to: str) -> Receipt:
+    """Sends the job's unclaimed pool to ``to`` once the announced sweep is due (job owner)."""
+    distributor = contract(chain, "RewardDistributor", dep.reward_distributor)
+    return chain.transact(distributor.functions.sweep(job_id, checksum_address(to)))
+
+
+def withdraw_on_set_change(chain: Chain, dep: Deployment, job_id: bytes, to: str, amount: int) -> Receipt:
+    """Withdraws from the job's pool while its operator set has a change the job did not accept
+    (job owner)."""
+    check_uint(amount, name="amount")
+    distributor = contract(chain, "RewardDistributor", dep.reward_distributor)
+    return chain.transact(distributor.functions.withdrawOnSetChange(job_id, checksum_address(to), amount))
 
 
 def claimed(chain: Chain, dep: Deployment, job_id: bytes, account: str) -> int:
@@ -70,7 +89,7 @@ def claimed(chain: Chain, dep: Deployment, job_id: bytes, account: str) -> int:
 def pool_balance(chain: Chain, dep: Deployment, job_id: bytes) -> int:
     """Funded and not yet claimed rewards of ``job_id``."""
     distributor = contract(chain, "RewardDistributor", dep.reward_distributor)
-    _, balance = chain.call(distributor.functions.pools(job_id))
+    _, _, balance = chain.call(distributor.functions.pools(job_id))
     return int(balance)
 
 

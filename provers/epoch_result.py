@@ -5,7 +5,8 @@ The signed message is the EIP-712 digest of
     EpochResult(bytes32 jobId,uint64 epoch,bytes32 dataRoot,bytes32 rewardRoot,bytes32 batchCidHash)
 
 under the domain ``{name: "VeriStream", version: "1", chainId, verifyingContract:
-the EpochVerifier address}``. ``jobId`` is keccak256 of the job id's UTF-8 bytes,
+the EpochVerifier address}``. ``jobId`` is ``keccak256(abi.encode(creator, name))``:
+job ids are namespaced by the account that created the job on chain,
 ``batchCidHash`` is keccak256 of the batch CID in binary form (CIDv1 bytes, as
 ``multiformats`` and kubo encode it). The contract recomputes the same digest and
 checks the aggregated signature over these 32 bytes.
@@ -16,10 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from veristream.provers.encoding import (
+    abi_encode,
     eip712_digest,
     eip712_domain_separator,
     eip712_type_hash,
     keccak256,
+    parse_abi_type,
     parse_bytes32,
     uint_word,
 )
@@ -31,11 +34,12 @@ EPOCH_RESULT_TYPE = (
 EPOCH_RESULT_TYPE_HASH = eip712_type_hash(EPOCH_RESULT_TYPE)
 
 
-def job_id_hash(job_id: str) -> bytes:
-    """The ``bytes32 jobId`` of a job: keccak256 of its UTF-8 id."""
-    if not job_id:
+def job_id_hash(creator: str | bytes, name: str) -> bytes:
+    """The ``bytes32 jobId`` of the job ``name`` created on chain by ``creator``:
+    ``keccak256(abi.encode(address creator, string name))``, as ``EpochVerifier.jobIdOf``."""
+    if not name:
         raise InputRejected("job id must not be empty")
-    return keccak256(job_id.encode())
+    return keccak256(abi_encode([parse_abi_type("address"), parse_abi_type("string")], [creator, name]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,46 +12,90 @@ import {OperatorRegistry} from "./OperatorRegistry.sol";
 ///         weight BLS-signed its EIP-712 EpochResult digest, and keeps the roots for dApps.
 /// @dev The signed message is the EIP-712 digest of
 ///      EpochResult(bytes32 jobId,uint64 epoch,bytes32 dataRoot,bytes32 rewardRoot,bytes32 batchCidHash)
-///      under {name "VeriStream", version "1", chainId, this contract}. The operator set is the one
-///      in force when the epoch started (or when the job was created, for earlier epochs).
+///      under {name "VeriStream", version "1", chainId, this contract}.
+///
+///      Time bounds (Chainlink OCR and EigenLayer bound staleness the same way): an epoch may be
+///      submitted from its end until `maxSubmissionDelay` later (for epochs that ended before the
+///      job existed, from the job's creation), and it is checked against the operator set in force
+///      when it started (or when the job was created, for earlier epochs). Claims pay against the
+///      reward root of the job's highest verified epoch only, so a root verified late for an older
+///      epoch is never paid once a newer one exists (cumulative leaves make that lossless).
 contract EpochVerifier is EIP712 {
     bytes32 public constant EPOCH_RESULT_TYPEHASH = keccak256(
         "EpochResult(bytes32 jobId,uint64 epoch,bytes32 dataRoot,bytes32 rewardRoot,bytes32 batchCidHash)"
     );
+    /// @notice Bounds of a job's submission window, after an epoch ends.
+    uint32 public constant MIN_SUBMISSION_DELAY = 10 minutes;
+    uint32 public constant MAX_SUBMISSION_DELAY = 30 days;
+    /// @notice Longest epoch: a set may be this old (plus the window) when it signs.
+    uint32 public constant MAX_EPOCH_SECONDS = 30 days;
+    /// @notice `maxOperatorWeightBps` of a job that caps nothing.
+    uint16 public constant NO_WEIGHT_CAP = 10_000;
+
     bytes internal constant BN254_SIG_DST = "VERISTREAM-BLS-BN254-SIG-V1";
     uint8 internal constant SCHEME_BN254 = 1;
 
+    /// @notice What a job's creator chooses.
+    struct JobParams {
+        uint32 setId;
+        uint16 quorumNumerator; // with quorumDenominator: more than half of the set's weight must sign
+        uint16 quorumDenominator;
+        uint16 maxOperatorWeightBps; // no operator may hold more of the set's weight (NO_WEIGHT_CAP: any)
+        uint64 genesis; // start of epoch 0 (unix seconds)
+        uint32 epochSeconds;
+        uint32 maxSubmissionDelay;
+    }
+
+    /// @dev Two storage words, both read by every submission; the second is written too (latest).
     struct Job {
         address owner;
         uint32 setId;
         uint16 quorumNumerator;
         uint16 quorumDenominator;
+        uint16 maxOperatorWeightBps;
+        bool pinned; // only the first `acceptedCheckpoints` checkpoints of the set may sign
+        bool paused; // new epochs are recorded but not claimable
         uint64 genesis;
-        uint64 epochSeconds;
+        uint32 epochSeconds;
+        uint32 maxSubmissionDelay;
         uint64 createdAt;
+        uint64 latestPlusOne; // highest verified epoch + 1 (0: none)
+    }
+
+    /// @dev Read only by the owner's and guardian's functions and by claims of a paused job.
+    struct JobControl {
+        address guardian;
+        uint32 acceptedCheckpoints;
+        uint64 claimablePlusOne; // while paused: the claimable epoch + 1 (frozen at pause)
     }
 
     struct EpochRecord {
         bytes32 dataRoot;
         bytes32 rewardRoot;
         bytes32 batchCidHash; // non-zero marks a verified epoch
+        uint256 signerBitmap;
     }
 
     /// @notice The registry whose operator sets sign epochs.
     OperatorRegistry public immutable registry;
 
-    /// @notice A job's owner, operator set, quorum and epoch clock.
+    /// @notice A job's owner, operator set, quorum, epoch clock and progress.
     mapping(bytes32 jobId => Job) public jobs;
+    /// @notice A job's guardian, accepted set checkpoints and frozen claimable epoch.
+    mapping(bytes32 jobId => JobControl) public controls;
     mapping(bytes32 jobId => mapping(uint64 epoch => EpochRecord)) internal _epochs;
 
     event JobCreated(
         bytes32 indexed jobId,
         address indexed owner,
+        string name,
         uint32 setId,
         uint16 quorumNumerator,
         uint16 quorumDenominator,
+        uint16 maxOperatorWeightBps,
         uint64 genesis,
-        uint64 epochSeconds
+        uint32 epochSeconds,
+        uint32 maxSubmissionDelay
     );
     event EpochVerified(
         bytes32 indexed jobId,
@@ -63,54 +107,166 @@ contract EpochVerifier is EIP712 {
         uint96 signedWeight,
         uint96 totalWeight
     );
+    /// @notice A quorum signed a second, different result for a verified epoch: evidence of
+    ///         misbehaviour by the signers in both bitmaps (a slashing contract can check it).
+    event Equivocation(
+        bytes32 indexed jobId,
+        uint64 indexed epoch,
+        bytes32 recordedDigest,
+        bytes32 conflictingDigest,
+        uint256 recordedSignerBitmap,
+        uint256 conflictingSignerBitmap
+    );
+    event OperatorSetPinned(bytes32 indexed jobId, uint32 acceptedCheckpoints);
+    event OperatorSetUnpinned(bytes32 indexed jobId);
+    event GuardianSet(bytes32 indexed jobId, address indexed guardian);
+    event JobPaused(bytes32 indexed jobId, address indexed by, uint64 claimableEpochPlusOne);
+    event JobUnpaused(bytes32 indexed jobId, address indexed by);
+    event JobOwnershipTransferred(bytes32 indexed jobId, address indexed previousOwner, address indexed newOwner);
 
     error InvalidJob();
     error JobExists(bytes32 jobId);
     error UnknownJob(bytes32 jobId);
+    error NotJobOwner(bytes32 jobId, address caller);
+    error NotGuardian(bytes32 jobId, address caller);
     error InvalidQuorum(uint16 numerator, uint16 denominator);
+    error InvalidWeightCap(uint16 maxOperatorWeightBps);
+    error InvalidSubmissionDelay(uint32 maxSubmissionDelay);
     error EmptyBatchCid();
-    error EpochNotStarted(bytes32 jobId, uint64 epoch);
+    error EpochNotEnded(bytes32 jobId, uint64 epoch, uint64 endsAt);
+    error SubmissionWindowClosed(bytes32 jobId, uint64 epoch, uint64 closedAt);
     error EpochAlreadyVerified(bytes32 jobId, uint64 epoch);
-    error ConflictingResult(bytes32 jobId, uint64 epoch);
+    error OperatorSetChangeNotAccepted(bytes32 jobId, uint256 checkpoint, uint32 acceptedCheckpoints);
+    error OperatorWeightAboveCap(uint96 maxWeight, uint96 totalWeight, uint16 maxOperatorWeightBps);
     error QuorumNotMet(uint96 signedWeight, uint256 requiredWeight);
     error InvalidSignatureLength(uint256 signatureLength, uint256 apkG2Length);
+    error AggregateAtInfinity();
     error InvalidSignature();
+    error AlreadyPaused(bytes32 jobId);
+    error NotPaused(bytes32 jobId);
 
     constructor(OperatorRegistry registry_) EIP712("VeriStream", "1") {
         registry = registry_;
     }
 
-    /// @notice Creates a job verified by operator set `setId`; the caller owns it.
-    /// @param quorumNumerator with `quorumDenominator`: the share of the set's weight that must
-    ///        sign, as an exact fraction (2/3, or 6667/10000 in basis points).
-    /// @param genesis start of epoch 0 (unix seconds); epoch e starts at genesis + e * epochSeconds.
-    function createJob(
-        bytes32 jobId,
-        uint32 setId,
-        uint16 quorumNumerator,
-        uint16 quorumDenominator,
-        uint64 genesis,
-        uint64 epochSeconds
-    ) external {
-        if (jobId == bytes32(0) || epochSeconds == 0) revert InvalidJob();
-        if (jobs[jobId].owner != address(0)) revert JobExists(jobId);
-        if (quorumNumerator == 0 || quorumNumerator > quorumDenominator) {
-            revert InvalidQuorum(quorumNumerator, quorumDenominator);
-        }
-        if (registry.schemeOf(setId) == 0) revert OperatorRegistry.UnknownOperatorSet(setId);
-        jobs[jobId] = Job({
-            owner: msg.sender,
-            setId: setId,
-            quorumNumerator: quorumNumerator,
-            quorumDenominator: quorumDenominator,
-            genesis: genesis,
-            epochSeconds: epochSeconds,
-            createdAt: uint64(block.timestamp)
-        });
-        emit JobCreated(jobId, msg.sender, setId, quorumNumerator, quorumDenominator, genesis, epochSeconds);
+    modifier onlyJobOwner(bytes32 jobId) {
+        if (jobs[jobId].owner != msg.sender) revert NotJobOwner(jobId, msg.sender);
+        _;
     }
 
-    /// @notice Verifies and records one epoch's result.
+    // ------------------------------------------------------------------ jobs
+
+    /// @notice The id of the job `creator` creates under `name`: job ids are namespaced by their
+    ///         creator, so nobody can take another creator's job by creating its name first.
+    function jobIdOf(address creator, string calldata name) public pure returns (bytes32) {
+        return keccak256(abi.encode(creator, name));
+    }
+
+    /// @notice Creates the job `name` of the caller, verified by operator set `p.setId`; the
+    ///         caller owns it.
+    /// @param p the set, quorum (a fraction above one half), weight cap, epoch clock and
+    ///        submission window (`MIN_SUBMISSION_DELAY`..`MAX_SUBMISSION_DELAY` seconds).
+    /// @return jobId `jobIdOf(msg.sender, name)`.
+    function createJob(string calldata name, JobParams calldata p) external returns (bytes32 jobId) {
+        if (bytes(name).length == 0 || p.epochSeconds == 0 || p.epochSeconds > MAX_EPOCH_SECONDS) revert InvalidJob();
+        // Quorum above one half: two disjoint signer sets can never both verify an epoch.
+        if (p.quorumNumerator > p.quorumDenominator || uint256(p.quorumNumerator) * 2 <= p.quorumDenominator) {
+            revert InvalidQuorum(p.quorumNumerator, p.quorumDenominator);
+        }
+        if (p.maxOperatorWeightBps == 0 || p.maxOperatorWeightBps > NO_WEIGHT_CAP) {
+            revert InvalidWeightCap(p.maxOperatorWeightBps);
+        }
+        if (p.maxSubmissionDelay < MIN_SUBMISSION_DELAY || p.maxSubmissionDelay > MAX_SUBMISSION_DELAY) {
+            revert InvalidSubmissionDelay(p.maxSubmissionDelay);
+        }
+        if (registry.schemeOf(p.setId) == 0) revert OperatorRegistry.UnknownOperatorSet(p.setId);
+        jobId = jobIdOf(msg.sender, name);
+        if (jobs[jobId].owner != address(0)) revert JobExists(jobId);
+        jobs[jobId] = Job({
+            owner: msg.sender,
+            setId: p.setId,
+            quorumNumerator: p.quorumNumerator,
+            quorumDenominator: p.quorumDenominator,
+            maxOperatorWeightBps: p.maxOperatorWeightBps,
+            pinned: false,
+            paused: false,
+            genesis: p.genesis,
+            epochSeconds: p.epochSeconds,
+            maxSubmissionDelay: p.maxSubmissionDelay,
+            createdAt: uint64(block.timestamp),
+            latestPlusOne: 0
+        });
+        emit JobCreated(
+            jobId,
+            msg.sender,
+            name,
+            p.setId,
+            p.quorumNumerator,
+            p.quorumDenominator,
+            p.maxOperatorWeightBps,
+            p.genesis,
+            p.epochSeconds,
+            p.maxSubmissionDelay
+        );
+    }
+
+    /// @notice Hands the job to `newOwner` (who then pins, pauses, funds' way out, ...).
+    function transferJobOwnership(bytes32 jobId, address newOwner) external onlyJobOwner(jobId) {
+        if (newOwner == address(0)) revert InvalidJob();
+        jobs[jobId].owner = newOwner;
+        emit JobOwnershipTransferred(jobId, msg.sender, newOwner);
+    }
+
+    /// @notice Accepts the operator set as it is now, including changes already scheduled, and
+    ///         no later change: epochs whose signing set comes from a later checkpoint are refused
+    ///         until the owner pins again. Pinning once more accepts the changes made since.
+    function pinOperatorSet(bytes32 jobId) external onlyJobOwner(jobId) {
+        Job storage job = jobs[jobId];
+        uint32 accepted = uint32(registry.checkpointCount(job.setId));
+        job.pinned = true;
+        controls[jobId].acceptedCheckpoints = accepted;
+        emit OperatorSetPinned(jobId, accepted);
+    }
+
+    /// @notice Follows every change of the operator set again.
+    function unpinOperatorSet(bytes32 jobId) external onlyJobOwner(jobId) {
+        jobs[jobId].pinned = false;
+        controls[jobId].acceptedCheckpoints = 0;
+        emit OperatorSetUnpinned(jobId);
+    }
+
+    /// @notice Names the job's pause guardian (zero: the owner guards it).
+    function setGuardian(bytes32 jobId, address guardian) external onlyJobOwner(jobId) {
+        controls[jobId].guardian = guardian;
+        emit GuardianSet(jobId, guardian);
+    }
+
+    /// @notice Stops new epochs from becoming claimable while a dispute is resolved: they are
+    ///         still verified and recorded, and claims against the root claimable now go on.
+    ///         The guardian or the owner may pause.
+    function pause(bytes32 jobId) external {
+        Job storage job = jobs[jobId];
+        JobControl storage control = controls[jobId];
+        if (msg.sender != control.guardian && msg.sender != job.owner) revert NotGuardian(jobId, msg.sender);
+        if (job.paused) revert AlreadyPaused(jobId);
+        job.paused = true;
+        control.claimablePlusOne = job.latestPlusOne;
+        emit JobPaused(jobId, msg.sender, job.latestPlusOne);
+    }
+
+    /// @notice Makes the highest verified epoch claimable again. Only the guardian (the owner
+    ///         when the job has none): a dispute is settled by whoever raised it.
+    function unpause(bytes32 jobId) external {
+        Job storage job = jobs[jobId];
+        address guardian = controls[jobId].guardian;
+        if (msg.sender != (guardian == address(0) ? job.owner : guardian)) revert NotGuardian(jobId, msg.sender);
+        if (!job.paused) revert NotPaused(jobId);
+        job.paused = false;
+        emit JobUnpaused(jobId, msg.sender);
+    }
+
+    /// @notice Verifies and records one epoch's result. A second, different result signed by a
+    ///         quorum is not recorded: it is emitted as `Equivocation` evidence.
     /// @param batchCid the binary CID of the epoch's batch (its keccak256 is signed; the CID is emitted).
     /// @param signerBitmap bit i set: the operator in slot i of the set signed.
     /// @param signature aggregate signature: bn254 G1 (64 bytes) or bls12381 G2 (256 bytes, EIP-2537).
@@ -130,31 +286,68 @@ contract EpochVerifier is EIP712 {
         if (job.owner == address(0)) revert UnknownJob(jobId);
         if (batchCid.length == 0) revert EmptyBatchCid();
         bytes32 cidHash = keccak256(batchCid);
-        _checkUnrecorded(jobId, epoch, dataRoot, rewardRoot, cidHash);
-        uint64 ref = _referenceTime(job, epoch);
-        if (ref > block.timestamp) revert EpochNotStarted(jobId, epoch);
+        EpochRecord storage rec = _epochs[jobId][epoch];
+        bytes32 recorded = rec.batchCidHash;
+        if (
+            recorded != bytes32(0) && rec.dataRoot == dataRoot && rec.rewardRoot == rewardRoot
+                && recorded == cidHash
+        ) revert EpochAlreadyVerified(jobId, epoch);
+        uint64 ref = _checkWindow(jobId, job, epoch);
 
-        digest = _hashTypedDataV4(
-            keccak256(abi.encode(EPOCH_RESULT_TYPEHASH, jobId, epoch, dataRoot, rewardRoot, cidHash))
-        );
-        (uint96 signedWeight, uint96 totalWeight) = _checkSigners(job, ref, digest, signerBitmap, signature, apkG2);
-        _epochs[jobId][epoch] = EpochRecord({dataRoot: dataRoot, rewardRoot: rewardRoot, batchCidHash: cidHash});
+        digest = _digest(jobId, epoch, dataRoot, rewardRoot, cidHash);
+        (uint96 signedWeight, uint96 totalWeight) = _checkSigners(jobId, job, ref, digest, signerBitmap, signature, apkG2);
+        if (recorded != bytes32(0)) {
+            emit Equivocation(
+                jobId,
+                epoch,
+                _digest(jobId, epoch, rec.dataRoot, rec.rewardRoot, recorded),
+                digest,
+                rec.signerBitmap,
+                signerBitmap
+            );
+            return digest;
+        }
+        rec.dataRoot = dataRoot;
+        rec.rewardRoot = rewardRoot;
+        rec.batchCidHash = cidHash;
+        rec.signerBitmap = signerBitmap;
+        if (epoch >= job.latestPlusOne) jobs[jobId].latestPlusOne = epoch + 1;
         emit EpochVerified(jobId, epoch, dataRoot, rewardRoot, batchCid, signerBitmap, signedWeight, totalWeight);
     }
 
-    function _checkUnrecorded(bytes32 jobId, uint64 epoch, bytes32 dataRoot, bytes32 rewardRoot, bytes32 cidHash)
+    /// @dev Reverts outside the epoch's submission window; returns the time whose set signs it.
+    function _checkWindow(bytes32 jobId, Job memory job, uint64 epoch) internal view returns (uint64 ref) {
+        (uint64 start, uint64 end, uint64 closes) = _window(job, epoch);
+        if (block.timestamp < end) revert EpochNotEnded(jobId, epoch, end);
+        if (block.timestamp > closes) revert SubmissionWindowClosed(jobId, epoch, closes);
+        ref = start < job.createdAt ? job.createdAt : start;
+    }
+
+    function _window(Job memory job, uint64 epoch) internal pure returns (uint64 start, uint64 end, uint64 closes) {
+        // uint64 epochs times uint32 lengths fit easily in 256 bits; clamp to uint64 time.
+        uint256 s = uint256(job.genesis) + uint256(epoch) * job.epochSeconds;
+        uint256 e = s + job.epochSeconds;
+        uint256 opens = e < job.createdAt ? job.createdAt : e;
+        uint256 c = opens + job.maxSubmissionDelay;
+        start = _clamp(s);
+        end = _clamp(e);
+        closes = _clamp(c);
+    }
+
+    function _clamp(uint256 t) internal pure returns (uint64) {
+        return t > type(uint64).max ? type(uint64).max : uint64(t);
+    }
+
+    function _digest(bytes32 jobId, uint64 epoch, bytes32 dataRoot, bytes32 rewardRoot, bytes32 cidHash)
         internal
         view
+        returns (bytes32)
     {
-        EpochRecord storage rec = _epochs[jobId][epoch];
-        if (rec.batchCidHash == bytes32(0)) return;
-        if (rec.dataRoot == dataRoot && rec.rewardRoot == rewardRoot && rec.batchCidHash == cidHash) {
-            revert EpochAlreadyVerified(jobId, epoch);
-        }
-        revert ConflictingResult(jobId, epoch);
+        return _hashTypedDataV4(keccak256(abi.encode(EPOCH_RESULT_TYPEHASH, jobId, epoch, dataRoot, rewardRoot, cidHash)));
     }
 
     function _checkSigners(
+        bytes32 jobId,
         Job memory job,
         uint64 ref,
         bytes32 digest,
@@ -162,9 +355,20 @@ contract EpochVerifier is EIP712 {
         bytes calldata signature,
         bytes calldata apkG2
     ) internal view returns (uint96 signedWeight, uint96 totalWeight) {
+        if (job.pinned) {
+            uint256 checkpoint = registry.checkpointIndexAt(job.setId, ref);
+            uint32 accepted = controls[jobId].acceptedCheckpoints;
+            if (checkpoint >= accepted) revert OperatorSetChangeNotAccepted(jobId, checkpoint, accepted);
+        }
         uint8 scheme;
         bytes memory apk;
         (scheme, apk, signedWeight, totalWeight) = registry.signerAggregate(job.setId, ref, signerBitmap);
+        if (job.maxOperatorWeightBps < NO_WEIGHT_CAP) {
+            uint96 maxWeight = registry.maxWeightAt(job.setId, ref);
+            if (uint256(maxWeight) * NO_WEIGHT_CAP > uint256(totalWeight) * job.maxOperatorWeightBps) {
+                revert OperatorWeightAboveCap(maxWeight, totalWeight, job.maxOperatorWeightBps);
+            }
+        }
         // signed / total >= numerator / denominator, exactly (no rounding of the fraction)
         uint256 required = (uint256(totalWeight) * job.quorumNumerator + job.quorumDenominator - 1)
             / job.quorumDenominator;
@@ -184,11 +388,50 @@ contract EpochVerifier is EIP712 {
         return (rec.batchCidHash != bytes32(0), rec.dataRoot, rec.rewardRoot, rec.batchCidHash);
     }
 
+    /// @notice The signer bitmap that verified (job, epoch) (zero when not verified).
+    function epochSigners(bytes32 jobId, uint64 epoch) external view returns (uint256) {
+        return _epochs[jobId][epoch].signerBitmap;
+    }
+
     /// @notice The verified reward root of (job, epoch), or zero when the epoch is not verified.
-    /// @dev Only a verified epoch has a non-zero reward root (a root is a keccak256 output), so
-    ///      one storage read answers: claims pay this on every call.
+    ///         Claims do not use it: they pay against `claimableRoot` only.
     function rewardRootOf(bytes32 jobId, uint64 epoch) external view returns (bytes32) {
         return _epochs[jobId][epoch].rewardRoot;
+    }
+
+    /// @notice The root claims pay against: the reward root of the job's highest verified epoch
+    ///         (while the job is paused, of the highest one verified before the pause).
+    /// @return found false when no epoch is claimable (then the rest is zero).
+    function claimableRoot(bytes32 jobId) external view returns (bool found, uint64 epoch, bytes32 rewardRoot) {
+        Job storage job = jobs[jobId];
+        uint64 plusOne = job.paused ? controls[jobId].claimablePlusOne : job.latestPlusOne;
+        if (plusOne == 0) return (false, 0, bytes32(0));
+        epoch = plusOne - 1;
+        return (true, epoch, _epochs[jobId][epoch].rewardRoot);
+    }
+
+    /// @notice The highest verified epoch of a job (`found` false when none) and when it ended;
+    ///         before any epoch, the job's creation time. A claim window counts from it.
+    function lastActivity(bytes32 jobId) external view returns (bool found, uint64 epoch, uint64 since) {
+        Job memory job = jobs[jobId];
+        if (job.owner == address(0)) revert UnknownJob(jobId);
+        if (job.latestPlusOne == 0) return (false, 0, job.createdAt);
+        epoch = job.latestPlusOne - 1;
+        (, uint64 end,) = _window(job, epoch);
+        return (true, epoch, end > job.createdAt ? end : job.createdAt);
+    }
+
+    /// @notice Whether the job's operator set has a change the job did not accept: for a pinned
+    ///         job, any checkpoint after the accepted ones; otherwise a change still scheduled
+    ///         (not yet in force). While this holds the job's owner may withdraw its pool.
+    function setChangePending(bytes32 jobId) external view returns (bool) {
+        Job storage job = jobs[jobId];
+        if (job.owner == address(0)) revert UnknownJob(jobId);
+        uint256 count = registry.checkpointCount(job.setId);
+        if (job.pinned) return count > controls[jobId].acceptedCheckpoints;
+        if (count == 0) return false;
+        (,,, uint64 effectiveFrom) = registry.setAt(job.setId, type(uint64).max);
+        return effectiveFrom > block.timestamp;
     }
 
     /// @notice The owner of a job (zero when it does not exist).
@@ -196,23 +439,9 @@ contract EpochVerifier is EIP712 {
         return jobs[jobId].owner;
     }
 
-    /// @notice Whether `leaf` (an OpenZeppelin StandardMerkleTree leaf hash) is in the verified
-    ///         data root of (job, epoch). The caller must compute `leaf` from the reading itself:
-    ///         an internal node passed as a leaf verifies against a shortened proof. Prefer
-    ///         `verifyReadingData`, which hashes the leaf on chain.
-    function verifyReading(bytes32 jobId, uint64 epoch, bytes32 leaf, bytes32[] calldata proof)
-        external
-        view
-        returns (bool)
-    {
-        EpochRecord storage rec = _epochs[jobId][epoch];
-        if (rec.batchCidHash == bytes32(0)) return false;
-        return MerkleProof.verifyCalldata(proof, rec.dataRoot, leaf);
-    }
-
-    /// @notice Like `verifyReading`, from the ABI-encoded leaf values (`abi.encode(...)` of the
-    ///         tree's leaf encoding): hashes them as StandardMerkleTree does, so no internal node
-    ///         can pose as a leaf.
+    /// @notice Whether the leaf whose ABI-encoded values are `encodedLeaf` (`abi.encode(...)` of
+    ///         the data tree's leaf encoding) is in the verified data root of (job, epoch). The
+    ///         leaf is hashed here as StandardMerkleTree does, so no internal node can pose as one.
     function verifyReadingData(bytes32 jobId, uint64 epoch, bytes calldata encodedLeaf, bytes32[] calldata proof)
         external
         view
@@ -229,9 +458,7 @@ contract EpochVerifier is EIP712 {
         view
         returns (bytes32)
     {
-        return _hashTypedDataV4(
-            keccak256(abi.encode(EPOCH_RESULT_TYPEHASH, jobId, epoch, dataRoot, rewardRoot, batchCidHash))
-        );
+        return _digest(jobId, epoch, dataRoot, rewardRoot, batchCidHash);
     }
 
     /// @notice The EIP-712 domain separator of this contract.
@@ -243,16 +470,20 @@ contract EpochVerifier is EIP712 {
     function referenceTime(bytes32 jobId, uint64 epoch) external view returns (uint64) {
         Job memory job = jobs[jobId];
         if (job.owner == address(0)) revert UnknownJob(jobId);
-        return _referenceTime(job, epoch);
+        (uint64 start,,) = _window(job, epoch);
+        return start < job.createdAt ? job.createdAt : start;
+    }
+
+    /// @notice When (job, epoch) may be submitted: from `opensAt` (its end, or the job's creation
+    ///         for epochs that ended earlier) until `closesAt`, inclusive.
+    function submissionWindow(bytes32 jobId, uint64 epoch) external view returns (uint64 opensAt, uint64 closesAt) {
+        Job memory job = jobs[jobId];
+        if (job.owner == address(0)) revert UnknownJob(jobId);
+        (, uint64 end, uint64 closes) = _window(job, epoch);
+        return (end < job.createdAt ? job.createdAt : end, closes);
     }
 
     // ------------------------------------------------------------------ internals
-
-    function _referenceTime(Job memory job, uint64 epoch) internal pure returns (uint64) {
-        uint256 start = uint256(job.genesis) + uint256(epoch) * job.epochSeconds;
-        if (start < job.createdAt) return job.createdAt;
-        return start > type(uint64).max ? type(uint64).max : uint64(start);
-    }
 
     function _verify(uint8 scheme, bytes32 digest, bytes memory apk, bytes calldata signature, bytes calldata apkG2)
         internal
@@ -270,6 +501,10 @@ contract EpochVerifier is EIP712 {
                 mstore(pk1, mload(add(apk, 0x20)))
                 mstore(add(pk1, 0x20), mload(add(apk, 0x40)))
             }
+            // At infinity the pairing equation holds for every message (e.g. keys sk and r - sk).
+            if ((sig[0] | sig[1]) == 0 || (pk1[0] | pk1[1]) == 0 || (pk2[0] | pk2[1] | pk2[2] | pk2[3]) == 0) {
+                revert AggregateAtInfinity();
+            }
             uint256 gamma = uint256(keccak256(abi.encodePacked(digest, pk1, pk2, sig))) % BN254.R;
             uint256[2] memory hG1 = BN254.hashToG1(BN254_SIG_DST, abi.encodePacked(digest));
             return BN254.checkG1G2(hG1, sig, pk1, pk2, gamma);
@@ -277,7 +512,20 @@ contract EpochVerifier is EIP712 {
         if (signature.length != 256 || apkG2.length != 0) {
             revert InvalidSignatureLength(signature.length, apkG2.length);
         }
+        if (_allZero(apk) || _allZero(signature)) revert AggregateAtInfinity();
         bytes memory h = BLS12381.hashToG2(abi.encodePacked(digest), BLS12381.SIG_DST);
         return BLS12381.verifyPoint(apk, h, signature);
+    }
+
+    /// @dev Whether an EIP-2537 point encoding is the point at infinity (all zero bytes).
+    function _allZero(bytes memory data) internal pure returns (bool zero) {
+        zero = true;
+        for (uint256 i = 0; i < data.length; i += 32) {
+            bytes32 word;
+            assembly ("memory-safe") {
+                word := mload(add(add(data, 0x20), i))
+            }
+            if (word != bytes32(0)) return false;
+        }
     }
 }

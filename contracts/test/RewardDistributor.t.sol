@@ -6,13 +6,19 @@ import {EpochVerifier} from "../src/EpochVerifier.sol";
 import {RewardDistributor} from "../src/RewardDistributor.sol";
 import {RewardToken} from "../src/RewardToken.sol";
 
-/// @notice Stands in for the EpochVerifier: reward roots set directly, one job owned by the test.
+/// @notice Stands in for the EpochVerifier: the claimable root set directly, one job owned by the test.
 contract StubVerifier {
-    mapping(bytes32 => mapping(uint64 => bytes32)) public rewardRootOf;
+    mapping(bytes32 => uint64) internal _epoch;
+    mapping(bytes32 => bytes32) internal _root;
     address public owner = msg.sender;
 
     function setRoot(bytes32 jobId, uint64 epoch, bytes32 root) external {
-        rewardRootOf[jobId][epoch] = root;
+        _epoch[jobId] = epoch;
+        _root[jobId] = root;
+    }
+
+    function claimableRoot(bytes32 jobId) external view returns (bool, uint64, bytes32) {
+        return (_root[jobId] != bytes32(0), _epoch[jobId], _root[jobId]);
     }
 
     function jobOwner(bytes32) external view returns (address) {
@@ -28,12 +34,13 @@ contract RewardDistributorTest is Base {
 
     function setUp() public {
         verifier = new StubVerifier();
-        distributor = new RewardDistributor(EpochVerifier(address(verifier)));
+        distributor = new RewardDistributor(EpochVerifier(address(verifier)), address(this));
         token = new RewardToken("R", "R", address(this));
         distributor.setRewardToken(JOB, token);
-        token.mint(address(this), type(uint96).max);
-        token.approve(address(distributor), type(uint96).max);
-        distributor.fund(JOB, type(uint96).max);
+        // above uint96: pools hold any amount a token can have
+        token.mint(address(this), uint256(type(uint96).max) * 4);
+        token.approve(address(distributor), uint256(type(uint96).max) * 4);
+        distributor.fund(JOB, uint256(type(uint96).max) * 4);
     }
 
     function _leaf(address account, uint256 amount) internal pure returns (bytes32) {
@@ -61,12 +68,15 @@ contract RewardDistributorTest is Base {
         vm.assume(first > 0 && extra > 0);
         uint256 total = uint256(first) + extra;
         bytes32[] memory p1 = _publish(1, account, first, sibling);
+        assertEq(distributor.claim(JOB, account, first, p1), first, "first claim");
         bytes32[] memory p2 = _publish(2, account, total, sibling);
-        assertEq(distributor.claim(JOB, 1, account, first, p1), first, "first claim");
-        assertEq(distributor.claim(JOB, 2, account, total, p2), extra, "second claim pays the difference");
+        // only the latest root pays: epoch 1's proof no longer opens anything
+        vm.expectRevert(RewardDistributor.InvalidProof.selector);
+        distributor.claim(JOB, account, first, p1);
+        assertEq(distributor.claim(JOB, account, total, p2), extra, "second claim pays the difference");
         assertEq(token.balanceOf(account), total, "balance");
         vm.expectRevert(abi.encodeWithSelector(RewardDistributor.NothingToClaim.selector, total, total));
-        distributor.claim(JOB, 2, account, total, p2);
+        distributor.claim(JOB, account, total, p2);
     }
 
     function testFuzz_wrongAmountOrProofIsRejected(address account, uint64 amount, uint64 other, bytes32 sibling)
@@ -75,10 +85,10 @@ contract RewardDistributorTest is Base {
         vm.assume(account != address(0) && amount > 0 && other != amount);
         bytes32[] memory proof = _publish(3, account, amount, sibling);
         vm.expectRevert(RewardDistributor.InvalidProof.selector);
-        distributor.claim(JOB, 3, account, other, proof);
+        distributor.claim(JOB, account, other, proof);
         proof[0] = bytes32(uint256(sibling) ^ 1);
         vm.expectRevert(RewardDistributor.InvalidProof.selector);
-        distributor.claim(JOB, 3, account, amount, proof);
+        distributor.claim(JOB, account, amount, proof);
     }
 
     function testFuzz_internalNodeIsNoLeaf(address account, uint64 amount, bytes32 sibling, bytes32 uncle) public {
@@ -90,12 +100,29 @@ contract RewardDistributorTest is Base {
         // the node's children read as (address, uint256) values are not a leaf of the tree
         (bytes32 a, bytes32 b) = _leaf(account, amount) < sibling ? (_leaf(account, amount), sibling) : (sibling, _leaf(account, amount));
         vm.expectRevert(RewardDistributor.InvalidProof.selector);
-        distributor.claim(JOB, 4, address(uint160(uint256(a))), uint256(b), shortened);
+        distributor.claim(JOB, address(uint160(uint256(a))), uint256(b), shortened);
     }
 
-    function test_unverifiedRootIsRejected() public {
+    function test_RevertWhen_ClaimingBeforeAnyRootIsVerified() public {
         bytes32[] memory proof = new bytes32[](0);
-        vm.expectRevert(abi.encodeWithSelector(RewardDistributor.UnverifiedRoot.selector, JOB, uint64(99)));
-        distributor.claim(JOB, 99, address(1), 1, proof);
+        bytes32 other = keccak256("other job");
+        vm.expectRevert(abi.encodeWithSelector(RewardDistributor.NoClaimableRoot.selector, other));
+        distributor.claim(other, address(1), 1, proof);
+    }
+
+    function test_RevertWhen_RecoveringMoreThanWasSentOutsideFund() public {
+        uint256 pooled = token.balanceOf(address(distributor));
+        token.mint(address(distributor), 5); // a mistaken transfer
+        vm.prank(address(0xBEEF));
+        vm.expectRevert(abi.encodeWithSignature("OwnableUnauthorizedAccount(address)", address(0xBEEF)));
+        distributor.recoverUnaccounted(token, address(0xBEEF));
+        distributor.recoverUnaccounted(token, address(0xBEEF));
+        assertEq(token.balanceOf(address(0xBEEF)), 5, "only the stray tokens");
+        assertEq(token.balanceOf(address(distributor)), pooled, "pools untouched");
+    }
+
+    function test_RevertWhen_OwnerRenouncesOwnership() public {
+        vm.expectRevert(RewardDistributor.OwnershipCannotBeRenounced.selector);
+        distributor.renounceOwnership();
     }
 }
