@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {Base} from "./Base.sol";
+import {DeviceRegistry} from "../src/DeviceRegistry.sol";
+
+/// @notice The secp256k1 cheatcodes these tests add to Base's (forge's own, at the same address).
+interface VmKeys {
+    struct Wallet {
+        address addr;
+        uint256 publicKeyX;
+        uint256 publicKeyY;
+        uint256 privateKey;
+    }
+
+    function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
+    function createWallet(uint256 privateKey) external returns (Wallet memory);
+}
+
+/// @notice Rotation authority (who may replace a device's key), key windows (a reading is checked
+///         against the key in force at its timestamp) and the disabled renounceOwnership.
+contract DeviceRegistryTest is Base {
+    VmKeys internal constant keys = VmKeys(address(uint160(uint256(keccak256("hevm cheat code")))));
+    address internal constant BENEFICIARY = address(0xBEEF);
+    address internal constant MANAGER = address(0xA11CE);
+    uint256 internal constant KEY1 = 0x4141;
+    uint256 internal constant KEY2 = 0x4242;
+    uint8 internal constant SECP = 1;
+
+    DeviceRegistry internal registry;
+    address internal device;
+    bytes internal key2;
+
+    function setUp() public {
+        vm.warp(1_000);
+        registry = new DeviceRegistry(address(this));
+        device = keys.createWallet(KEY1).addr;
+        VmKeys.Wallet memory w2 = keys.createWallet(KEY2);
+        key2 = abi.encodePacked(w2.publicKeyX, w2.publicKeyY);
+        registry.registerDevice(device, BENEFICIARY, SECP, "");
+    }
+
+    function _sig(uint256 privateKey, bytes32 digest) internal pure returns (bytes memory) {
+        (uint8 v, bytes32 r, bytes32 s) = keys.sign(privateKey, digest);
+        return abi.encodePacked(r, s, v);
+    }
+
+    function _consent(uint256 privateKey, bytes memory publicKey, uint32 version) internal view returns (bytes memory) {
+        return _sig(privateKey, registry.keyRotationDigest(device, SECP, keccak256(publicKey), version));
+    }
+
+    function _reading(uint256 privateKey, uint64 ts) internal view returns (bool) {
+        bytes32 payloadHash = keccak256("t=1");
+        bytes memory sig = _sig(privateKey, registry.readingDigest(device, 1, ts, payloadHash));
+        return registry.verifyReadingSignature(device, 1, ts, payloadHash, sig);
+    }
+
+    function test_RevertWhen_BeneficiarySwapsDeviceKey() public {
+        vm.prank(BENEFICIARY);
+        vm.expectRevert(abi.encodeWithSelector(DeviceRegistry.NotKeyManager.selector, BENEFICIARY));
+        registry.rotateKey(device, SECP, key2);
+        // nor with a consent signed by a key other than the device's
+        bytes memory forged = _consent(KEY2, key2, 2);
+        vm.prank(BENEFICIARY);
+        vm.expectRevert(abi.encodeWithSelector(DeviceRegistry.InvalidRotationAuthorization.selector, device));
+        registry.rotateKeyWithAuthorization(device, SECP, key2, forged);
+    }
+
+    function test_RevertWhen_RotationAuthorizationIsReplayed() public {
+        bytes memory consent = _consent(KEY1, key2, 2);
+        vm.prank(BENEFICIARY);
+        registry.rotateKeyWithAuthorization(device, SECP, key2, consent);
+        vm.warp(2_000);
+        vm.prank(BENEFICIARY);
+        vm.expectRevert(abi.encodeWithSelector(DeviceRegistry.InvalidRotationAuthorization.selector, device));
+        registry.rotateKeyWithAuthorization(device, SECP, key2, consent);
+    }
+
+    function test_RevertWhen_OwnerRenouncesOwnership() public {
+        vm.expectRevert(DeviceRegistry.OwnershipCannotBeRenounced.selector);
+        registry.renounceOwnership();
+        assertTrue(registry.owner() == address(this), "still owned");
+    }
+
+    function test_RevertWhen_RotatedTwiceInOneBlock() public {
+        registry.setManager(MANAGER, true);
+        vm.startPrank(MANAGER);
+        registry.rotateKey(device, SECP, key2);
+        vm.expectRevert(abi.encodeWithSelector(DeviceRegistry.RotationTooSoon.selector, device, uint64(1_000_000)));
+        registry.rotateKey(device, SECP, key2);
+        vm.stopPrank();
+    }
+
+    /// @notice Across a rotation at t = 2000 s, readings verify exactly under the key in force then.
+    function testFuzz_ReadingsVerifyUnderTheKeyInForce(uint64 ts) public {
+        vm.warp(2_000);
+        registry.rotateKey(device, SECP, key2);
+        uint64 rotatedAt = 2_000_000;
+        assertTrue(_reading(KEY1, ts) == (ts < rotatedAt), "old key");
+        assertTrue(_reading(KEY2, ts) == (ts >= rotatedAt), "new key");
+        (uint32 version, DeviceRegistry.DeviceKey memory key) = registry.keyAt(device, ts);
+        assertEq(version, ts < rotatedAt ? 1 : 2, "version in force");
+        assertEq(key.effectiveFrom, ts < rotatedAt ? 0 : rotatedAt, "window start");
+        assertEq(key.effectiveUntil, ts < rotatedAt ? rotatedAt : 0, "window end");
+    }
+}
