@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.measure import comparison
+from veristream.provers.encoding import ZERO_ADDRESS
 
 DEVICES = 100
 # readings per Preverifier.observe call while an epoch is open (a live loop's tick)
@@ -239,7 +240,8 @@ def _epoch_to_verified(
     mark = time.perf_counter()
     chain_id = session.chain_id if session else 31337
     verifier = session.verifier if session else "0x" + "11" * 20
-    proposal = proposal_for(outcome.manifest, outcome.manifest_cid, chain_id, verifier)
+    owner = session.job_owner if session else ZERO_ADDRESS
+    proposal = proposal_for(outcome.manifest, outcome.manifest_cid, chain_id, verifier, owner)
     aggregate = committee.sign(proposal)
     times["committee"] = time.perf_counter() - mark
     if not aggregate.quorum_met:

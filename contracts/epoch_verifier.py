@@ -77,12 +77,6 @@ def job_on_chain(chain: Chain, dep: Deployment, job_id: bytes) -> JobOnChain | N
     )
 
 
-def job_operator_set(chain: Chain, dep: Deployment, job_id: bytes) -> int | None:
-    """The operator set that verifies ``job_id``, or ``None`` if the job does not exist."""
-    job = job_on_chain(chain, dep, job_id)
-    return None if job is None else job.set_id
-
-
 def reference_time(chain: Chain, dep: Deployment, job_id: bytes, epoch: int) -> int:
     """The timestamp whose operator set verifies ``epoch`` of ``job_id`` (the job must exist)."""
     verifier = contract(chain, "EpochVerifier", dep.epoch_verifier)

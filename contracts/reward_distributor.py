@@ -86,6 +86,13 @@ def claimed(chain: Chain, dep: Deployment, job_id: bytes, account: str) -> int:
     return int(chain.call(distributor.functions.claimed(job_id, checksum_address(account))))
 
 
+def pool_token(chain: Chain, dep: Deployment, job_id: bytes) -> str | None:
+    """The ERC-20 ``job_id`` pays in, or ``None`` before its owner set one."""
+    distributor = contract(chain, "RewardDistributor", dep.reward_distributor)
+    token, _, _ = chain.call(distributor.functions.pools(job_id))
+    return None if int(token, 16) == 0 else checksum_address(token)
+
+
 def pool_balance(chain: Chain, dep: Deployment, job_id: bytes) -> int:
     """Funded and not yet claimed rewards of ``job_id``."""
     distributor = contract(chain, "RewardDistributor", dep.reward_distributor)

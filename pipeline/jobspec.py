@@ -168,15 +168,18 @@ class RewardSpec(_Model):
 
 
 class QuorumSpec(_Model):
-    """Signing weight needed: ``signed * denominator >= total * numerator``."""
+    """Signing weight needed: ``signed * denominator >= total * numerator``, a fraction above
+    one half (the EpochVerifier's floor: two disjoint signer sets can never both verify)."""
 
-    numerator: int = Field(default=2, gt=0)
-    denominator: int = Field(default=3, gt=0)
+    numerator: int = Field(default=2, gt=0, lt=2**16)
+    denominator: int = Field(default=3, gt=0, lt=2**16)
 
     @model_validator(mode="after")
     def _fraction(self) -> QuorumSpec:
         if self.numerator > self.denominator:
             raise SpecError("numerator must not exceed denominator")
+        if 2 * self.numerator <= self.denominator:
+            raise SpecError("the quorum must be more than half of the weight (numerator / denominator > 1/2)")
         return self
 
 
@@ -187,6 +190,13 @@ class OperatorsSpec(_Model):
     weights: list[int] | None = None
     scheme: Literal["bls12381", "bn254"] = "bls12381"
     quorum: QuorumSpec = QuorumSpec()
+    max_weight_bps: int = Field(
+        default=10_000,
+        gt=0,
+        le=10_000,
+        description="the most of the set's weight one operator may hold, in basis points: the "
+        "EpochVerifier refuses epochs while any operator of the set holds more (10000: no cap)",
+    )
     key_seed: int = Field(
         default=1,
         ge=0,
@@ -241,6 +251,13 @@ class ChainSpec(_Model):
         default=None,
         description="deployment.json of contracts already on the chain (`veristream chain deploy --json`); "
         "needed with operators.set_id",
+    )
+    max_submission_delay_s: int = Field(
+        default=86_400,
+        ge=600,
+        le=30 * 86_400,
+        description="how long after an epoch ends (or after the job is created, for epochs that ended "
+        "earlier) the EpochVerifier accepts it; later it is expired for good",
     )
 
     @model_validator(mode="after")

@@ -84,16 +84,17 @@ def states_match(a: JobState, b: JobState) -> bool:
     )
 
 
-def proposal_for(manifest: Manifest, manifest_cid: str, chain_id: int, verifier: str) -> Proposal:
-    """The proposal for an epoch the submitter stored (its manifest and the manifest's CID)."""
+def proposal_for(manifest: Manifest, manifest_cid: str, chain_id: int, verifier: str, job_owner: str) -> Proposal:
+    """The proposal for an epoch the submitter stored (its manifest and the manifest's CID), for
+    the job ``job_owner`` created on chain."""
     result = EpochResult(
-        job_id=job_id_hash(manifest.job_id),
+        job_id=job_id_hash(job_owner, manifest.job_id),
         epoch=manifest.epoch,
         data_root=parse_bytes32(manifest.data_root),
         reward_root=parse_bytes32(manifest.reward_root),
         batch_cid=cid_to_bytes(manifest.batch_cid),
     )
-    return Proposal(manifest.job_id, manifest.epoch, manifest_cid, result, chain_id, verifier)
+    return Proposal(manifest.job_id, manifest.epoch, manifest_cid, result, chain_id, verifier, job_owner)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +127,8 @@ def check_proposal(
     manifest = manifest_from_json(store.get(proposal.manifest_cid))
     if manifest.job_id != ctx.job.job_id or proposal.job_id != manifest.job_id:
         return Checked(f"manifest is for job {manifest.job_id!r}, not {ctx.job.job_id!r}")
-    if result.job_id != job_id_hash(manifest.job_id):
-        return Checked("proposed jobId is not the hash of the manifest's job id")
+    if result.job_id != job_id_hash(proposal.job_owner, manifest.job_id):
+        return Checked("proposed jobId is not the on-chain id of the manifest's job for the proposed owner")
     if manifest.epoch != proposal.epoch or result.epoch != proposal.epoch:
         return Checked(f"manifest is for epoch {manifest.epoch}, not {proposal.epoch}")
     if cid_to_bytes(manifest.batch_cid) != result.batch_cid:

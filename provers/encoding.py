@@ -18,6 +18,7 @@ from veristream.provers.errors import InputRejected
 
 ADDRESS_LENGTH = 20
 WORD = 32
+ZERO_ADDRESS = "0x" + "00" * ADDRESS_LENGTH
 
 
 def keccak256(data: bytes) -> bytes:

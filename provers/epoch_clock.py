@@ -70,10 +70,6 @@ class EpochClock:
         """Epoch length in whole seconds on chain (at least one)."""
         return max(1, self.length_ms // 1000)
 
-    def chain_start_s(self, epoch: int) -> int:
-        """When ``epoch`` starts by the chain's clock (whole seconds)."""
-        return self.genesis_s + epoch * self.epoch_seconds
-
     def contains(self, epoch: int, timestamp_ms: int) -> bool:
         """Whether ``timestamp_ms`` lies in ``epoch``."""
         return self.start_ms(epoch) <= timestamp_ms < self.end_ms(epoch)

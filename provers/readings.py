@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from veristream.provers.encoding import parse_address, uint_word
+from veristream.provers.encoding import ZERO_ADDRESS, parse_address, uint_word
 from veristream.provers.errors import InputRejected
 
 SCHEMES = ("secp256k1", "ed25519", "p256")
@@ -39,7 +39,7 @@ class Domain:
     name: str = "VeriStream"
     version: str = "1"
     chain_id: int = 1
-    verifying_contract: str = "0x" + "00" * 20
+    verifying_contract: str = ZERO_ADDRESS
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not isinstance(self.version, str):

@@ -160,10 +160,9 @@ def audit_epoch(
     say = progress or (lambda _: None)
     report = AuditReport(epoch)
     work_dir = Path(job.work_dir)
-    job_hash = job_id_hash(job.job_id)
-
     # CHAIN
     chain = connect_job_chain(job)
+    job_hash = job_id_hash(chain.sender, job.job_id)  # the job this signer created
     try:
         dep = load_deployment(chain, deployment or Path(job.work_dir) / DEPLOYMENT_FILE)
         info = epoch_info(chain, dep, job_hash, epoch)

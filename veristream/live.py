@@ -151,8 +151,6 @@ def _settle(
     """
     manifest = checkpoint.manifest
     assert manifest is not None
-    if session is not None:
-        _chain_clock_past_start(job, session, manifest.epoch)
     row = verify_epoch(job, session, committee, checkpoint, settled.summary)
     submitted_now = row["gas"] is not None
     signed_now = session is None and manifest.accepted > 0 and not resumed
@@ -166,20 +164,6 @@ def _settle(
         session.chain.save()
     if on_epoch is not None:
         on_epoch(row)
-
-
-def _chain_clock_past_start(job: JobSpec, session: ChainSession, epoch: int) -> None:
-    """Bring an idle embedded chain's clock up to the wall clock when it is behind the epoch's start.
-
-    The in-process EVM stamps a block with the time the previous one was mined,
-    so after a quiet spell it lags, and the verifier would refuse a just-closed
-    epoch as not started yet. Nodes (anvil, real chains) keep their own time.
-    """
-    chain = session.chain
-    if not getattr(chain, "embedded", False):
-        return
-    if chain.timestamp() < job.epochs.clock().chain_start_s(epoch):
-        chain.advance_time(1)
 
 
 def _process_and_settle(

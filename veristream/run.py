@@ -58,6 +58,7 @@ from veristream.pipeline.state import (
 )
 from veristream.pipeline.workers import ensure_ray
 from veristream.provers.aggregation import QuorumNotMet, demo_members, registry_members
+from veristream.provers.encoding import ZERO_ADDRESS
 from veristream.provers.errors import InputRejected, SpecError
 from veristream.provers.reasons import PIPELINE_STAGES
 
@@ -281,9 +282,16 @@ def verify_epoch(
         if tx_hash is not None:
             row.update(tx_hash=tx_hash, verified=True)
             return row
+    if session is not None:
+        closed_at = session.submission_closed(manifest.epoch)
+        if closed_at is not None:
+            # the EpochVerifier no longer takes it: its signers may have left the set since
+            row["expired"] = closed_at
+            return row
     chain_id = session.chain_id if session else job.chain.chain_id
-    verifier = session.verifier if session else "0x" + "00" * 20
-    proposal = proposal_for(manifest, checkpoint.manifest_cid, chain_id, verifier)
+    verifier = session.verifier if session else ZERO_ADDRESS
+    owner = session.job_owner if session else ZERO_ADDRESS
+    proposal = proposal_for(manifest, checkpoint.manifest_cid, chain_id, verifier, owner)
     aggregate = committee.sign(proposal)
     if aggregate.refusals:
         summary.refusals[str(manifest.epoch)] = {str(k): v for k, v in aggregate.refusals.items()}

@@ -73,7 +73,6 @@ contract EpochVerifier is EIP712 {
         bytes32 dataRoot;
         bytes32 rewardRoot;
         bytes32 batchCidHash; // non-zero marks a verified epoch
-        uint256 signerBitmap;
     }
 
     /// @notice The registry whose operator sets sign epochs.
@@ -108,13 +107,14 @@ contract EpochVerifier is EIP712 {
         uint96 totalWeight
     );
     /// @notice A quorum signed a second, different result for a verified epoch: evidence of
-    ///         misbehaviour by the signers in both bitmaps (a slashing contract can check it).
+    ///         misbehaviour by the operators in both signer bitmaps (the recorded result's bitmap
+    ///         is in its `EpochVerified` event; keeping it in storage would cost every epoch
+    ///         22k gas for the rare dispute). Quorums above one half always intersect.
     event Equivocation(
         bytes32 indexed jobId,
         uint64 indexed epoch,
         bytes32 recordedDigest,
         bytes32 conflictingDigest,
-        uint256 recordedSignerBitmap,
         uint256 conflictingSignerBitmap
     );
     event OperatorSetPinned(bytes32 indexed jobId, uint32 acceptedCheckpoints);
@@ -298,19 +298,13 @@ contract EpochVerifier is EIP712 {
         (uint96 signedWeight, uint96 totalWeight) = _checkSigners(jobId, job, ref, digest, signerBitmap, signature, apkG2);
         if (recorded != bytes32(0)) {
             emit Equivocation(
-                jobId,
-                epoch,
-                _digest(jobId, epoch, rec.dataRoot, rec.rewardRoot, recorded),
-                digest,
-                rec.signerBitmap,
-                signerBitmap
+                jobId, epoch, _digest(jobId, epoch, rec.dataRoot, rec.rewardRoot, recorded), digest, signerBitmap
             );
             return digest;
         }
         rec.dataRoot = dataRoot;
         rec.rewardRoot = rewardRoot;
         rec.batchCidHash = cidHash;
-        rec.signerBitmap = signerBitmap;
         if (epoch >= job.latestPlusOne) jobs[jobId].latestPlusOne = epoch + 1;
         emit EpochVerified(jobId, epoch, dataRoot, rewardRoot, batchCid, signerBitmap, signedWeight, totalWeight);
     }
@@ -386,11 +380,6 @@ contract EpochVerifier is EIP712 {
     {
         EpochRecord storage rec = _epochs[jobId][epoch];
         return (rec.batchCidHash != bytes32(0), rec.dataRoot, rec.rewardRoot, rec.batchCidHash);
-    }
-
-    /// @notice The signer bitmap that verified (job, epoch) (zero when not verified).
-    function epochSigners(bytes32 jobId, uint64 epoch) external view returns (uint256) {
-        return _epochs[jobId][epoch].signerBitmap;
     }
 
     /// @notice The verified reward root of (job, epoch), or zero when the epoch is not verified.

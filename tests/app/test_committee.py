@@ -19,6 +19,7 @@ from veristream.pipeline.reexecute import proposal_for
 from veristream.pipeline.state import JobState
 from veristream.provers.aggregation import QuorumNotMet, Review, aggregate_reviews, demo_members
 from veristream.provers.bls import bls12381, bn254
+from veristream.provers.encoding import ZERO_ADDRESS
 from veristream.provers.epoch_result import epoch_result_digest
 
 VERIFIER = "0x" + "11" * 20
@@ -38,7 +39,7 @@ def epochs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _proposal(outcome: Any) -> Any:
-    return proposal_for(outcome.manifest, outcome.manifest_cid, 31337, VERIFIER)
+    return proposal_for(outcome.manifest, outcome.manifest_cid, 31337, VERIFIER, ZERO_ADDRESS)
 
 
 
@@ -134,7 +135,7 @@ def test_operator_keygen_and_registration_on_chain(epochs: dict[str, Any], tmp_p
     with pytest.raises(ValueError, match="run it once"):
         register_key(job, keygen("bn254"), None, 1)
     chain = connect(tmp_path / "chain")
-    dep = deploy_all(chain, save_to=tmp_path / "deployment.json")
+    dep = deploy_all(chain, dev=True, save_to=tmp_path / "deployment.json")
     set_id = create_operator_set(chain, dep, "bn254")
     account = chain.accounts[3]
     chain.close()

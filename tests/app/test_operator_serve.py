@@ -20,6 +20,7 @@ import yaml
 from tests.conftest import REPO
 from tests.ray_head import RAY_ENV
 from tests.ray_head import ray_head as start_ray_head
+from veristream.provers.encoding import ZERO_ADDRESS
 
 VERISTREAM = [sys.executable, "-m", "veristream"]
 ENV = {**os.environ, **RAY_ENV}
@@ -112,7 +113,7 @@ def test_served_operator_cosigns_for_a_committee(
             members = [Member(0, "bn254", 1, served_pk), local]
             checkpoint = next(c for c in committed_epochs(Path(job.work_dir)) if c.manifest and c.manifest.accepted)
             assert checkpoint.manifest is not None and checkpoint.manifest_cid is not None
-            proposal = proposal_for(checkpoint.manifest, checkpoint.manifest_cid, 31337, "0x" + "11" * 20)
+            proposal = proposal_for(checkpoint.manifest, checkpoint.manifest_cid, 31337, "0x" + "11" * 20, ZERO_ADDRESS)
 
             committee = RayCommittee(job, members)
             try:

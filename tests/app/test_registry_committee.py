@@ -239,7 +239,7 @@ def test_registered_operators_serve_and_verify_epochs_on_anvil(tmp_path: Path, r
     with anvil(free_port()) as node:
         # THE PROJECT: contracts and an empty operator set on an existing chain
         deployment = tmp_path / "deployment.json"
-        deployment.write_text(_ok(_cli("chain", "deploy", node.ipc, "--json")))
+        deployment.write_text(_ok(_cli("chain", "deploy", node.ipc, "--json", "--dev")))
         set_id = int(_ok(_cli("chain", "operator-set", node.ipc, "--deployment", str(deployment), "--scheme", "bn254")))
 
         spec = _spec(
@@ -314,7 +314,7 @@ def _on_chain(url: str, deployment: Path, epoch: int) -> tuple[int | None, int |
 
     chain = connect(url)
     try:
-        info = epoch_info(chain, load_deployment(chain, deployment), job_id_hash("air-quality-registry"), epoch)
+        info = epoch_info(chain, load_deployment(chain, deployment), job_id_hash(chain.sender, "air-quality-registry"), epoch)
     finally:
         chain.close()
     assert info is not None, f"epoch {epoch} is not verified"

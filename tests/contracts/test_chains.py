@@ -40,7 +40,7 @@ from veristream.contracts import (
 from veristream.contracts.anvil import AnvilNode, anvil
 from veristream.contracts.committee import LocalCommittee
 from veristream.provers.encoding import keccak256
-from veristream.provers.epoch_result import EpochResult, epoch_result_digest, job_id_hash
+from veristream.provers.epoch_result import EpochResult, epoch_result_digest
 from veristream.provers.merkle import StandardMerkleTree
 from veristream.provers.readings import Domain, Reading
 from veristream.provers.signing import sign_reading
@@ -63,14 +63,13 @@ def _cid(epoch: int) -> bytes:
 
 
 def setup_job(chain: Chain, scheme: str, size: int, name: str) -> tuple[Deployment, LocalCommittee, bytes]:
-    dep = deploy_all(chain)
+    dep = deploy_all(chain, dev=True)
     set_id = create_operator_set(chain, dep, scheme)
     committee = LocalCommittee.deterministic(scheme, size, seed=len(name))
     operators = ["0x" + keccak256(b"operator %d" % i)[12:].hex() for i in range(size)]
     committee.register(chain, dep, set_id, operators, [1] * size)
     chain.advance_time(dep.activation_delay + 1)
-    job = job_id_hash(name)
-    create_job(chain, dep, job, set_id, quorum_bps=6667, genesis=chain.timestamp() - 120, epoch_seconds=60)
+    job = create_job(chain, dep, name, set_id, quorum_bps=6667, genesis=chain.timestamp() - 120, epoch_seconds=60)
     return dep, committee, job
 
 
@@ -92,14 +91,14 @@ def scenario(chain: Chain) -> dict[str, Any]:
     t1 = StandardMerkleTree.of([[alice, 180], [bob, 90]], ["address", "uint256"])
     r0 = EpochResult(job, 0, data_tree.root_bytes, t0.root_bytes, _cid(0))
     r1 = EpochResult(job, 1, keccak256(b"data 1"), t1.root_bytes, _cid(1))
-    submit(chain, dep, committee, r0, [0, 1, 2, 3])
-    submit(chain, dep, committee, r1, [0, 2, 3])  # one operator down, quorum holds
     fund_rewards(chain, dep, job, 1_000, mint=True)
-    claim(chain, dep, job, 0, alice, 100, _proof(t0, 0))
-    claim(chain, dep, job, 1, alice, 180, _proof(t1, 0))
-    claim(chain, dep, job, 1, bob, 90, _proof(t1, 1))  # bob skips epoch 0: one claim pays both
+    submit(chain, dep, committee, r0, [0, 1, 2, 3])
+    claim(chain, dep, job, alice, 100, _proof(t0, 0))
+    submit(chain, dep, committee, r1, [0, 2, 3])  # one operator down, quorum holds
+    claim(chain, dep, job, alice, 180, _proof(t1, 0))
+    claim(chain, dep, job, bob, 90, _proof(t1, 1))  # bob skips epoch 0: one claim pays both
     with pytest.raises(ContractRevert, match="NothingToClaim"):
-        claim(chain, dep, job, 1, bob, 90, _proof(t1, 1))
+        claim(chain, dep, job, bob, 90, _proof(t1, 1))
     info0, info1 = epoch_info(chain, dep, job, 0), epoch_info(chain, dep, job, 1)
     assert info0 is not None and info1 is not None
     assert epoch_info(chain, dep, job, 2) is None
@@ -209,7 +208,7 @@ if sys.argv[5] == "locked":
 chain = connect(workdir)
 dep = load_deployment(chain)
 info = epoch_info(chain, dep, job, 0)
-receipt = claim(chain, dep, job, 0, account, 100, [bytes.fromhex(p[2:]) for p in proof])
+receipt = claim(chain, dep, job, account, 100, [bytes.fromhex(p[2:]) for p in proof])
 print(json.dumps({"reward_root": info.reward_root.hex(), "cid": info.batch_cid.hex(),
                   "claimed": claimed(chain, dep, job, account), "block": receipt.block_number}))
 chain.close()
@@ -271,7 +270,7 @@ def test_rpc_with_a_local_signing_key(anvil_node: AnvilNode) -> None:
     chain = connect(ChainConfig(url=anvil_node.url, private_key=key))
     try:
         assert chain.sender == "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
-        dep = deploy_all(chain)
+        dep = deploy_all(chain, dev=True)
         assert dep.deployer == chain.sender
         set_id = create_operator_set(chain, dep, "bn254")
         assert set_id == 1

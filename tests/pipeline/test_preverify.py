@@ -21,6 +21,7 @@ from veristream.pipeline.publish import run_epoch
 from veristream.pipeline.reexecute import proposal_for, reexecute
 from veristream.pipeline.state import JobState
 from veristream.provers.aggregation import demo_members
+from veristream.provers.encoding import ZERO_ADDRESS
 from veristream.provers.readings import Domain, Reading
 from veristream.provers.signing import (
     VerdictMemo,
@@ -277,7 +278,7 @@ def test_operators_pre_verify_and_sign_the_same(setup: dict[str, Any], tmp_path:
     job, ctx, records = setup["job"], setup["ctx"], setup["records"]
     store = EmbeddedStore(Path(job.work_dir) / "ipfs")
     outcome = run_epoch(ctx, 0, records, JobState(), store)
-    proposal = proposal_for(outcome.manifest, outcome.manifest_cid, 31337, "0x" + "11" * 20)
+    proposal = proposal_for(outcome.manifest, outcome.manifest_cid, 31337, "0x" + "11" * 20, ZERO_ADDRESS)
     # an operator's re-execution from the batch: same result with its memo, and every check a hit
     batch = outcome.artifacts["batch"]
     memos = EpochMemos()
@@ -311,7 +312,7 @@ def test_ray_operators_pre_verify_fire_and_forget(setup: dict[str, Any], ray_ses
     job, ctx, records = setup["job"], setup["ctx"], setup["records"]
     store = EmbeddedStore(Path(job.work_dir) / "ipfs")
     outcome = run_epoch(ctx, 0, records, JobState(), store)
-    proposal = proposal_for(outcome.manifest, outcome.manifest_cid, 31337, "0x" + "11" * 20)
+    proposal = proposal_for(outcome.manifest, outcome.manifest_cid, 31337, "0x" + "11" * 20, ZERO_ADDRESS)
     committee = RayCommittee(job, demo_members("bls12381", 4), ctx.registry)
     try:
         committee.stop_operator(1)
