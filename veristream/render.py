@@ -17,6 +17,8 @@ def why_unverified(row: dict[str, Any]) -> str:
     """Why an epoch row of a run summary is not verified."""
     if row["data_root"] == "0x" + "00" * 32:
         return "no (no accepted readings)"
+    if row.get("expired") is not None:
+        return f"no (expired: its submission window closed at {row['expired']})"
     return "no (not submitted)"
 
 

@@ -74,3 +74,21 @@ def test_RevertWhen_ASquattersJobOfTheSameNameIsAdopted(tmp_path: Path) -> None:
         assert again.job_hash == session.job_hash
     finally:
         again.chain.close()
+
+
+def test_an_epoch_past_its_window_is_expired_and_one_not_ended_is_waited_for(tmp_path: Path) -> None:
+    job = _spec(tmp_path)
+    session = open_chain(job, _members(job), 1_000)  # type: ignore[arg-type]
+    try:
+        chain = session.chain
+        created = chain.timestamp()
+        # genesis is in the past: every epoch so far ended before the job, one window from creation
+        assert session.submission_closed(0) is None
+        running = (created - job.epochs.clock().genesis_s) // 60 + 2  # ends in the future
+        assert session.submission_closed(running) is None
+        assert chain.timestamp() >= job.epochs.clock().genesis_s + (running + 1) * 60  # clock moved to its end
+        chain.advance_time(job.chain.max_submission_delay_s + 120)
+        closed = session.submission_closed(0)
+        assert closed is not None and closed < chain.timestamp()
+    finally:
+        session.chain.close()
