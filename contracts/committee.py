@@ -48,7 +48,8 @@ class LocalCommittee:
         if not len(operators) == len(weights) == len(self.keys):
             raise InputRejected("need one operator address and one weight per key")
         for i, (key, operator, weight) in enumerate(zip(self.keys, operators, weights, strict=True)):
-            register_operator(chain, dep, set_id, operator, weight, key.pubkey, key.pop, key.pubkey_g2)
+            pop = key.registration_pop(chain.chain_id, dep.operator_registry, set_id, operator)
+            register_operator(chain, dep, set_id, operator, weight, key.pubkey, pop, key.pubkey_g2)
             self.slots[i] = operator_slot(chain, dep, set_id, operator)
 
     def sign(self, digest: bytes, signers: Sequence[int]) -> Signed:

@@ -17,6 +17,10 @@ from veristream.provers.encoding import parse_address
 from veristream.provers.errors import InputRejected
 
 DEPLOYMENT_FILE = "deployment.json"
+# OperatorRegistry.MIN_ACTIVATION_DELAY: the timelock of operator-set changes off development chains.
+MIN_ACTIVATION_DELAY = 2 * 24 * 3600
+# OperatorRegistry.isLocalDevelopmentChain: anvil/Hardhat, the usual dev id, the embedded eth-tester EVM.
+DEVELOPMENT_CHAIN_IDS = frozenset({31337, 1337, 131277322940537})
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +85,8 @@ def deploy(chain: Chain, name: str, *args: Any) -> str:
 def deploy_all(
     chain: Chain,
     *,
-    activation_delay: int = 1,
+    activation_delay: int | None = None,
+    dev: bool = False,
     token: str | None = None,
     token_name: str = "VeriStream Reward",
     token_symbol: str = "VSR",
@@ -90,15 +95,30 @@ def deploy_all(
     """Deploys OperatorRegistry, EpochVerifier, RewardDistributor, DeviceRegistry (and a
     ``RewardToken`` unless ``token`` names an existing ERC-20), owned by the chain's sender.
 
-    The deployment is saved as ``deployment.json`` in the embedded chain's work directory,
-    or to ``save_to`` when given.
+    ``activation_delay`` (seconds from an operator-set change to its effect) defaults to
+    ``MIN_ACTIVATION_DELAY``, or to 1 second with ``dev`` (a local development chain, where the
+    registry accepts any delay); a shorter delay without ``dev`` is refused. The deployment is
+    saved as ``deployment.json`` in the embedded chain's work directory, or to ``save_to``.
     """
+    if activation_delay is None:
+        activation_delay = 1 if dev else MIN_ACTIVATION_DELAY
     if activation_delay < 1:
         raise InputRejected("activation_delay must be at least 1 second")
+    if activation_delay < MIN_ACTIVATION_DELAY and not dev:
+        raise InputRejected(
+            f"activation_delay {activation_delay} s is below the {MIN_ACTIVATION_DELAY} s floor of a production "
+            "chain: operator-set changes would take effect before anyone can react; pass --dev (dev=True) "
+            "on a local development chain"
+        )
+    if dev and chain.chain_id not in DEVELOPMENT_CHAIN_IDS and activation_delay < MIN_ACTIVATION_DELAY:
+        raise InputRejected(
+            f"chain {chain.chain_id} is not a development chain ({sorted(DEVELOPMENT_CHAIN_IDS)}): the "
+            f"OperatorRegistry refuses an activation delay below {MIN_ACTIVATION_DELAY} s there"
+        )
     owner = chain.sender
     registry = deploy(chain, "OperatorRegistry", owner, activation_delay)
     verifier = deploy(chain, "EpochVerifier", registry)
-    distributor = deploy(chain, "RewardDistributor", verifier)
+    distributor = deploy(chain, "RewardDistributor", verifier, owner)
     devices = deploy(chain, "DeviceRegistry", owner)
     reward_token = checksum_address(token) if token else deploy(chain, "RewardToken", token_name, token_symbol, owner)
     dep = Deployment(

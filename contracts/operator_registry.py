@@ -42,9 +42,10 @@ def register_operator(
 ) -> Receipt:
     """Adds an operator with its BLS key and proof of possession (owner only).
 
-    bn254: ``pubkey`` = ``sk_to_pk_g1`` (64 bytes), ``pubkey_g2`` = ``sk_to_pk`` (128 bytes),
-    ``pop`` = ``pop_prove`` (64 bytes). bls12381: ``pubkey`` = ``pk_to_evm`` (128 bytes),
-    ``pop`` = ``signature_to_evm(pop_prove(sk))`` (256 bytes), no ``pubkey_g2``.
+    bn254: ``pubkey`` = ``sk_to_pk_g1`` (64 bytes), ``pubkey_g2`` = ``sk_to_pk`` (128 bytes).
+    bls12381: ``pubkey`` = ``pk_to_evm`` (128 bytes), no ``pubkey_g2``. ``pop`` signs the
+    registry's ``key_registration_digest`` for (``set_id``, ``operator``, ``pubkey``):
+    ``OperatorKey.registration_pop`` (the operator computes it; its secret never leaves it).
     """
     registry = contract(chain, "OperatorRegistry", dep.operator_registry)
     return chain.transact(
@@ -67,9 +68,18 @@ def remove_operator(chain: Chain, dep: Deployment, set_id: int, operator: str) -
 def rotate_operator_key(
     chain: Chain, dep: Deployment, set_id: int, operator: str, pubkey: bytes, pop: bytes, pubkey_g2: bytes = b""
 ) -> Receipt:
-    """Replaces ``operator``'s key (sent by the operator itself), keeping slot and weight."""
+    """Replaces ``operator``'s key (sent by the operator itself), keeping slot and weight;
+    ``pop`` signs ``key_registration_digest`` for (``set_id``, ``operator``, ``pubkey``)."""
     registry = contract(chain, "OperatorRegistry", dep.operator_registry)
     return chain.transact(registry.functions.rotateKey(set_id, pubkey, pubkey_g2, pop), sender=checksum_address(operator))
+
+
+def key_registration_digest(chain: Chain, dep: Deployment, set_id: int, operator: str, pubkey: bytes) -> bytes:
+    """The registry's ``keyRegistrationDigest``: what a proof of possession signs to register
+    ``pubkey`` for ``operator`` in ``set_id`` (``provers.aggregation.key_registration_digest``
+    computes the same off chain)."""
+    registry = contract(chain, "OperatorRegistry", dep.operator_registry)
+    return bytes(chain.call(registry.functions.keyRegistrationDigest(set_id, checksum_address(operator), pubkey)))
 
 
 def operator_slot(chain: Chain, dep: Deployment, set_id: int, operator: str) -> int:

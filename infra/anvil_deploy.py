@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with anvil(args.port) as node:
         chain = connect(ChainConfig(url=node.ipc, gas_limit=15_000_000))
-        dep = deploy_all(chain, save_to=args.deployment)
+        dep = deploy_all(chain, dev=True, save_to=args.deployment)  # anvil: a local development node
         out: dict[str, object] = {"rpc_url": node.url, **json.loads(dep.to_json())}
         if args.operators:
             set_id = create_operator_set(chain, dep, args.scheme)

@@ -19,8 +19,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from veristream.provers.bls.scheme import BlsScheme, ChainSignature, scheme_for
+from veristream.provers.encoding import (
+    address_word,
+    check_uint,
+    eip712_digest,
+    eip712_domain_separator,
+    eip712_type_hash,
+    keccak256,
+    parse_address,
+    uint_word,
+)
 from veristream.provers.epoch_result import EpochResult
 from veristream.provers.errors import InputRejected, VeriStreamError
+
+# The EIP-712 message an OperatorRegistry proof of possession signs (OperatorRegistry.sol).
+REGISTRY_DOMAIN_NAME = "VeriStream"
+REGISTRY_DOMAIN_VERSION = "1"
+OPERATOR_KEY_TYPE = "OperatorKey(uint32 setId,address operator,bytes32 pubkeyHash)"
+OPERATOR_KEY_TYPE_HASH = eip712_type_hash(OPERATOR_KEY_TYPE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +49,7 @@ class Proposal:
     result: EpochResult
     chain_id: int
     verifier: str
+    job_owner: str  # the account that created the job on chain: job ids are namespaced by it
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,26 +78,62 @@ class Member:
     actor: str | None = None  # a registry committee's served operator actor
 
 
+def key_registration_digest(chain_id: int, registry: str | bytes, set_id: int, operator: str | bytes, pubkey: bytes) -> bytes:
+    """The 32-byte EIP-712 digest a proof of possession signs to register ``pubkey`` for
+    ``operator`` in set ``set_id`` of the OperatorRegistry at ``registry`` on chain ``chain_id``.
+
+    Domain {name "VeriStream", version "1", chainId, verifyingContract = registry}; type
+    ``OperatorKey(uint32 setId,address operator,bytes32 pubkeyHash)`` with ``pubkeyHash =
+    keccak256(pubkey)``, ``pubkey`` the G1 key as the registry takes it (64 bytes bn254, 128
+    bytes EIP-2537 bls12381). Equals the contract's ``keyRegistrationDigest`` view.
+    """
+    # VALIDATE
+    check_uint(set_id, 32, "set_id")
+    if len(pubkey) not in (64, 128):
+        raise InputRejected(f"a registry G1 key is 64 (bn254) or 128 (bls12381) bytes, got {len(pubkey)}")
+    # DIGEST
+    domain = eip712_domain_separator(REGISTRY_DOMAIN_NAME, REGISTRY_DOMAIN_VERSION, chain_id, registry)
+    struct_hash = keccak256(
+        OPERATOR_KEY_TYPE_HASH + uint_word(set_id) + address_word(parse_address(operator)) + keccak256(bytes(pubkey))
+    )
+    return eip712_digest(domain, struct_hash)
+
+
 @dataclass(frozen=True, slots=True)
 class OperatorKey:
-    """One operator's secret key and the encodings the registry takes."""
+    """One operator's secret key and the key encodings the registry takes; its proof of
+    possession depends on where it registers (``registration_pop``)."""
 
     scheme: str
     secret_key: int = field(repr=False)
     public_key: bytes  # native: bls12381 48-byte compressed G1; bn254 128-byte G2
     pubkey: bytes  # G1: 64 bytes (bn254) or 128 bytes EIP-2537 (bls12381)
     pubkey_g2: bytes  # bn254 only
-    pop: bytes  # bn254 G1 (64) / bls12381 EIP-2537 G2 (256)
 
     @classmethod
     def from_secret(cls, scheme: str, secret_key: int) -> OperatorKey:
         """Derives the public encodings of ``secret_key`` for ``scheme``."""
         key = scheme_for(scheme).registry_key(secret_key)
-        return cls(scheme, secret_key, key.public_key, key.pubkey, key.pubkey_g2, key.pop)
+        return cls(scheme, secret_key, key.public_key, key.pubkey, key.pubkey_g2)
+
+    @classmethod
+    def from_key_file(cls, key: Mapping[str, str]) -> OperatorKey:
+        """The key of a ``keygen`` key file (its ``scheme`` and ``secret_key``; the public parts
+        are derived again from the secret)."""
+        try:
+            return cls.from_secret(str(key["scheme"]), int(str(key["secret_key"]), 16))
+        except (KeyError, ValueError) as exc:
+            raise InputRejected(f"not an operator key file (scheme, secret_key): {exc}") from None
 
     def sign(self, digest: bytes) -> bytes:
         """This operator's signature of ``digest`` in the scheme's native encoding."""
         return scheme_for(self.scheme).sign(self.secret_key, digest)
+
+    def registration_pop(self, chain_id: int, registry: str | bytes, set_id: int, operator: str | bytes) -> bytes:
+        """The proof of possession that registers this key for ``operator`` in set ``set_id`` of
+        the OperatorRegistry at ``registry`` on chain ``chain_id`` (and nowhere else)."""
+        digest = key_registration_digest(chain_id, registry, set_id, operator, self.pubkey)
+        return scheme_for(self.scheme).registration_pop(self.secret_key, digest)
 
 
 def demo_keys(scheme: str, size: int, seed: int = 1) -> list[OperatorKey]:
@@ -261,9 +314,10 @@ def _registered_slot(scheme: BlsScheme, registered: Sequence[Any], key: bytes) -
 
 
 def keygen(scheme: str) -> dict[str, str]:
-    """A fresh operator key with the encodings the OperatorRegistry takes (hex strings).
+    """A fresh operator key with the key encodings the OperatorRegistry takes (hex strings).
 
-    The secret comes from the OS's CSPRNG; the caller must keep the result private.
+    The secret comes from the OS's CSPRNG; the caller must keep the result private. The proof
+    of possession is made per registration (``OperatorKey.from_key_file(...).registration_pop``).
     """
     secret = 1 + secrets.randbelow(scheme_for(scheme).order - 1)
     key = OperatorKey.from_secret(scheme, secret)
@@ -273,5 +327,4 @@ def keygen(scheme: str) -> dict[str, str]:
         "public_key": "0x" + key.public_key.hex(),
         "registry_pubkey": "0x" + key.pubkey.hex(),
         "registry_pubkey_g2": "0x" + key.pubkey_g2.hex(),
-        "registry_pop": "0x" + key.pop.hex(),
     }

@@ -306,14 +306,28 @@ def fast_aggregate_verify(pks: Sequence[bytes], message: bytes, signature: bytes
     return _pairing_check([(apk, _b.p2.hash_to_group(message, DST))], sig_point)
 
 
+def sign_pop(sk: int, message: bytes) -> bytes:
+    """The BLS signature of ``message`` under the ciphersuite's ``POP_DST`` (96 bytes).
+
+    The OperatorRegistry takes ``signature_to_evm(sign_pop(sk, digest))`` with ``digest`` its
+    32-byte ``keyRegistrationDigest``, which binds the proof to the chain, registry, set and operator.
+    """
+    return _core_sign(sk, message, POP_DST)
+
+
+def verify_pop(pk: bytes, message: bytes, proof: bytes) -> bool:
+    """Whether ``proof`` is ``sign_pop(sk, message)`` for ``pk``'s secret; ``False`` on bad input."""
+    return _core_verify(pk, message, proof, POP_DST)
+
+
 def pop_prove(sk: int) -> bytes:
-    """The proof of possession of ``sk``: its signature of its own public key under ``POP_DST``."""
-    return _core_sign(sk, sk_to_pk(sk), POP_DST)
+    """The ciphersuite's PopProve: ``sign_pop`` over ``sk``'s own public key."""
+    return sign_pop(sk, sk_to_pk(sk))
 
 
 def pop_verify(pk: bytes, proof: bytes) -> bool:
-    """Whether ``proof`` is a valid proof of possession for ``pk``; ``False`` on bad input."""
-    return _core_verify(pk, pk, proof, POP_DST)
+    """The ciphersuite's PopVerify of ``proof`` for ``pk``; ``False`` on bad input."""
+    return verify_pop(pk, pk, proof)
 
 
 # --- EVM (EIP-2537) encodings ----------------------------------------------------

@@ -47,7 +47,7 @@ from veristream.provers.encoding import keccak256
 from veristream.provers.errors import InputRejected
 
 DST = b"VERISTREAM-BLS-BN254-SIG-V1"
-POP_DST = b"VERISTREAM-BLS-BN254-POP-V1"
+POP_DST = b"VERISTREAM-BLS-BN254-POP-V2"
 
 WORD = 32
 G1_LENGTH = 2 * WORD
@@ -249,14 +249,28 @@ def verify(pk: bytes, message: bytes, signature: bytes) -> bool:
     return _core_verify(pk, message, signature, DST)
 
 
+def sign_pop(sk: int, message: bytes) -> bytes:
+    """A proof of possession over ``message``: ``sk * H(message)`` under ``POP_DST`` (64 bytes).
+
+    The OperatorRegistry takes ``sign_pop(sk, digest)`` with ``digest`` its 32-byte
+    ``keyRegistrationDigest``, which binds the proof to the chain, registry, set and operator.
+    """
+    return _core_sign(sk, message, POP_DST)
+
+
+def verify_pop(pk: bytes, message: bytes, proof: bytes) -> bool:
+    """Whether ``proof`` is ``sign_pop(sk, message)`` for ``pk``'s secret; ``False`` on bad input."""
+    return _core_verify(pk, message, proof, POP_DST)
+
+
 def pop_prove(sk: int) -> bytes:
-    """The proof of possession: ``sk * H(sk_to_pk(sk))`` under ``POP_DST`` (message = 128-byte pk)."""
-    return _core_sign(sk, sk_to_pk(sk), POP_DST)
+    """The context-free proof of possession: ``sign_pop`` over the 128-byte public key itself."""
+    return sign_pop(sk, sk_to_pk(sk))
 
 
 def pop_verify(pk: bytes, proof: bytes) -> bool:
-    """Whether ``proof`` proves possession of ``pk``'s secret key; ``False`` on bad input."""
-    return _core_verify(pk, pk, proof, POP_DST)
+    """Whether ``proof`` is ``pop_prove`` of ``pk``'s secret key; ``False`` on bad input."""
+    return verify_pop(pk, pk, proof)
 
 
 def aggregate(signatures: Sequence[bytes]) -> bytes:

@@ -25,12 +25,12 @@ class UnknownScheme(InputRejected):
 
 @dataclass(frozen=True, slots=True)
 class RegistryKey:
-    """One operator key's native public key and the encodings the OperatorRegistry takes."""
+    """One operator key's native public key and the key encodings the OperatorRegistry takes
+    (its proof of possession depends on the registration: ``BlsScheme.registration_pop``)."""
 
     public_key: bytes  # native: bls12381 48-byte compressed G1; bn254 128-byte G2
     pubkey: bytes  # G1: 64 bytes (bn254) or 128 bytes EIP-2537 (bls12381)
     pubkey_g2: bytes  # bn254 only, else b""
-    pop: bytes  # proof of possession: bn254 G1 (64) / bls12381 EIP-2537 G2 (256)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +64,13 @@ class BlsScheme(Protocol):
         ...
 
     def registry_key(self, sk: int) -> RegistryKey:
-        """``sk``'s native public key, and its key and proof of possession as the registry takes them."""
+        """``sk``'s native public key, and its key as the registry takes it."""
+        ...
+
+    def registration_pop(self, sk: int, digest: bytes) -> bytes:
+        """The proof of possession over the registry's ``keyRegistrationDigest``, as the registry
+        takes it: bn254 ``sk * H_G1(digest)`` (64 bytes); bls12381 the signature of ``digest``
+        under the ciphersuite's POP tag, EIP-2537 G2 (256 bytes)."""
         ...
 
     def chain_signature(self, signature: bytes, pks: Sequence[bytes]) -> ChainSignature:
@@ -96,7 +102,10 @@ class Bls12381:
 
     def registry_key(self, sk: int) -> RegistryKey:
         pk = bls12381.sk_to_pk(sk)
-        return RegistryKey(pk, bls12381.pk_to_evm(pk), b"", bls12381.signature_to_evm(bls12381.pop_prove(sk)))
+        return RegistryKey(pk, bls12381.pk_to_evm(pk), b"")
+
+    def registration_pop(self, sk: int, digest: bytes) -> bytes:
+        return bls12381.signature_to_evm(bls12381.sign_pop(sk, digest))
 
     def chain_signature(self, signature: bytes, pks: Sequence[bytes]) -> ChainSignature:
         return ChainSignature(bls12381.signature_to_evm(signature), b"")
@@ -128,7 +137,10 @@ class Bn254:
 
     def registry_key(self, sk: int) -> RegistryKey:
         pk = bytes(bn254.sk_to_pk(sk))
-        return RegistryKey(pk, bn254.sk_to_pk_g1(sk), pk, bn254.pop_prove(sk))
+        return RegistryKey(pk, bn254.sk_to_pk_g1(sk), pk)
+
+    def registration_pop(self, sk: int, digest: bytes) -> bytes:
+        return bn254.sign_pop(sk, digest)
 
     def chain_signature(self, signature: bytes, pks: Sequence[bytes]) -> ChainSignature:
         return ChainSignature(signature, bn254.aggregate_pks_g2(list(pks)))

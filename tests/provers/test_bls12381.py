@@ -149,6 +149,16 @@ def test_pop_does_not_verify_as_a_plain_signature(signed: tuple[bytes, bytes, by
     assert not bls.pop_verify(bls.sk_to_pk(5), proof)
 
 
+def test_registration_pop_signs_a_digest_under_the_pop_tag(signed: tuple[bytes, bytes, bytes]) -> None:
+    pk, _, _ = signed
+    digest = bytes(range(32))  # stands for an OperatorRegistry keyRegistrationDigest
+    proof = bls.sign_pop(0x1234567890ABCDEF, digest)
+    assert bls.verify_pop(pk, digest, proof)
+    assert not bls.verify_pop(pk, bytes(32), proof)  # bound to its digest
+    assert not bls.verify(pk, digest, proof)  # and to POP_DST
+    assert bls.sign_pop(0x1234567890ABCDEF, pk) == bls.pop_prove(0x1234567890ABCDEF)
+
+
 def _malformed_pks() -> Iterator[tuple[str, Any]]:
     good = bls.sk_to_pk(42)
     yield "infinity", b"\xc0" + bytes(47)

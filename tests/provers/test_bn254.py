@@ -124,6 +124,7 @@ def test_group_math_matches_py_ecc(sk: int, message: bytes) -> None:
     assert bn254.pop_prove(sk) == _enc_g1(
         multiply(_point_g1(bn254.hash_to_g1(bn254.sk_to_pk(sk), bn254.POP_DST)), sk)
     )
+    assert bn254.sign_pop(sk, message) == _enc_g1(multiply(_point_g1(bn254.hash_to_g1(message, bn254.POP_DST)), sk))
 
 
 @settings(max_examples=20, deadline=None)
@@ -291,6 +292,11 @@ def test_pop_round_trip_and_domain_separation() -> None:
     proof = bn254.pop_prove(sk)
     assert bn254.pop_verify(pk, proof)
     assert not bn254.verify(pk, pk, proof)  # the PoP is not a signature under DST
+    digest = bytes(range(32))  # stands for an OperatorRegistry keyRegistrationDigest
+    bound = bn254.sign_pop(sk, digest)
+    assert bn254.verify_pop(pk, digest, bound)
+    assert not bn254.verify_pop(pk, bytes(32), bound)
+    assert not bn254.verify(pk, digest, bound)
 
 
 def test_rogue_key_attack_passes_plain_fav_and_fails_pop() -> None:
@@ -499,8 +505,13 @@ def test_docs_test_vector() -> None:
         "0773b1f0eae22e9fa03032aec710ac9c719e2d2fad7ff38d518e0f5d98f9b619"
     )
     assert bn254.pop_prove(sk).hex() == (
-        "1063e7fb012e26ef6027c9a8386f025e73c34d34e254da6ab7ccd4ccfa6c8518"
-        "0e1a1e371ad7a983a7260f263120249d0acbde8e4a8b2bdc40374a7569a193dc"
+        "17a5c9a5dee8a4c5b6be1ca1e0afe83f369cfd8f8c78627f30d183d1ca81d5b7"
+        "240e1951d55336a478a63eb2cba619fe72718253f6fcd6dcdd498b77a239e414"
+    )
+    # the registry's PoP: sign_pop over a 32-byte keyRegistrationDigest, POP_DST V2
+    assert bn254.sign_pop(sk, m).hex() == (
+        "1a43b4f6e20dd203dd1cee9dbced7c918ec4c1d480571b0834831ed3d43b67f9"
+        "2e346ce5948b1263024305590ba6b6c861d123f1c364114ff43514e051dfcae0"
     )
     gamma = bn254.challenge(m, bn254.sk_to_pk_g1(sk), bn254.sk_to_pk(sk), sig)
     assert gamma == 0x0E32768FE0C6374AD748C524D1C9575DC2BDC588EC8604471E63A8AA874CF854
