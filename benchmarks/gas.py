@@ -23,6 +23,7 @@ from veristream.contracts import (
     Chain,
     ChainConfig,
     Deployment,
+    Receipt,
     claim,
     connect,
     create_job,
@@ -35,6 +36,7 @@ from veristream.contracts import (
 )
 from veristream.contracts.anvil import anvil
 from veristream.contracts.committee import LocalCommittee
+from veristream.provers.aggregation import OperatorKey
 from veristream.provers.encoding import keccak256
 from veristream.provers.epoch_result import EpochResult, job_id_hash
 
@@ -100,7 +102,7 @@ def _submit_gas(bench: _Bench, scheme: str, sizes: tuple[int, ...]) -> tuple[dic
     for size in sizes:
         for i in range(registered, size):
             key = committee.keys[i]
-            register_operator(chain, dep, set_id, _operator(i), 1, key.pubkey, key.pop, key.pubkey_g2)
+            _register(chain, dep, set_id, _operator(i), key)
             committee.slots[i] = i  # slots are handed out in order on a fresh set
         registered = size
         chain.advance_time(dep.activation_delay + 1)
@@ -111,16 +113,22 @@ def _submit_gas(bench: _Bench, scheme: str, sizes: tuple[int, ...]) -> tuple[dic
     return all_sign, third_absent, _register_gas(bench, scheme)
 
 
+def _register(chain: Chain, dep: Deployment, set_id: int, operator: str, key: OperatorKey) -> Receipt:
+    """Registers ``key`` for ``operator`` with weight 1 and its proof of possession for that set."""
+    pop = key.registration_pop(chain.chain_id, dep.operator_registry, set_id, operator)
+    return register_operator(chain, dep, set_id, operator, 1, key.pubkey, pop, key.pubkey_g2)
+
+
 def _register_gas(bench: _Bench, scheme: str) -> int:
     """One operator joining a set whose last change is already in force (a new checkpoint:
     the cost every later joiner pays; joiners within one activation window share one)."""
     chain, dep = bench.chain, bench.dep
     set_id = create_operator_set(chain, dep, scheme)
     keys = LocalCommittee.deterministic(scheme, 2, seed=7).keys
-    register_operator(chain, dep, set_id, _operator(5000), 1, keys[0].pubkey, keys[0].pop, keys[0].pubkey_g2)
+    _register(chain, dep, set_id, _operator(5000), keys[0])
     chain.advance_time(dep.activation_delay + 1)
     key = keys[1]
-    return register_operator(chain, dep, set_id, _operator(5001), 1, key.pubkey, key.pop, key.pubkey_g2).gas_used
+    return _register(chain, dep, set_id, _operator(5001), key).gas_used
 
 
 def _claims(bench: _Bench, set_id_committee: tuple[int, LocalCommittee]) -> dict[str, Any]:
@@ -177,7 +185,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     sizes = QUICK_SIZES if quick or os.environ.get("VERISTREAM_BENCH_QUICK") else SIZES
     with anvil() as node:
         chain = connect(ChainConfig(url=node.ipc, gas_limit=15_000_000))
-        dep = deploy_all(chain)
+        dep = deploy_all(chain, dev=True)  # anvil: a local development node
         bench = _Bench(chain, dep)
         bn_all, bn_absent, bn_register = _submit_gas(bench, "bn254", sizes)
         bls_all, bls_absent, bls_register = _submit_gas(bench, "bls12381", sizes)
@@ -185,7 +193,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         set_id = create_operator_set(chain, dep, "bn254")
         committee = LocalCommittee.deterministic("bn254", 4, seed=9)
         for i, key in enumerate(committee.keys):
-            register_operator(chain, dep, set_id, _operator(1000 + i), 1, key.pubkey, key.pop, key.pubkey_g2)
+            _register(chain, dep, set_id, _operator(1000 + i), key)
             committee.slots[i] = i
         chain.advance_time(dep.activation_delay + 1)
         claims = _claims(bench, (set_id, committee))

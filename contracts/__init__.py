@@ -40,6 +40,7 @@ from veristream.contracts.epoch_verifier import (
 from veristream.contracts.operator_registry import (
     SetOperator,
     create_operator_set,
+    key_registration_digest,
     operator_set_at,
     operator_set_members,
     operator_set_pending_until,
@@ -88,6 +89,7 @@ __all__ = [
     "fund_rewards",
     "is_manager",
     "job_operator_set",
+    "key_registration_digest",
     "key_rotation_digest",
     "load_artifact",
     "load_deployment",

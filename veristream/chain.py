@@ -36,11 +36,11 @@ from veristream.contracts import (
 )
 from veristream.contracts.chain import URL_SCHEMES, Chain, ChainConfig, Receipt
 from veristream.contracts.committee import LocalCommittee
-from veristream.contracts.deploy import DEPLOYMENT_FILE
+from veristream.contracts.deploy import DEPLOYMENT_FILE, DEVELOPMENT_CHAIN_IDS
 from veristream.pipeline.commitments import reward_proof
 from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.state import Checkpoint
-from veristream.provers.aggregation import Aggregate, Member
+from veristream.provers.aggregation import Aggregate, Member, OperatorKey
 from veristream.provers.epoch_result import EpochResult, job_id_hash
 from veristream.provers.errors import InputRejected
 
@@ -137,7 +137,7 @@ def open_chain(job: JobSpec, members: Sequence[Member], total_epochs_budget: int
         dep = load_deployment(chain, work_dir / DEPLOYMENT_FILE)
         return ChainSession(chain, dep, saved, job_hash)
     if job.operators.set_id is None:
-        dep = deploy_all(chain, save_to=work_dir / DEPLOYMENT_FILE)
+        dep = deploy_all(chain, dev=chain.chain_id in DEVELOPMENT_CHAIN_IDS, save_to=work_dir / DEPLOYMENT_FILE)
         set_id = create_operator_set(chain, dep, job.operators.scheme)
         committee = LocalCommittee.deterministic(job.operators.scheme, job.operators.count, job.operators.key_seed)
         accounts = chain.accounts
@@ -228,7 +228,9 @@ def claim_for(
 
 
 def register_key(job: JobSpec, key: dict[str, str], account: str | None, weight: int) -> dict[str, Any]:
-    """Register ``key`` (from ``keygen``) for ``account`` in the job's operator set on its chain."""
+    """Register ``key`` (from ``keygen``) for ``account`` in the job's operator set on its chain,
+    with a proof of possession made here from the key's secret for this chain, registry, set
+    and account."""
     if key.get("scheme") != job.operators.scheme:
         raise InputRejected(f"key is {key.get('scheme')!r} but the job's operators use {job.operators.scheme!r}")
     set_id = job_operator_set_id(job)
@@ -238,15 +240,10 @@ def register_key(job: JobSpec, key: dict[str, str], account: str | None, weight:
     try:
         dep = load_deployment(chain, job_deployment(job))
         operator = account or chain.sender
+        operator_key = OperatorKey.from_key_file(key)
+        pop = operator_key.registration_pop(chain.chain_id, dep.operator_registry, set_id, operator)
         receipt = register_operator(
-            chain,
-            dep,
-            set_id,
-            operator,
-            weight,
-            bytes.fromhex(key["registry_pubkey"][2:]),
-            bytes.fromhex(key["registry_pop"][2:]),
-            bytes.fromhex(key["registry_pubkey_g2"][2:]),
+            chain, dep, set_id, operator, weight, operator_key.pubkey, pop, operator_key.pubkey_g2
         )
         chain.save()
     finally:

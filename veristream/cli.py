@@ -402,6 +402,13 @@ def chain_deploy(
     target: str = typer.Argument(..., help="An embedded chain's work directory, or a JSON-RPC url (http://, ipc://)."),
     private_key: str | None = typer.Option(None, envvar="VERISTREAM_PRIVATE_KEY", help="Sender key for a node without unlocked accounts."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    activation_delay: int | None = typer.Option(
+        None,
+        "--activation-delay",
+        metavar="SECONDS",
+        help="Seconds from an operator-set change to its effect (default: 2 days; 1 with --dev).",
+    ),
+    dev: bool = typer.Option(False, "--dev", help="A local development chain: allow an activation delay under 2 days."),
 ) -> None:
     """Deploy OperatorRegistry, EpochVerifier, RewardDistributor, DeviceRegistry and a RewardToken."""
     from veristream.chain import connect_target
@@ -409,7 +416,10 @@ def chain_deploy(
 
     chain = connect_target(target, private_key)
     try:
-        dep = deploy_all(chain)
+        dep = deploy_all(chain, activation_delay=activation_delay, dev=dev)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     finally:
         chain.close()
     typer.echo(dep.to_json() if json_out else "\n".join(f"{k:20} {v}" for k, v in _dataclass_fields(dep).items()))
@@ -480,21 +490,38 @@ app.add_typer(operator_app, name="operator")
 def operator_keygen(
     scheme: str = typer.Option("bls12381", help="bls12381 or bn254."),
     out: str = typer.Option(..., help="Where to write the key (JSON, mode 0600)."),
+    chain_id: int | None = typer.Option(None, help="With --registry/--set-id/--operator: the chain id the PoP is for."),
+    registry: str | None = typer.Option(None, help="The OperatorRegistry address the PoP is for."),
+    set_id: int | None = typer.Option(None, help="The operator set the PoP is for."),
+    operator: str | None = typer.Option(None, help="The operator account the PoP is for."),
 ) -> None:
-    """Generate an operator BLS key with its proof of possession; print the public part."""
+    """Generate an operator BLS key; print the public part.
+
+    With --chain-id, --registry, --set-id and --operator it also prints `registry_pop`, the
+    proof of possession that registers this key for that operator in that set (and nowhere
+    else), for the registry owner's `registerOperator`: the secret never leaves the operator.
+    """
     import json
     import os
 
-    from veristream.provers.aggregation import keygen
+    from veristream.provers.aggregation import OperatorKey, keygen
 
+    context = (chain_id, registry, set_id, operator)
+    if any(v is not None for v in context) and any(v is None for v in context):
+        raise typer.BadParameter("a proof of possession needs all of --chain-id, --registry, --set-id and --operator")
     try:
         key = keygen(scheme)
+        public = {k: v for k, v in key.items() if k != "secret_key"}
+        if chain_id is not None and registry is not None and set_id is not None and operator is not None:
+            pop = OperatorKey.from_key_file(key).registration_pop(chain_id, registry, set_id, operator)
+            public |= {"chain_id": str(chain_id), "registry": registry, "set_id": str(set_id), "operator": operator}
+            public["registry_pop"] = "0x" + pop.hex()
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(key, handle, indent=1)
-    typer.echo(json.dumps({k: v for k, v in key.items() if k != "secret_key"}, indent=1))
+    typer.echo(json.dumps(public, indent=1))
 
 
 @operator_app.command("register")
@@ -504,7 +531,8 @@ def operator_register(
     account: str | None = typer.Option(None, help="Operator account (default: the chain's sender)."),
     weight: int = typer.Option(1, help="Signing weight."),
 ) -> None:
-    """Register an operator key (with its proof of possession) in the job's operator set on chain."""
+    """Register an operator key in the job's operator set on chain, with a proof of possession
+    made from the key file's secret for this chain, registry, set and account."""
     import json
     from pathlib import Path
 

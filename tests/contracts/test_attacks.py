@@ -28,6 +28,7 @@ from veristream.contracts import (
     epoch_contains_reading_data,
     epoch_digest,
     fund_rewards,
+    key_registration_digest,
     register_operator,
     remove_operator,
     submit_epoch,
@@ -57,7 +58,7 @@ class World:
 @pytest.fixture(scope="module")
 def world() -> Iterator[World]:
     chain = connect(None)
-    dep = deploy_all(chain)
+    dep = deploy_all(chain, dev=True)
     set_id = create_operator_set(chain, dep, "bn254")
     committee = LocalCommittee.deterministic("bn254", 4, seed=11)
     accounts = chain.accounts
@@ -160,7 +161,9 @@ def test_rogue_key_cannot_register_or_forge_an_aggregate(world: World) -> None:
     rogue_pk2, rogue_pk1 = bn254.sk_to_pk(rogue_scalar), bn254.sk_to_pk_g1(rogue_scalar)
     assert bn254.aggregate_pks_g2([rogue_pk2, *(k.pubkey_g2 for k in world.committee.keys)]) == bn254.sk_to_pk(0xBAD)
     # the attacker knows no secret for the rogue key: its best PoP is its own key's
-    fake_pop = bn254.sign(0xBAD, rogue_pk2)
+    fake_pop = bn254.sign_pop(
+        0xBAD, key_registration_digest(world.chain, world.dep, world.set_id, world.accounts[8], rogue_pk1)
+    )
     with expect("InvalidProofOfPossession"):
         register_operator(world.chain, world.dep, world.set_id, world.accounts[8], 5, rogue_pk1, fake_pop, rogue_pk2)
     # at submission: the attacker alone signs, names every slot and offers its own G2 key
@@ -175,7 +178,8 @@ def test_g1_key_not_matching_g2_key_is_rejected(world: World) -> None:
     good = LocalCommittee.deterministic("bn254", 1, seed=12).keys[0]
     other = LocalCommittee.deterministic("bn254", 1, seed=13).keys[0]
     with expect("InvalidProofOfPossession"):
-        register_operator(world.chain, world.dep, world.set_id, world.accounts[8], 1, other.pubkey, good.pop, good.pubkey_g2)
+        pop = good.registration_pop(world.chain.chain_id, world.dep.operator_registry, world.set_id, world.accounts[8])
+        register_operator(world.chain, world.dep, world.set_id, world.accounts[8], 1, other.pubkey, pop, good.pubkey_g2)
 
 
 def test_signature_from_an_operator_removed_before_the_epoch_is_rejected(world: World) -> None:
@@ -316,7 +320,8 @@ def test_bad_encodings_fail_with_clear_errors(world: World) -> None:
         submit_epoch(world.chain, world.dep, result, signed.signer_bitmap, signed.signature[:63], signed.apk_g2)
     with expect("InvalidKeyLength"):
         k = world.committee.keys[0]
-        register_operator(world.chain, world.dep, world.set_id, world.accounts[8], 1, k.pubkey[:63], k.pop, k.pubkey_g2)
+        pop = k.registration_pop(world.chain.chain_id, world.dep.operator_registry, world.set_id, world.accounts[8])
+        register_operator(world.chain, world.dep, world.set_id, world.accounts[8], 1, k.pubkey[:63], pop, k.pubkey_g2)
     with expect("UnknownJob"):
         submit_epoch(world.chain, world.dep, EpochResult(b"\x07" * 32, 1, result.data_root, result.reward_root, CID),
                      signed.signer_bitmap, signed.signature, signed.apk_g2)

@@ -54,7 +54,7 @@ class Setup:
 @pytest.fixture(scope="module")
 def setup() -> Iterator[Setup]:
     chain = connect(None)
-    dep = deploy_all(chain)
+    dep = deploy_all(chain, dev=True)
     domain = Domain(chain_id=chain.chain_id, verifying_contract=dep.device_registry)
     yield Setup(chain, dep, domain)
     chain.close()
