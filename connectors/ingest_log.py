@@ -22,6 +22,7 @@ Layout of the directory::
     processed.json                   epochs the pipeline has committed (atomic rename)
     deadletters/                     the dead-letter store, unless one is passed in
     writer.lock                      held (flock) by the one process that appends
+    quarantine/<time>/               damaged files set aside by ``repair_log`` (with report.json)
 
 One process appends (a second writer gets a clear error). A pipeline in another
 process opens the log with ``read_only=True``, calls ``refresh()`` to see new
@@ -41,6 +42,7 @@ import os
 import queue
 import struct
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -57,8 +59,15 @@ from veristream.connectors.envelope import (
     EnvelopeError,
     parse_reading,
 )
-from veristream.connectors.framing import RecordFile, scan
-from veristream.provers.durable import write_atomically
+from veristream.connectors.framing import (
+    DamagedRange,
+    RecordFile,
+    RecordWriteError,
+    frame,
+    scan,
+    survey,
+)
+from veristream.provers.durable import fsync_directory, write_atomically
 from veristream.provers.epoch_clock import EpochClock
 from veristream.provers.errors import InputRejected, VeriStreamError
 from veristream.provers.reasons import Reason, Stage
@@ -372,6 +381,7 @@ class IngestLog:
 
         results: list[AppendResult] = []
         with self._lock:
+            watermark, dead_epochs = self._event_watermark, set(self._dead_epochs)
             touched: set[int] = set()
             pending: dict[int, list[bytes]] = {}
             dead: list[DeadLetter] = []
@@ -406,16 +416,47 @@ class IngestLog:
                 results.append(AppendResult(True, epoch=epoch))
 
             # WRITE, then one fsync per touched file, then acknowledge.
-            for epoch, bodies in pending.items():
-                self._segment(epoch).append(bodies)
-            if dead:
-                self.dead_letters.add_many(dead, sync=False)
+            marks: dict[int, tuple[int, int]] = {}
+            try:
+                for epoch, bodies in pending.items():
+                    segment = self._segment(epoch)
+                    marks[epoch] = segment.mark()
+                    segment.append(bodies)
+                for epoch in touched:
+                    self._segment(epoch).sync()
+                if dead:
+                    self.dead_letters.add_many(dead)
+            except RecordWriteError:
+                # Disk full or I/O error: the whole batch is unacknowledged, so none
+                # of it may stay behind to be read as accepted (or counted) later.
+                self._undo_batch(marks, watermark, dead_epochs, bool(dead))
+                raise
             for epoch in touched:
-                self._segment(epoch).sync()
                 self._appended[epoch] = self._appended.get(epoch, 0) + len(pending[epoch])
-            if dead:
-                self.dead_letters.sync()
         return results
+
+    def _undo_batch(
+        self,
+        marks: dict[int, tuple[int, int]],
+        watermark: int,
+        dead_epochs: set[int],
+        had_dead: bool,
+    ) -> None:
+        """Cut every segment a failed batch touched back to where it began; restore the watermark."""
+        for epoch, mark in marks.items():
+            segment = self._segments[epoch]
+            segment.rollback(mark)
+            segment.sync()
+            if mark == (0, 0) and not self._appended.get(epoch):
+                # created by this batch: leave no empty epoch behind
+                segment.close()
+                self._segment_path(epoch).unlink(missing_ok=True)
+                del self._segments[epoch]
+                self._appended.pop(epoch, None)
+        self._event_watermark = watermark
+        self._dead_epochs = dead_epochs
+        if had_dead:
+            self.dead_letters.refresh()  # its file went back to its last durable state
 
     def _reject(
         self,
@@ -443,8 +484,14 @@ class IngestLog:
         self._require_writer()
         dead: list[DeadLetter] = []
         with self._lock:
+            dead_epochs = set(self._dead_epochs)
             result = self._reject(dead, bytes(raw), source, reason, field, detail, code)
-            self.dead_letters.add_many(dead)
+            try:
+                self.dead_letters.add_many(dead)
+            except RecordWriteError:
+                self._dead_epochs = dead_epochs
+                self.dead_letters.refresh()
+                raise
         return result
 
     # --- accounting -----------------------------------------------------------
@@ -618,3 +665,132 @@ class OpenEpochTail:
         for epoch in set(self._offsets) - set(open_now):
             del self._offsets[epoch]  # closed: the pipeline reads it whole
         return raws
+
+
+_QUARANTINE = "quarantine"
+
+
+@dataclass(frozen=True, slots=True)
+class FileRepair:
+    """What ``repair_log`` did to one damaged record file."""
+
+    path: str
+    quarantined_as: str
+    damaged: list[DamagedRange]
+    records_kept: int
+    records_lost: int
+    exact: bool
+    bytes_lost: int
+    torn_tail_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (the report file and the CLI print it)."""
+        return {
+            "path": self.path,
+            "quarantined_as": self.quarantined_as,
+            "damaged": [
+                {"start": d.start, "end": d.end, "records": d.records, "exact": d.exact}
+                for d in self.damaged
+            ],
+            "records_kept": self.records_kept,
+            "records_lost": self.records_lost,
+            "records_lost_exact": self.exact,
+            "bytes_lost": self.bytes_lost,
+            "torn_tail_bytes": self.torn_tail_bytes,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RepairReport:
+    """Every damaged file of an ingest log, what was kept and what was set aside."""
+
+    directory: str
+    checked: int
+    repaired: list[FileRepair]
+    quarantine: str | None
+
+    @property
+    def records_lost(self) -> int:
+        """Records in the damaged ranges, over every file (a lower bound unless ``exact``)."""
+        return sum(r.records_lost for r in self.repaired)
+
+    @property
+    def bytes_lost(self) -> int:
+        """Bytes in the damaged ranges, over every file (exact)."""
+        return sum(r.bytes_lost for r in self.repaired)
+
+    @property
+    def exact(self) -> bool:
+        """Whether ``records_lost`` is exact (every damaged record's length header survived)."""
+        return all(r.exact for r in self.repaired)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "directory": self.directory,
+            "files_checked": self.checked,
+            "files_repaired": len(self.repaired),
+            "records_lost": self.records_lost,
+            "records_lost_exact": self.exact,
+            "bytes_lost": self.bytes_lost,
+            "quarantine": self.quarantine,
+            "files": [r.to_dict() for r in self.repaired],
+        }
+
+
+def repair_log(directory: Path | str, *, now: str | None = None) -> RepairReport:
+    """Set the damaged parts of an ingest log's record files aside, keeping every intact record.
+
+    For each segment (and the log's own dead-letter file) with bad bytes followed
+    by intact records, the original file is kept under
+    ``quarantine/<now>/`` (a hard link: moved aside, never deleted) and the file
+    is rewritten, atomically, with its intact records only. The report says
+    exactly which byte ranges were set aside and how many records they held.
+    The log must not be open for writing (the writer lock is taken).
+    """
+    # CHECKS
+    root = Path(directory)
+    if not (root / "segments").is_dir():
+        raise InputRejected(f"{root} holds no ingest log")
+    lock_fd = _lock_writer(root / _WRITER_LOCK)
+    try:
+        # OPERATION
+        stamp = now or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        quarantine = root / _QUARANTINE / stamp
+        files = sorted((root / "segments").glob(f"{_SEGMENT_PREFIX}*{_SEGMENT_SUFFIX}"))
+        dead_file = root / "deadletters" / "deadletters.log"
+        if dead_file.exists():
+            files.append(dead_file)
+        repaired: list[FileRepair] = []
+        for path in files:
+            data = path.read_bytes()
+            mapped = survey(data)
+            if not mapped.damaged:
+                continue  # intact, or only a torn tail, which opening the log drops
+            aside = quarantine / path.relative_to(root)
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            os.link(path, aside)
+            fsync_directory(aside.parent)
+            write_atomically(path, b"".join(frame(body) for _, body in mapped.records))
+            repaired.append(
+                FileRepair(
+                    path=str(path.relative_to(root)),
+                    quarantined_as=str(aside.relative_to(root)),
+                    damaged=mapped.damaged,
+                    records_kept=len(mapped.records),
+                    records_lost=sum(d.records for d in mapped.damaged),
+                    exact=all(d.exact for d in mapped.damaged),
+                    bytes_lost=sum(d.end - d.start for d in mapped.damaged),
+                    torn_tail_bytes=mapped.torn_tail,
+                )
+            )
+        report = RepairReport(
+            str(root), len(files), repaired, str(quarantine.relative_to(root)) if repaired else None
+        )
+        if repaired:
+            write_atomically(
+                quarantine / "report.json", json.dumps(report.to_dict(), indent=2).encode()
+            )
+        return report
+    finally:
+        os.close(lock_fd)

@@ -263,3 +263,38 @@ def status_command(job_path: str, as_json: bool) -> int:
         elif state == "FAILED":
             print(logs[-3000:])
     return 0 if state != "FAILED" else 1
+
+
+def repair_command(target: str, as_json: bool) -> int:
+    """``veristream ingest-repair``: quarantine an ingest log's damaged ranges; 0 if nothing was damaged."""
+    from veristream.connectors.ingest_log import repair_log
+
+    directory = Path(target)
+    if not directory.is_dir():
+        job = _load(target)
+        if job is None:
+            return 2
+        directory = Path(job.work_dir) / "ingest"
+    try:
+        report = repair_log(directory)
+    except InputRejected as error:
+        Console(stderr=True).print(f"[red]{error}[/red]")
+        return 2
+    if as_json:
+        print(json.dumps(report.to_dict(), sort_keys=True))
+    elif not report.repaired:
+        print(f"{directory}: {report.checked} files checked, no damage")
+    else:
+        exact = "" if report.exact else "at least "
+        print(
+            f"{directory}: {len(report.repaired)} damaged files; lost {exact}"
+            f"{report.records_lost} records, {report.bytes_lost} bytes; originals in "
+            f"{directory / str(report.quarantine)}"
+        )
+        for item in report.repaired:
+            ranges = ", ".join(f"[{d.start}, {d.end})" for d in item.damaged)
+            print(
+                f"  {item.path}: bytes {ranges} set aside ({item.records_lost} records), "
+                f"{item.records_kept} records kept"
+            )
+    return 1 if report.repaired else 0

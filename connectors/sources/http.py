@@ -48,7 +48,7 @@ from veristream.connectors.ingest_log import AppendResult, Backpressure, GroupCo
 from veristream.connectors.sources.config import HttpSourceConfig
 from veristream.connectors.sources.websocket import stream_endpoint
 from veristream.provers.encoding import canonical_json
-from veristream.provers.errors import InputRejected
+from veristream.provers.errors import InputRejected, StoreError
 from veristream.provers.reasons import Reason
 
 NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/ndjson")
@@ -129,6 +129,12 @@ def create_app(committer: GroupCommitter, config: HttpSourceConfig) -> Starlette
     retry = {"Retry-After": str(config.retry_after_s)}
     body_limit = config.max_body_bytes
 
+    def log_unavailable(error: Exception) -> Response:
+        # The log could not write (disk full, I/O error): nothing was acknowledged,
+        # the log is as it was, and the sender retries once space is back.
+        problem = {"error": {"field": "body", "reason": "log_unavailable", "message": str(error)}}
+        return JSONResponse(problem, 503, headers=retry)
+
     def too_busy(detail: str) -> Response:
         body = {"error": {"field": "body", "reason": "busy", "message": detail}}
         return JSONResponse(body, 429, headers=retry)
@@ -167,9 +173,12 @@ def create_app(committer: GroupCommitter, config: HttpSourceConfig) -> Starlette
         split = _split(body, content_type, config.max_batch)
         if isinstance(split, AppendResult):
             # Not JSON at all: one arrival, filed as a dead letter, answered 400.
-            result = await asyncio.to_thread(
-                committer.log.reject, body, source, Reason.MALFORMED, "body", split.detail, NOT_JSON
-            )
+            try:
+                result = await asyncio.to_thread(
+                    committer.log.reject, body, source, Reason.MALFORMED, "body", split.detail, NOT_JSON
+                )
+            except StoreError as error:
+                return log_unavailable(error)
             return _error(
                 400,
                 "body",
@@ -187,12 +196,8 @@ def create_app(committer: GroupCommitter, config: HttpSourceConfig) -> Starlette
             return too_busy(str(busy))
         try:
             results = await asyncio.wrap_future(future)
-        except OSError as error:
-            # The log could not write (disk full, I/O error): nothing was acknowledged.
-            problem = {
-                "error": {"field": "body", "reason": "log_unavailable", "message": str(error)}
-            }
-            return JSONResponse(problem, 503, headers=retry)
+        except (OSError, StoreError) as error:
+            return log_unavailable(error)
         accepted = sum(1 for r in results if r.accepted)
         rejected = [{"index": i, **r.to_dict()} for i, r in enumerate(results) if not r.accepted]
         if batch or accepted or results[0].code == "closed":
