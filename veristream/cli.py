@@ -179,6 +179,19 @@ def ingest(
     typer.echo(json.dumps(counts, sort_keys=True))
 
 
+@app.command("ingest-repair")
+def ingest_repair(
+    target: str = typer.Argument(
+        ..., help="Job spec (YAML; its <work_dir>/ingest) or an ingest log directory."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+) -> None:
+    """Set damaged parts of an ingest log aside (quarantine/, nothing deleted) and report the loss."""
+    from veristream.commands import repair_command
+
+    raise typer.Exit(repair_command(target, as_json))
+
+
 ipfs_app = typer.Typer(
     help="IPFS storage: CIDs as kubo computes them, an embedded store, an RPC node, CAR files.",
     no_args_is_help=True,
