@@ -263,7 +263,7 @@ def test_cli_ingest_repair(tmp_path: Path) -> None:
 
 def test_a_torn_tail_is_still_dropped_without_repair(tmp_path: Path) -> None:
     directory = tmp_path / "log"
-    segment, offsets = damaged_log(directory, 5)
+    segment, _ = damaged_log(directory, 5)
     with open(segment, "ab") as out:
         out.write(HEADER.pack(500, 0) + b"x" * 40)  # a write cut short by a crash
     log = IngestLog(directory, HOUR_MS, 0)
