@@ -32,20 +32,33 @@ dead letters in a store of its own, so every file has one writer.
 Ingest-time dead letters are filed under the first epoch still open when they
 arrive, so they land in the dead-letter set of an epoch the pipeline has yet
 to process.
+
+Junk is bounded. A message that does not parse, is oversized, or (when the
+log is given ``known_device``) names a device the registry does not know is
+*junk*; a source kind (the part of the source name before the first ``:``,
+e.g. ``http``) with a bound set by ``bound_junk`` keeps at most that many junk
+bodies in full per epoch. Beyond it each junk message adds to that epoch's
+tally for the kind (``junk/epoch-<12 digits>.json``, atomic rename): how many,
+how many bytes, how many per reason, and a running SHA-256 over their hashes.
+A tallied message is still one durable rejection and still counted in
+``counts()``, so ``accepted + rejected == arrived`` holds while the disk used
+by a junk flood is bounded by configuration.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
+import hashlib
 import json
 import os
 import queue
 import struct
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +92,7 @@ _CLOCK = "clock.json"
 _PROCESSED = "processed.json"
 _WRITER_LOCK = "writer.lock"
 _LEGACY_STATE = "state.json"
+_JUNK_DIR = "junk"
 # How much of an unparseable message the dead-letter record keeps verbatim.
 _MAX_DEAD_RAW = 1 << 20
 
@@ -108,6 +122,63 @@ class AppendResult:
         if self.detail:
             out["detail"] = self.detail
         return out
+
+
+JUNK_REASONS = frozenset({Reason.MALFORMED, Reason.OVERSIZED, Reason.UNKNOWN_DEVICE})
+"""Rejections that say nothing about a known device's reading: bounded by ``bound_junk``."""
+
+
+def source_kind(source: str) -> str:
+    """The kind of a source name: what precedes its first ``:`` (``http:10.0.0.7`` -> ``http``)."""
+    return source.split(":", 1)[0]
+
+
+@dataclass
+class JunkTally:
+    """The junk of one source kind in one epoch: bodies kept in full, and the rest counted only."""
+
+    kept: int = 0
+    tallied: int = 0
+    tallied_bytes: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+    digest: str = "00" * 32
+
+    def add(self, data: bytes, reason: str) -> None:
+        """Count one message whose body is not kept: its size, reason and hash.
+
+        ``digest`` chains the hashes: ``sha256(digest || sha256(body))``, so
+        whoever holds the bodies, in arrival order, can check them against it.
+        """
+        self.tallied += 1
+        self.tallied_bytes += len(data)
+        self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
+        chained = bytes.fromhex(self.digest) + hashlib.sha256(data).digest()
+        self.digest = hashlib.sha256(chained).hexdigest()
+
+    def copy(self) -> JunkTally:
+        """An independent copy (to restore after a failed write)."""
+        return dataclasses.replace(self, by_reason=dict(self.by_reason))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (what the tally file holds)."""
+        return {
+            "kept": self.kept,
+            "tallied": self.tallied,
+            "tallied_bytes": self.tallied_bytes,
+            "by_reason": dict(sorted(self.by_reason.items())),
+            "digest": self.digest,
+        }
+
+    @staticmethod
+    def from_dict(obj: dict[str, Any]) -> JunkTally:
+        """Inverse of ``to_dict``."""
+        return JunkTally(
+            int(obj["kept"]),
+            int(obj["tallied"]),
+            int(obj["tallied_bytes"]),
+            {str(k): int(v) for k, v in obj["by_reason"].items()},
+            str(obj["digest"]),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +229,7 @@ class IngestLog:
         max_future_ms: int | None = 0,
         dead_letters: DeadLetterStore | None = None,
         read_only: bool = False,
+        known_device: Callable[[str], bool] | None = None,
     ) -> None:
         self.clock = EpochClock(
             _non_negative_int("epoch_length_ms", epoch_length_ms, positive=True),
@@ -172,6 +244,12 @@ class IngestLog:
         self.max_future_ms = max_future_ms
         self.directory = Path(directory)
         self.read_only = read_only
+        # With a registry: envelopes of devices it does not know are junk, rejected here.
+        self.known_device = known_device
+        self._junk_bounds: dict[str, int] = {}
+        self._junk: dict[int, dict[str, JunkTally]] = {}
+        # tallies as they were before the batch being written (restored if it fails)
+        self._junk_undo: dict[tuple[int, str], JunkTally | None] = {}
         self._segments_dir = self.directory / "segments"
         self._lock_fd = -1
         if read_only:
@@ -242,6 +320,68 @@ class IngestLog:
         self._dead_epochs = {
             d.epoch for d in self.dead_letters.read(stage=Stage.INGEST) if d.epoch is not None
         }
+        self._junk = self._read_junk()
+        self._dead_epochs |= set(self._junk)
+
+    # --- junk -----------------------------------------------------------------
+    def _junk_path(self, epoch: int) -> Path:
+        return self.directory / _JUNK_DIR / f"{_SEGMENT_PREFIX}{epoch:012d}.json"
+
+    def _read_junk(self) -> dict[int, dict[str, JunkTally]]:
+        tallies: dict[int, dict[str, JunkTally]] = {}
+        for path in sorted((self.directory / _JUNK_DIR).glob(f"{_SEGMENT_PREFIX}*.json")):
+            epoch = int(path.stem[len(_SEGMENT_PREFIX) :])
+            try:
+                kinds = json.loads(path.read_text())["kinds"]
+                tallies[epoch] = {k: JunkTally.from_dict(v) for k, v in kinds.items()}
+            except (KeyError, TypeError, ValueError) as error:
+                raise InputRejected(f"junk tally {path} is malformed: {error}") from None
+        return tallies
+
+    def _write_junk(self) -> None:
+        """Write the tallies the batch changed (atomic rename each), after its dead letters."""
+        epochs = sorted({epoch for epoch, _ in self._junk_undo})
+        if epochs:
+            (self.directory / _JUNK_DIR).mkdir(exist_ok=True)
+        for epoch in epochs:
+            kinds = {k: t.to_dict() for k, t in sorted(self._junk[epoch].items())}
+            body = json.dumps({"epoch": epoch, "kinds": kinds}, sort_keys=True).encode()
+            write_atomically(self._junk_path(epoch), body)
+        self._junk_undo.clear()
+
+    def _undo_junk(self) -> None:
+        for (epoch, kind), before in self._junk_undo.items():
+            if before is None:
+                self._junk[epoch].pop(kind, None)
+                if not self._junk[epoch]:
+                    del self._junk[epoch]
+            else:
+                self._junk[epoch][kind] = before
+        self._junk_undo.clear()
+
+    def _junk_tally(self, epoch: int, kind: str) -> JunkTally:
+        kinds = self._junk.setdefault(epoch, {})
+        if (epoch, kind) not in self._junk_undo:
+            current = kinds.get(kind)
+            self._junk_undo[(epoch, kind)] = None if current is None else current.copy()
+        return kinds.setdefault(kind, JunkTally())
+
+    def bound_junk(self, kind: str, bodies_per_epoch: int) -> None:
+        """Keep at most ``bodies_per_epoch`` junk bodies in full per epoch from sources of ``kind``.
+
+        Two sources of one kind share the smaller bound.
+        """
+        _non_negative_int("bodies_per_epoch", bodies_per_epoch)
+        with self._lock:
+            current = self._junk_bounds.get(kind)
+            self._junk_bounds[kind] = (
+                bodies_per_epoch if current is None else min(current, bodies_per_epoch)
+            )
+
+    def junk_tallies(self, epoch: int) -> dict[str, dict[str, Any]]:
+        """Source kind -> the epoch's junk tally (``kept``, ``tallied``, ``tallied_bytes``, ``by_reason``, ``digest``)."""
+        with self._lock:
+            return {k: t.to_dict() for k, t in sorted(self._junk.get(epoch, {}).items())}
 
     def refresh(self) -> None:
         """Catch up with what the writing process appended since (read-only logs only)."""
@@ -394,6 +534,19 @@ class IngestLog:
                         )
                     )
                     continue
+                if self.known_device is not None and not self.known_device(outcome.device_id):
+                    results.append(
+                        self._reject(
+                            dead,
+                            data,
+                            source,
+                            Reason.UNKNOWN_DEVICE,
+                            "device_id",
+                            "not in the device registry",
+                            "unknown",
+                        )
+                    )
+                    continue
                 epoch = self.epoch_of(outcome.timestamp_ms)
                 # A record waiting in ``pending`` counts as seen: a later message of
                 # the same batch must be judged against the watermark it moved.
@@ -426,10 +579,12 @@ class IngestLog:
                     self._segment(epoch).sync()
                 if dead:
                     self.dead_letters.add_many(dead)
-            except RecordWriteError:
+                self._write_junk()
+            except (RecordWriteError, OSError):
                 # Disk full or I/O error: the whole batch is unacknowledged, so none
                 # of it may stay behind to be read as accepted (or counted) later.
                 self._undo_batch(marks, watermark, dead_epochs, bool(dead))
+                self._undo_junk()
                 raise
             for epoch in touched:
                 self._appended[epoch] = self._appended.get(epoch, 0) + len(pending[epoch])
@@ -470,6 +625,14 @@ class IngestLog:
     ) -> AppendResult:
         epoch = self.first_open_epoch()
         self._dead_epochs.add(epoch)
+        kind = source_kind(source)
+        bound = self._junk_bounds.get(kind)
+        if bound is not None and reason in JUNK_REASONS:
+            tally = self._junk_tally(epoch, kind)
+            if tally.kept >= bound:
+                tally.add(data, reason)
+                return AppendResult(False, epoch, reason, field, detail, code)
+            tally.kept += 1
         kept = data if len(data) <= _MAX_DEAD_RAW else data[:_MAX_DEAD_RAW]
         note = f"{detail}; source {source}"
         if len(kept) < len(data):
@@ -488,26 +651,42 @@ class IngestLog:
             result = self._reject(dead, bytes(raw), source, reason, field, detail, code)
             try:
                 self.dead_letters.add_many(dead)
-            except RecordWriteError:
+                self._write_junk()
+            except (RecordWriteError, OSError):
                 self._dead_epochs = dead_epochs
                 self.dead_letters.refresh()
+                self._undo_junk()
                 raise
         return result
 
     # --- accounting -----------------------------------------------------------
     def counts(self) -> dict[str, Any]:
-        """``arrived``, ``appended``, ``rejected`` and ``rejected_by_reason`` (ingest stage), from disk state."""
+        """``arrived``, ``appended``, ``rejected`` and ``rejected_by_reason`` (ingest stage), from disk state.
+
+        Junk beyond its bound counts as rejected like any dead letter;
+        ``junk_tallied`` (present once junk was bounded) says how many of the
+        rejections kept no body.
+        """
         with self._lock:
             appended = sum(self._appended.values())
             by_reason = self.dead_letters.counts(stage=Stage.INGEST)
+            tallied = 0
+            for kinds in self._junk.values():
+                for tally in kinds.values():
+                    tallied += tally.tallied
+                    for reason, n in tally.by_reason.items():
+                        by_reason[reason] = by_reason.get(reason, 0) + n
             rejected = sum(by_reason.values())
-            return {
+            counts: dict[str, Any] = {
                 "arrived": appended + rejected,
                 "appended": appended,
                 "rejected": rejected,
                 "rejected_by_reason": by_reason,
                 "torn_bytes_dropped": self.torn_bytes_dropped,
             }
+            if self._junk:
+                counts["junk_tallied"] = tallied
+            return counts
 
     def _require_writer(self) -> None:
         if self.read_only:

@@ -30,6 +30,7 @@ class Reason(StrEnum):
     MALFORMED = "malformed", "the message is not a valid envelope (not JSON, a field missing, not hex, out of range)"
     OVERSIZED = "oversized", "the message or its payload exceeds the configured size limit"
     LATE = "late", "its event-time epoch was already closed (end + allowed lateness passed by the watermark)"
+    RATE_LIMITED = "rate_limited", "refused before the ingest log because its device, address or connection was over its rate limit; counted by the source, not logged, the sender retries"
     # decided when a closed epoch is processed
     BAD_SIGNATURE = "bad_signature", "the signature does not verify for the device's key over the reading digest"
     UNKNOWN_DEVICE = "unknown_device", "the device is not in the device registry"
@@ -50,7 +51,7 @@ class Reason(StrEnum):
         return cls.BAD_SIGNATURE
 
 
-INGEST_REASONS = frozenset({Reason.MALFORMED, Reason.OVERSIZED, Reason.LATE})
+INGEST_REASONS = frozenset({Reason.MALFORMED, Reason.OVERSIZED, Reason.LATE, Reason.RATE_LIMITED})
 """The reasons decided before a message reaches the ingest log."""
 
 

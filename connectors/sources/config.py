@@ -28,6 +28,73 @@ class TlsConfig(_Config):
     server_hostname_check: bool = True
 
 
+class ServerTlsConfig(_Config):
+    """TLS on a listening source: its certificate and key; with ``client_ca_file``, mutual TLS.
+
+    Under mutual TLS a client without a certificate signed by that CA fails the
+    handshake, and the subject of the certificate is recorded with each message.
+    """
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+
+
+class AuthConfig(_Config):
+    """Who may send to a listening source: bearer tokens, as SHA-256 hex digests one a line.
+
+    The file is read again whenever it changes, so tokens are added and revoked
+    without a restart. No file: no token is asked for.
+    """
+
+    tokens_file: Path | None = None
+
+
+class LimitsConfig(_Config):
+    """How much a source takes; every key is optional and an absent key sets no limit.
+
+    Rates are token buckets: ``*_per_s`` tokens a second, at most the burst in
+    hand (the burst defaults to one second's worth, at least 1). The device
+    limit is checked on the envelope's parsed ``device_id`` before the durable
+    append; the address and connection limits at the socket, before the body is
+    read. ``junk_bodies_per_epoch`` bounds how many messages that do not parse,
+    or come from devices the registry does not know, are kept in full per epoch;
+    beyond it only their count, size and hash are kept.
+    """
+
+    per_device_per_s: float | None = Field(default=None, gt=0)
+    burst: int | None = Field(default=None, ge=1)
+    per_address_per_s: float | None = Field(default=None, gt=0)
+    per_address_burst: int | None = Field(default=None, ge=1)
+    per_connection_per_s: float | None = Field(default=None, gt=0)
+    per_connection_burst: int | None = Field(default=None, ge=1)
+    max_connections_per_address: int | None = Field(default=None, ge=1)
+    junk_bodies_per_epoch: int | None = Field(default=None, ge=0)
+    max_tracked_keys: int = Field(default=100_000, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> LimitsConfig:
+        for rate, burst in (
+            ("per_device_per_s", "burst"),
+            ("per_address_per_s", "per_address_burst"),
+            ("per_connection_per_s", "per_connection_burst"),
+        ):
+            if getattr(self, burst) is not None and getattr(self, rate) is None:
+                raise SpecError(f"limits.{burst} needs limits.{rate}")
+        return self
+
+    def at_the_socket(self) -> list[str]:
+        """The keys set here that only a listening socket can enforce."""
+        keys = (
+            "per_address_per_s",
+            "per_address_burst",
+            "per_connection_per_s",
+            "per_connection_burst",
+            "max_connections_per_address",
+        )
+        return [key for key in keys if getattr(self, key) is not None]
+
+
 class MqttSourceConfig(_Config):
     """Subscribe to readings on an MQTT broker (QoS 1, acknowledged after the durable append)."""
 
@@ -47,6 +114,7 @@ class MqttSourceConfig(_Config):
     reconnect_min_s: float = Field(0.2, gt=0)
     reconnect_max_s: float = Field(10.0, gt=0)
     max_payload_bytes: int = Field(DEFAULT_MAX_PAYLOAD_BYTES, gt=0)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
 
     @model_validator(mode="after")
     def _check(self) -> MqttSourceConfig:
@@ -54,6 +122,10 @@ class MqttSourceConfig(_Config):
             raise SpecError("reconnect_max_s must be >= reconnect_min_s")
         if (self.username is None) != (self.password is None):
             raise SpecError("username and password go together")
+        socket_keys = self.limits.at_the_socket()
+        if socket_keys:
+            # The broker owns the devices' sockets; per-client limits belong in its config.
+            raise SpecError(f"limits {socket_keys} apply to http and websocket sources, not mqtt")
         return self
 
 
@@ -69,6 +141,9 @@ class HttpSourceConfig(_Config):
     max_in_flight_requests: int = Field(64, gt=0)
     retry_after_s: int = Field(1, ge=1)
     max_payload_bytes: int = Field(DEFAULT_MAX_PAYLOAD_BYTES, gt=0)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    tls: ServerTlsConfig | None = None
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
 
 
 class WebSocketSourceConfig(_Config):
@@ -80,6 +155,9 @@ class WebSocketSourceConfig(_Config):
     path: str = "/v1/stream"
     max_in_flight: int = Field(1000, gt=0)
     max_payload_bytes: int = Field(DEFAULT_MAX_PAYLOAD_BYTES, gt=0)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    tls: ServerTlsConfig | None = None
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
 
 
 class FileSourceConfig(_Config):
