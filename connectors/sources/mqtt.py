@@ -9,6 +9,12 @@ duplicate guard absorbs such redeliveries. Reconnects back off exponentially
 between ``reconnect_min_s`` and ``reconnect_max_s`` and re-subscribe every time
 (a broker that lost its state has lost our subscriptions too). TLS,
 username/password and MQTT over WebSockets are configuration.
+
+When the log cannot write (disk full), a message is held without its PUBACK
+and its append retried with a bounded backoff until it succeeds: the broker
+keeps it in flight, so nothing is acknowledged before it is durable, and ingest
+resumes by itself once space is freed. The broker's in-flight limit bounds
+how many messages are held.
 """
 
 from __future__ import annotations
@@ -61,6 +67,11 @@ def make_client(
     return client
 
 
+# Backoff between retries of appends that failed (a full disk): from the first to the cap.
+_RETRY_FIRST_S = 0.05
+_RETRY_MAX_S = 2.0
+
+
 @dataclass
 class MqttStats:
     """Counters of one source (in memory; the durable truth is the log's ``counts()``)."""
@@ -70,6 +81,7 @@ class MqttStats:
     connects: int = 0
     disconnects: int = 0
     subscribes: int = 0
+    append_failures: int = 0
     last_error: str = ""
     results: dict[str, int] = field(default_factory=dict)
 
@@ -90,6 +102,9 @@ class MqttSource:
         self._unacked = 0
         self._settled = threading.Condition(self._lock)
         self._stopping = False
+        # messages whose append failed, waiting (unacknowledged) for the retry thread
+        self._held: list[tuple[mqtt.Client, int, int, tuple[bytes, str, int]]] = []
+        self._retrying: threading.Thread | None = None
         self.client = make_client(
             config, config.client_id, clean_start=config.clean_start, manual_ack=True
         )
@@ -129,7 +144,7 @@ class MqttSource:
 
     def _on_message(self, client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         # Blocking here is the backpressure: the broker stops sending when we stop reading.
-        while self.committer.pending >= self.max_pending:
+        while self.committer.pending + len(self._held) >= self.max_pending:
             time.sleep(0.001)
         with self._lock:
             if self._stopping:
@@ -137,22 +152,27 @@ class MqttSource:
             self.stats.received += 1
             self._unacked += 1
         mid, qos = message.mid, message.qos
-        future = self.committer.submit(
-            [(bytes(message.payload), f"mqtt:{message.topic}", _now_ms())], block=True
-        )
-        future.add_done_callback(lambda done: self._after_commit(client, mid, qos, done))
+        item = (bytes(message.payload), f"mqtt:{message.topic}", _now_ms())
+        future = self.committer.submit([item], block=True)
+        future.add_done_callback(lambda done: self._after_commit(client, mid, qos, item, done))
 
     def _after_commit(
-        self, client: mqtt.Client, mid: int, qos: int, done: Future[list[AppendResult]]
+        self,
+        client: mqtt.Client,
+        mid: int,
+        qos: int,
+        item: tuple[bytes, str, int],
+        done: Future[list[AppendResult]],
     ) -> None:
         if done.exception() is not None:
-            # Not durable: no PUBACK, so the broker redelivers after we reconnect.
-            with self._lock:
-                self.stats.last_error = f"log append failed: {done.exception()}"
-                self._unacked -= 1
-                self._settled.notify_all()
+            # Not durable: no PUBACK; held for the retry thread (the broker keeps it in flight).
+            self._hold([(client, mid, qos, item)], done.exception())
             return
-        result = done.result()[0]
+        self._acknowledge(client, mid, qos, done.result()[0])
+
+    def _acknowledge(
+        self, client: mqtt.Client, mid: int, qos: int, result: AppendResult
+    ) -> None:
         client.ack(mid, qos)
         with self._lock:
             self.stats.acked += 1
@@ -160,6 +180,46 @@ class MqttSource:
             self.stats.results[key] = self.stats.results.get(key, 0) + 1
             self._unacked -= 1
             self._settled.notify_all()
+
+    def _hold(
+        self,
+        held: list[tuple[mqtt.Client, int, int, tuple[bytes, str, int]]],
+        error: BaseException | None,
+    ) -> None:
+        with self._lock:
+            self.stats.append_failures += len(held)
+            self.stats.last_error = f"log append failed: {error}"
+            self._held.extend(held)
+            if self._retrying is None:
+                self._retrying = threading.Thread(
+                    target=self._retry_held, name="mqtt-append-retry", daemon=True
+                )
+                self._retrying.start()
+
+    def _retry_held(self) -> None:
+        """Append the held messages again, backing off while the log keeps failing."""
+        delay = _RETRY_FIRST_S
+        while True:
+            time.sleep(delay)
+            with self._lock:
+                held, self._held = self._held, []
+                if not held or self._stopping:
+                    # stopping: unlogged and unacknowledged, the broker redelivers them
+                    self._unacked -= len(held)
+                    self._settled.notify_all()
+                    self._retrying = None
+                    return
+            try:
+                results = self.committer.append([item for *_, item in held])
+            except Exception as error:  # the log's failure, whatever it is, means "not durable"
+                with self._lock:
+                    self.stats.last_error = f"log append failed: {error}"
+                    self._held[:0] = held
+                delay = min(delay * 2, _RETRY_MAX_S)
+                continue
+            for (client, mid, qos, _), result in zip(held, results, strict=True):
+                self._acknowledge(client, mid, qos, result)
+            delay = _RETRY_FIRST_S
 
     # --- lifecycle -----------------------------------------------------------------
     def start(self, timeout_s: float = 10.0) -> MqttSource:
@@ -206,6 +266,18 @@ class MqttSource:
         self.client.loop_stop()
 
 
+def _acknowledged(info: mqtt.MQTTMessageInfo) -> bool:
+    """Whether the broker acknowledged a QoS 1 publish (raises if paho dropped it).
+
+    A message published while the broker is away keeps ``rc=MQTT_ERR_NO_CONN``
+    although paho queues it and sends it on reconnect, so ``wait_for_publish``
+    would raise for a message that is on its way; its published flag is the truth.
+    """
+    if info.rc == mqtt.MQTT_ERR_NO_CONN:
+        return bool(info._published)
+    return info.is_published()
+
+
 def publish_messages(
     config: MqttSourceConfig,
     messages: Iterable[tuple[str, bytes]],
@@ -231,9 +303,10 @@ def publish_messages(
         infos = [client.publish(topic, payload, qos=1) for topic, payload in messages]
         deadline = time.monotonic() + timeout_s
         for info in infos:
-            info.wait_for_publish(max(0.0, deadline - time.monotonic()))
-            if not info.is_published():
-                raise RuntimeError("MQTT publish was not acknowledged in time")
+            while not _acknowledged(info):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("MQTT publish was not acknowledged in time")
+                time.sleep(0.005)
         return len(infos)
     finally:
         client.disconnect()
