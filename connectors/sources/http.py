@@ -12,7 +12,11 @@ appended to the ingest log durably before the answer:
   were read, so they are also in the dead-letter store: accepted + rejected
   equals what arrived.
 - Refused before any envelope is read (the sender still owns the data and
-  should retry or split, nothing is logged): ``413`` body over ``max_body_bytes``
+  should retry or split, nothing is logged): ``401`` without a valid bearer
+  token when ``auth.tokens_file`` is set (counted as ``unauthenticated``);
+  ``429`` with ``Retry-After`` when the address, the connection or (checked on
+  the parsed envelopes, all or none) a device is over its ``limits`` (counted
+  as ``rate_limited``); ``413`` body over ``max_body_bytes``
   or more than ``max_batch`` envelopes, ``415`` unknown content type, and
   ``429`` with ``Retry-After`` when the committer's queue or the number of
   requests in flight is at its bound, instead of buffering without bound;
@@ -46,6 +50,12 @@ from veristream.connectors.envelope import (
 )
 from veristream.connectors.ingest_log import AppendResult, Backpressure, GroupCommitter
 from veristream.connectors.sources.config import HttpSourceConfig
+from veristream.connectors.sources.gate import (
+    UNAUTHENTICATED,
+    Gate,
+    retry_after_s,
+    uvicorn_tls_options,
+)
 from veristream.connectors.sources.websocket import stream_endpoint
 from veristream.provers.encoding import canonical_json
 from veristream.provers.errors import InputRejected, StoreError
@@ -128,6 +138,13 @@ def create_app(committer: GroupCommitter, config: HttpSourceConfig) -> Starlette
     lock = threading.Lock()
     retry = {"Retry-After": str(config.retry_after_s)}
     body_limit = config.max_body_bytes
+    # One gate for both routes: a device or an address has one budget, however it sends.
+    gate = Gate(("http", "ws"), config.auth, config.limits)
+    gate.bind(committer.log)
+
+    def rate_limited(wait_ns: int, detail: str) -> Response:
+        body = {"error": {"field": "body", "reason": Reason.RATE_LIMITED, "message": detail}}
+        return JSONResponse(body, 429, headers={"Retry-After": str(retry_after_s(wait_ns))})
 
     def log_unavailable(error: Exception) -> Response:
         # The log could not write (disk full, I/O error): nothing was acknowledged,
@@ -145,7 +162,15 @@ def create_app(committer: GroupCommitter, config: HttpSourceConfig) -> Starlette
             # stopping: nothing of this request is read or logged, the sender retries later
             body = {"error": {"field": "body", "reason": "draining", "message": "the server is stopping"}}
             return JSONResponse(body, 503, headers=retry)
-        # CHECKS before reading anything: bounded requests in flight, bounded queue.
+        # CHECKS before reading anything: who sends, at what rate, then bounded work.
+        if not gate.authenticate(request.headers.get("authorization")):
+            body = {"error": {"field": "authorization", "reason": UNAUTHENTICATED, "message": "a valid bearer token is required"}}
+            return JSONResponse(body, 401, headers={"WWW-Authenticate": "Bearer"})
+        peer = request.client
+        if peer is not None:
+            wait = gate.admit_arrival(peer.host, peer.port)
+            if wait:
+                return rate_limited(wait, f"{peer.host} is over its request rate")
         with lock:
             if in_flight >= config.max_in_flight_requests:
                 return too_busy(f"{in_flight} requests in flight")
@@ -168,7 +193,7 @@ def create_app(committer: GroupCommitter, config: HttpSourceConfig) -> Starlette
             )
         body = await _read_body(request, body_limit)
         peer = request.client
-        source = f"http:{peer.host}" if peer else "http"
+        source = gate.source_name("http", peer.host, peer.port, with_port=False) if peer else "http"
         received = _now_ms()
         split = _split(body, content_type, config.max_batch)
         if isinstance(split, AppendResult):
@@ -190,6 +215,9 @@ def create_app(committer: GroupCommitter, config: HttpSourceConfig) -> Starlette
         raws, batch = split
         if not raws:
             return _error(422, "body", "empty", "no envelopes in the body")
+        wait = gate.admit_devices(raws)
+        if wait:
+            return rate_limited(wait, "a device in the body is over its rate; nothing was logged")
         try:
             future = committer.submit([(raw, source, received) for raw in raws])
         except Backpressure as busy:
@@ -225,9 +253,10 @@ def create_app(committer: GroupCommitter, config: HttpSourceConfig) -> Starlette
             Route("/v1/readings", post_readings, methods=["POST"]),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
-            WebSocketRoute("/v1/stream", stream_endpoint(committer)),
+            WebSocketRoute("/v1/stream", stream_endpoint(committer, gate=gate)),
         ]
     )
+    app.state.gate = gate
     # UvicornThread.stop sets ``draining`` and waits for ``in_flight()`` to reach 0
     app.state.draining = False
     app.state.in_flight = lambda: in_flight
@@ -294,8 +323,12 @@ def openapi_document(config: HttpSourceConfig) -> dict[str, Any]:
             "description": "every envelope is durably in the ingest log or in the dead-letter store",
             "content": {"application/json": {"schema": result}},
         },
+        "401": {
+            "description": "a bearer token is required (`Authorization: Bearer <token>`) and none valid was given",
+            "content": {"application/json": {"schema": error}},
+        },
         "429": {
-            "description": "too many readings waiting for the log; retry after `Retry-After` seconds",
+            "description": "too many readings waiting for the log, or the address, connection or a device is over its rate limit (`rate_limited`); nothing was logged, retry after `Retry-After` seconds",
             "headers": {"Retry-After": {"schema": {"type": "integer"}}},
             "content": {"application/json": {"schema": error}},
         },
@@ -347,7 +380,13 @@ class UvicornThread:
     """An ASGI app served by uvicorn in a background thread (tests, embedded runs)."""
 
     def __init__(
-        self, app: Any, host: str = "127.0.0.1", port: int = 0, *, ws_max_size: int = 1 << 20
+        self,
+        app: Any,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        ws_max_size: int = 1 << 20,
+        **options: Any,
     ) -> None:
         config = uvicorn.Config(
             app,
@@ -357,7 +396,9 @@ class UvicornThread:
             lifespan="off",
             ws_max_size=ws_max_size,
             access_log=False,
+            **options,
         )
+        self.tls = "ssl_certfile" in options
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
         self.host = host
@@ -377,8 +418,8 @@ class UvicornThread:
 
     @property
     def url(self) -> str:
-        """``http://host:port``."""
-        return f"http://{self.host}:{self.port}"
+        """``http://host:port`` (``https`` when serving TLS)."""
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def stop(self, drain_timeout_s: float = 5.0) -> None:
         """Drain (an app with ``state.draining`` answers new requests 503), finish in-flight requests, join."""
@@ -395,8 +436,13 @@ class UvicornThread:
 def serve(committer: GroupCommitter, config: HttpSourceConfig) -> UvicornThread:
     """Start the HTTP (and WebSocket) ingest server in a thread."""
     limit = max_envelope_bytes(config.max_payload_bytes) * 2
+    app = create_app(committer, config)
     return UvicornThread(
-        create_app(committer, config), config.host, config.port, ws_max_size=limit
+        app,
+        config.host,
+        config.port,
+        ws_max_size=limit,
+        **uvicorn_tls_options(config.tls, app.state.gate.subjects),
     ).start()
 
 

@@ -3,7 +3,9 @@
 ``serve_sources`` starts every source on one group committer, advances the
 log's wall-clock watermark every tick so idle streams still close their epochs,
 and stops cleanly (sources first, then the committer, so every message that
-was acknowledged is in the log). ``veristream ingest JOB.yaml`` runs it; a
+was acknowledged is in the log). What sources refused before the log
+(``rate_limited``, ``unauthenticated``, ...) is reported beside the log's
+counts, under ``refused``, per endpoint. ``veristream ingest JOB.yaml`` runs it; a
 pipeline in another process reads the same log with ``IngestLog(read_only=True)``.
 """
 
@@ -33,6 +35,11 @@ class Running:
 
     stops: list[Callable[[], None]] = field(default_factory=list)
     endpoints: list[str] = field(default_factory=list)
+    refused: dict[str, Callable[[], dict[str, int]]] = field(default_factory=dict)
+
+    def refusals(self) -> dict[str, dict[str, int]]:
+        """Endpoint -> what its source refused before the log, by reason."""
+        return {endpoint: counters() for endpoint, counters in self.refused.items()}
 
 
 def start_sources(
@@ -47,24 +54,34 @@ def start_sources(
 
                 mqtt_source = MqttSource(source, committer).start()
                 running.stops.append(mqtt_source.stop)
-                running.endpoints.append(
-                    f"mqtt://{source.host}:{source.port} {','.join(source.topics)}"
-                )
+                endpoint = f"mqtt://{source.host}:{source.port} {','.join(source.topics)}"
+                running.endpoints.append(endpoint)
+                running.refused[endpoint] = mqtt_source.counters.snapshot
             elif isinstance(source, HttpSourceConfig):
                 from veristream.connectors.sources.http import serve
 
                 server = serve(committer, source)
                 running.stops.append(server.stop)
-                running.endpoints.append(f"{server.url}/v1/readings (+ /v1/stream)")
+                endpoint = f"{server.url}/v1/readings (+ /v1/stream)"
+                running.endpoints.append(endpoint)
+                running.refused[endpoint] = server.server.config.app.state.gate.counters.snapshot
             elif isinstance(source, WebSocketSourceConfig):
+                from veristream.connectors.sources.gate import uvicorn_tls_options
                 from veristream.connectors.sources.http import UvicornThread
                 from veristream.connectors.sources.websocket import create_app
 
+                ws_app = create_app(committer, source)
                 ws_server = UvicornThread(
-                    create_app(committer, source), source.host, source.port
+                    ws_app,
+                    source.host,
+                    source.port,
+                    **uvicorn_tls_options(source.tls, ws_app.state.gate.subjects),
                 ).start()
                 running.stops.append(ws_server.stop)
-                running.endpoints.append(f"ws://{source.host}:{ws_server.port}{source.path}")
+                scheme = "wss" if source.tls is not None else "ws"
+                endpoint = f"{scheme}://{source.host}:{ws_server.port}{source.path}"
+                running.endpoints.append(endpoint)
+                running.refused[endpoint] = ws_app.state.gate.counters.snapshot
             elif isinstance(source, FileSourceConfig):
                 running.stops.append(_start_replay(source, committer, stop))
                 running.endpoints.append(f"file:{source.path}")
@@ -117,9 +134,15 @@ def serve_sources(
     on_tick: Callable[[dict[str, Any]], None] | None = None,
     on_start: Callable[[list[str]], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the sources until ``stop`` is set or ``duration_s`` passes; returns the log's counts."""
+    """Run the sources until ``stop`` is set or ``duration_s`` passes; returns the log's counts.
+
+    With any source refusing before the log (auth or limits configured), the
+    counts carry ``refused``: endpoint -> reason -> messages (requests for
+    HTTP refusals made before the body is read).
+    """
     stop = stop or threading.Event()
     committer = GroupCommitter(log)
+    refusals: dict[str, dict[str, int]] = {}
     try:
         running = start_sources(sources, committer, stop)
         if on_start is not None:
@@ -138,6 +161,19 @@ def serve_sources(
             stop.set()
             for stop_one in reversed(running.stops):
                 stop_one()
+            refusals = running.refusals()
     finally:
         committer.close()
-    return log.counts()
+    counts = log.counts()
+    if any(refusals.values()) or any(_gated(source) for source in sources):
+        counts["refused"] = refusals
+    return counts
+
+
+def _gated(source: Any) -> bool:
+    """Whether a source may refuse messages before the log (auth or limits set)."""
+    auth = getattr(source, "auth", None)
+    limits = getattr(source, "limits", None)
+    has_auth = auth is not None and auth.tokens_file is not None
+    has_limits = limits is not None and limits.model_dump(exclude_defaults=True) != {}
+    return has_auth or has_limits
