@@ -426,6 +426,36 @@ class JobSpec(_Model):
                 raise SpecError(f"source {index} has no 'type'")
         return [_validate_source(index, source) for index, source in enumerate(value)]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _sources_default_from_validation(cls, data: Any) -> Any:
+        # A source's payload limit is the job's unless the source names one (checked below).
+        if not isinstance(data, dict) or not isinstance(data.get("sources"), list):
+            return data
+        validation = data.get("validation")
+        limit = validation.get("max_payload_bytes") if isinstance(validation, dict) else None
+        if limit is None:
+            return data
+        sources = [
+            {"max_payload_bytes": limit, **source}
+            if isinstance(source, dict) and source.get("type") in _LISTENING
+            else source
+            for source in data["sources"]
+        ]
+        return {**data, "sources": sources}
+
+    @model_validator(mode="after")
+    def _sources_agree_with_validation(self) -> JobSpec:
+        for index, source in enumerate(self.sources):
+            if source.type not in _LISTENING:
+                continue  # replays and simulators produce data; the log judges it
+            if source.max_payload_bytes != self.validation.max_payload_bytes:
+                raise SpecError(
+                    f"source {index} ({source.type}): max_payload_bytes {source.max_payload_bytes} "
+                    f"contradicts validation.max_payload_bytes {self.validation.max_payload_bytes}"
+                )
+        return self
+
     @model_validator(mode="after")
     def _registry_needs_a_deployed_chain(self) -> JobSpec:
         if self.operators.set_id is not None and self.chain.deployment is None:
@@ -470,6 +500,9 @@ def _validate_source(index: int, source: Any) -> Any:
         detail = "; ".join(f"{path}: {message}" for path, message in _problems(error))
         raise SpecError(f"source {index} ({source.get('type')}): {detail}") from None
 
+
+_LISTENING = ("http", "websocket", "mqtt")
+"""Sources that take messages from devices into the log; their limits follow ``validation``."""
 
 _PATH_KEYS = ("path", "registry", "registry_file", "output", "ground_truth", "directory")
 
