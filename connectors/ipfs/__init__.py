@@ -13,7 +13,7 @@ from typing import Protocol
 
 from veristream.connectors.ipfs.cid import CidMismatch, cid_to_bytes, normalize_cid
 from veristream.connectors.ipfs.embedded import EmbeddedStore
-from veristream.connectors.ipfs.rpc import RpcError, RpcStore
+from veristream.connectors.ipfs.rpc import NodeUnavailable, RpcError, RpcStore
 from veristream.connectors.ipfs.store import BlockNotFound, BlockStore
 from veristream.connectors.ipfs.unixfs import cid_of
 from veristream.provers.errors import SpecError
@@ -23,6 +23,7 @@ __all__ = [
     "BlockStore",
     "CidMismatch",
     "EmbeddedStore",
+    "NodeUnavailable",
     "RpcError",
     "RpcStore",
     "StoreSettings",
@@ -43,11 +44,22 @@ class StoreSettings(Protocol):
     def url(self) -> str | None: ...
 
 
-def open_store(settings: StoreSettings, work_dir: str | os.PathLike[str]) -> EmbeddedStore | RpcStore:
-    """The store a job's IPFS settings name: the RPC node at ``settings.url``, or the embedded
-    store in ``work_dir/ipfs``."""
+# How long a job's RPC store waits out a node that is down or restarting before an
+# epoch being stored fails (it is then retried by the next run, never skipped).
+JOB_RETRY_FOR_S = 120.0
+
+
+def open_store(
+    settings: StoreSettings,
+    work_dir: str | os.PathLike[str],
+    *,
+    retry_for_s: float = JOB_RETRY_FOR_S,
+) -> EmbeddedStore | RpcStore:
+    """The store a job's IPFS settings name: the RPC node at ``settings.url`` (each call
+    waiting up to ``retry_for_s`` for a node that is down), or the embedded store in
+    ``work_dir/ipfs``."""
     if settings.mode == "rpc":
         if not settings.url:
             raise SpecError("ipfs.url: an rpc store needs the node's API url")
-        return RpcStore(settings.url)
+        return RpcStore(settings.url, retry_for_s=retry_for_s)
     return EmbeddedStore(Path(work_dir) / "ipfs")

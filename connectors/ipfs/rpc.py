@@ -4,11 +4,15 @@ Written on httpx rather than ``ipfshttpclient``, which has been unmaintained
 since 2021 and refuses to talk to current kubo versions.
 
 Retries: httpx's transport retries failed connects; on top, every call is
-retried a bounded number of times with exponential backoff on transport errors
-and on 502/503/504 (a proxy or a restarting node), and on a 500 that is not an
-IPFS error reply (kubo answers 500 with a JSON ``{"Message", "Type": "error"}``
-for permanent errors such as a malformed CID; those are raised at once). All
-calls are idempotent (content addressing), so a retried ``add`` is harmless.
+retried with exponential backoff (from ``backoff``, capped at ``max_backoff_s``)
+on transport errors (a node that is down or restarting refuses or drops the
+connection) and on 502/503/504, and on a 500 that is not an IPFS error reply
+(kubo answers 500 with a JSON ``{"Message", "Type": "error"}`` for permanent
+errors such as a malformed CID; those are raised at once). A call keeps trying
+for ``retry_for_s`` seconds (and at least ``retries`` times), so an epoch being
+stored waits out a node restart; after that it fails with ``NodeUnavailable``
+naming the node, the time waited and the last error. All calls are idempotent
+(content addressing), so a retried ``add`` is harmless.
 
 Nothing the node returns is trusted: ``put`` checks the CID the node reports
 against :func:`cid_of` of the same bytes, and ``get`` fetches the raw blocks
@@ -53,6 +57,10 @@ class RpcError(StoreError, RuntimeError):
     """The IPFS node answered with an error, or did not answer within the retries."""
 
 
+class NodeUnavailable(RpcError):
+    """The IPFS node did not answer (or answered 5xx) for the whole retry window."""
+
+
 class RpcStore:
     """The BlockStore interface over an IPFS node's HTTP RPC API (kubo, or js-ipfs in tests)."""
 
@@ -63,6 +71,8 @@ class RpcStore:
         timeout: float = 60.0,
         retries: int = 3,
         backoff: float = 0.2,
+        retry_for_s: float = 0.0,
+        max_backoff_s: float = 2.0,
         probe_timeout: float = 2.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -71,15 +81,22 @@ class RpcStore:
         ``timeout`` bounds every call (the node is told too, so a block it must
         look for answers "not found" instead of hanging); ``probe_timeout``
         bounds how long ``has`` lets the node look for a block it lacks.
+        ``retry_for_s`` is how long a call waits for a node that is down or
+        restarting (retrying at most every ``max_backoff_s``) before it fails
+        with ``NodeUnavailable``; 0 leaves only the ``retries`` attempts.
         """
         if not url.startswith(("http://", "https://")):
             raise InputRejected(f"RPC url must be http(s)://host:port, got {url!r}")
         if retries < 0 or backoff < 0 or timeout <= 0 or probe_timeout <= 0:
             raise InputRejected("retries and backoff must be >= 0, timeouts > 0")
+        if retry_for_s < 0 or max_backoff_s <= 0:
+            raise InputRejected("retry_for_s must be >= 0 and max_backoff_s > 0")
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
+        self.retry_for_s = retry_for_s
+        self.max_backoff_s = max_backoff_s
         self.probe_timeout = probe_timeout
         self._client = httpx.Client(
             base_url=f"{self.url}/api/v0",
@@ -250,11 +267,28 @@ class RpcStore:
         filename: str = "data",
         timeout: float | None = None,
     ) -> httpx.Response:
-        """POST one RPC command with bounded retries; raises ``RpcError`` / ``BlockNotFound``."""
+        """POST one RPC command with bounded retries; raises ``RpcError`` / ``BlockNotFound``.
+
+        Transient failures are retried until ``retry_for_s`` has passed and at
+        least ``retries`` retries were made; then ``NodeUnavailable``.
+        """
         last: str = ""
-        for attempt in range(self.retries + 1):
+        started = time.monotonic()
+        attempt = 0
+        while True:
             if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+                waited = time.monotonic() - started
+                if attempt > self.retries and waited >= self.retry_for_s:
+                    raise NodeUnavailable(
+                        f"{command} on {self.url} failed after {attempt} attempts in "
+                        f"{waited:.1f} s: the IPFS node is down or failing (last: {last}); "
+                        "retry once it is back, or wait longer (retry_for_s)"
+                    )
+                delay = min(self.backoff * 2 ** min(attempt - 1, 30), self.max_backoff_s)
+                if attempt > self.retries:
+                    delay = min(delay, max(0.0, self.retry_for_s - waited))
+                time.sleep(delay)
+            attempt += 1
             headers: dict[str, str] = {}
             content: Iterator[bytes] | None = None
             if upload is not None:
@@ -290,7 +324,6 @@ class RpcStore:
             raise RpcError(
                 f"{command} failed on {self.url}: HTTP {reply.status_code} {reply.text[:200]}"
             )
-        raise RpcError(f"{command} on {self.url} failed after {self.retries + 1} attempts: {last}")
 
 
 _LOOKUPS = frozenset({"block/get", "block/stat", "cat", "pin/add", "dag/export"})
