@@ -517,6 +517,9 @@ class IngestLog:
                     )
                 )
             except EnvelopeError as error:
+                # Kept without its traceback: thousands of live frames per batch would
+                # make the garbage collector's passes, not parsing, the cost of a junk flood.
+                error.__traceback__ = error.__context__ = None
                 parsed.append((data, source, received_ms, error))
 
         results: list[AppendResult] = []
