@@ -20,6 +20,7 @@ from typing import Any
 from veristream.contracts import (
     Deployment,
     claim,
+    claimable_root,
     claimed,
     connect,
     create_job,
@@ -27,16 +28,18 @@ from veristream.contracts import (
     deploy_all,
     epoch_info,
     fund_rewards,
-    job_operator_set,
+    job_on_chain,
     load_deployment,
     operator_set_pending_until,
     operator_set_scheme,
+    pool_token,
     register_operator,
+    submission_window,
     submit_epoch,
 )
 from veristream.contracts.chain import URL_SCHEMES, Chain, ChainConfig, Receipt
 from veristream.contracts.committee import LocalCommittee
-from veristream.contracts.deploy import DEPLOYMENT_FILE, DEVELOPMENT_CHAIN_IDS
+from veristream.contracts.deploy import DEPLOYMENT_FILE, DEVELOPMENT_CHAIN_IDS, checksum_address
 from veristream.pipeline.commitments import reward_proof
 from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.state import Checkpoint
@@ -108,6 +111,28 @@ class ChainSession:
         info = epoch_info(self.chain, self.deployment, self.job_hash, epoch)
         return None if info is None else info.tx_hash
 
+    @property
+    def job_owner(self) -> str:
+        """The account that created the job on chain (its id is namespaced by it)."""
+        return str(self.chain.sender)
+
+    def submission_closed(self, epoch: int) -> int | None:
+        """When ``epoch``'s submission window closed, or None while it can still be submitted.
+
+        An epoch that has not ended by the chain's clock yet is waited for: a development
+        chain's clock is moved to its end, a real chain's is waited out.
+        """
+        opens, closes = submission_window(self.chain, self.deployment, self.job_hash, epoch)
+        now = self.chain.timestamp()
+        if now > closes:
+            return closes
+        if now < opens:
+            if self.chain.chain_id in DEVELOPMENT_CHAIN_IDS:
+                _let_registrations_activate(self.chain, opens - now)
+            else:
+                time.sleep(opens - now + 1)
+        return None
+
     def submit(self, result: EpochResult, aggregate: Aggregate) -> Receipt:
         """Submit an epoch result with the committee's aggregate signature; saves the chain."""
         receipt = submit_epoch(
@@ -126,7 +151,7 @@ def open_chain(job: JobSpec, members: Sequence[Member], total_epochs_budget: int
     """
     work_dir = Path(job.work_dir)
     chain = connect_job_chain(job)
-    job_hash = job_id_hash(job.job_id)
+    job_hash = job_id_hash(chain.sender, job.job_id)
     saved = _saved_set_id(work_dir)
     if saved is not None:
         if job.operators.set_id is not None and saved != job.operators.set_id:
@@ -135,6 +160,7 @@ def open_chain(job: JobSpec, members: Sequence[Member], total_epochs_budget: int
                 f"{saved}: use another work_dir"
             )
         dep = load_deployment(chain, work_dir / DEPLOYMENT_FILE)
+        check_job_on_chain(job, chain, dep, job_hash, saved)
         return ChainSession(chain, dep, saved, job_hash)
     if job.operators.set_id is None:
         dep = deploy_all(chain, dev=chain.chain_id in DEVELOPMENT_CHAIN_IDS, save_to=work_dir / DEPLOYMENT_FILE)
@@ -148,25 +174,54 @@ def open_chain(job: JobSpec, members: Sequence[Member], total_epochs_budget: int
         job_set = None
     else:
         dep, set_id = _existing_operator_set(job, chain)
-        job_set = job_operator_set(chain, dep, job_hash)
-        if job_set is not None and job_set != set_id:
-            raise InputRejected(f"job {job.job_id!r} exists on chain with operator set {job_set}, not {set_id}")
+        job_set = set_id if check_job_on_chain(job, chain, dep, job_hash, set_id) else None
     if job_set is None:
         quorum = job.operators.quorum
         clock = job.epochs.clock()
         create_job(
             chain,
             dep,
-            job_hash,
+            job.job_id,
             set_id,
             quorum=(quorum.numerator, quorum.denominator),
             genesis=clock.genesis_s,
             epoch_seconds=clock.epoch_seconds,
+            max_submission_delay=job.chain.max_submission_delay_s,
+            max_operator_weight_bps=job.operators.max_weight_bps,
         )
         fund_rewards(chain, dep, job_hash, total_epochs_budget, mint=True)
     chain.save()
     (work_dir / CHAIN_SETUP_FILE).write_text(json.dumps({"set_id": set_id}))
     return ChainSession(chain, dep, set_id, job_hash)
+
+
+def check_job_on_chain(job: JobSpec, chain: Chain, dep: Deployment, job_hash: bytes, set_id: int) -> bool:
+    """Whether the job exists on chain; ``InputRejected`` naming the first field in which the
+    chain's job differs from the job spec (a job is never adopted on trust)."""
+    found = job_on_chain(chain, dep, job_hash)
+    if found is None:
+        return False
+    quorum = job.operators.quorum
+    clock = job.epochs.clock()
+    expected = {
+        "owner": (found.owner, checksum_address(chain.sender)),
+        "operator set": (found.set_id, set_id),
+        "quorum": (found.quorum, (quorum.numerator, quorum.denominator)),
+        "genesis (s)": (found.genesis, clock.genesis_s),
+        "epoch length (s)": (found.epoch_seconds, clock.epoch_seconds),
+        "max submission delay (s)": (found.max_submission_delay, job.chain.max_submission_delay_s),
+        "max operator weight (bps)": (found.max_operator_weight_bps, job.operators.max_weight_bps),
+    }
+    token = pool_token(chain, dep, job_hash)
+    if dep.reward_token is not None:
+        expected["reward token"] = (token, checksum_address(dep.reward_token))
+    for field, (on_chain, spec) in expected.items():
+        if on_chain != spec:
+            raise InputRejected(
+                f"job {job.job_id!r} exists on chain ({'0x' + job_hash.hex()}) with {field} {on_chain}, "
+                f"but the job spec gives {spec}: refusing to use it"
+            )
+    return True
 
 
 def _existing_operator_set(job: JobSpec, chain: Chain) -> tuple[Deployment, int]:
@@ -220,9 +275,14 @@ def claim_for(
     before = claimed(session.chain, session.deployment, session.job_hash, address)
     if before >= amount:
         return {"account": address, "amount": 0, "tx_hash": None}
-    receipt = claim(
-        session.chain, session.deployment, session.job_hash, checkpoint.manifest.epoch, address, amount, proof
-    )
+    claimable = claimable_root(session.chain, session.deployment, session.job_hash)
+    if claimable is None or claimable[0] != checkpoint.manifest.epoch:
+        where = "no epoch" if claimable is None else f"epoch {claimable[0]}"
+        raise InputRejected(
+            f"claims of job {session.job_owner}/{checkpoint.manifest.job_id!r} pay against {where}, not epoch "
+            f"{checkpoint.manifest.epoch}: claim with the highest verified epoch"
+        )
+    receipt = claim(session.chain, session.deployment, session.job_hash, address, amount, proof)
     session.chain.save()
     return {"account": address, "amount": amount - before, "tx_hash": receipt.tx_hash}
 

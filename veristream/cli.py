@@ -468,6 +468,7 @@ def chain_epoch(
     job_id: str = typer.Argument(..., help="The job id (as in the job spec)."),
     epoch: int = typer.Argument(..., help="The epoch number."),
     deployment: str | None = typer.Option(None, help="deployment.json (default: the one in the work directory)."),
+    owner: str | None = typer.Option(None, help="The account that created the job (default: the chain's sender)."),
 ) -> None:
     """Print a verified epoch's roots and batch CID as the chain holds them; exit 1 if not verified."""
     import json
@@ -480,7 +481,7 @@ def chain_epoch(
     chain = connect_target(target)
     try:
         dep = load_deployment(chain, Path(deployment) if deployment else None)
-        info = epoch_info(chain, dep, job_id_hash(job_id), epoch)
+        info = epoch_info(chain, dep, job_id_hash(owner or chain.sender, job_id), epoch)
     finally:
         chain.close()
     if info is None:

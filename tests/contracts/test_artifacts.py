@@ -32,7 +32,8 @@ def test_artifacts_are_loadable_and_name_every_custom_error() -> None:
         assert json.dumps(artifact["abi"])
     errors = {name for name, _ in error_table().values()}
     for expected in ("InvalidSignature", "QuorumNotMet", "NothingToClaim", "InvalidProofOfPossession",
-                     "ReentrancyGuardReentrantCall", "SignerNotInSet", "ConflictingResult"):
+                     "ReentrancyGuardReentrantCall", "SignerNotInSet", "SubmissionWindowClosed",
+                     "AggregateAtInfinity", "NegatedKeyAlreadyUsed", "NotKeyManager"):
         assert expected in errors
 
 
@@ -45,3 +46,8 @@ def test_forge_suite_passes() -> None:
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "0 failed" in result.stdout
     assert "testFuzz_cumulativeClaimsPayTheDifference" in result.stdout
+    # the attack tests ran, each as its own passing test
+    for attack in ("InfinityAggregateSignsAnyMessage_bn254", "InfinityAggregateSignsAnyMessage_bls12381",
+                   "PopIsCopiedIntoAnotherOperatorsRotateKey", "ActivationDelayIsBelowTheFloorOnAProductionChain",
+                   "BeneficiarySwapsDeviceKey", "OwnerRenouncesOwnership"):
+        assert f"[PASS] test_RevertWhen_{attack}(" in result.stdout, attack

@@ -24,9 +24,9 @@ from veristream.contracts import (
     create_job,
     create_operator_set,
     deploy_all,
-    epoch_contains_reading,
     epoch_contains_reading_data,
     epoch_digest,
+    epoch_info,
     fund_rewards,
     key_registration_digest,
     register_operator,
@@ -38,7 +38,7 @@ from veristream.contracts.committee import LocalCommittee
 from veristream.contracts.deploy import contract, deploy
 from veristream.provers.bls import bn254
 from veristream.provers.encoding import keccak256
-from veristream.provers.epoch_result import EpochResult, job_id_hash
+from veristream.provers.epoch_result import EpochResult
 from veristream.provers.merkle import StandardMerkleTree
 
 WEIGHTS = [3, 3, 3, 1]
@@ -64,8 +64,7 @@ def world() -> Iterator[World]:
     accounts = chain.accounts
     committee.register(chain, dep, set_id, accounts[1:5], WEIGHTS)
     chain.advance_time(dep.activation_delay + 1)
-    job = job_id_hash("attacks")
-    create_job(chain, dep, job, set_id, quorum_bps=6667, genesis=0, epoch_seconds=60)
+    job = create_job(chain, dep, "attacks", set_id, quorum_bps=6667, genesis=0, epoch_seconds=60)
     fund_rewards(chain, dep, job, 10**24, mint=True)
     yield World(chain, dep, committee, set_id, job, accounts)
     chain.close()
@@ -106,12 +105,18 @@ def test_replayed_epoch_submission_is_rejected(world: World) -> None:
         submit_epoch(world.chain, world.dep, result, signed.signer_bitmap, signed.signature, signed.apk_g2)
 
 
-def test_second_different_result_for_an_epoch_is_rejected(world: World) -> None:
-    verified_epoch(world, 2)
+def test_second_different_result_for_an_epoch_does_not_replace_it(world: World) -> None:
+    first = verified_epoch(world, 2)
     other = EpochResult(world.job, 2, keccak256(b"other data"), keccak256(b"other rewards"), CID)
     signed = world.committee.sign(epoch_digest(world.chain, world.dep, other), [0, 1, 2, 3])
-    with expect("ConflictingResult"):
-        submit_epoch(world.chain, world.dep, other, signed.signer_bitmap, signed.signature, signed.apk_g2)
+    # signed by a quorum: recorded as equivocation evidence, the verified result stays
+    submit_epoch(world.chain, world.dep, other, signed.signer_bitmap, signed.signature, signed.apk_g2)
+    info = epoch_info(world.chain, world.dep, world.job, 2)
+    assert info is not None and (info.data_root, info.reward_root) == (first.data_root, first.reward_root)
+    # not signed by a quorum: refused
+    short = world.committee.sign(epoch_digest(world.chain, world.dep, other), [0, 1])
+    with expect("QuorumNotMet"):
+        submit_epoch(world.chain, world.dep, other, short.signer_bitmap, short.signature, short.apk_g2)
 
 
 def test_quorum_one_weight_short_is_rejected_and_exact_quorum_passes(world: World) -> None:
@@ -188,9 +193,8 @@ def test_signature_from_an_operator_removed_before_the_epoch_is_rejected(world: 
     committee = LocalCommittee.deterministic("bn254", 3, seed=21)
     committee.register(chain, dep, set_id, world.accounts[5:8], [1, 1, 1])
     chain.advance_time(dep.activation_delay + 1)
-    job = job_id_hash("removal")
     start = chain.timestamp() + 1
-    create_job(chain, dep, job, set_id, quorum=(2, 3), genesis=start, epoch_seconds=100)
+    job = create_job(chain, dep, "removal", set_id, quorum=(2, 3), genesis=start, epoch_seconds=100)
     remove_operator(chain, dep, set_id, world.accounts[7])
     chain.advance_time(300)
     w = World(chain, dep, committee, set_id, job, world.accounts)
@@ -220,17 +224,17 @@ def test_cumulative_claims_pay_the_difference_and_double_claims_fail(world: Worl
     t10 = reward_tree([alice, bob], [100, 50])
     t11 = reward_tree([alice, bob], [250, 50])
     verified_epoch(world, 10, t10)
-    verified_epoch(world, 11, t11)
     before = token_balance(chain, dep, alice)
-    claim(chain, dep, world.job, 10, alice, 100, _bytes(t10.get_proof(0)))
+    claim(chain, dep, world.job, alice, 100, _bytes(t10.get_proof(0)))
+    verified_epoch(world, 11, t11)
     # anyone may send the claim; the tokens go to the account
-    claim(chain, dep, world.job, 11, alice, 250, _bytes(t11.get_proof(0)), sender=bob)
+    claim(chain, dep, world.job, alice, 250, _bytes(t11.get_proof(0)), sender=bob)
     assert token_balance(chain, dep, alice) - before == 250
     assert claimed(chain, dep, world.job, alice) == 250
     with expect("NothingToClaim"):
-        claim(chain, dep, world.job, 11, alice, 250, _bytes(t11.get_proof(0)))
-    with expect("NothingToClaim"):  # an older, smaller leaf pays nothing either
-        claim(chain, dep, world.job, 10, alice, 100, _bytes(t10.get_proof(0)))
+        claim(chain, dep, world.job, alice, 250, _bytes(t11.get_proof(0)))
+    with expect("InvalidProof"):  # an older root is no longer claimable at all
+        claim(chain, dep, world.job, alice, 100, _bytes(t10.get_proof(0)))
 
 
 def test_forged_and_truncated_proofs_are_rejected(world: World) -> None:
@@ -240,11 +244,11 @@ def test_forged_and_truncated_proofs_are_rejected(world: World) -> None:
     proof = _bytes(tree.get_proof(2))
     forged = [proof[0][:-1] + bytes([proof[0][-1] ^ 1]), *proof[1:]]
     with expect("InvalidProof"):
-        claim(world.chain, world.dep, world.job, 12, accounts[2], 30, forged)
+        claim(world.chain, world.dep, world.job, accounts[2], 30, forged)
     with expect("InvalidProof"):
-        claim(world.chain, world.dep, world.job, 12, accounts[2], 30, proof[:-1])
+        claim(world.chain, world.dep, world.job, accounts[2], 30, proof[:-1])
     with expect("InvalidProof"):  # right proof, inflated amount
-        claim(world.chain, world.dep, world.job, 12, accounts[2], 31, proof)
+        claim(world.chain, world.dep, world.job, accounts[2], 31, proof)
 
 
 def test_internal_node_cannot_pose_as_a_leaf(world: World) -> None:
@@ -257,31 +261,28 @@ def test_internal_node_cannot_pose_as_a_leaf(world: World) -> None:
     internal = keccak256(left + right)
     # claims hash the leaf values twice, so an internal node's children are no leaf
     with expect("InvalidProof"):
-        claim(world.chain, world.dep, world.job, 13, "0x" + left[12:].hex(), int.from_bytes(right, "big"), proof[1:])
+        claim(world.chain, world.dep, world.job, "0x" + left[12:].hex(), int.from_bytes(right, "big"), proof[1:])
     # so does verifyReadingData: the real leaf verifies, the children's pair does not
     encoded = abi_encode(["address", "uint256"], [accounts[0], 5])
     assert epoch_contains_reading_data(world.chain, world.dep, world.job, 13, encoded, proof)
     assert not epoch_contains_reading_data(world.chain, world.dep, world.job, 13, left + right, proof[1:])
-    # the raw-hash view trusts its caller, as documented: this is why claims never use it
-    assert epoch_contains_reading(world.chain, world.dep, world.job, 13, leaf, proof)
-    assert epoch_contains_reading(world.chain, world.dep, world.job, 13, internal, proof[1:])
+    assert not epoch_contains_reading_data(world.chain, world.dep, world.job, 13, internal, proof[1:])
 
 
 def test_claim_against_an_unverified_or_replaced_root_is_rejected(world: World) -> None:
     alice = world.accounts[8]
     honest = reward_tree([alice, world.accounts[9]], [10, 10])
     greedy = reward_tree([alice, world.accounts[9]], [10**6, 10])
-    with expect("UnverifiedRoot"):
-        claim(world.chain, world.dep, world.job, 14, alice, 10**6, _bytes(greedy.get_proof(0)))
+    with expect("InvalidProof"):  # not verified: the claimable root is another epoch's
+        claim(world.chain, world.dep, world.job, alice, 10**6, _bytes(greedy.get_proof(0)))
     verified_epoch(world, 14, honest)
-    # the greedy tree cannot replace the verified root ...
+    # the greedy tree cannot replace the verified root (a quorum signing it is evidence) ...
     result = EpochResult(world.job, 14, keccak256(b"data" + bytes([14])), greedy.root_bytes, CID)
     signed = world.committee.sign(epoch_digest(world.chain, world.dep, result), [0, 1, 2, 3])
-    with expect("ConflictingResult"):
-        submit_epoch(world.chain, world.dep, result, signed.signer_bitmap, signed.signature, signed.apk_g2)
+    submit_epoch(world.chain, world.dep, result, signed.signer_bitmap, signed.signature, signed.apk_g2)
     # ... and its proofs do not open the verified one
     with expect("InvalidProof"):
-        claim(world.chain, world.dep, world.job, 14, alice, 10**6, _bytes(greedy.get_proof(0)))
+        claim(world.chain, world.dep, world.job, alice, 10**6, _bytes(greedy.get_proof(0)))
 
 
 def test_claim_beyond_the_funded_pool_is_rejected(world: World) -> None:
@@ -289,7 +290,7 @@ def test_claim_beyond_the_funded_pool_is_rejected(world: World) -> None:
     tree = reward_tree([alice, world.accounts[9]], [10**30, 1])
     verified_epoch(world, 15, tree)
     with expect("InsufficientFunding"):
-        claim(world.chain, world.dep, world.job, 15, alice, 10**30, _bytes(tree.get_proof(0)))
+        claim(world.chain, world.dep, world.job, alice, 10**30, _bytes(tree.get_proof(0)))
 
 
 def test_reentrancy_through_a_malicious_token_is_rejected(world: World) -> None:
@@ -297,8 +298,7 @@ def test_reentrancy_through_a_malicious_token_is_rejected(world: World) -> None:
     token_address = deploy(chain, "ReentrantToken")
     token = contract(chain, "ReentrantToken", token_address)
     distributor = contract(chain, "RewardDistributor", dep.reward_distributor)
-    job = job_id_hash("reentrancy")
-    create_job(chain, dep, job, world.set_id, quorum_bps=6667, token=token_address)
+    job = create_job(chain, dep, "reentrancy", world.set_id, quorum_bps=6667, token=token_address)
     chain.transact(token.functions.mint(chain.sender, 1000))
     fund_rewards(chain, dep, job, 1000, token=token_address)
     alice = world.accounts[8]
@@ -306,10 +306,10 @@ def test_reentrancy_through_a_malicious_token_is_rejected(world: World) -> None:
     w = World(chain, dep, world.committee, world.set_id, job, world.accounts)
     verified_epoch(w, 1, tree)
     proof = _bytes(tree.get_proof(0))
-    reenter = distributor.functions.claim(job, 1, alice, 100, proof)._encode_transaction_data()
+    reenter = distributor.functions.claim(job, alice, 100, proof)._encode_transaction_data()
     chain.transact(token.functions.arm(dep.reward_distributor, bytes.fromhex(reenter[2:])))
     with expect("ReentrancyGuardReentrantCall"):
-        claim(chain, dep, job, 1, alice, 100, proof)
+        claim(chain, dep, job, alice, 100, proof)
     assert claimed(chain, dep, job, alice) == 0
 
 
