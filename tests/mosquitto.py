@@ -1,4 +1,4 @@
-"""A real mosquitto broker for tests: own config, free loopback ports, TLS with a generated CA, passwords.
+"""A real mosquitto broker for tests: own config, free loopback ports, TLS with a generated CA, passwords, ACLs.
 
 ``Mosquitto(directory, ...)`` writes everything it needs into ``directory``
 (config, certificates, password file, persistence, log), starts the broker,
@@ -45,6 +45,55 @@ class BrokerCa:
     ca_file: Path
     cert_file: Path
     key_file: Path
+    ca_key_file: Path | None = None
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+
+
+def issue_client_certificate(ca: BrokerCa, directory: Path, common_name: str) -> tuple[Path, Path]:
+    """A client certificate (and its key) for ``common_name``, signed by the test CA: for mutual TLS."""
+    assert ca.ca_key_file is not None, "the CA was made without keeping its key"
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key = serialization.load_pem_private_key(ca.ca_key_file.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    ca_cert = x509.load_pem_x509_certificate(ca.ca_file.read_bytes())
+    now = datetime.datetime.now(datetime.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "VeriStream test fleet"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+                ]
+            )
+        )
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert_file = directory / f"{common_name}.pem"
+    key_file = directory / f"{common_name}.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(key_file, key)
+    return cert_file, key_file
 
 
 def make_test_ca(directory: Path) -> BrokerCa:
@@ -99,7 +148,9 @@ def make_test_ca(directory: Path) -> BrokerCa:
         )
     )
     key_file.chmod(0o600)
-    return BrokerCa(ca_file, cert_file, key_file)
+    ca_key_file = directory / "ca.key"
+    _write_key(ca_key_file, ca_key)
+    return BrokerCa(ca_file, cert_file, key_file, ca_key_file)
 
 
 def _wait_listening(port: int, deadline: float) -> bool:
@@ -122,6 +173,7 @@ class Mosquitto:
         tls: bool = False,
         websockets: bool = False,
         users: dict[str, str] | None = None,
+        acls: dict[str, list[str]] | None = None,
     ) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
@@ -130,6 +182,8 @@ class Mosquitto:
         self.ws_port = free_port() if websockets else None
         self.ca = make_test_ca(directory / "tls") if tls else None
         self.users = users or {}
+        # user -> ACL lines such as "write fleet/dev-a/#" (mosquitto's acl_file ``topic`` rules)
+        self.acls = acls or {}
         self.process: subprocess.Popen[bytes] | None = None
         self.config_file = directory / "mosquitto.conf"
         self.log_file = directory / "mosquitto.log"
@@ -156,6 +210,13 @@ class Mosquitto:
                     ["mosquitto_passwd", "-b", str(password_file), user, password], check=True
                 )
             lines += ["allow_anonymous false", f"password_file {password_file}"]
+            if self.acls:
+                acl_file = self.directory / "acl"
+                rules: list[str] = []
+                for user, topics in self.acls.items():
+                    rules += [f"user {user}", *(f"topic {rule}" for rule in topics), ""]
+                acl_file.write_text("\n".join(rules))
+                lines.append(f"acl_file {acl_file}")
         else:
             lines.append("allow_anonymous true")
         lines.append(f"listener {self.port} 127.0.0.1")
