@@ -8,7 +8,14 @@ persistent (``clean_start=False`` with a fixed client id); the pipeline's
 duplicate guard absorbs such redeliveries. Reconnects back off exponentially
 between ``reconnect_min_s`` and ``reconnect_max_s`` and re-subscribe every time
 (a broker that lost its state has lost our subscriptions too). TLS,
-username/password and MQTT over WebSockets are configuration.
+username/password and MQTT over WebSockets are configuration; which client
+may publish on which topics is the broker's ACL file.
+
+With ``limits.per_device_per_s``, a message whose parsed device is over its
+rate is held, unacknowledged, until its device's bucket has the token, then
+appended and acknowledged (counted as ``rate_limited`` in ``counters``): the
+broker's in-flight window bounds how many are held. ``limits.junk_bodies_per_epoch``
+bounds the junk this source leaves in the log.
 
 When the log cannot write (disk full), a message is held without its PUBACK
 and its append retried with a bounded backoff until it succeeds: the broker
@@ -19,6 +26,7 @@ how many messages are held.
 
 from __future__ import annotations
 
+import heapq
 import ssl
 import threading
 import time
@@ -30,7 +38,15 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from veristream.connectors.ingest_log import AppendResult, GroupCommitter
+from veristream.connectors.limits import (
+    NS_PER_S,
+    KeyedBuckets,
+    RateLimit,
+    SourceCounters,
+    device_id_of,
+)
 from veristream.connectors.sources.config import MqttSourceConfig
+from veristream.provers.reasons import Reason
 
 
 def _now_ms() -> int:
@@ -105,6 +121,22 @@ class MqttSource:
         # messages whose append failed, waiting (unacknowledged) for the retry thread
         self._held: list[tuple[mqtt.Client, int, int, tuple[bytes, str, int]]] = []
         self._retrying: threading.Thread | None = None
+        # --- limits: per-device buckets; rate-limited messages wait here, unacknowledged
+        self.counters = SourceCounters()
+        limits = config.limits
+        self.per_device = (
+            KeyedBuckets(
+                RateLimit.per_second(limits.per_device_per_s, limits.burst),
+                max_keys=limits.max_tracked_keys,
+            )
+            if limits.per_device_per_s is not None
+            else None
+        )
+        if limits.junk_bodies_per_epoch is not None:
+            committer.log.bound_junk("mqtt", limits.junk_bodies_per_epoch)
+        self._deferred: list[tuple[float, int, mqtt.Client, int, int, tuple[bytes, str, int]]] = []
+        self._deferred_due = threading.Condition(self._lock)
+        self._deferring: threading.Thread | None = None
         self.client = make_client(
             config, config.client_id, clean_start=config.clean_start, manual_ack=True
         )
@@ -153,8 +185,58 @@ class MqttSource:
             self._unacked += 1
         mid, qos = message.mid, message.qos
         item = (bytes(message.payload), f"mqtt:{message.topic}", _now_ms())
+        if self.per_device is not None:
+            device = device_id_of(item[0])
+            delay_ns = self.per_device.reserve(device) if device is not None else 0
+            if delay_ns:
+                self._defer(client, mid, qos, item, delay_ns)
+                return
+        self._submit(client, mid, qos, item)
+
+    def _submit(
+        self, client: mqtt.Client, mid: int, qos: int, item: tuple[bytes, str, int]
+    ) -> None:
         future = self.committer.submit([item], block=True)
         future.add_done_callback(lambda done: self._after_commit(client, mid, qos, item, done))
+
+    def _defer(
+        self,
+        client: mqtt.Client,
+        mid: int,
+        qos: int,
+        item: tuple[bytes, str, int],
+        delay_ns: int,
+    ) -> None:
+        """Hold a rate-limited message, unacknowledged, until its device's token is due."""
+        self.counters.count(Reason.RATE_LIMITED)
+        due = time.monotonic() + delay_ns / NS_PER_S
+        with self._deferred_due:
+            heapq.heappush(self._deferred, (due, mid, client, mid, qos, item))
+            if self._deferring is None:
+                self._deferring = threading.Thread(
+                    target=self._release_deferred, name="mqtt-rate-limit", daemon=True
+                )
+                self._deferring.start()
+            self._deferred_due.notify_all()
+
+    def _release_deferred(self) -> None:
+        """Append each held message when it is due; on stop, drop them (the broker redelivers)."""
+        while True:
+            with self._deferred_due:
+                while not self._stopping and (
+                    not self._deferred or self._deferred[0][0] > time.monotonic()
+                ):
+                    timeout = self._deferred[0][0] - time.monotonic() if self._deferred else None
+                    self._deferred_due.wait(timeout)
+                if self._stopping:
+                    # neither logged nor acknowledged: the next session gets them again
+                    self._unacked -= len(self._deferred)
+                    self._deferred.clear()
+                    self._deferring = None
+                    self._settled.notify_all()
+                    return
+                _, _, client, mid, qos, item = heapq.heappop(self._deferred)
+            self._submit(client, mid, qos, item)
 
     def _after_commit(
         self,
@@ -257,6 +339,7 @@ class MqttSource:
         deadline = time.monotonic() + drain_timeout_s
         with self._settled:
             self._stopping = True
+            self._deferred_due.notify_all()
             while self._unacked > 0:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
