@@ -198,7 +198,11 @@ def encode_record(raw: bytes, source: str, received_ms: int, timestamp_ms: int) 
 
 
 def decode_record(body: bytes) -> LogRecord:
-    """Inverse of ``encode_record``."""
+    """Inverse of ``encode_record``; ``InputRejected`` for a body too short to be a log record."""
+    if len(body) < _RECORD_HEADER.size:
+        raise InputRejected(
+            f"ingest log record of {len(body)} bytes is shorter than its {_RECORD_HEADER.size}-byte header"
+        )
     timestamp_ms, received_ms, n = _RECORD_HEADER.unpack_from(body)
     start = _RECORD_HEADER.size
     source = body[start : start + n].decode(errors="replace")

@@ -79,15 +79,16 @@ def parse_cid(cid: str | bytes) -> ParsedCid:
         raise InputRejected("empty CID")
     try:
         parsed = CID.decode(bytes(cid) if isinstance(cid, bytearray) else cid)
+        # the digest is checked lazily (e.g. its length against the hash), so read it here
+        return ParsedCid(
+            binary=bytes(parsed),
+            version=parsed.version,
+            codec=parsed.codec.code,
+            hash_code=parsed.hashfun.code,
+            digest=bytes(parsed.raw_digest),
+        )
     except Exception as exc:  # multiformats raises several unrelated types for bad input
         raise InputRejected(f"not a CID: {cid!r} ({exc})") from None
-    return ParsedCid(
-        binary=bytes(parsed),
-        version=parsed.version,
-        codec=parsed.codec.code,
-        hash_code=parsed.hashfun.code,
-        digest=bytes(parsed.raw_digest),
-    )
 
 
 def cid_to_bytes(cid: str) -> bytes:
