@@ -507,6 +507,13 @@ _LISTENING = ("http", "websocket", "mqtt")
 _PATH_KEYS = ("path", "registry", "registry_file", "output", "ground_truth", "directory")
 
 
+_NESTED_PATH_KEYS = {
+    "auth": ("tokens_file",),
+    "tls": ("ca_file", "cert_file", "key_file", "client_ca_file"),
+}
+"""Paths inside a source's nested settings (tokens, certificates), resolved like the top-level ones."""
+
+
 def _resolve_source_paths(source: SourceConfig, base: Path) -> SourceConfig:
     update: dict[str, Any] = {}
     for key in _PATH_KEYS:
@@ -514,6 +521,17 @@ def _resolve_source_paths(source: SourceConfig, base: Path) -> SourceConfig:
         if isinstance(value, str | Path) and str(value) and "://" not in str(value) and not Path(value).is_absolute():
             resolved = (base / value).resolve()
             update[key] = resolved if isinstance(value, Path) else str(resolved)
+    for section, keys in _NESTED_PATH_KEYS.items():
+        settings = getattr(source, section, None)
+        if settings is None:
+            continue
+        paths = {
+            key: (base / value).resolve()
+            for key in keys
+            if isinstance(value := getattr(settings, key, None), Path) and not value.is_absolute()
+        }
+        if paths:
+            update[section] = settings.model_copy(update=paths)
     return source.model_copy(update=update) if update else source
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -29,6 +30,7 @@ from veristream.connectors.sources.config import (
 from veristream.connectors.sources.gate import uvicorn_tls_options
 from veristream.connectors.sources.http import UvicornThread, serve
 from veristream.connectors.sources.websocket import create_app
+from veristream.pipeline.jobspec import JobSpecError, parse_job
 from veristream.provers.errors import SpecError
 
 TOKEN = "device-fleet-token-1"
@@ -285,3 +287,26 @@ def test_limits_config_is_checked() -> None:
         MqttSourceConfig.model_validate({"limits": {"per_address_per_s": 5}})
     with pytest.raises((SpecError, ValueError), match=r"needs limits\.per_device_per_s"):
         HttpSourceConfig.model_validate({"limits": {"burst": 5}})
+
+
+def test_job_spec_sources_follow_validation_and_resolve_their_files(repo: Path) -> None:
+    job = yaml.safe_load((repo / "examples" / "weather.yaml").read_text())
+    job["validation"]["max_payload_bytes"] = 1024
+    job["sources"] = [
+        {
+            "type": "http",
+            "auth": {"tokens_file": "tokens"},
+            "tls": {"cert_file": "s.pem", "key_file": "/k/s.key"},
+        },
+        {"type": "mqtt", "limits": {"per_device_per_s": 2}},
+    ]
+    spec = parse_job(job, "job", Path("/jobs"))
+    http, mqtt = spec.sources
+    assert (http.max_payload_bytes, mqtt.max_payload_bytes) == (1024, 1024)
+    assert isinstance(http, HttpSourceConfig) and http.tls is not None
+    assert http.auth.tokens_file == Path("/jobs/tokens")
+    assert (http.tls.cert_file, http.tls.key_file) == (Path("/jobs/s.pem"), Path("/k/s.key"))
+    # a source's own limit may not contradict the job's
+    job["sources"] = [{"type": "http", "max_payload_bytes": 4096}]
+    with pytest.raises(JobSpecError, match=r"contradicts validation\.max_payload_bytes"):
+        parse_job(job, "job", Path("/jobs"))
