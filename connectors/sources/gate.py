@@ -61,13 +61,13 @@ class Gate:
 
     def __init__(
         self,
-        kind: str,
+        kinds: tuple[str, ...],
         auth: AuthConfig,
         limits: LimitsConfig,
         *,
         clock_ns: Callable[[], int] = time.monotonic_ns,
     ) -> None:
-        self.kind = kind
+        self.kinds = kinds
         self.limits = limits
         self.tokens = TokenFile(auth.tokens_file) if auth.tokens_file is not None else None
         self.subjects = PeerSubjects()
@@ -93,7 +93,8 @@ class Gate:
     def bind(self, log: IngestLog) -> None:
         """Bound the junk this source may leave in ``log`` (``limits.junk_bodies_per_epoch``)."""
         if self.limits.junk_bodies_per_epoch is not None:
-            log.bound_junk(self.kind, self.limits.junk_bodies_per_epoch)
+            for kind in self.kinds:
+                log.bound_junk(kind, self.limits.junk_bodies_per_epoch)
 
     # --- who -------------------------------------------------------------------
     def authenticate(self, authorization: str | None) -> bool:
@@ -103,9 +104,9 @@ class Gate:
         self.counters.count(UNAUTHENTICATED)
         return False
 
-    def source_name(self, host: str, port: int, *, with_port: bool) -> str:
+    def source_name(self, kind: str, host: str, port: int, *, with_port: bool) -> str:
         """``<kind>:<host>[:<port>]``, followed by ``|<certificate subject>`` under mutual TLS."""
-        name = f"{self.kind}:{host}:{port}" if with_port else f"{self.kind}:{host}"
+        name = f"{kind}:{host}:{port}" if with_port else f"{kind}:{host}"
         subject = self.subjects.get(host, port)
         return f"{name}|{subject}" if subject else name
 
