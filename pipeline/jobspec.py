@@ -147,18 +147,48 @@ class AggregationSpec(_Model):
 
 
 class RewardSpec(_Model):
-    """The reward policy, in the token's smallest unit (see ``veristream.pipeline.rewards``)."""
+    """The reward policy, in the token's smallest unit (see ``veristream.pipeline.rewards``),
+    and the token it pays in: an existing ERC-20 (``token``) or the deployment's demo token."""
 
     tokens_per_epoch: int = Field(ge=0, le=UINT256_MAX)
     max_per_device: int | None = Field(default=None, gt=0, le=UINT256_MAX)
     quality_weight: Literal["completeness", "none"] = "completeness"
     remainder: Literal["carry", "sink"] = "carry"
     sink: str | None = None
+    token: str | None = Field(
+        default=None,
+        description="an existing ERC-20 on the job's chain to pay in (any decimals); absent: the "
+        "deployment's demo RewardToken",
+    )
+    funding: Literal["mint", "transfer", "none"] = Field(
+        default="mint",
+        description="mint: the signer mints the demo token into the pool (default without 'token'); "
+        "transfer: the signer approves and funds the pool from its balance (default with 'token'); "
+        "none: somebody else funds the pool",
+    )
 
-    @field_validator("sink")
+    @field_validator("sink", "token")
     @classmethod
-    def _check_sink(cls, value: str | None) -> str | None:
+    def _check_address(cls, value: str | None) -> str | None:
         return None if value is None else _address(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _funding_default(cls, data: Any) -> Any:
+        # A foreign token cannot be minted: its default is to pay from the signer's balance.
+        if isinstance(data, dict) and data.get("token") is not None and "funding" not in data:
+            return {**data, "funding": "transfer"}
+        return data
+
+    @field_validator("funding")
+    @classmethod
+    def _funding_fits_token(cls, value: str, info: ValidationInfo) -> str:
+        if value == "mint" and info.data.get("token") is not None:
+            raise SpecError(
+                "'mint' only funds the deployment's demo token; an existing token (rewards.token) is "
+                "funded by 'transfer' (from the signer's balance) or 'none' (by somebody else)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _sink_given(self) -> RewardSpec:
