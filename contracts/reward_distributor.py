@@ -93,6 +93,14 @@ def pool_token(chain: Chain, dep: Deployment, job_id: bytes) -> str | None:
     return None if int(token, 16) == 0 else checksum_address(token)
 
 
+def claimed_total(chain: Chain, dep: Deployment, job_id: bytes, *, from_block: int = 0) -> int:
+    """Everything paid out by claims of ``job_id`` so far (its ``Claimed`` events; ``from_block``
+    bounds the log search, as nodes limit log ranges)."""
+    distributor = contract(chain, "RewardDistributor", dep.reward_distributor)
+    logs = distributor.events.Claimed.get_logs(from_block=from_block, argument_filters={"jobId": job_id})
+    return sum(int(log["args"]["amount"]) for log in logs)
+
+
 def pool_balance(chain: Chain, dep: Deployment, job_id: bytes) -> int:
     """Funded and not yet claimed rewards of ``job_id``."""
     distributor = contract(chain, "RewardDistributor", dep.reward_distributor)

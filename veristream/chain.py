@@ -6,6 +6,12 @@ node ``chain.rpc_url`` names, or the embedded EVM in ``WORK_DIR/chain``);
 creates the job on first use; ``ChainSession`` submits verified epochs and
 ``claim_for`` claims rewards. The work directory holds ``deployment.json``
 (the contracts' addresses) and ``chain-setup.json`` (the job's operator set).
+
+A job pays in ``rewards.token`` (an existing ERC-20) or the deployment's demo
+RewardToken; ``fund_pool`` tops its pool up as ``rewards.funding`` says, after
+reading what the pool holds and what claims already paid, so a restart never
+funds twice; ``pool_status`` and ``claim_for`` say when the pool is short of
+what is owed.
 """
 
 from __future__ import annotations
@@ -32,14 +38,18 @@ from veristream.contracts import (
     load_deployment,
     operator_set_pending_until,
     operator_set_scheme,
+    pool_balance,
     pool_token,
     register_operator,
     submission_window,
     submit_epoch,
+    token_balance,
 )
 from veristream.contracts.chain import URL_SCHEMES, Chain, ChainConfig, Receipt
 from veristream.contracts.committee import LocalCommittee
 from veristream.contracts.deploy import DEPLOYMENT_FILE, DEVELOPMENT_CHAIN_IDS, checksum_address
+from veristream.contracts.reward_distributor import claimed_total
+from veristream.contracts.token import TokenInfo, read_token
 from veristream.pipeline.commitments import reward_proof
 from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.state import Checkpoint
@@ -95,6 +105,8 @@ class ChainSession:
     deployment: Deployment
     set_id: int
     job_hash: bytes
+    token: TokenInfo
+    """The ERC-20 the job pays in (``rewards.token`` or the deployment's RewardToken)."""
 
     @property
     def chain_id(self) -> int:
@@ -160,10 +172,14 @@ def open_chain(job: JobSpec, members: Sequence[Member], total_epochs_budget: int
                 f"{saved}: use another work_dir"
             )
         dep = load_deployment(chain, work_dir / DEPLOYMENT_FILE)
+        token = job_token(job, chain, dep)
         check_job_on_chain(job, chain, dep, job_hash, saved)
-        return ChainSession(chain, dep, saved, job_hash)
+        session = ChainSession(chain, dep, saved, job_hash, token)
+        fund_pool(session, job, total_epochs_budget)
+        return session
     if job.operators.set_id is None:
         dep = deploy_all(chain, dev=chain.chain_id in DEVELOPMENT_CHAIN_IDS, save_to=work_dir / DEPLOYMENT_FILE)
+        token = job_token(job, chain, dep)
         set_id = create_operator_set(chain, dep, job.operators.scheme)
         committee = LocalCommittee.deterministic(job.operators.scheme, job.operators.count, job.operators.key_seed)
         accounts = chain.accounts
@@ -174,6 +190,7 @@ def open_chain(job: JobSpec, members: Sequence[Member], total_epochs_budget: int
         job_set = None
     else:
         dep, set_id = _existing_operator_set(job, chain)
+        token = job_token(job, chain, dep)
         job_set = set_id if check_job_on_chain(job, chain, dep, job_hash, set_id) else None
     if job_set is None:
         quorum = job.operators.quorum
@@ -188,11 +205,91 @@ def open_chain(job: JobSpec, members: Sequence[Member], total_epochs_budget: int
             epoch_seconds=clock.epoch_seconds,
             max_submission_delay=job.chain.max_submission_delay_s,
             max_operator_weight_bps=job.operators.max_weight_bps,
+            token=token.address,
         )
-        fund_rewards(chain, dep, job_hash, total_epochs_budget, mint=True)
+    session = ChainSession(chain, dep, set_id, job_hash, token)
+    fund_pool(session, job, total_epochs_budget)
     chain.save()
     (work_dir / CHAIN_SETUP_FILE).write_text(json.dumps({"set_id": set_id}))
-    return ChainSession(chain, dep, set_id, job_hash)
+    return session
+
+
+def job_token(job: JobSpec, chain: Chain, dep: Deployment) -> TokenInfo:
+    """The ERC-20 the job pays in, read from the chain: ``rewards.token``, else the
+    deployment's demo RewardToken."""
+    address = job.rewards.token or dep.reward_token
+    if address is None:
+        raise InputRejected(
+            "the deployment has no demo RewardToken: set rewards.token to the ERC-20 the job pays in"
+        )
+    try:
+        return read_token(chain, address)
+    except InputRejected as error:
+        raise InputRejected(f"rewards.token: {error}") from None
+
+
+@dataclass(frozen=True)
+class PoolStatus:
+    """A job's reward pool against what it owes: ``owed`` is what the pool must still hold,
+    ``balance`` what it holds, ``funded`` what this call added."""
+
+    owed: int
+    balance: int
+    funded: int = 0
+
+    @property
+    def short(self) -> int:
+        """How much the pool lacks to pay everything owed (0 when it can)."""
+        return max(0, self.owed - self.balance)
+
+    def to_json(self, token: TokenInfo) -> dict[str, Any]:
+        """The status as ``--json`` output shows it: raw integers and their display forms."""
+        out: dict[str, Any] = {"token": token.to_json()}
+        for name in ("owed", "balance", "funded", "short"):
+            amount = int(getattr(self, name))
+            out[name] = amount
+            out[f"{name}_display"] = token.format(amount)
+        return out
+
+
+def fund_pool(session: ChainSession, job: JobSpec, budget: int) -> PoolStatus:
+    """Top the job's pool up to ``budget`` (the reward budget of the epochs so far) less what
+    claims already paid, as ``rewards.funding`` says: ``mint`` mints the demo token into it,
+    ``transfer`` approves and moves it from the signer's balance, ``none`` sends nothing (the
+    status says how short the pool is). The chain is read first: a restart never funds twice.
+    """
+    chain, dep, token = session.chain, session.deployment, session.token
+    if budget <= 0:
+        return PoolStatus(owed=0, balance=0)
+    # READ what the pool holds against what it owes
+    owed = max(0, budget - claimed_total(chain, dep, session.job_hash))
+    balance = pool_balance(chain, dep, session.job_hash)
+    missing = owed - balance
+    if missing <= 0 or job.rewards.funding == "none":
+        return PoolStatus(owed=owed, balance=balance)
+    # CHECK the signer can pay what is missing
+    if job.rewards.funding == "transfer":
+        held = token_balance(chain, dep, chain.sender, token.address)
+        if held < missing:
+            raise InputRejected(
+                f"rewards.funding 'transfer': the signer {chain.sender} holds {token.format(held)}, the pool of "
+                f"job {job.job_id!r} needs {token.format(missing)} more (it holds {token.format(balance)} of "
+                f"{token.format(owed)} owed): send the signer tokens, or fund the pool yourself with "
+                "rewards.funding 'none'"
+            )
+    # FUND
+    fund_rewards(chain, dep, session.job_hash, missing, mint=job.rewards.funding == "mint", token=token.address)
+    chain.save()
+    after = pool_balance(chain, dep, session.job_hash)
+    return PoolStatus(owed=owed, balance=after, funded=after - balance)
+
+
+def pool_status(session: ChainSession, checkpoint: Checkpoint) -> PoolStatus:
+    """The job's pool against what its contributors can still claim up to the checkpoint's
+    epoch: everything they earned (the cumulative reward tree) less what claims paid."""
+    earned = sum(checkpoint.state.cumulative.values())
+    owed = max(0, earned - claimed_total(session.chain, session.deployment, session.job_hash))
+    return PoolStatus(owed=owed, balance=pool_balance(session.chain, session.deployment, session.job_hash))
 
 
 def check_job_on_chain(job: JobSpec, chain: Chain, dep: Deployment, job_hash: bytes, set_id: int) -> bool:
@@ -213,8 +310,9 @@ def check_job_on_chain(job: JobSpec, chain: Chain, dep: Deployment, job_hash: by
         "max operator weight (bps)": (found.max_operator_weight_bps, job.operators.max_weight_bps),
     }
     token = pool_token(chain, dep, job_hash)
-    if dep.reward_token is not None:
-        expected["reward token"] = (token, checksum_address(dep.reward_token))
+    job_token_address = job.rewards.token or dep.reward_token
+    if job_token_address is not None:
+        expected["reward token"] = (token, checksum_address(job_token_address))
     for field, (on_chain, spec) in expected.items():
         if on_chain != spec:
             raise InputRejected(
@@ -263,7 +361,12 @@ def _let_registrations_activate(chain: Chain, seconds: int) -> None:
 def claim_for(
     session: ChainSession, checkpoint: Checkpoint, account: bytes | None = None
 ) -> dict[str, Any]:
-    """Claim ``account``'s cumulative reward (default: the largest earner) up to the checkpoint's epoch."""
+    """Claim ``account``'s cumulative reward (default: the largest earner) up to the checkpoint's epoch.
+
+    Amounts are in the token's smallest unit, each beside its display form (``amount_display``).
+    A claim the pool cannot pay is not sent: the result says so (``short``: what the pool
+    lacks, ``pool``: what it holds) with ``amount`` 0.
+    """
     cumulative = checkpoint.state.cumulative
     if not cumulative:
         raise InputRejected("no rewards have been earned yet")
@@ -272,9 +375,10 @@ def claim_for(
     amount, proof = reward_proof(cumulative, account)
     assert checkpoint.manifest is not None
     address = "0x" + account.hex()
+    token = session.token
     before = claimed(session.chain, session.deployment, session.job_hash, address)
     if before >= amount:
-        return {"account": address, "amount": 0, "tx_hash": None}
+        return {"account": address, "amount": 0, "tx_hash": None, "amount_display": token.format(0)}
     claimable = claimable_root(session.chain, session.deployment, session.job_hash)
     if claimable is None or claimable[0] != checkpoint.manifest.epoch:
         where = "no epoch" if claimable is None else f"epoch {claimable[0]}"
@@ -282,9 +386,25 @@ def claim_for(
             f"claims of job {session.job_owner}/{checkpoint.manifest.job_id!r} pay against {where}, not epoch "
             f"{checkpoint.manifest.epoch}: claim with the highest verified epoch"
         )
+    due = amount - before
+    balance = pool_balance(session.chain, session.deployment, session.job_hash)
+    if due > balance:
+        # the RewardDistributor would revert (InsufficientFunding): say so instead of sending it
+        return {
+            "account": address,
+            "amount": 0,
+            "tx_hash": None,
+            "amount_display": token.format(0),
+            "due": due,
+            "due_display": token.format(due),
+            "pool": balance,
+            "pool_display": token.format(balance),
+            "short": due - balance,
+            "short_display": token.format(due - balance),
+        }
     receipt = claim(session.chain, session.deployment, session.job_hash, address, amount, proof)
     session.chain.save()
-    return {"account": address, "amount": amount - before, "tx_hash": receipt.tx_hash}
+    return {"account": address, "amount": due, "tx_hash": receipt.tx_hash, "amount_display": token.format(due)}
 
 
 def register_key(job: JobSpec, key: dict[str, str], account: str | None, weight: int) -> dict[str, Any]:

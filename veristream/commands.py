@@ -182,8 +182,8 @@ def claim_command(job_path: str, account: str | None, as_json: bool) -> int:
     if as_json:
         print(json.dumps(result, sort_keys=True))
     else:
-        Console().print(f"claimed {result['amount']} for {result['account']} (tx {result['tx_hash']})")
-    return 0
+        Console().print(render.claim_line(result))
+    return 1 if result.get("short") else 0
 
 
 SUBMISSION_FILE = "ray-submission.json"

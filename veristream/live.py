@@ -12,8 +12,9 @@ A job whose sources include a live connector runs as a loop instead of a replay:
   closed is run through the pipeline and checkpointed
   (``veristream.run.process_closed_epochs``), proposed to the committee and
   submitted on chain (``veristream.run.verify_epoch``); the reward pool is topped
-  up by one epoch's budget for each epoch verified, and the summary grows
-  epoch by epoch.
+  up by one epoch's budget for each epoch verified, as ``rewards.funding`` says
+  (``veristream.chain.fund_pool``, which reads the pool first, so a restart
+  never funds an epoch twice), and the summary grows epoch by epoch.
 - **stop**: after ``max_epochs`` epochs verified by this run, after
   ``duration_s``, or when ``stop`` is set (SIGINT/SIGTERM in the CLI): the
   sources stop accepting (MQTT stops taking messages and disconnects, keeping
@@ -41,12 +42,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from veristream.chain import ChainSession, claim_for, open_chain
+from veristream.chain import ChainSession, claim_for, fund_pool, open_chain, pool_status
 from veristream.committee import Committee
 from veristream.connectors.ingest_log import IngestLog, OpenEpochTail
 from veristream.connectors.ipfs import BlockStore, open_store
 from veristream.connectors.sources.serve import serve_sources
-from veristream.contracts import fund_rewards
 from veristream.pipeline.compute import EpochContext, job_context
 from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.preverify import Preverifier
@@ -156,12 +156,14 @@ def _settle(
     signed_now = session is None and manifest.accepted > 0 and not resumed
     if submitted_now or signed_now:
         settled.verified_here += 1
-    if submitted_now and session is not None and job.rewards.tokens_per_epoch > 0:
-        # the number of epochs is not known up front: the pool grows with each verified one
-        fund_rewards(
-            session.chain, session.deployment, session.job_hash, job.rewards.tokens_per_epoch, mint=True
-        )
-        session.chain.save()
+    if row["verified"] and session is not None and job.rewards.tokens_per_epoch > 0:
+        # the number of epochs is not known up front: the pool grows with each verified one,
+        # one epoch ahead (open_chain funds the first); resumed epochs are only read
+        with_readings = [
+            c for c in committed_epochs(Path(job.work_dir))
+            if c.manifest is not None and c.manifest.accepted > 0 and c.manifest.epoch <= manifest.epoch
+        ]
+        fund_pool(session, job, job.rewards.tokens_per_epoch * (1 + len(with_readings)))
     if on_epoch is not None:
         on_epoch(row)
 
@@ -337,6 +339,9 @@ def _loop(
     summary.accepted = sum(c.manifest.accepted for c in checkpoints if c.manifest is not None)
     verified = [c for c in checkpoints if c.manifest is not None and c.manifest.accepted > 0]
     if session is not None and verified:
+        status = pool_status(session, verified[-1])
+        if status.short:
+            summary.funding = status.to_json(session.token)
         summary.claims.append(claim_for(session, verified[-1]))
     return summary
 

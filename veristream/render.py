@@ -54,8 +54,25 @@ def run_summary(summary: dict[str, Any], console: Console) -> None:
     for epoch, refusals in summary.get("refusals", {}).items():
         for operator, reason in refusals.items():
             console.print(f"[yellow]epoch {epoch}: operator {operator} refused: {reason}[/yellow]")
+    funding = summary.get("funding")
+    if funding is not None:
+        console.print(
+            f"[yellow]the reward pool holds {funding['balance_display']} but contributors can claim "
+            f"{funding['owed_display']}: it is {funding['short_display']} short[/yellow]"
+        )
     for claim in summary["claims"]:
-        console.print(f"claimed {claim['amount']} for {claim['account']} (tx {claim['tx_hash']})")
+        console.print(claim_line(claim))
+
+
+def claim_line(claim: dict[str, Any]) -> str:
+    """One claim (``veristream.chain.claim_for``'s result) in the token's units."""
+    if claim.get("short"):
+        return (
+            f"[yellow]the claim of {claim['due_display']} for {claim['account']} would fail: the reward pool "
+            f"holds {claim['pool_display']}, {claim['short_display']} short (fund the pool, then "
+            "`veristream claim`)[/yellow]"
+        )
+    return f"claimed {claim.get('amount_display', claim['amount'])} for {claim['account']} (tx {claim['tx_hash']})"
 
 
 def audit_report(report: AuditReport, epoch: int, console: Console) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from veristream.chain import ChainSession, claim_for, open_chain
+from veristream.chain import ChainSession, claim_for, open_chain, pool_status
 from veristream.committee import Committee, InProcessCommittee, RayCommittee, served_keys
 from veristream.connectors.deadletters import DeadLetter
 from veristream.connectors.ingest_log import IngestLog
@@ -80,10 +80,13 @@ class RunSummary:
     epochs: list[dict[str, Any]] = field(default_factory=list)
     claims: list[dict[str, Any]] = field(default_factory=list)
     refusals: dict[str, dict[str, str]] = field(default_factory=dict)
+    funding: dict[str, Any] | None = None
+    """The reward pool when it is short of what contributors can claim (``PoolStatus.to_json``)."""
 
     def to_json(self) -> dict[str, Any]:
-        """The machine-readable summary: counts, one row per epoch, claims, operators' refusals."""
-        return {
+        """The machine-readable summary: counts, one row per epoch, claims, operators' refusals,
+        and the reward pool's shortfall when there is one."""
+        out = {
             "job_id": self.job_id,
             "readings_in": self.readings_in,
             "accepted": self.accepted,
@@ -92,6 +95,9 @@ class RunSummary:
             "claims": self.claims,
             "refusals": self.refusals,
         }
+        if self.funding is not None:
+            out["funding"] = self.funding
+        return out
 
 
 # SOURCES -> INGEST LOG
@@ -407,6 +413,9 @@ def run_job(
         verify_on_chain(job, session, committee, summary, progress)
         verified = [c for c in checkpoints if c.manifest is not None and c.manifest.accepted > 0]
         if session is not None and verified:
+            status = pool_status(session, verified[-1])
+            if status.short:
+                summary.funding = status.to_json(session.token)
             summary.claims.append(claim_for(session, verified[-1]))
     finally:
         committee.close()
