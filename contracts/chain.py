@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import random
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from veristream.contracts.artifacts import ContractRevert, decode_revert
 from veristream.contracts.statefile import StateJournal
-from veristream.provers.errors import InputRejected
+from veristream.contracts.wallet import TxPolicy, load_account, send_signed
+from veristream.provers.errors import ChainError, InputRejected
 
 STATE_FILE = "chain.db"
 LOCK_FILE = "chain.lock"
@@ -46,6 +48,9 @@ class ChainConfig:
     workdir: Path | None = None
     private_key: str | None = None
     gas_limit: int | None = None  # JSON-RPC: send with this gas instead of estimating each tx
+    signer: str | None = None  # env:NAME, keystore:PATH or node (see contracts.wallet)
+    policy: TxPolicy = field(default_factory=TxPolicy)
+    rpc_retries: int = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +67,23 @@ class Chain:
     """A web3 connection plus the sender and, for the embedded EVM, its persistence."""
 
     def __init__(
-        self, w3: Any, sender: str, *, tester: Any = None, workdir: Path | None = None, gas_limit: int | None = None
+        self,
+        w3: Any,
+        sender: str,
+        *,
+        tester: Any = None,
+        workdir: Path | None = None,
+        gas_limit: int | None = None,
+        account: Any = None,
+        policy: TxPolicy | None = None,
+        url: str | None = None,
     ) -> None:
         self.w3 = w3
         self.sender = sender
+        self.url = url
+        self._account = account  # signs locally and sends raw; None: the node's unlocked account
+        self.policy = policy or TxPolicy()
+        self.stats = {"sent": 0, "resends": 0, "replacements": 0}
         self.gas_limit = EMBEDDED_TX_GAS if tester is not None else gas_limit
         self.chain_id: int = int(w3.eth.chain_id)
         self._tester = tester
@@ -88,6 +106,7 @@ class Chain:
         tx: dict[str, Any] = {"from": sender or self.sender}
         if value:
             tx["value"] = value
+        local = self._account is not None and tx["from"] == self._account.address
         try:
             if self.gas_limit is not None:
                 tx["gas"] = self.gas_limit
@@ -95,10 +114,22 @@ class Chain:
                 # The estimate runs against the current block; mined in a later one a change
                 # may start a new checkpoint instead of editing one (~130k more): add headroom.
                 tx["gas"] = min(int(fn.estimate_gas(tx)) * 5 // 4 + 200_000, RPC_TX_GAS_CAP)
-            tx_hash = fn.transact(tx)
+            if local:
+                built = fn.build_transaction({**tx, "nonce": 0, "maxFeePerGas": 1, "maxPriorityFeePerGas": 1})
+                unsigned = {k: built[k] for k in ("to", "data", "value", "gas", "chainId") if k in built}
+                sent = send_signed(self.w3, self._account, unsigned, self.policy)
+                self.stats["sent"] += 1
+                self.stats["resends"] += sent.resends
+                self.stats["replacements"] += sent.replacements
+                receipt = sent.receipt
+            else:
+                tx_hash = fn.transact(tx)
+        except ChainError:
+            raise
         except Exception as exc:
             raise decode_revert(exc) from exc
-        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash)
+        if not local:
+            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash)
         if receipt["status"] != 1:
             # Only the failure path pays a second execution, to recover the revert data.
             self._raise_revert(fn, tx, receipt["blockNumber"])
@@ -191,28 +222,65 @@ def _embedded(workdir: Path | None) -> Chain:
     return chain
 
 
-def _rpc(url: str, private_key: str | None, gas_limit: int | None = None) -> Chain:
-    from web3 import HTTPProvider, IPCProvider, Web3
+class _RetryingHTTPProvider:
+    """Builds an HTTP provider whose requests are retried on connection errors, timeouts, 5xx
+    and 429 with exponential backoff and jitter; after the last try a one-line ``ChainError``
+    names the node and the call."""
 
+    @staticmethod
+    def build(url: str, retries: int) -> Any:
+        import requests
+        from web3 import HTTPProvider
+
+        class Provider(HTTPProvider):
+            def make_request(self, method: Any, params: Any) -> Any:
+                for attempt in range(retries + 1):
+                    try:
+                        return super().make_request(method, params)
+                    except (requests.ConnectionError, requests.Timeout, requests.HTTPError) as exc:
+                        status = getattr(getattr(exc, "response", None), "status_code", None)
+                        if isinstance(exc, requests.HTTPError) and status is not None and status < 500 and status != 429:
+                            raise
+                        if attempt == retries:
+                            raise ChainError(
+                                f"{url} did not answer {method} after {retries + 1} tries: {type(exc).__name__}"
+                            ) from None
+                        time.sleep(min(8.0, 0.1 * 2**attempt) * random.uniform(0.5, 1.5))
+                raise AssertionError("unreachable")
+
+        return Provider(url, request_kwargs={"timeout": 120}, exception_retry_configuration=None)
+
+
+def _rpc(config: ChainConfig) -> Chain:
+    from web3 import IPCProvider, Web3
+
+    url = config.url or ""
     if url.startswith("ipc://"):
         w3 = Web3(IPCProvider(url[len("ipc://") :], timeout=120))
     elif url.startswith(("http://", "https://")):
-        w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 120}))
+        w3 = Web3(_RetryingHTTPProvider.build(url, config.rpc_retries))
     else:
         raise InputRejected(f"chain url must be http(s):// or ipc://PATH, got {url!r}")
-    if private_key:
+    account = None
+    if config.signer is not None:
+        account = load_account(config.signer)
+    elif config.private_key:
         from eth_account import Account
-        from web3.middleware import SignAndSendRawMiddlewareBuilder
 
-        account = Account.from_key(private_key)
-        w3.middleware_onion.inject(SignAndSendRawMiddlewareBuilder.build(account), layer=0)
+        account = Account.from_key(config.private_key)
+    if account is not None:
         sender = account.address
     else:
-        accounts = w3.eth.accounts
+        try:
+            accounts = w3.eth.accounts
+        except ChainError:
+            raise
+        except Exception as exc:
+            raise ChainError(f"{url} cannot be reached: {type(exc).__name__}") from None
         if not accounts:
-            raise InputRejected(f"{url} has no unlocked accounts: give a private_key")
+            raise InputRejected(f"{url} has no unlocked accounts: give a signer (env:NAME or keystore:PATH)")
         sender = accounts[0]
-    return Chain(w3, sender, gas_limit=gas_limit)
+    return Chain(w3, sender, gas_limit=config.gas_limit, account=account, policy=config.policy, url=url)
 
 
 URL_SCHEMES = ("http://", "https://", "ipc://")
@@ -225,11 +293,11 @@ def connect(target: ChainConfig | str | Path | None = None) -> Chain:
     """
     if isinstance(target, ChainConfig):
         if target.url:
-            return _rpc(target.url, target.private_key, target.gas_limit)
+            return _rpc(target)
         return _embedded(target.workdir)
     if isinstance(target, str):
         if target.startswith(URL_SCHEMES):
-            return _rpc(target, None)
+            return _rpc(ChainConfig(url=target))
         return _embedded(Path(target))
     if isinstance(target, Path):
         return _embedded(target)
