@@ -68,7 +68,14 @@ async def main():
         async def send(i, scheduled):
             nonlocal retries
             while True:
-                r = await client.post(url, content=envelope(i), headers={"content-type": "application/json"})
+                try:
+                    r = await client.post(url, content=envelope(i), headers={"content-type": "application/json"})
+                except httpx.TransportError as error:  # a reset connection: the device sends again
+                    key = type(error).__name__
+                    statuses[key] = statuses.get(key, 0) + 1
+                    retries += 1
+                    await asyncio.sleep(0.05)
+                    continue
                 statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
                 if r.status_code not in (429, 503):
                     break
@@ -115,7 +122,12 @@ async def main():
                 body = (b"junk %d %d " % (k, n)) + os.urandom(48).hex().encode()
                 if n % 2:
                     body = b'{"device_id": "nope", "seq": -1}'
-                r = await client.post(url, content=body, headers={"content-type": "application/json"})
+                try:
+                    r = await client.post(url, content=body, headers={"content-type": "application/json"})
+                except httpx.TransportError as error:
+                    key = type(error).__name__
+                    statuses[key] = statuses.get(key, 0) + 1
+                    continue
                 statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
                 sent += 1
                 if r.status_code == 429:
