@@ -15,12 +15,12 @@ from veristream.contracts.artifacts import load_artifact
 from veristream.contracts.chain import Chain
 from veristream.provers.encoding import parse_address
 from veristream.provers.errors import InputRejected
+from veristream.provers.signers import DEVELOPMENT_CHAIN_IDS
 
 DEPLOYMENT_FILE = "deployment.json"
 # OperatorRegistry.MIN_ACTIVATION_DELAY: the timelock of operator-set changes off development chains.
 MIN_ACTIVATION_DELAY = 2 * 24 * 3600
 # OperatorRegistry.isLocalDevelopmentChain: anvil/Hardhat, the usual dev id, the embedded eth-tester EVM.
-DEVELOPMENT_CHAIN_IDS = frozenset({31337, 1337, 131277322940537})
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,12 +137,50 @@ def deploy_all(
     return dep
 
 
+DEPLOYED_CONTRACTS = {
+    "operator_registry": "OperatorRegistry",
+    "epoch_verifier": "EpochVerifier",
+    "reward_distributor": "RewardDistributor",
+    "device_registry": "DeviceRegistry",
+}
+
+
+def code_matches_artifact(code: bytes, name: str) -> bool:
+    """Whether runtime ``code`` is artifact ``name``'s, its immutables (filled in by the
+    constructor) masked on both sides."""
+    artifact = load_artifact(name)
+    expected = bytearray(bytes.fromhex(artifact["deployedBytecode"][2:]))
+    actual = bytearray(code)
+    if len(actual) != len(expected):
+        return False
+    for ranges in artifact.get("immutableReferences", {}).values():
+        for span in ranges:
+            start, length = int(span["start"]), int(span["length"])
+            actual[start : start + length] = expected[start : start + length] = bytes(length)
+    return actual == expected
+
+
+def check_deployment(chain: Chain, dep: Deployment) -> None:
+    """``InputRejected`` unless the node's chain id is the deployment's and the code at every
+    address of the deployment is the code of the shipped artifacts."""
+    if dep.chain_id != chain.chain_id:
+        raise InputRejected(f"deployment is for chain {dep.chain_id}, connected to {chain.chain_id}")
+    for field, name in DEPLOYED_CONTRACTS.items():
+        address = getattr(dep, field)
+        code = bytes(chain.w3.eth.get_code(checksum_address(address)))
+        if not code:
+            raise InputRejected(f"no contract at {address} ({name} of the deployment) on chain {chain.chain_id}")
+        if not code_matches_artifact(code, name):
+            raise InputRejected(
+                f"the code at {address} is not the {name} these artifacts build: refusing the deployment"
+            )
+
+
 def load_deployment(chain: Chain, path: Path | None = None) -> Deployment:
     """The deployment saved beside the embedded chain (or at ``path``); checks the chain id."""
     target = path or (chain.workdir / DEPLOYMENT_FILE if chain.workdir else None)
     if target is None or not target.is_file():
         raise InputRejected("no deployment.json found: deploy first (deploy_all)")
     dep = Deployment.load(target)
-    if dep.chain_id != chain.chain_id:
-        raise InputRejected(f"deployment is for chain {dep.chain_id}, connected to {chain.chain_id}")
+    check_deployment(chain, dep)
     return dep

@@ -22,31 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from veristream.provers.errors import ChainError, InputRejected
+from veristream.provers.signers import check_signer_spec, is_private_key
 
-SIGNER_FORMS = "env:NAME (a hex key in that environment variable), keystore:PATH (an encrypted JSON keystore) or node"
 KEYSTORE_PASSWORD_ENV = "VERISTREAM_KEYSTORE_PASSWORD"
 GWEI = 10**9
-
-
-def is_private_key(text: str) -> bool:
-    """Whether ``text`` looks like a raw secp256k1 private key (64 hex digits, with or without 0x)."""
-    body = text[2:] if text.startswith(("0x", "0X")) else text
-    return len(body) == 64 and all(c in "0123456789abcdefABCDEF" for c in body)
-
-
-def check_signer_spec(signer: str) -> str:
-    """``signer`` if it is one of the accepted forms; ``InputRejected`` otherwise (a raw key
-    written where a reference to one belongs is refused without echoing it)."""
-    if is_private_key(signer):
-        raise InputRejected(
-            "a private key must not be written into a job file or a command line: "
-            f"give the signer as {SIGNER_FORMS}"
-        )
-    if signer == "node" or (signer.startswith("env:") and len(signer) > 4) or (
-        signer.startswith("keystore:") and len(signer) > 9
-    ):
-        return signer
-    raise InputRejected(f"signer must be {SIGNER_FORMS}, got {signer!r}")
 
 
 def load_account(signer: str, *, password: str | None = None) -> Any | None:

@@ -21,7 +21,9 @@ export const SETTINGS = {
   viaIR: true,
   optimizer: { enabled: true, runs: 10000 },
   metadata: { bytecodeHash: "none" },
-  outputSelection: { "*": { "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"] } },
+  outputSelection: {
+    "*": { "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "evm.deployedBytecode.immutableReferences"] },
+  },
 };
 
 function solFiles(dir) {
@@ -69,6 +71,9 @@ export function compile() {
         abi: c.abi,
         bytecode: "0x" + c.evm.bytecode.object,
         deployedBytecode: "0x" + c.evm.deployedBytecode.object,
+        // byte ranges of the runtime code the constructor fills in (immutables): masked when
+        // the code at a deployed address is compared with the artifact
+        immutableReferences: c.evm.deployedBytecode.immutableReferences || {},
       };
     }
   }

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -279,3 +280,25 @@ def test_rpc_with_a_local_signing_key(anvil_node: AnvilNode) -> None:
         chain.close()
     with pytest.raises(ValueError, match="http"):
         connect(ChainConfig(url="ftp://example"))
+
+
+def test_a_deployment_is_used_only_where_its_code_is_the_artifacts(tmp_path: Path) -> None:
+    chain = connect(None)
+    try:
+        dep = deploy_all(chain, dev=True, save_to=tmp_path / "deployment.json")
+        assert load_deployment(chain, tmp_path / "deployment.json") == dep
+        # a deployment file naming another contract's code at an address is refused
+        swapped = replace(dep, reward_distributor=dep.epoch_verifier)
+        swapped.save(tmp_path / "swapped.json")
+        with pytest.raises(ValueError, match="is not the RewardDistributor these artifacts build"):
+            load_deployment(chain, tmp_path / "swapped.json")
+        empty = replace(dep, device_registry="0x" + "42" * 20)
+        empty.save(tmp_path / "empty.json")
+        with pytest.raises(ValueError, match="no contract at"):
+            load_deployment(chain, tmp_path / "empty.json")
+        other_chain = replace(dep, chain_id=1)
+        other_chain.save(tmp_path / "mainnet.json")
+        with pytest.raises(ValueError, match="deployment is for chain 1"):
+            load_deployment(chain, tmp_path / "mainnet.json")
+    finally:
+        chain.close()
