@@ -45,16 +45,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
+def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float, name: str = "anvil") -> None:
+    """Waits until ``proc`` listens on loopback ``port``; its exit or the timeout raise."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"anvil exited with code {proc.returncode}")
+            raise RuntimeError(f"{name} exited with code {proc.returncode}")
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.05)
-    raise TimeoutError(f"anvil did not listen on port {port} within {timeout} s")
+    raise TimeoutError(f"{name} did not listen on port {port} within {timeout} s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +88,7 @@ def anvil(port: int | None = None, *, timeout: float = 20.0, extra_args: tuple[s
         ]
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            _wait_listening(port, proc, timeout)
+            wait_listening(port, proc, timeout)
             deadline = time.monotonic() + timeout
             while not Path(ipc_path).exists() and time.monotonic() < deadline:
                 time.sleep(0.05)
