@@ -74,10 +74,32 @@ class Eip712DomainSpec(_Model):
 
 
 class DeviceRegistrySpec(_Model):
-    """Where device keys come from: a registry file, and the EIP-712 domain devices sign under."""
+    """Where device keys come from, exactly one of a registry file (``file``) or a DeviceRegistry
+    on the job's chain (``address``), and the EIP-712 domain devices sign under."""
 
-    file: Path
+    file: Path | None = None
+    address: str | None = Field(
+        default=None,
+        description="a DeviceRegistry on the job's chain: the device view is read from its events "
+        "(cached in the work directory) and each epoch's manifest names the block it was read at",
+    )
     domain: Eip712DomainSpec = Eip712DomainSpec()
+
+    @field_validator("address")
+    @classmethod
+    def _check_address(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        # checked here rather than on the model so the problem is reported at devices.address
+        if info.data.get("file") is not None:
+            raise SpecError("give 'file' or 'address', not both: each names where device keys come from")
+        return _address(value)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DeviceRegistrySpec:
+        if self.file is None and self.address is None:
+            raise SpecError("give 'file' (a registry file) or 'address' (a DeviceRegistry on the job's chain)")
+        return self
 
 
 class EpochSpec(_Model):
