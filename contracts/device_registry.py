@@ -178,6 +178,44 @@ def set_device_owner(
 # VIEWS
 
 
+def registry_deployment(chain: Chain, address: str) -> Deployment:
+    """The ``Deployment`` the functions of this module take, for a DeviceRegistry known only by
+    its ``address`` (a job's ``devices.address``): they read no other field, which stay zero.
+    ``InputRejected`` when no contract is deployed there."""
+    registry = checksum_address(address)
+    if not bytes(chain.w3.eth.get_code(registry)):
+        raise InputRejected(f"no contract is deployed at {registry} on chain {chain.chain_id}")
+    zero = "0x" + "00" * 20
+    return Deployment(
+        chain_id=int(chain.chain_id),
+        operator_registry=zero,
+        epoch_verifier=zero,
+        reward_distributor=zero,
+        device_registry=registry,
+        reward_token=None,
+        activation_delay=0,
+        deployer=zero,
+    )
+
+
+def deployment_block(chain: Chain, dep: Deployment) -> int:
+    """The block the DeviceRegistry was deployed in: the first with its code (a binary search
+    over past states); 0 when the node keeps no past state to search (not an archive node)."""
+    registry = checksum_address(dep.device_registry)
+    low, high = 0, int(chain.w3.eth.block_number)
+    try:
+        while low < high:
+            middle = (low + high) // 2
+            if bytes(chain.w3.eth.get_code(registry, block_identifier=middle)):
+                high = middle
+            else:
+                low = middle + 1
+    except Exception:
+        # a pruned node cannot answer for old blocks: reading the events from genesis is slower, not wrong
+        return 0
+    return low
+
+
 def is_manager(chain: Chain, dep: Deployment, account: str) -> bool:
     """Whether ``account`` holds the registry's manager role."""
     registry = contract(chain, "DeviceRegistry", dep.device_registry)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from veristream.pipeline import beam_embedded, beam_portable, commitments, workers
+from veristream.pipeline.device_view import ChainDevices
 from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.records import Candidate, Rejected
 from veristream.pipeline.registry import DeviceRegistryView, load_registry
@@ -41,24 +42,60 @@ from veristream.provers.signing import VerdictMemo
 
 @dataclass(frozen=True, slots=True)
 class EpochContext:
-    """What every epoch of a job needs, built once per run from the job spec."""
+    """What every epoch of a job needs, built once per run from the job spec.
+
+    With ``devices.address`` the registry is the on-chain one as of ``registry_block`` (which
+    the epoch's manifest names), and ``devices`` gives it as of any other block.
+    """
 
     job: JobSpec
     registry: DeviceRegistryView
     domain: Domain
     clock: EpochClock
+    registry_block: int | None = None
+    devices: ChainDevices | None = None
 
 
-def job_context(job: JobSpec, registry: DeviceRegistryView | None = None) -> EpochContext:
-    """The context of ``job``; the registry is read from its file unless given."""
-    if registry is None:
+def job_context(
+    job: JobSpec, registry: DeviceRegistryView | None = None, devices: ChainDevices | None = None
+) -> EpochContext:
+    """The context of ``job``; the registry is read from its file (``devices.file``), or from
+    the chain as of its latest block through ``devices`` (``devices.address``), unless given."""
+    block = None
+    if job.devices.address is not None:
+        if devices is None:
+            raise InputRejected(
+                "devices.address: the device registry is on chain; the caller reads it "
+                "(veristream.devices.chain_devices)"
+            )
+        if registry is None:
+            registry, block = devices.latest()
+    elif registry is None:
+        assert job.devices.file is not None  # the spec requires one of file and address
         registry = load_registry(job.devices.file)
     d = job.devices.domain
     domain = Domain(
         name=d.name, version=d.version, chain_id=d.chain_id, verifying_contract=d.verifying_contract
     )
     clock = job.epochs.clock()
-    return EpochContext(job, registry, domain, clock)
+    return EpochContext(job, registry, domain, clock, block, devices)
+
+
+def context_at(ctx: EpochContext, block: int | None) -> EpochContext:
+    """``ctx`` with the device registry as of ``block``, the block an epoch's manifest names:
+    what an operator or auditor re-executes that epoch with. ``InputRejected`` when the manifest
+    and the job disagree on where device keys come from."""
+    if ctx.devices is None:
+        if block is not None:
+            raise InputRejected(
+                f"the manifest reads devices on chain (block {block}) but the job names a registry file"
+            )
+        return ctx
+    if block is None:
+        raise InputRejected("the manifest names no device registry block but the job reads devices.address")
+    if block == ctx.registry_block:
+        return ctx
+    return replace(ctx, registry=ctx.devices.at(block), registry_block=block)
 
 
 # THE BEAM RUN

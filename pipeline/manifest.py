@@ -7,7 +7,8 @@ serialises to the same bytes, so a manifest's CID is a commitment to it.
 A manifest links everything one epoch produced: the job and epoch, the CIDs of
 the accepted batch, the dead letters, the per-device aggregates and the state
 after the epoch, the previous epoch's manifest CID (a hash chain any auditor
-can walk back from IPFS), both Merkle roots, the reward split and the counts.
+can walk back from IPFS), both Merkle roots, the reward split and the counts;
+for a job whose devices are on chain, the block the device registry was read at.
 """
 
 from __future__ import annotations
@@ -55,10 +56,16 @@ class Manifest:
     rewards: RewardSummary
     version: int = MANIFEST_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    # the block the on-chain device registry (devices.address) was read at; absent, not null,
+    # for a registry file, so those manifests (and their CIDs) are what they always were
+    device_registry_block: int | None = None
 
     def to_json(self) -> bytes:
         """The manifest as canonical JSON."""
-        return canonical_json(asdict(self), integers_only=True)
+        fields = asdict(self)
+        if self.device_registry_block is None:
+            del fields["device_registry_block"]
+        return canonical_json(fields, integers_only=True)
 
 
 def manifest_from_json(data: bytes) -> Manifest:
@@ -71,6 +78,9 @@ def manifest_from_json(data: bytes) -> Manifest:
         raise InputRejected("manifest must be a JSON object")
     if raw.get("version") != MANIFEST_VERSION:
         raise InputRejected(f"unsupported manifest version {raw.get('version')!r}")
+    block = raw.get("device_registry_block")
+    if block is not None and (isinstance(block, bool) or not isinstance(block, int) or block < 0):
+        raise InputRejected(f"manifest device_registry_block must be a block number, got {block!r}")
     try:
         rewards = RewardSummary(**raw.pop("rewards"))
         return Manifest(rewards=rewards, **raw)

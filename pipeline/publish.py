@@ -97,6 +97,7 @@ def store_epoch(
             sink_paid=rewards.sink_paid,
             beneficiaries=len(rewards.payouts),
         ),
+        device_registry_block=ctx.registry_block,
     )
     manifest_bytes = manifest.to_json()
     manifest_cid = store.put(manifest_bytes)

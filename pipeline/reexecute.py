@@ -15,7 +15,7 @@ from veristream.connectors.ipfs import BlockStore, cid_to_bytes
 from veristream.pipeline.batch import (
     decode_accepted,
 )
-from veristream.pipeline.compute import EpochContext, compute_epoch, job_context
+from veristream.pipeline.compute import EpochContext, compute_epoch, context_at, job_context
 from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.manifest import Manifest, manifest_from_json
 from veristream.pipeline.state import JobState, state_from_json
@@ -47,6 +47,7 @@ def reexecute(
     batch_bytes: bytes,
     prev_state: JobState,
     memo: VerdictMemo | None = None,
+    registry_block: int | None = None,
 ) -> Recomputed:
     """Recompute an epoch's roots from its batch alone and the state before it.
 
@@ -54,9 +55,12 @@ def reexecute(
     plausibility); a reading that fails is reported in ``problems`` (the batch
     is then not the honest output of the pipeline). ``ValueError`` when the
     batch is not a readable batch. ``memo``: the operator's own verdict memo
-    of the epoch (pre-verification; same result without it).
+    of the epoch (pre-verification; same result without it). ``registry_block``:
+    the manifest's ``device_registry_block``, the block the on-chain device
+    registry is read at (None for a registry file).
     """
     ctx = job if isinstance(job, EpochContext) else job_context(job)
+    ctx = context_at(ctx, registry_block)
     candidates = decode_accepted(batch_bytes)
     computation = compute_epoch(ctx, epoch, candidates, prev_state, decoded=True, memo=memo)
     problems = tuple(
@@ -143,7 +147,9 @@ def check_proposal(
         previous = manifest_from_json(store.get(prev_cid))
         prev = state_from_json(store.get(previous.state_cid))
     # RE-EXECUTE
-    recomputed = reexecute(ctx, proposal.epoch, store.get(manifest.batch_cid), prev, memo)
+    recomputed = reexecute(
+        ctx, proposal.epoch, store.get(manifest.batch_cid), prev, memo, manifest.device_registry_block
+    )
     if not recomputed.clean:
         return Checked("batch holds readings that fail the checks: " + "; ".join(recomputed.problems[:3]))
     data_root = recomputed.data_root
