@@ -52,7 +52,7 @@ from veristream.pipeline.records import (
     Rejected,
     rejected_from,
 )
-from veristream.pipeline.registry import device_address
+from veristream.pipeline.registry import device_address, device_keys
 from veristream.pipeline.rewards import Contribution, RewardOutcome, split_rewards
 from veristream.provers.errors import InputRejected
 from veristream.provers.readings import Domain
@@ -191,7 +191,8 @@ class _CheckFn(beam.DoFn):
         verify_on: str = "processes",
     ) -> None:
         self._domain = domain
-        self._keys = dict(keys)
+        # a plain dict copy would drop the rotated devices' key windows (DeviceKeys.windows)
+        self._keys = device_keys(keys)
         self._rules = rules
         self._raw = raw
         self._workers = workers
