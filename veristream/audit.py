@@ -32,6 +32,7 @@ from veristream.connectors.ipfs import BlockStore, open_store
 from veristream.connectors.ipfs.cid import RAW, cid_to_bytes, format_cid, normalize_cid, parse_cid
 from veristream.contracts import epoch_info, load_deployment
 from veristream.contracts.deploy import DEPLOYMENT_FILE
+from veristream.devices import chain_devices
 from veristream.pipeline.compute import job_context
 from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.manifest import manifest_from_json
@@ -193,10 +194,12 @@ def audit_epoch(
         say(f"ipfs: manifest {heads[0]}, {len(history) - 1} earlier epochs to replay")
 
         # REPLAY THE EARLIER EPOCHS FROM THE EMPTY STATE, EACH ANCHORED ON CHAIN
-        ctx = job_context(job)
+        ctx = job_context(job, devices=chain_devices(job, chain))
         state = JobState()
         for _cid, manifest in history[:-1]:
-            earlier = reexecute(ctx, manifest.epoch, store.get(manifest.batch_cid), state)
+            earlier = reexecute(
+                ctx, manifest.epoch, store.get(manifest.batch_cid), state, registry_block=manifest.device_registry_block
+            )
             if not earlier.clean:
                 report.reason = f"epoch {manifest.epoch} (before the audited one) holds readings that fail: " + "; ".join(
                     earlier.problems[:3]
@@ -228,7 +231,7 @@ def audit_epoch(
         report.reason = f"cannot fetch batch {target} intact from the store: {error}"
         return report
     try:
-        recomputed = reexecute(ctx, epoch, batch, state)
+        recomputed = reexecute(ctx, epoch, batch, state, registry_block=head.device_registry_block)
     except ValueError as error:
         report.reason = f"cannot re-execute batch {target}: {error}"
         return report

@@ -47,6 +47,7 @@ from veristream.committee import Committee
 from veristream.connectors.ingest_log import IngestLog, OpenEpochTail
 from veristream.connectors.ipfs import BlockStore, open_store
 from veristream.connectors.sources.serve import serve_sources
+from veristream.devices import chain_devices
 from veristream.pipeline.compute import EpochContext, job_context
 from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.preverify import Preverifier
@@ -252,7 +253,7 @@ def run_live(
         raise InputRejected("operators.set_id: the committee is on chain and served on Ray (drop --no-chain/--no-ray)")
     work_dir = Path(job.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    ctx = job_context(job)
+    ctx = job_context(job, devices=chain_devices(job))
     stop = options.stop or threading.Event()
 
     # PARTS: log, store, chain, committee

@@ -44,6 +44,7 @@ from veristream.contracts import (
     operator_set_members,
     reference_time,
 )
+from veristream.devices import chain_devices
 from veristream.pipeline.batch import decode_dead_letters
 from veristream.pipeline.compute import EpochContext, job_context
 from veristream.pipeline.jobspec import JobSpec
@@ -387,7 +388,7 @@ def run_job(
     try:
         summary.readings_in = ingest(job, log, progress)
         store = open_store(job.ipfs, work_dir)
-        ctx = job_context(job)
+        ctx = job_context(job, devices=chain_devices(job))
         # PIPELINE
         process_closed_epochs(job, log, store, ctx, progress)
         counts = log.dead_letters.counts()
