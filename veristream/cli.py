@@ -496,6 +496,97 @@ def _dataclass_fields(value: Any) -> dict[str, Any]:
 
     return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
 
+device_app = typer.Typer(
+    help="Devices in the DeviceRegistry a job names (devices.address): register, rotate, revoke, show.",
+    no_args_is_help=True,
+)
+app.add_typer(device_app, name="device")
+
+_DEVICE = typer.Option(..., "--device", help="The device's address (its id in readings).")
+
+
+def _device_command(job: str, action: Any, *args: Any) -> dict[str, Any]:
+    """Run one ``veristream.devices`` action on the job's registry; a refusal is one line and exit 1."""
+    from veristream.pipeline.jobspec import load_job
+    from veristream.provers.errors import VeriStreamError
+
+    try:
+        result: dict[str, Any] = action(load_job(job), *args)
+    except (VeriStreamError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    return result
+
+
+@device_app.command("register")
+def device_register(
+    job: str = typer.Argument(..., help="The job spec (YAML) naming the registry (devices.address)."),
+    device: str = _DEVICE,
+    owner: str = typer.Option(..., "--owner", help="The beneficiary: where the device's rewards go."),
+    scheme: str = typer.Option(..., "--scheme", help="secp256k1, ed25519 or p256."),
+    public_key: str | None = typer.Option(
+        None, "--public-key", help="HEX key (secp256k1/p256: 64-byte x||y; ed25519: 32 bytes); a secp256k1 "
+        "device may leave it out (its id is the key's address)."
+    ),
+) -> None:
+    """Register a device with its first key, in force from timestamp 0 (the registry's owner)."""
+    import json
+
+    from veristream import devices
+
+    typer.echo(json.dumps(_device_command(job, devices.register, device, owner, scheme, public_key)))
+
+
+@device_app.command("rotate")
+def device_rotate(
+    job: str = typer.Argument(..., help="The job spec (YAML) naming the registry (devices.address)."),
+    device: str = _DEVICE,
+    scheme: str = typer.Option(..., "--scheme", help="The new key's scheme: secp256k1, ed25519 or p256."),
+    public_key: str = typer.Option(..., "--public-key", help="The new key, HEX, in full."),
+    authorization: str | None = typer.Option(
+        None, "--authorization", help="HEX signature of the rotation by the current secp256k1 key "
+        "(lets the beneficiary rotate; without it the registry's owner or a manager must)."
+    ),
+) -> None:
+    """Replace a device's key from the block's time on; readings stamped earlier keep the old key."""
+    import json
+
+    from veristream import devices
+
+    typer.echo(json.dumps(_device_command(job, devices.rotate, device, scheme, public_key, authorization)))
+
+
+@device_app.command("revoke")
+def device_revoke(
+    job: str = typer.Argument(..., help="The job spec (YAML) naming the registry (devices.address)."),
+    device: str = _DEVICE,
+    from_ms: int | None = typer.Option(
+        None, "--from-ms", help="Readings stamped at or after this time (ms) are refused (default: the chain's time)."
+    ),
+) -> None:
+    """Revoke a device (its beneficiary, a manager or the registry's owner)."""
+    import json
+
+    from veristream import devices
+
+    typer.echo(json.dumps(_device_command(job, devices.revoke, device, from_ms)))
+
+
+@device_app.command("show")
+def device_show(
+    job: str = typer.Argument(..., help="The job spec (YAML) naming the registry (devices.address)."),
+    device: str = _DEVICE,
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """A device's current key, every key with its window, beneficiary and revocation."""
+    import json
+
+    from veristream import devices
+
+    info = _device_command(job, devices.show, device)
+    typer.echo(json.dumps(info) if json_out else devices.render_show(info))
+
+
 operator_app = typer.Typer(help="Operator keys, registration and serving.", no_args_is_help=True)
 app.add_typer(operator_app, name="operator")
 
