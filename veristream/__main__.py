@@ -1,5 +1,5 @@
 """``python -m veristream`` runs the command line."""
 
-from veristream.cli import app
+from veristream.cli import entry
 
-app()
+entry()

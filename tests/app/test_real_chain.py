@@ -100,3 +100,35 @@ def test_weather_example_with_a_fresh_key_and_a_6_decimal_token(kind: str, tmp_p
         # every transaction on the node came from the fresh key, signed locally
         assert senders == {signer}, senders
         assert count > len(verified)
+
+
+def test_a_restarted_node_and_a_rerun_send_nothing_twice(tmp_path: Path) -> None:
+    key = "0x" + os.urandom(32).hex()
+    signer = Account.from_key(key).address
+    env = {**os.environ, KEY_ENV: key}
+    port, state = free_port(), tmp_path / "anvil-state.json"
+    spec: dict[str, Any] = yaml.safe_load((REPO / "examples" / "weather.yaml").read_text())
+    spec["devices"]["file"] = str(tmp_path / "devices.json")
+    spec["work_dir"] = str(tmp_path / "work")
+    spec["sources"][0]["count"] = 120
+    spec["chain"] = {"mode": "rpc", "rpc_url": f"http://127.0.0.1:{port}", "signer": f"env:{KEY_ENV}"}
+    job = tmp_path / "weather.yaml"
+    job.write_text(yaml.safe_dump(spec))
+    with anvil(port, extra_args=("--state", str(state))) as node:
+        admin = connect(node.url)
+        admin.w3.provider.make_request("anvil_setBalance", [signer, hex(10**21)])
+        admin.close()
+        first = _cli("run", str(job), "--json", "--no-ray", env=env, cwd=tmp_path)
+        assert first.returncode == 0, first.stderr[-3000:]
+    # the node stops (its state saved) and comes back: the job resumes against it
+    with anvil(port, extra_args=("--state", str(state))) as node:
+        chain = connect(node.url)
+        sent_before = chain.w3.eth.get_transaction_count(signer)
+        again = _cli("run", str(job), "--json", "--no-ray", env=env, cwd=tmp_path)
+        assert again.returncode == 0, again.stderr[-3000:]
+        # every epoch was verified once, the claim paid once: the rerun sent nothing
+        assert chain.w3.eth.get_transaction_count(signer) == sent_before
+        chain.close()
+    rows = json.loads(again.stdout)["epochs"]
+    assert [r["tx_hash"] for r in rows] == [r["tx_hash"] for r in json.loads(first.stdout)["epochs"]]
+    assert all(claim["amount"] == 0 for claim in json.loads(again.stdout)["claims"])

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from eth_account import Account
 
-from tests.conftest import free_port
+from tests.conftest import REPO, free_port
 from veristream.contracts import ChainConfig, connect, create_operator_set, deploy_all
 from veristream.contracts.anvil import AnvilNode, anvil
 from veristream.contracts.chain import Chain
@@ -206,3 +209,18 @@ def _factory(chain: Chain) -> Any:
     artifact = load_artifact("RewardToken")
     factory = chain.w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
     return factory.constructor("T", "T", chain.sender)
+
+
+def test_an_unreachable_rpc_url_is_one_line_from_the_command_line(tmp_path: Path) -> None:
+    spec = yaml.safe_load((REPO / "examples" / "weather.yaml").read_text())
+    spec["chain"] = {"mode": "rpc", "rpc_url": f"http://127.0.0.1:{free_port()}", "chain_id": 31337}
+    spec["devices"]["file"] = str(tmp_path / "devices.json")
+    spec["work_dir"] = str(tmp_path / "work")
+    job = tmp_path / "job.yaml"
+    job.write_text(yaml.safe_dump(spec))
+    run = subprocess.run([sys.executable, "-m", "veristream", "run", str(job), "--no-ray"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    lines = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert run.returncode == 4
+    assert len(lines) == 1 and spec["chain"]["rpc_url"] in lines[0]
+    assert "Traceback" not in run.stderr and "│" not in run.stderr
