@@ -33,7 +33,8 @@ from pydantic import (
 
 from veristream.connectors.sources.config import SourceConfig
 from veristream.provers.epoch_clock import EpochClock
-from veristream.provers.errors import SpecError
+from veristream.provers.errors import InputRejected, SpecError
+from veristream.provers.signers import DEVELOPMENT_CHAIN_IDS, check_signer_spec
 
 JOB_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 ADDRESS_PATTERN = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -311,6 +312,24 @@ class ChainSpec(_Model):
         description="how long after an epoch ends (or after the job is created, for epochs that ended "
         "earlier) the EpochVerifier accepts it; later it is expired for good",
     )
+    signer: str | None = Field(
+        default=None,
+        description="who signs transactions on a JSON-RPC chain: env:NAME (a hex key in that environment "
+        "variable), keystore:PATH (an encrypted JSON keystore; password from VERISTREAM_KEYSTORE_PASSWORD "
+        "or a prompt) or node (the node's unlocked account: development nodes only)",
+    )
+    confirmations: int = Field(default=0, ge=0, le=256, description="blocks to wait on a transaction's block")
+    max_fee_gwei: int | None = Field(default=None, gt=0, description="cap of a transaction's maxFeePerGas")
+
+    @field_validator("signer")
+    @classmethod
+    def _signer(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return check_signer_spec(value)
+        except InputRejected as exc:
+            raise SpecError(str(exc)) from None
 
     @model_validator(mode="after")
     def _url(self) -> ChainSpec:
@@ -318,6 +337,12 @@ class ChainSpec(_Model):
             raise SpecError("mode 'rpc' needs 'rpc_url'")
         if self.deployment is not None and self.mode != "rpc":
             raise SpecError("'deployment' names contracts on a JSON-RPC chain: set mode 'rpc' and 'rpc_url'")
+        if self.signer is not None and self.mode != "rpc":
+            raise SpecError("'signer' signs for a JSON-RPC chain: the embedded chain needs none")
+        if self.mode == "rpc" and self.signer is None and self.chain_id not in DEVELOPMENT_CHAIN_IDS:
+            raise SpecError(
+                f"chain {self.chain_id} is not a development chain: set 'signer' (env:NAME or keystore:PATH)"
+            )
         return self
 
 

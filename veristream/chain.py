@@ -47,15 +47,18 @@ from veristream.contracts import (
 )
 from veristream.contracts.chain import URL_SCHEMES, Chain, ChainConfig, Receipt
 from veristream.contracts.committee import LocalCommittee
-from veristream.contracts.deploy import DEPLOYMENT_FILE, DEVELOPMENT_CHAIN_IDS, checksum_address
+from veristream.contracts.deploy import DEPLOYMENT_FILE, checksum_address
 from veristream.contracts.reward_distributor import claimed_total
 from veristream.contracts.token import TokenInfo, read_token
+from veristream.contracts.wallet import TxPolicy
 from veristream.pipeline.commitments import reward_proof
 from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.state import Checkpoint
 from veristream.provers.aggregation import Aggregate, Member, OperatorKey
+from veristream.provers.encoding import keccak256
 from veristream.provers.epoch_result import EpochResult, job_id_hash
 from veristream.provers.errors import InputRejected
+from veristream.provers.signers import DEVELOPMENT_CHAIN_IDS
 
 CHAIN_DIR = "chain"
 CHAIN_SETUP_FILE = "chain-setup.json"
@@ -64,15 +67,27 @@ CHAIN_SETUP_FILE = "chain-setup.json"
 def connect_job_chain(job: JobSpec) -> Chain:
     """The job's chain: its JSON-RPC node, or the embedded EVM in its work directory."""
     if job.chain.mode == "rpc":
-        return connect(ChainConfig(url=job.chain.rpc_url))
+        chain = connect(ChainConfig(url=job.chain.rpc_url, signer=job.chain.signer, policy=_tx_policy(job)))
+        if chain.chain_id != job.chain.chain_id:
+            url = job.chain.rpc_url
+            chain.close()
+            raise InputRejected(f"{url} is chain {chain.chain_id}, but chain.chain_id is {job.chain.chain_id}")
+        return chain
     return connect(ChainConfig(workdir=Path(job.work_dir) / CHAIN_DIR))
 
 
-def connect_target(target: str, private_key: str | None = None) -> Chain:
-    """A chain named on the command line: a JSON-RPC url (sending with ``private_key`` when
-    given), or an embedded chain's directory."""
+def _tx_policy(job: JobSpec) -> TxPolicy:
+    """How the job's transactions are priced and awaited."""
+    return TxPolicy(max_fee_gwei=job.chain.max_fee_gwei, confirmations=job.chain.confirmations)
+
+
+def connect_target(target: str, signer: str | None = None) -> Chain:
+    """A chain named on the command line: a JSON-RPC url (sending as ``signer``: env:NAME,
+    keystore:PATH or node), or an embedded chain's directory."""
     if target.startswith(URL_SCHEMES):
-        return connect(ChainConfig(url=target, private_key=private_key))
+        return connect(ChainConfig(url=target, signer=signer))
+    if signer is not None:
+        raise InputRejected("--signer applies to a JSON-RPC chain (--rpc-url): the embedded chain needs none")
     return connect(Path(target))
 
 
@@ -184,7 +199,8 @@ def open_chain(job: JobSpec, members: Sequence[Member], total_epochs_budget: int
         committee = LocalCommittee.deterministic(job.operators.scheme, job.operators.count, job.operators.key_seed)
         accounts = chain.accounts
         if len(accounts) < 1 + len(members):
-            raise InputRejected(f"the chain has {len(accounts)} accounts; {len(members)} operators need their own")
+            # a node without unlocked accounts: each demo operator is named by its key's hash
+            accounts = [chain.sender, *("0x" + keccak256(key.pubkey)[12:].hex() for key in committee.keys)]
         committee.register(chain, dep, set_id, accounts[1 : 1 + len(members)], [m.weight for m in members])
         _let_registrations_activate(chain, dep.activation_delay + 1)
         job_set = None

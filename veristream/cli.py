@@ -25,6 +25,24 @@ def main() -> None:
     """Verifiable off-chain compute for DePIN data streams."""
 
 
+def entry() -> None:
+    """The ``veristream`` executable: the CLI, with any VeriStream error as one line (the
+    traceback only with ``VERISTREAM_DEBUG=1``); exit 4 when a service (a chain node, an
+    IPFS node) is unreachable or refused, 2 for any other refusal."""
+    import os
+    import sys
+
+    from veristream.provers.errors import ChainError, StoreError, VeriStreamError
+
+    try:
+        app()
+    except VeriStreamError as exc:
+        if os.environ.get("VERISTREAM_DEBUG"):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(4 if isinstance(exc, ChainError | StoreError) else 2)
+
+
 @app.command()
 def version() -> None:
     """Print VeriStream's version."""
@@ -412,8 +430,12 @@ app.add_typer(chain_app, name="chain")
 
 @chain_app.command("deploy")
 def chain_deploy(
-    target: str = typer.Argument(..., help="An embedded chain's work directory, or a JSON-RPC url (http://, ipc://)."),
-    private_key: str | None = typer.Option(None, envvar="VERISTREAM_PRIVATE_KEY", help="Sender key for a node without unlocked accounts."),
+    target: str | None = typer.Argument(None, help="An embedded chain's work directory (or a node: --rpc-url)."),
+    rpc_url: str | None = typer.Option(None, "--rpc-url", help="A JSON-RPC node: http(s):// or ipc://PATH."),
+    signer: str | None = typer.Option(
+        None, envvar="VERISTREAM_SIGNER", help="env:NAME, keystore:PATH or node (development nodes only)."
+    ),
+    out: str | None = typer.Option(None, "--out", help="Write the deployment JSON here (default: print only)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
     activation_delay: int | None = typer.Option(
         None,
@@ -424,17 +446,23 @@ def chain_deploy(
     dev: bool = typer.Option(False, "--dev", help="A local development chain: allow an activation delay under 2 days."),
 ) -> None:
     """Deploy OperatorRegistry, EpochVerifier, RewardDistributor, DeviceRegistry and a RewardToken."""
+    from pathlib import Path
+
     from veristream.chain import connect_target
     from veristream.contracts import deploy_all
+    from veristream.provers.errors import VeriStreamError
 
-    chain = connect_target(target, private_key)
+    if (target is None) == (rpc_url is None):
+        raise typer.BadParameter("give an embedded chain's directory or --rpc-url, not both")
     try:
-        dep = deploy_all(chain, activation_delay=activation_delay, dev=dev)
-    except ValueError as exc:
+        chain = connect_target(rpc_url or str(target), signer)
+        try:
+            dep = deploy_all(chain, activation_delay=activation_delay, dev=dev, save_to=Path(out) if out else None)
+        finally:
+            chain.close()
+    except VeriStreamError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    finally:
-        chain.close()
     typer.echo(dep.to_json() if json_out else "\n".join(f"{k:20} {v}" for k, v in _dataclass_fields(dep).items()))
 
 
@@ -443,7 +471,9 @@ def chain_operator_set(
     target: str = typer.Argument(..., help="An embedded chain's work directory, or a JSON-RPC url."),
     deployment: str = typer.Option(..., help="deployment.json of the contracts (`chain deploy --json`)."),
     scheme: str = typer.Option("bls12381", help="bls12381 or bn254."),
-    private_key: str | None = typer.Option(None, envvar="VERISTREAM_PRIVATE_KEY", help="The registry owner's key, for a node without unlocked accounts."),
+    signer: str | None = typer.Option(
+        None, envvar="VERISTREAM_SIGNER", help="The registry owner: env:NAME, keystore:PATH or node."
+    ),
 ) -> None:
     """Create an empty operator set in the OperatorRegistry (owner only); print its id for operators.set_id."""
     from pathlib import Path
@@ -451,7 +481,7 @@ def chain_operator_set(
     from veristream.chain import connect_target
     from veristream.contracts import create_operator_set, load_deployment
 
-    chain = connect_target(target, private_key)
+    chain = connect_target(target, signer)
     try:
         set_id = create_operator_set(chain, load_deployment(chain, Path(deployment)), scheme)
     except ValueError as exc:
