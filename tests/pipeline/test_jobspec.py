@@ -104,3 +104,20 @@ def test_epoch_clock() -> None:
         clock.epoch_of(4999)
     with pytest.raises(ValueError):
         EpochClock(length_ms=0)
+
+
+def test_RevertWhen_APrivateKeyIsWrittenIntoTheJobFile() -> None:
+    key = "0x" + "ab" * 32
+    data = job_dict()
+    data["chain"] = {"mode": "rpc", "rpc_url": "http://127.0.0.1:8545", "chain_id": 11155111, "signer": key}
+    problems = _problems(data)
+    assert "must not be written into a job file" in problems["chain.signer"]
+    assert key[2:] not in repr(problems)
+    data["chain"] = {"mode": "rpc", "rpc_url": "http://127.0.0.1:8545", "chain_id": 11155111}
+    assert "not a development chain: set 'signer'" in _problems(data)["chain"]
+    data["chain"] = {"mode": "embedded", "signer": "env:KEY"}
+    assert "needs none" in _problems(data)["chain"]
+    data["chain"] = {"mode": "rpc", "rpc_url": "http://127.0.0.1:8545", "chain_id": 11155111, "signer": "keystore:k.json",
+                     "confirmations": 2, "max_fee_gwei": 40}
+    job = parse_job(data, base=Path("/tmp"))
+    assert (job.chain.signer, job.chain.confirmations, job.chain.max_fee_gwei) == ("keystore:k.json", 2, 40)
