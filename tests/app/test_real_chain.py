@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -102,7 +103,7 @@ def test_weather_example_with_a_fresh_key_and_a_6_decimal_token(kind: str, tmp_p
         assert count > len(verified)
 
 
-def test_a_restarted_node_and_a_rerun_send_nothing_twice(tmp_path: Path) -> None:
+def test_the_node_killed_mid_run_and_restarted_loses_nothing(tmp_path: Path) -> None:
     key = "0x" + os.urandom(32).hex()
     signer = Account.from_key(key).address
     env = {**os.environ, KEY_ENV: key}
@@ -110,25 +111,48 @@ def test_a_restarted_node_and_a_rerun_send_nothing_twice(tmp_path: Path) -> None
     spec: dict[str, Any] = yaml.safe_load((REPO / "examples" / "weather.yaml").read_text())
     spec["devices"]["file"] = str(tmp_path / "devices.json")
     spec["work_dir"] = str(tmp_path / "work")
-    spec["sources"][0]["count"] = 120
+    spec["sources"][0]["count"] = 300
     spec["chain"] = {"mode": "rpc", "rpc_url": f"http://127.0.0.1:{port}", "signer": f"env:{KEY_ENV}"}
     job = tmp_path / "weather.yaml"
     job.write_text(yaml.safe_dump(spec))
     with anvil(port, extra_args=("--state", str(state))) as node:
         admin = connect(node.url)
         admin.w3.provider.make_request("anvil_setBalance", [signer, hex(10**21)])
+        run = subprocess.Popen([sys.executable, "-m", "veristream", "run", str(job), "--json", "--no-ray"],
+                               cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # wait for the first verified epoch, then kill the node under the running job
+        verifier = None
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and run.poll() is None:
+            if (tmp_path / "work" / "deployment.json").exists():
+                verifier = json.loads((tmp_path / "work" / "deployment.json").read_text())["epoch_verifier"]
+                if admin.w3.eth.get_logs({"address": verifier, "fromBlock": 0}):
+                    break
+            time.sleep(0.05)
         admin.close()
-        first = _cli("run", str(job), "--json", "--no-ray", env=env, cwd=tmp_path)
-        assert first.returncode == 0, first.stderr[-3000:]
-    # the node stops (its state saved) and comes back: the job resumes against it
+        assert verifier is not None and run.poll() is None, "the run ended before an epoch was verified"
+    # the node is down (its state saved); it comes back on the same port within the retries
     with anvil(port, extra_args=("--state", str(state))) as node:
+        out, err = run.communicate(timeout=600)
+        assert run.returncode == 0, err[-3000:]
+        summary = json.loads(out)
         chain = connect(node.url)
-        sent_before = chain.w3.eth.get_transaction_count(signer)
+        try:
+            contract_ = contract(chain, "EpochVerifier", verifier)
+            events = contract_.events.EpochVerified.get_logs(from_block=0)
+            epochs = [int(e["args"]["epoch"]) for e in events]
+            # every epoch with readings verified exactly once
+            assert sorted(epochs) == sorted({*epochs})
+            assert sorted(epochs) == sorted(r["epoch"] for r in summary["epochs"] if r["verified"])
+            sent = chain.w3.eth.get_transaction_count(signer)
+        finally:
+            chain.close()
+        # and a rerun afterwards sends nothing at all
         again = _cli("run", str(job), "--json", "--no-ray", env=env, cwd=tmp_path)
         assert again.returncode == 0, again.stderr[-3000:]
-        # every epoch was verified once, the claim paid once: the rerun sent nothing
-        assert chain.w3.eth.get_transaction_count(signer) == sent_before
-        chain.close()
-    rows = json.loads(again.stdout)["epochs"]
-    assert [r["tx_hash"] for r in rows] == [r["tx_hash"] for r in json.loads(first.stdout)["epochs"]]
+        chain = connect(node.url)
+        try:
+            assert chain.w3.eth.get_transaction_count(signer) == sent
+        finally:
+            chain.close()
     assert all(claim["amount"] == 0 for claim in json.loads(again.stdout)["claims"])
