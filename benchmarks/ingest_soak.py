@@ -87,14 +87,19 @@ async def main():
                 accepted[slot] += r.json()["accepted"]
             latencies[slot].append(done - scheduled)
 
-        tasks = []
-        for i in range(total):
-            scheduled = start + i / rate
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(send(i, scheduled)))
-        await asyncio.gather(*tasks)
+        # A fixed pool of senders takes the schedule in order: bounded work in flight,
+        # and a request sent late still counts its latency from its scheduled time.
+        schedule = iter(range(total))
+
+        async def sender():
+            for i in schedule:
+                scheduled = start + i / rate
+                delay = scheduled - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await send(i, scheduled)
+
+        await asyncio.gather(*(sender() for _ in range(64)))
         elapsed = time.perf_counter() - start
     print(json.dumps({"sent": total, "elapsed": elapsed, "accepted": accepted,
                       "latencies": latencies, "statuses": statuses, "retries": retries}))
