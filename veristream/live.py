@@ -335,7 +335,8 @@ def _loop(
     _process_and_settle(job, log, store, ctx, session, committee, settled, report, preverifier)
     summary = settled.summary
     summary.readings_in = int(log.counts()["arrived"])
-    summary.rejected = dict(log.dead_letters.counts())
+    # from the log: junk beyond a source's cap is only tallied, never a dead-letter record
+    summary.rejected = dict(log.counts()["rejected_by_reason"])
     checkpoints = committed_epochs(work_dir)
     summary.accepted = sum(c.manifest.accepted for c in checkpoints if c.manifest is not None)
     verified = [c for c in checkpoints if c.manifest is not None and c.manifest.accepted > 0]

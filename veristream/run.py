@@ -51,6 +51,7 @@ from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.preverify import Preverifier
 from veristream.pipeline.publish import run_epoch
 from veristream.pipeline.reexecute import proposal_for
+from veristream.pipeline.registry import load_registry
 from veristream.pipeline.state import (
     Checkpoint,
     commit_checkpoint,
@@ -105,7 +106,12 @@ class RunSummary:
 
 
 def open_ingest_log(job: JobSpec) -> IngestLog:
-    """The job's ingest log (and dead-letter store) in its work directory."""
+    """The job's ingest log (and dead-letter store) in its work directory.
+
+    When a source caps junk (``limits.junk_bodies_per_epoch``) and the registry is a file
+    that exists, readings of devices it does not know are junk at ingest too (rejected
+    ``unknown_device`` there, their bodies bounded like unparseable messages).
+    """
     return IngestLog(
         Path(job.work_dir) / "ingest",
         job.epochs.length_ms,
@@ -114,7 +120,17 @@ def open_ingest_log(job: JobSpec) -> IngestLog:
         max_payload_bytes=job.validation.max_payload_bytes,
         # the watermark never runs ahead of arrival time: one device's clock must not close epochs
         max_future_ms=0,
+        known_device=_known_device(job),
     )
+
+
+def _known_device(job: JobSpec) -> Callable[[str], bool] | None:
+    caps_junk = any(getattr(getattr(s, "limits", None), "junk_bodies_per_epoch", None) for s in job.sources)
+    registry = job.devices.file
+    if not caps_junk or registry is None or not Path(registry).exists():
+        return None
+    devices = load_registry(registry).devices
+    return devices.__contains__
 
 
 def bounded_messages(job: JobSpec) -> list[tuple[bytes, str, int]]:
