@@ -32,6 +32,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from veristream.connectors.ingest_log import AppendResult, Backpressure, GroupCommitter
 from veristream.connectors.sources.config import WebSocketSourceConfig
 from veristream.connectors.sources.gate import UNAUTHENTICATED, Gate, retry_after_s
+from veristream.provers.errors import StoreError
 from veristream.provers.reasons import Reason
 
 _BACKOFF_S = 0.005
@@ -109,7 +110,17 @@ def stream_endpoint(
                 if item is None:
                     return
                 n, future, retry_after = item
-                result = (await future)[0]
+                try:
+                    result = (await future)[0]
+                except StoreError as exc:
+                    # the log cannot take it (a full disk): this message and the ones after it
+                    # are not acknowledged; the peer is told and sends them again later
+                    await websocket.send_text(json.dumps(
+                        {"n": n, "accepted": False, "error": "log_unavailable", "detail": str(exc),
+                         "retry_after_s": 1}
+                    ))
+                    await websocket.close(code=1013, reason="log unavailable: try again later")
+                    return
                 ack = {"n": n, **result.to_dict()}
                 if retry_after:
                     ack["retry_after_s"] = retry_after
@@ -118,7 +129,7 @@ def stream_endpoint(
         sender = asyncio.create_task(send_acks())
         n = 0
         try:
-            while True:
+            while not sender.done():  # done early: the log refused and the socket is closing
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
                     break
@@ -134,7 +145,8 @@ def stream_endpoint(
                         continue
                 future = await _submit(committer, (data, source, _now_ms()))
                 await acks.put((n, future, 0))
-            await acks.put(None)
+            if not sender.done():
+                await acks.put(None)
             await sender
         except WebSocketDisconnect:
             pass

@@ -6,6 +6,7 @@ unacknowledged may stay behind; ingest resumes by itself when space is back.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import os
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 from typer.testing import CliRunner
 
 from tests.conftest import free_port
@@ -270,3 +272,45 @@ def test_a_torn_tail_is_still_dropped_without_repair(tmp_path: Path) -> None:
     assert log.torn_bytes_dropped == HEADER.size + 40
     log.close()
     assert logged_seqs(directory) == list(range(5))
+
+
+def test_websocket_stops_acknowledging_while_the_disk_is_full_and_resumes(small_disk: SmallDisk) -> None:
+    directory = small_disk.path / "log"
+    log = IngestLog(directory, HOUR_MS, 0)
+    committer = GroupCommitter(log)
+    server = UvicornThread(create_app(committer, HttpSourceConfig()), port=free_port()).start()
+    url = server.url.replace("http://", "ws://") + "/v1/stream"
+    acked: list[int] = []
+
+    async def stream(seqs: list[int]) -> list[dict[str, object]]:
+        replies: list[dict[str, object]] = []
+        async with websockets.connect(url) as ws:
+            for seq in seqs:
+                await ws.send(envelope(seq))
+                reply = json.loads(await ws.recv())
+                replies.append(reply)
+                if reply.get("accepted"):
+                    acked.append(seq)
+                else:
+                    break
+            if replies and not replies[-1].get("accepted"):
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await ws.recv()
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+        return replies
+
+    try:
+        assert all(r["accepted"] for r in asyncio.run(stream(list(range(5)))))
+        small_disk.fill()
+        replies = asyncio.run(stream(list(range(5, 100))))
+        assert replies[-1]["error"] == "log_unavailable" and replies[-1]["accepted"] is False
+        small_disk.free()
+        refused = [int(str(r["n"])) for r in replies if not r["accepted"]]
+        assert len(refused) == 1
+        retry = list(range(5 + len(replies) - 1, 5 + len(replies) + 4))
+        assert all(r["accepted"] for r in asyncio.run(stream(retry)))
+    finally:
+        server.stop()
+        committer.close()
+        log.close()
+    assert logged_seqs(directory) == sorted(acked)
