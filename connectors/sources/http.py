@@ -37,7 +37,7 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
@@ -87,11 +87,15 @@ async def _read_body(request: Request, limit: int) -> bytes:
         raise _Refused(_error(413, "body", TOO_LARGE, f"body of {declared} bytes exceeds {limit}"))
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _Refused(_error(413, "body", TOO_LARGE, f"body exceeds {limit} bytes"))
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _Refused(_error(413, "body", TOO_LARGE, f"body exceeds {limit} bytes"))
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # the sender left mid-body: nothing arrived, nothing is logged, nobody is answered
+        raise _Refused(Response(status_code=499)) from None
     return b"".join(chunks)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import socket
 import subprocess
 import sys
 import threading
@@ -257,3 +259,21 @@ def test_a_log_that_cannot_write_answers_503_not_202(tmp_path: Path) -> None:
         assert response.json()["error"]["reason"] == "log_unavailable"
     finally:
         server.stop()
+
+
+def test_a_sender_leaving_mid_body_logs_nothing_and_the_server_goes_on(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, port = server.url.removeprefix("http://").split(":")
+    body = envelope(1)
+    with socket.create_connection((host, int(port))) as raw:
+        raw.sendall(
+            b"POST /v1/readings HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            + b"content-length: %d\r\n\r\n" % (len(body) + 100)
+            + body
+        )
+        time.sleep(0.2)
+    time.sleep(0.3)
+    assert server.log.counts()["arrived"] == 0
+    assert post(server.url, envelope(2)).status_code == 202
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
