@@ -48,6 +48,7 @@ from veristream.connectors.ingest_log import IngestLog, OpenEpochTail
 from veristream.connectors.ipfs import BlockStore, open_store
 from veristream.connectors.sources.serve import serve_sources
 from veristream.devices import chain_devices
+from veristream.metrics import Metrics
 from veristream.pipeline.compute import EpochContext, job_context
 from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.preverify import Preverifier
@@ -86,6 +87,8 @@ class LiveOptions:
     stop: threading.Event | None = None
     on_start: Callable[[list[str]], None] | None = None
     on_epoch: EpochHook | None = None
+    metrics: Metrics | None = None
+    """Counted as the run goes (``veristream run --metrics-port``)."""
 
     def __post_init__(self) -> None:
         if self.max_epochs is not None and self.max_epochs < 1:
@@ -133,6 +136,7 @@ class _Settled:
 
     summary: RunSummary
     verified_here: int = 0
+    metrics: Metrics | None = None
 
 
 def _settle(
@@ -152,7 +156,9 @@ def _settle(
     """
     manifest = checkpoint.manifest
     assert manifest is not None
-    row = verify_epoch(job, session, committee, checkpoint, settled.summary)
+    row = verify_epoch(job, session, committee, checkpoint, settled.summary, settled.metrics)
+    if settled.metrics is not None:
+        settled.metrics.settled(row, manifest)
     submitted_now = row["gas"] is not None
     signed_now = session is None and manifest.accepted > 0 and not resumed
     if submitted_now or signed_now:
@@ -182,7 +188,7 @@ def _process_and_settle(
 ) -> None:
     """Run every epoch that has closed through the pipeline (with its pre-verified memo), then verify each one."""
     work_dir = Path(job.work_dir)
-    for epoch in process_closed_epochs(job, log, store, ctx, memos=preverifier):
+    for epoch in process_closed_epochs(job, log, store, ctx, memos=preverifier, metrics=settled.metrics):
         checkpoint = load_epoch_checkpoint(work_dir, epoch)
         if checkpoint is not None and checkpoint.manifest is not None:
             _settle(job, session, committee, checkpoint, settled, on_epoch)
@@ -291,7 +297,9 @@ def _loop(
     committee: Committee,
     progress: Progress,
 ) -> RunSummary:
-    settled = _Settled(RunSummary(job.job_id))
+    settled = _Settled(RunSummary(job.job_id), metrics=options.metrics)
+    if options.metrics is not None:
+        options.metrics.watch_log(log)
     work_dir = Path(job.work_dir)
 
     def report(row: dict[str, Any]) -> None:
@@ -345,5 +353,7 @@ def _loop(
         if status.short:
             summary.funding = status.to_json(session.token)
         summary.claims.append(claim_for(session, verified[-1]))
+        if options.metrics is not None:
+            options.metrics.claimed_reward(summary.claims[-1])
     return summary
 

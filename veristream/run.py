@@ -20,6 +20,7 @@ reading counted twice:
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from veristream.contracts import (
     reference_time,
 )
 from veristream.devices import chain_devices
+from veristream.metrics import Metrics
 from veristream.pipeline.batch import decode_dead_letters
 from veristream.pipeline.compute import EpochContext, job_context
 from veristream.pipeline.jobspec import JobSpec
@@ -167,14 +169,19 @@ def is_live(job: JobSpec) -> bool:
     return any(isinstance(source, LIVE_SOURCE_TYPES) for source in job.sources)
 
 
-def ingest(job: JobSpec, log: IngestLog, progress: Progress = no_progress, chunk: int = 2048) -> int:
+def ingest(
+    job: JobSpec, log: IngestLog, progress: Progress = no_progress, chunk: int = 2048, metrics: Metrics | None = None
+) -> int:
     """Append the bounded sources to the log, resuming after what a previous run appended."""
     messages = bounded_messages(job)
     done = int(log.counts()["arrived"])
     if done > len(messages):
         raise InputRejected(f"the ingest log holds {done} messages but the sources have {len(messages)}")
     for start in range(done, len(messages), chunk):
-        log.append_batch(messages[start : start + chunk])
+        items = messages[start : start + chunk]
+        results = log.append_batch(items)
+        if metrics is not None:
+            metrics.ingested_batch(items, results)
         progress("ingest", min(start + chunk, len(messages)), len(messages))
     if messages:
         # a bounded replay has ended: move the watermark past every epoch it touched
@@ -222,6 +229,7 @@ def process_closed_epochs(
     ctx: EpochContext,
     progress: Progress = no_progress,
     memos: Preverifier | None = None,
+    metrics: Metrics | None = None,
 ) -> list[int]:
     """Run every closed, unprocessed epoch in order; returns the epochs committed by this call.
 
@@ -246,6 +254,8 @@ def process_closed_epochs(
         outcome = run_epoch(ctx, epoch, records, checkpoint.state, store, memo=memo)
         commit_checkpoint(work_dir, Checkpoint(outcome.state, outcome.manifest, outcome.manifest_cid))
         _file_dead_letters(log.dead_letters, epoch, outcome.computation.dead)
+        if metrics is not None:
+            metrics.computed(log.read_records(epoch), outcome.computation.dead)
         log.mark_processed(epoch)
         committed.append(epoch)
         progress("epochs", n + 1, len(pending))
@@ -269,17 +279,29 @@ def committed_epochs(work_dir: Path) -> list[Checkpoint]:
 
 
 def verify_on_chain(
-    job: JobSpec, session: ChainSession | None, committee: Committee, summary: RunSummary, progress: Progress
+    job: JobSpec,
+    session: ChainSession | None,
+    committee: Committee,
+    summary: RunSummary,
+    progress: Progress,
+    metrics: Metrics | None = None,
 ) -> None:
     """Propose every committed epoch to the committee and submit those not yet verified."""
     checkpoints = committed_epochs(Path(job.work_dir))
     for n, checkpoint in enumerate(checkpoints):
-        verify_epoch(job, session, committee, checkpoint, summary)
+        row = verify_epoch(job, session, committee, checkpoint, summary, metrics)
+        if metrics is not None and checkpoint.manifest is not None:
+            metrics.settled(row, checkpoint.manifest)
         progress("verify", n + 1, len(checkpoints))
 
 
 def verify_epoch(
-    job: JobSpec, session: ChainSession | None, committee: Committee, checkpoint: Checkpoint, summary: RunSummary
+    job: JobSpec,
+    session: ChainSession | None,
+    committee: Committee,
+    checkpoint: Checkpoint,
+    summary: RunSummary,
+    metrics: Metrics | None = None,
 ) -> dict[str, Any]:
     """Propose one committed epoch to the committee and submit it unless the chain already has it.
 
@@ -315,7 +337,10 @@ def verify_epoch(
     verifier = session.verifier if session else ZERO_ADDRESS
     owner = session.job_owner if session else ZERO_ADDRESS
     proposal = proposal_for(manifest, checkpoint.manifest_cid, chain_id, verifier, owner)
+    asked = time.monotonic()
     aggregate = committee.sign(proposal)
+    if metrics is not None:
+        metrics.signed(aggregate, time.monotonic() - asked)
     if aggregate.refusals:
         summary.refusals[str(manifest.epoch)] = {str(k): v for k, v in aggregate.refusals.items()}
     if not aggregate.quorum_met:
@@ -385,12 +410,13 @@ def run_job(
     use_chain: bool = True,
     faults: Mapping[int, str] | None = None,
     progress: Progress = no_progress,
+    metrics: Metrics | None = None,
 ) -> RunSummary:
     """Run a job with bounded sources end to end on its configured parts (embedded by
     default); resumable. A job with live sources runs through ``veristream.live.run_live``.
 
     ``faults`` (demos and tests) maps operator slots to a misbehaviour of
-    ``veristream.operator.FAULTS`` or ``"down"``.
+    ``veristream.operator.FAULTS`` or ``"down"``. ``metrics``: counted as the run goes.
     """
     if is_live(job):
         raise InputRejected("a job with live sources runs through veristream.live.run_live")
@@ -401,12 +427,14 @@ def run_job(
 
     # INGEST
     log = open_ingest_log(job)
+    if metrics is not None:
+        metrics.watch_log(log)
     try:
-        summary.readings_in = ingest(job, log, progress)
+        summary.readings_in = ingest(job, log, progress, metrics=metrics)
         store = open_store(job.ipfs, work_dir)
         ctx = job_context(job, devices=chain_devices(job))
         # PIPELINE
-        process_closed_epochs(job, log, store, ctx, progress)
+        process_closed_epochs(job, log, store, ctx, progress, metrics=metrics)
         counts = log.dead_letters.counts()
     finally:
         log.close()
@@ -427,13 +455,15 @@ def run_job(
         members = committee_members(job, session, max(with_readings, default=0))
     committee = start_committee(job, ctx, members, use_ray=use_ray, faults=faults)
     try:
-        verify_on_chain(job, session, committee, summary, progress)
+        verify_on_chain(job, session, committee, summary, progress, metrics)
         verified = [c for c in checkpoints if c.manifest is not None and c.manifest.accepted > 0]
         if session is not None and verified:
             status = pool_status(session, verified[-1])
             if status.short:
                 summary.funding = status.to_json(session.token)
             summary.claims.append(claim_for(session, verified[-1]))
+            if metrics is not None:
+                metrics.claimed_reward(summary.claims[-1])
     finally:
         committee.close()
         if session is not None:

@@ -22,7 +22,9 @@ appended to the ingest log durably before the answer:
   requests in flight is at its bound, instead of buffering without bound;
   ``503`` with ``Retry-After`` while the server drains before stopping.
 
-``GET /openapi.json`` describes the API; ``GET /healthz`` reports the log's counts.
+``GET /openapi.json`` describes the API; ``GET /healthz`` reports the log's counts;
+``GET /metrics`` serves the process's Prometheus metrics when the application
+registered them (``connectors.observe``; ``veristream ingest`` does), 404 otherwise.
 The app also serves the WebSocket stream at ``/v1/stream`` (see websocket.py).
 """
 
@@ -38,9 +40,10 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from veristream.connectors import observe
 from veristream.connectors.envelope import (
     FIELDS,
     NOT_JSON,
@@ -208,6 +211,7 @@ def create_app(committer: GroupCommitter, config: HttpSourceConfig) -> Starlette
                 )
             except StoreError as error:
                 return log_unavailable(error)
+            observe.notify(source, [result])
             return _error(
                 400,
                 "body",
@@ -230,6 +234,7 @@ def create_app(committer: GroupCommitter, config: HttpSourceConfig) -> Starlette
             results = await asyncio.wrap_future(future)
         except (OSError, StoreError) as error:
             return log_unavailable(error)
+        observe.notify(source, results)
         accepted = sum(1 for r in results if r.accepted)
         rejected = [{"index": i, **r.to_dict()} for i, r in enumerate(results) if not r.accepted]
         if batch or accepted or results[0].code == "closed":
@@ -252,11 +257,19 @@ def create_app(committer: GroupCommitter, config: HttpSourceConfig) -> Starlette
         counts = await asyncio.to_thread(committer.log.counts)
         return JSONResponse({"status": "ok", "pending": committer.pending, "log": counts})
 
+    async def metrics(_: Request) -> Response:
+        page = observe.exposition()
+        if page is None:
+            return PlainTextResponse("no metrics in this process\n", 404)
+        body, content_type = await asyncio.to_thread(page)
+        return Response(body, media_type=content_type)
+
     app = Starlette(
         routes=[
             Route("/v1/readings", post_readings, methods=["POST"]),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
             WebSocketRoute("/v1/stream", stream_endpoint(committer, gate=gate)),
         ]
     )
