@@ -161,6 +161,7 @@ def ingest(
 
     from veristream.connectors.ingest_log import IngestLog
     from veristream.connectors.sources.serve import serve_sources
+    from veristream.metrics import Metrics
     from veristream.pipeline.jobspec import load_job
 
     stop = threading.Event()
@@ -180,6 +181,10 @@ def ingest(
     except ValueError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
+    # the HTTP source's /metrics serves these while the sources run
+    metrics = Metrics()
+    metrics.watch_log(log)
+    metrics.attach()
     try:
         counts = serve_sources(
             log,
@@ -193,6 +198,7 @@ def ingest(
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     finally:
+        metrics.detach()
         log.close()
     typer.echo(json.dumps(counts, sort_keys=True))
 
@@ -381,6 +387,9 @@ def run(
         None, min=1, help="Live sources: stop after this many epochs are verified (default: until SIGINT/SIGTERM)."
     ),
     duration: float | None = typer.Option(None, min=0.001, help="Live sources: stop accepting after SECONDS."),
+    metrics_port: int | None = typer.Option(
+        None, "--metrics-port", min=0, max=65535, help="Serve Prometheus metrics on http://127.0.0.1:PORT/metrics."
+    ),
 ) -> None:
     """Run a job end to end: sources, epochs through Beam, IPFS, operator committee, chain, a claim.
 
@@ -390,7 +399,9 @@ def run(
     """
     from veristream.commands import run_command
 
-    raise typer.Exit(run_command(job, json_out, ray, chain, ray_address, operator_fault, epochs, duration))
+    raise typer.Exit(
+        run_command(job, json_out, ray, chain, ray_address, operator_fault, epochs, duration, metrics_port)
+    )
 
 
 @app.command()

@@ -6,6 +6,7 @@ one JSON object with ``--json`` for machines.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ from veristream import render
 from veristream.audit import AuditReport, audit_epoch
 from veristream.chain import claim_for, open_chain
 from veristream.live import LiveOptions, run_live, stop_on_signals
+from veristream.metrics import Metrics
+from veristream.metrics import serve as serve_metrics
 from veristream.operator import FAULTS
 from veristream.pipeline.jobspec import JobSpec, JobSpecError, load_job
 from veristream.provers.aggregation import QuorumNotMet, demo_members
@@ -55,8 +58,10 @@ def run_command(
     operator_faults: list[str] | None = None,
     max_epochs: int | None = None,
     duration_s: float | None = None,
+    metrics_port: int | None = None,
 ) -> int:
-    """``veristream run``: the whole job on its configured parts, resumable."""
+    """``veristream run``: the whole job on its configured parts, resumable; with ``metrics_port``,
+    Prometheus metrics on ``http://127.0.0.1:PORT/metrics`` while it runs."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 
@@ -90,13 +95,18 @@ def run_command(
 
 
         try:
-            with _live_options(job, as_json, console, max_epochs, duration_s) as live:
+            with _live_options(job, as_json, console, max_epochs, duration_s) as live, _serve_metrics(
+                metrics_port, console
+            ) as metrics:
                 if live is not None:
+                    live = dataclasses.replace(live, metrics=metrics)
                     outcome = run_live(
                         job, live, use_ray=use_ray, use_chain=use_chain, faults=faults, progress=progress
                     )
                 else:
-                    outcome = run_job(job, use_ray=use_ray, use_chain=use_chain, faults=faults, progress=progress)
+                    outcome = run_job(
+                        job, use_ray=use_ray, use_chain=use_chain, faults=faults, progress=progress, metrics=metrics
+                    )
                 summary = outcome.to_json()
         except (ValueError, RuntimeError, QuorumNotMet) as error:
             # a bad input or a committee that refused: say why, keep the work directory for a rerun
@@ -107,6 +117,23 @@ def run_command(
     else:
         render.run_summary(summary, Console())
     return 0
+
+
+@contextmanager
+def _serve_metrics(port: int | None, console: Any) -> Iterator[Metrics | None]:
+    """A ``Metrics`` served on ``port`` (and on the ingest server's ``/metrics``) while the block runs."""
+    if port is None:
+        yield None
+        return
+    metrics = Metrics()
+    metrics.attach()
+    server = serve_metrics(metrics, port)
+    console.print(f"metrics on http://127.0.0.1:{server.port}/metrics", highlight=False)
+    try:
+        yield metrics
+    finally:
+        server.stop()
+        metrics.detach()
 
 
 @contextmanager
