@@ -15,12 +15,21 @@ Phases, each ``duration_s`` long and measured in the same run:
 - ``soak``: the real ingest app over a durable ingest log;
 - ``flood``: the soak again while a second process floods junk (bodies that
   are not envelopes) from another loopback address (127.0.0.2) as fast as
-  it is answered; the legitimate fleet keeps its rate. The server uses
-  per-address limits, as an operator expecting junk would.
+  it is answered; the legitimate fleet keeps offering its rate. The server uses
+  per-address limits, as an operator expecting junk would: each address may
+  send a little above one fleet address's share (``PER_ADDRESS_HEADROOM``
+  times it, with a second of the share as burst), so the junk address is held
+  to that rate and everything above it is answered 429 before the log.
 
-Rows compare the soak with the baseline and the flood with the soak; the
-per-second series, the junk sender's counts and the memory samples go in the
-JSON written to ``out`` beside a PNG of them.
+The fleet is spread over several loopback addresses (``FLEET_ADDRESSES``, each
+sender's client bound to its own, as the junk sender binds 127.0.0.2), each
+sending an equal share of the schedule, as devices behind several gateways
+would; the same fleet runs in every phase.
+
+Rows compare the soak with the baseline, the flood with the soak, and the junk
+requests refused (429) and logged with the junk requests sent; the per-second
+series, the junk sender's counts and the memory samples go in the JSON
+written to ``out`` beside a PNG of them.
 """
 
 from __future__ import annotations
@@ -41,11 +50,18 @@ from benchmarks.measure import comparison
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "out" / "bench"
 JUNK_ADDRESS = "127.0.0.2"
+FLEET_ADDRESSES = ("127.0.0.1", "127.0.0.3", "127.0.0.4", "127.0.0.5")
+"""Loopback source addresses of the legitimate fleet; each takes an equal share of the rate."""
+PER_ADDRESS_HEADROOM = 1.5
+"""``per_address_per_s`` in the flood phase: this many times one fleet address's share."""
+FLEET_SENDERS = 64
+"""Senders (bounded work in flight) of the whole fleet, split evenly over its addresses."""
 
 FLEET = r"""
-import asyncio, json, sys, time
+import asyncio, contextlib, json, sys, time
 import httpx
 url, rate, duration = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+addresses, senders = sys.argv[4].split(","), int(sys.argv[5])
 total = int(rate * duration)
 devices = ["0x%040x" % (0xD0 + d) for d in range(100)]
 
@@ -59,17 +75,24 @@ async def main():
     seconds = int(duration) + 1
     accepted = [0] * seconds
     latencies = [[] for _ in range(seconds)]
+    by_address = {address: 0 for address in addresses}
     statuses = {}
     retries = 0
     limits = httpx.Limits(max_connections=128, max_keepalive_connections=128)
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        # one client per source address, bound to it as a device behind that address would be
+        clients = [
+            await stack.enter_async_context(httpx.AsyncClient(
+                transport=httpx.AsyncHTTPTransport(local_address=address, limits=limits), timeout=60))
+            for address in addresses
+        ]
         start = time.perf_counter()
 
-        async def send(i, scheduled):
+        async def send(a, i, scheduled):
             nonlocal retries
             while True:
                 try:
-                    r = await client.post(url, content=envelope(i), headers={"content-type": "application/json"})
+                    r = await clients[a].post(url, content=envelope(i), headers={"content-type": "application/json"})
                 except httpx.TransportError as error:  # a reset connection: the device sends again
                     key = type(error).__name__
                     statuses[key] = statuses.get(key, 0) + 1
@@ -85,24 +108,29 @@ async def main():
             slot = min(int(scheduled - start), seconds - 1)
             if r.status_code == 202:
                 accepted[slot] += r.json()["accepted"]
+                by_address[addresses[a]] += r.json()["accepted"]
             latencies[slot].append(done - scheduled)
 
-        # A fixed pool of senders takes the schedule in order: bounded work in flight,
-        # and a request sent late still counts its latency from its scheduled time.
-        schedule = iter(range(total))
+        # Request i goes out from address i % len(addresses): each address offers an even
+        # share. A fixed pool of senders per address takes its schedule in order: bounded
+        # work in flight, and a request sent late still counts its latency from its
+        # scheduled time.
+        schedules = [iter(range(a, total, len(addresses))) for a in range(len(addresses))]
 
-        async def sender():
-            for i in schedule:
+        async def sender(a):
+            for i in schedules[a]:
                 scheduled = start + i / rate
                 delay = scheduled - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                await send(i, scheduled)
+                await send(a, i, scheduled)
 
-        await asyncio.gather(*(sender() for _ in range(64)))
+        per_address = max(1, senders // len(addresses))
+        await asyncio.gather(*(sender(a) for a in range(len(addresses)) for _ in range(per_address)))
         elapsed = time.perf_counter() - start
     print(json.dumps({"sent": total, "elapsed": elapsed, "accepted": accepted,
-                      "latencies": latencies, "statuses": statuses, "retries": retries}))
+                      "accepted_by_address": by_address, "latencies": latencies,
+                      "statuses": statuses, "retries": retries}))
 
 asyncio.run(main())
 """
@@ -114,6 +142,7 @@ url, address, duration, concurrency = sys.argv[1], sys.argv[2], float(sys.argv[3
 
 async def main():
     statuses = {}
+    refused = {}
     sent = 0
     transport = httpx.AsyncHTTPTransport(local_address=address)
     async with httpx.AsyncClient(transport=transport, timeout=60) as client:
@@ -136,10 +165,12 @@ async def main():
                 statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
                 sent += 1
                 if r.status_code == 429:
+                    reason = r.json()["error"]["reason"]
+                    refused[reason] = refused.get(reason, 0) + 1
                     await asyncio.sleep(0.01)
 
         await asyncio.gather(*(worker(k) for k in range(concurrency)))
-    print(json.dumps({"sent": sent, "statuses": statuses}))
+    print(json.dumps({"sent": sent, "statuses": statuses, "refused_429_by_reason": refused}))
 
 asyncio.run(main())
 """
@@ -202,6 +233,37 @@ def _collect(process: subprocess.Popen[str], timeout_s: float) -> dict[str, Any]
     return result
 
 
+def flood_limits(rate: float, addresses: int = len(FLEET_ADDRESSES)) -> dict[str, Any]:
+    """The flood phase's ``limits``: per address a little above one fleet address's share of ``rate``.
+
+    The junk address is held to the same rate as any fleet address; above it the
+    server answers 429 before reading the body, so nothing more reaches the log.
+    """
+    share = rate / addresses
+    return {
+        "per_address_per_s": share * PER_ADDRESS_HEADROOM,
+        "per_address_burst": max(1, int(share)),
+        "junk_bodies_per_epoch": 1000,
+    }
+
+
+def _junk_summary(junk: dict[str, Any], counts: dict[str, Any], duration_s: float) -> dict[str, Any]:
+    """The junk sender's answers split into refused (429, nothing read) and logged (400/422, filed)."""
+    statuses: dict[str, int] = junk["statuses"]
+    refused = statuses.get("429", 0)
+    logged = sum(n for status, n in statuses.items() if status in ("400", "413", "422"))
+    return {
+        **junk,
+        "refused_429": refused,
+        "logged": logged,
+        "refused_429_per_s": refused / duration_s,
+        "logged_per_s": logged / duration_s,
+        "sent_per_s": junk["sent"] / duration_s,
+        # cross-check: what the log holds as rejected (the fleet's readings are all appended)
+        "log_rejected": counts["rejected"],
+    }
+
+
 def _phase(
     name: str, work: Path, rate: float, duration_s: float, *, real: bool, flood: bool
 ) -> dict[str, Any]:
@@ -212,15 +274,7 @@ def _phase(
 
     log = IngestLog(work / f"log-{name}", 60_000, 60_000)
     committer = GroupCommitter(log)
-    limits: dict[str, Any] = (
-        {
-            "per_address_per_s": rate * 2,
-            "per_address_burst": int(rate),
-            "junk_bodies_per_epoch": 1000,
-        }
-        if flood
-        else {}
-    )
+    limits: dict[str, Any] = flood_limits(rate) if flood else {}
     config = HttpSourceConfig.model_validate({"limits": limits} if limits else {})
     app = create_app(committer, config) if real else _null_app()
     server = UvicornThread(app).start()
@@ -228,7 +282,8 @@ def _phase(
     try:
         with _MemorySampler() as memory:
             junk = _spawn(JUNK, url, JUNK_ADDRESS, str(duration_s), "16") if flood else None
-            fleet = _collect(_spawn(FLEET, url, str(rate), str(duration_s)), duration_s + 300)
+            fleet_args = (url, str(rate), str(duration_s), ",".join(FLEET_ADDRESSES), str(FLEET_SENDERS))
+            fleet = _collect(_spawn(FLEET, *fleet_args), duration_s + 300)
             junk_result = _collect(junk, 300) if junk is not None else None
     finally:
         server.stop()
@@ -241,6 +296,8 @@ def _phase(
     return {
         "phase": name,
         "offered_per_s": rate,
+        "fleet_addresses": list(FLEET_ADDRESSES),
+        "limits": limits,
         "sent": fleet["sent"],
         "accepted": sum(fleet["accepted"]),
         "accepted_per_s": sum(fleet["accepted"]) / fleet["elapsed"],
@@ -252,9 +309,10 @@ def _phase(
         },
         "statuses": fleet["statuses"],
         "retries": fleet["retries"],
+        "accepted_by_address": fleet["accepted_by_address"],
         "rss_mb": memory.samples,
         "log": counts if real else None,
-        "junk": junk_result,
+        "junk": _junk_summary(junk_result, counts, duration_s) if junk_result else None,
     }
 
 
@@ -305,6 +363,9 @@ def run(
     label = f"HTTP soak {rate:.0f}/s offered, {duration:.0f} s"
     rss_soak = max(mb for _, mb in soak["rss_mb"])
     rss_base = max(mb for _, mb in baseline["rss_mb"])
+    rss_flood = max(mb for _, mb in flood["rss_mb"])
+    junk = flood["junk"]
+    limit = flood["limits"]["per_address_per_s"]
     rows = [
         comparison(f"{label}: accepted", soak["accepted_per_s"], baseline["accepted_per_s"],
                    "readings/s", "same server, no log"),
@@ -315,15 +376,30 @@ def run(
         comparison(f"{label}: server peak RSS", rss_soak, rss_base, "MB", "same server, no log"),
         comparison(f"{label} + junk flood: accepted", flood["accepted_per_s"],
                    soak["accepted_per_s"], "readings/s", "soak without the flood"),
+        comparison(f"{label} + junk flood: p50 ack latency", flood["p50_ms"], soak["p50_ms"],
+                   "ms", "soak without the flood"),
         comparison(f"{label} + junk flood: p99 ack latency", flood["p99_ms"], soak["p99_ms"],
                    "ms", "soak without the flood"),
+        comparison(f"{label} + junk flood: server peak RSS", rss_flood, rss_soak, "MB",
+                   "soak without the flood"),
+        comparison("junk flood: junk refused 429", junk["refused_429_per_s"], junk["sent_per_s"],
+                   "requests/s", "junk requests sent"),
+        comparison(f"junk flood: junk logged (limit {limit:.0f}/s)", junk["logged_per_s"],
+                   junk["sent_per_s"], "requests/s", "junk requests sent"),
     ]
-    result = {"soak": rows, "soak_phases": [baseline, soak, flood]}
+    junk_counts = {
+        key: junk[key] for key in ("sent", "refused_429", "logged", "log_rejected", "refused_429_by_reason")
+    }
+    result = {"soak": rows, "soak_junk": junk_counts, "soak_phases": [baseline, soak, flood]}
     json_path = out_dir / "ingest-soak.json"
     png_path = out_dir / "ingest-soak.png"
     json_path.write_text(json.dumps(result, indent=1, sort_keys=True))
     _plot([baseline, soak, flood], png_path)
-    return {"soak": rows, "soak_files": {"json": str(json_path), "png": str(png_path)}}
+    return {
+        "soak": rows,
+        "soak_junk": junk_counts,
+        "soak_files": {"json": str(json_path), "png": str(png_path)},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -336,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args.quick, duration_s=args.duration_s, rate=args.rate, out=args.out)
     from benchmarks.report import render
 
-    print(render("ingest soak", {"soak": result["soak"]}))
+    print(render("ingest soak", {"soak": result["soak"], "flood phase junk requests": result["soak_junk"]}))
     print(json.dumps(result["soak_files"]))
     return 0
 
