@@ -732,6 +732,26 @@ def submit(
 
 
 @app.command()
+def dashboard(
+    job: str = typer.Argument(..., help="The job spec (YAML)."),
+    port: int = typer.Option(8050, "--port", min=0, max=65535, help="Serve on http://127.0.0.1:PORT."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+) -> None:
+    """Serve a local web page over a job: epochs, dead letters, aggregates, a device's history (until Ctrl-C)."""
+    import threading
+
+    from veristream.dashboard import serve
+    from veristream.live import stop_on_signals
+    from veristream.pipeline.jobspec import load_job
+
+    server = serve(load_job(job), port, host)
+    typer.echo(f"dashboard on {server.url}/ (Ctrl-C to stop)", err=True)
+    with stop_on_signals(threading.Event()) as stop:
+        stop.wait()
+    server.stop()
+
+
+@app.command()
 def status(
     job: str = typer.Argument(..., help="The job spec (YAML)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
