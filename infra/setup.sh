@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything VeriStream and its tests need on a fresh machine:
-# Debian packages (mosquitto), the Python distribution with all extras into
+# Debian packages (mosquitto, chromium and its driver), the Python distribution with all extras into
 # .venv, and the npm tools (solc, OpenZeppelin, Foundry, IPFS importer, js-ipfs).
 # Idempotent: re-running it only installs what is missing.
 set -euo pipefail
@@ -11,6 +11,9 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 # --- Debian packages -------------------------------------------------------
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
+# the dashboard's browser test: headless Chromium driven through Debian's chromedriver
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
     log "apt-get install ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive
