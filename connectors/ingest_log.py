@@ -31,7 +31,9 @@ dead letters in a store of its own, so every file has one writer.
 
 Ingest-time dead letters are filed under the first epoch still open when they
 arrive, so they land in the dead-letter set of an epoch the pipeline has yet
-to process.
+to process. With ``max_clock_skew_ms`` an envelope stamped further ahead of its
+arrival than that is one of them (``clock_skew``): a clock running ahead never
+opens an epoch of its own, so where junk lands cannot change what the job emits.
 
 Junk is bounded. A message that does not parse, is oversized, or (when the
 log is given ``known_device``) names a device the registry does not know is
@@ -234,6 +236,7 @@ class IngestLog:
         dead_letters: DeadLetterStore | None = None,
         read_only: bool = False,
         known_device: Callable[[str], bool] | None = None,
+        max_clock_skew_ms: int | None = None,
     ) -> None:
         self.clock = EpochClock(
             _non_negative_int("epoch_length_ms", epoch_length_ms, positive=True),
@@ -246,6 +249,9 @@ class IngestLog:
         if max_future_ms is not None:
             _non_negative_int("max_future_ms", max_future_ms)
         self.max_future_ms = max_future_ms
+        if max_clock_skew_ms is not None:
+            _non_negative_int("max_clock_skew_ms", max_clock_skew_ms)
+        self.max_clock_skew_ms = max_clock_skew_ms
         self.directory = Path(directory)
         self.read_only = read_only
         # With a registry: envelopes of devices it does not know are junk, rejected here.
@@ -551,6 +557,21 @@ class IngestLog:
                             "device_id",
                             "not in the device registry",
                             "unknown",
+                        )
+                    )
+                    continue
+                ahead = outcome.timestamp_ms - received_ms
+                if self.max_clock_skew_ms is not None and ahead > self.max_clock_skew_ms:
+                    # filed under the epoch open at its arrival, not the future one it names
+                    results.append(
+                        self._reject(
+                            dead,
+                            data,
+                            source,
+                            Reason.CLOCK_SKEW,
+                            "timestamp_ms",
+                            f"{ahead} ms ahead of arrival",
+                            "skew",
                         )
                     )
                     continue

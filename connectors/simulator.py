@@ -58,7 +58,7 @@ FAULT_OUTCOMES: dict[str, tuple[str | None, str | None]] = {
     "duplicate": (Reason.DUPLICATE, Stage.PIPELINE),
     "unknown_device": (Reason.UNKNOWN_DEVICE, Stage.PIPELINE),
     "revoked_device": (Reason.REVOKED, Stage.PIPELINE),
-    "clock_skew": (Reason.CLOCK_SKEW, Stage.PIPELINE),
+    "clock_skew": (Reason.CLOCK_SKEW, Stage.INGEST),  # a job's ingest log refuses it (max_clock_skew_ms)
     "out_of_order": (None, None),
     "malformed_json": (Reason.MALFORMED, Stage.INGEST),
     "oversized": (Reason.OVERSIZED, Stage.INGEST),

@@ -17,6 +17,10 @@ Definitions (all integers, amounts in the token's smallest unit):
   pays it to the sink address in this epoch. Either way
   ``sum(shares) + remainder == budget`` exactly, and no epoch pays more than
   its budget.
+- An *empty* epoch (no accepted reading, so ``total_points == 0``) takes no
+  budget and moves no remainder: ``budget == remainder == 0`` and
+  ``carry_out == carry_in``. What junk happens to land in an epoch of its own
+  must not change what the job emits.
 
 Every share depends only on its device's own numbers and the totals, so the
 result is the same for any order of devices (permutation-invariant).
@@ -90,20 +94,24 @@ def split_rewards(
         raise InputRejected("a policy with a sink never carries a remainder")
 
     # WEIGHTS
-    budget = policy.tokens_per_epoch + carry_in
     qualities = {d: quality_bps(c, policy.quality_weight) for d, c in contributions.items()}
     points = {d: c.valid * qualities[d] for d, c in contributions.items()}
     total_points = sum(points.values())
+    if not total_points:
+        # EMPTY: nobody to pay, so no budget is drawn and the carried remainder stays put
+        return RewardOutcome(
+            budget=0, shares={}, payouts={}, remainder=0, carry_out=carry_in, sink_paid=0, quality_bps=qualities
+        )
+    budget = policy.tokens_per_epoch + carry_in
 
     # SHARES (floor, then cap)
     shares: dict[str, int] = {}
-    if total_points:
-        for device, p in points.items():
-            share = budget * p // total_points
-            if policy.max_per_device is not None:
-                share = min(share, policy.max_per_device)
-            if share:
-                shares[device] = share
+    for device, p in points.items():
+        share = budget * p // total_points
+        if policy.max_per_device is not None:
+            share = min(share, policy.max_per_device)
+        if share:
+            shares[device] = share
 
     # REMAINDER
     remainder = budget - sum(shares.values())

@@ -13,12 +13,24 @@ from rich.table import Table
 from veristream.audit import AuditReport
 
 
+def rejected_line(rejected: dict[str, int]) -> str:
+    """``8 rejected (clock_skew)``, or ``5 rejected (bad_signature 3, replay 2)`` for several reasons."""
+    total = sum(rejected.values())
+    if len(rejected) == 1:
+        return f"{total} rejected ({next(iter(rejected))})"
+    return f"{total} rejected ({', '.join(f'{reason} {n}' for reason, n in rejected.items())})"
+
+
 def why_unverified(row: dict[str, Any]) -> str:
-    """Why an epoch row of a run summary is not verified."""
-    if row["data_root"] == "0x" + "00" * 32:
-        return "no (no accepted readings)"
+    """Why an epoch row of a run summary is not verified: an empty epoch (nothing to verify,
+    nothing paid) says so with its rejections counted."""
+    if row.get("status") == "empty" or (row.get("status") is None and row["data_root"] == "0x" + "00" * 32):
+        rejected = row.get("rejected") or {}
+        return "empty" + (f": {rejected_line(rejected)}" if rejected else "")
     if row.get("expired") is not None:
         return f"no (expired: its submission window closed at {row['expired']})"
+    if row.get("status") == "refused":
+        return "no (refused: too few operators signed)"
     return "no (not submitted)"
 
 
@@ -91,3 +103,130 @@ def audit_report(report: AuditReport, epoch: int, console: Console) -> None:
         console.print(f"[green]verified[/green]: epoch {epoch} recomputes to the chain's commitments (tx {report.tx_hash})")
     else:
         console.print(f"[red]MISMATCH[/red]: {report.reason}")
+
+
+def epochs_table(rows: list[dict[str, Any]], console: Console) -> None:
+    """``veristream epochs``: one row per epoch (``veristream.inspect.epoch_row``)."""
+    if not rows:
+        console.print("no epochs computed yet: run the job (veristream run JOB)")
+        return
+    table = Table(title="epochs")
+    for column in ("epoch", "status", "accepted", "rejected", "batch CID", "manifest CID", "data root",
+                   "reward root", "signers (weight)", "gas", "tx"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        signers = ",".join(map(str, row["signers"]))
+        weight = f" ({row['signed_weight']}/{row['total_weight']})" if row["signed_weight"] is not None else ""
+        table.add_row(
+            str(row["epoch"]),
+            row["status"],
+            str(row["accepted"]),
+            str(row["rejected"]),
+            row["batch_cid"],
+            row["manifest_cid"] or "",
+            row["data_root"][:18] + "…",
+            row["reward_root"][:18] + "…",
+            signers + weight,
+            "" if row["gas"] is None else f"{row['gas']:,}",
+            row["tx_hash"][:18] + "…" if row["tx_hash"] else "",
+        )
+    console.print(table)
+
+
+def epoch_detail(detail: dict[str, Any], console: Console) -> None:
+    """``veristream epoch``: one epoch in full (``veristream.inspect.epoch_detail``)."""
+    console.print(
+        f"[bold]{detail['job_id']} epoch {detail['epoch']}[/bold]: {detail['status']}, "
+        f"{detail['readings_in']} readings in, {detail['accepted']} accepted, {detail['rejected']} rejected"
+    )
+    fields = (
+        ("window (ms)", f"[{detail['start_ms']}, {detail['end_ms']})"),
+        ("manifest", detail["manifest_cid"]),
+        ("previous manifest", detail["prev_manifest_cid"]),
+        ("batch", detail["batch_cid"]),
+        ("batch on chain", detail["chain_batch_cid"]),
+        ("dead letters", detail["dead_letter_cid"]),
+        ("aggregates", detail["aggregates_cid"]),
+        ("state", detail["state_cid"]),
+        ("data root", detail["data_root"]),
+        ("reward root", detail["reward_root"]),
+        ("signers", ", ".join(map(str, detail["signers"])) or "-"),
+        ("signed weight", f"{detail['signed_weight']} of {detail['total_weight']}" if detail["signed_weight"] else "-"),
+        ("gas", "-" if detail["gas"] is None else f"{detail['gas']:,}"),
+        ("tx", detail["tx_hash"] or "-"),
+    )
+    for name, value in fields:
+        console.print(f"  {name:18} {value}", highlight=False)
+    rewards = detail["rewards"]
+    console.print(
+        f"  {'rewards':18} budget {rewards['budget_display']}, paid {rewards['paid_display']} to "
+        f"{rewards['beneficiaries']} beneficiaries, remainder {rewards['remainder_display']} "
+        f"(carried {rewards['carry_out_display']}, to the sink {rewards['sink_paid_display']})",
+        highlight=False,
+    )
+    if detail["rejected_by_reason"]:
+        table = Table(title="dead letters by reason")
+        table.add_column("reason")
+        table.add_column("count", justify="right")
+        for reason, count in detail["rejected_by_reason"].items():
+            table.add_row(reason, str(count))
+        console.print(table)
+
+
+def dead_letters_table(rows: list[dict[str, Any]], console: Console) -> None:
+    """``veristream deadletters``: each rejected message with its reason (raw bytes shortened)."""
+    table = Table(title=f"{len(rows)} dead letters")
+    for column in ("epoch", "stage", "reason", "device", "detail"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            "" if row["epoch"] is None else str(row["epoch"]), row["stage"], row["reason"], row["device"] or "",
+            row["detail"],
+        )
+    console.print(table)
+
+
+def explanation(report: dict[str, Any], console: Console) -> None:
+    """``veristream explain``: a device's earnings, epoch by epoch, and its proved reward leaf."""
+    policy = report["policy"]
+    cap = "no cap" if policy["max_per_device"] is None else "a cap per device"
+    console.print(
+        f"[bold]{report['device']}[/bold] (pays {report['beneficiary']}) in job {report['job_id']}: "
+        f"earned {report['earned_display']} over {len(report['epochs'])} epochs; quality weight "
+        f"{policy['quality_weight']}, {cap}, remainder {policy['remainder']}",
+        highlight=False,
+    )
+    for row in report["epochs"]:
+        rejected = ", ".join(f"{n} {r}" for r, n in row["rejected_by_reason"].items()) or "none"
+        head = f"epoch {row['epoch']}: {row['accepted']} accepted, rejected: {rejected}"
+        if "points" not in row:
+            console.print(f"  {head}; {row['why']}", highlight=False)
+            continue
+        cap_note = (
+            f"capped at {row['cap_display']} (cut {row['cut_by_cap']})" if row["capped"]
+            else "under the cap" if row["cap"] is not None else "no cap"
+        )
+        console.print(
+            f"  {head}\n"
+            f"    quality {row['quality_bps']} bps (seq {row['min_seq']}..{row['max_seq']}); points "
+            f"{row['points']} of {row['total_points']} among {row['devices_paid']} devices\n"
+            f"    share of the budget {row['budget_display']}: {row['share_exact']} units, floor "
+            f"{row['share_floor']} (rounding drops {row['rounding_lost']} unit), {cap_note}: "
+            f"[bold]{row['share_display']}[/bold]",
+            highlight=False,
+        )
+    leaf = report["leaf"]
+    if leaf is None:
+        console.print("  no reward leaf: the device is not in the registry")
+        return
+    if leaf["proof_ok"] is None:
+        console.print(f"  the reward tree of epoch {leaf['epoch']} (claims pay against it) has no leaf for {leaf['account']}")
+        return
+    verdict = "[green]checks[/green]" if leaf["proof_ok"] else "[red]DOES NOT CHECK[/red]"
+    console.print(
+        f"  reward leaf of {leaf['account']} in epoch {leaf['epoch']}'s tree: cumulative {leaf['amount_display']} "
+        f"(all of the beneficiary's devices), claimed {leaf['claimed_display']}, claimable "
+        f"{leaf['claimable_display']}\n"
+        f"  proof {', '.join(leaf['proof']) or '(single leaf)'} against the chain's root {leaf['root']}: {verdict}",
+        highlight=False,
+    )

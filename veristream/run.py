@@ -68,6 +68,10 @@ from veristream.provers.reasons import PIPELINE_STAGES
 
 Progress = Callable[[str, int, int], None]
 
+# An epoch row's ``status`` in a run summary: on chain; no accepted reading (nothing to verify,
+# nothing paid); the committee or the chain would not take it; committed, not yet on chain.
+VERIFIED, EMPTY, REFUSED, PENDING = "verified", "empty", "refused", "pending"
+
 
 def no_progress(stage: str, done: int, total: int) -> None:
     """A progress callback that reports nothing."""
@@ -123,6 +127,8 @@ def open_ingest_log(job: JobSpec) -> IngestLog:
         # the watermark never runs ahead of arrival time: one device's clock must not close epochs
         max_future_ms=0,
         known_device=_known_device(job),
+        # a reading stamped too far ahead is refused where it arrives, in the epoch open then
+        max_clock_skew_ms=job.validation.max_clock_skew_ms,
     )
 
 
@@ -312,26 +318,30 @@ def verify_epoch(
     assert manifest is not None and checkpoint.manifest_cid is not None
     row: dict[str, Any] = {
         "epoch": manifest.epoch,
+        "status": PENDING,
         "batch_cid": manifest.batch_cid,
         "data_root": manifest.data_root,
         "reward_root": manifest.reward_root,
         "tx_hash": None,
         "gas": None,
         "verified": False,
+        "accepted": manifest.accepted,
+        "rejected": dict(sorted(manifest.rejected.items())),
     }
     summary.epochs.append(row)
     if manifest.accepted == 0:
-        return row  # nothing to verify: the epoch only carried dead letters
+        row["status"] = EMPTY  # nothing to verify and nothing paid: the epoch only carried dead letters
+        return row
     if session is not None:
         tx_hash = session.verified_tx(manifest.epoch)
         if tx_hash is not None:
-            row.update(tx_hash=tx_hash, verified=True)
+            row.update(status=VERIFIED, tx_hash=tx_hash, verified=True)
             return row
     if session is not None:
         closed_at = session.submission_closed(manifest.epoch)
         if closed_at is not None:
             # the EpochVerifier no longer takes it: its signers may have left the set since
-            row["expired"] = closed_at
+            row.update(status=REFUSED, expired=closed_at)
             return row
     chain_id = session.chain_id if session else job.chain.chain_id
     verifier = session.verifier if session else ZERO_ADDRESS
@@ -344,11 +354,24 @@ def verify_epoch(
     if aggregate.refusals:
         summary.refusals[str(manifest.epoch)] = {str(k): v for k, v in aggregate.refusals.items()}
     if not aggregate.quorum_met:
+        row["status"] = REFUSED
         raise QuorumNotMet(aggregate)
     if session is not None:
         receipt = session.submit(proposal.result, aggregate)
-        row.update(tx_hash=receipt.tx_hash, gas=receipt.gas_used, verified=True)
+        row.update(status=VERIFIED, tx_hash=receipt.tx_hash, gas=receipt.gas_used, verified=True)
     return row
+
+
+def add_ingest_rejections(rows: Sequence[dict[str, Any]], letters: Sequence[DeadLetter]) -> None:
+    """Add to each epoch row the ingest dead letters (``letters``) filed under its epoch
+    (``clock_skew``, ``malformed``, ...), beside those its pipeline rejected."""
+    by_epoch: dict[int | None, Counter[str]] = {}
+    for letter in letters:
+        if letter.stage not in PIPELINE_STAGES:
+            by_epoch.setdefault(letter.epoch, Counter())[letter.reason] += 1
+    for row in rows:
+        rejected = Counter(row["rejected"]) + by_epoch.get(row["epoch"], Counter())
+        row["rejected"] = dict(sorted(rejected.items()))
 
 
 # COMMITTEE
@@ -436,6 +459,7 @@ def run_job(
         # PIPELINE
         process_closed_epochs(job, log, store, ctx, progress, metrics=metrics)
         counts = log.dead_letters.counts()
+        letters = log.dead_letters.read()
     finally:
         log.close()
     checkpoints = committed_epochs(work_dir)
@@ -447,7 +471,9 @@ def run_job(
     if on_chain_set and not (use_chain and use_ray):
         raise InputRejected("operators.set_id: the committee is on chain and served on Ray (drop --no-chain/--no-ray)")
     members = [] if on_chain_set else committee_members(job)
-    budget = job.rewards.tokens_per_epoch * max(1, len(checkpoints))
+    # an empty epoch draws no budget (veristream.pipeline.rewards)
+    paying = sum(1 for c in checkpoints if c.manifest is not None and c.manifest.accepted)
+    budget = job.rewards.tokens_per_epoch * max(1, paying)
     session = open_chain(job, members, budget) if use_chain else None
     if on_chain_set:
         # the latest epoch's set: a run verifies the epochs closed since the previous one
@@ -456,6 +482,7 @@ def run_job(
     committee = start_committee(job, ctx, members, use_ray=use_ray, faults=faults)
     try:
         verify_on_chain(job, session, committee, summary, progress, metrics)
+        add_ingest_rejections(summary.epochs, letters)
         verified = [c for c in checkpoints if c.manifest is not None and c.manifest.accepted > 0]
         if session is not None and verified:
             status = pool_status(session, verified[-1])

@@ -333,3 +333,18 @@ def test_a_log_written_with_the_single_state_file_still_opens(tmp_path: Path) ->
     reopened = IngestLog(tmp_path, 1000, 0)
     assert reopened.watermark_ms == 5000
     assert reopened.processed_epochs() == [0]
+
+
+def test_clock_skewed_reading_is_filed_under_the_epoch_open_at_arrival(tmp_path: Path) -> None:
+    log = IngestLog(tmp_path, 1000, 200, 10_000, max_clock_skew_ms=5000)
+    assert log.append(envelope(10_100), "t", 10_100).accepted
+    # ten minutes ahead of its arrival: refused here, never an epoch 600 of its own
+    skewed = log.append(envelope(610_300, 2), "t", 10_300)
+    assert (skewed.accepted, skewed.reason, skewed.epoch) == (False, "clock_skew", 0)
+    assert log.append(envelope(15_000, 3), "t", 10_400).accepted  # within the allowed skew
+    assert log.open_epochs() == [0, 5]
+    log.advance_clock(20_000)
+    assert log.closed_epochs() == [0, 5]
+    assert [(d.reason, d.epoch, d.stage) for d in log.dead_letters.read()] == [("clock_skew", 0, "ingest")]
+    assert log.counts()["rejected_by_reason"] == {"clock_skew": 1}
+    log.close()

@@ -36,6 +36,11 @@ policies = st.builds(
 def test_budget_is_paid_exactly_and_caps_hold(cs: dict[str, Contribution], policy: RewardSpec, carry: int) -> None:
     carry_in = 0 if policy.remainder == "sink" else carry
     out = split_rewards(cs, policy, carry_in)
+    if not any(c.valid for c in cs.values()):
+        # an empty epoch draws no budget; the carried remainder passes through untouched
+        assert (out.budget, out.remainder, out.payouts, out.sink_paid) == (0, 0, {}, 0)
+        assert out.carry_out == carry_in
+        return
     budget = policy.tokens_per_epoch + carry_in
     assert out.budget == budget
     assert sum(out.shares.values()) + out.remainder == budget
@@ -129,3 +134,14 @@ def test_device_stats_skip_absent_optional_fields() -> None:
     stats = device_stats([{"t": 3}, {"t": 1, "h": 9}, {"t": 2}], ["t", "h", "x"], [50])
     assert set(stats) == {"t", "h"}
     assert stats["t"].quantiles == ((50, 2),) and stats["h"].count == 1
+
+
+@pytest.mark.parametrize("remainder", ["carry", "sink"])
+def test_an_empty_epoch_takes_no_budget_and_moves_no_remainder(remainder: str) -> None:
+    policy = RewardSpec(tokens_per_epoch=1000, remainder=remainder, sink=SINK)
+    carry_in = 7 if remainder == "carry" else 0
+    idle = {"d1": Contribution(b"\x01" * 20, 0, 0, 0)}
+    for contributions in ({}, idle):
+        out = split_rewards(contributions, policy, carry_in)
+        assert (out.budget, out.paid, out.remainder, out.sink_paid, out.payouts) == (0, 0, 0, 0, {})
+        assert out.carry_out == carry_in
