@@ -23,7 +23,7 @@ from typing import Any
 from veristream.contracts.artifacts import ContractRevert, decode_revert
 from veristream.contracts.statefile import StateJournal
 from veristream.contracts.wallet import TxPolicy, load_account, send_signed
-from veristream.provers.errors import ChainError, InputRejected
+from veristream.provers.errors import ChainError, InputRejected, NotFound
 
 STATE_FILE = "chain.db"
 LOCK_FILE = "chain.lock"
@@ -51,6 +51,7 @@ class ChainConfig:
     signer: str | None = None  # env:NAME, keystore:PATH or node (see contracts.wallet)
     policy: TxPolicy = field(default_factory=TxPolicy)
     rpc_retries: int = 6
+    read_only: bool = False  # embedded: load an existing chain's state, write and lock nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +223,23 @@ def _embedded(workdir: Path | None) -> Chain:
     return chain
 
 
+def _embedded_read_only(workdir: Path | None) -> Chain:
+    """An embedded chain's saved state for reading: nothing is created, locked or saved (what a
+    read command opens, even beside a running writer); ``NotFound`` when there is no chain."""
+    from eth.db.atomic import AtomicDB
+    from eth.db.backends.memory import MemoryDB
+    from eth_tester import EthereumTester, PyEVMBackend
+    from web3 import EthereumTesterProvider, Web3
+
+    if workdir is None or not (workdir / STATE_FILE).is_file():
+        raise NotFound(f"no embedded chain in {workdir}: run the job first (veristream run JOB)")
+    backend = PyEVMBackend()
+    backend.chain = type(backend.chain)(AtomicDB(MemoryDB(StateJournal(workdir / STATE_FILE).load(truncate=False))))
+    tester = EthereumTester(backend)
+    w3 = Web3(EthereumTesterProvider(tester))
+    return Chain(w3, w3.eth.accounts[0], tester=tester)
+
+
 class _RetryingHTTPProvider:
     """Builds an HTTP provider whose requests are retried on connection errors, timeouts, 5xx
     and 429 with exponential backoff and jitter; after the last try a one-line ``ChainError``
@@ -294,6 +312,8 @@ def connect(target: ChainConfig | str | Path | None = None) -> Chain:
     if isinstance(target, ChainConfig):
         if target.url:
             return _rpc(target)
+        if target.read_only:
+            return _embedded_read_only(target.workdir)
         return _embedded(target.workdir)
     if isinstance(target, str):
         if target.startswith(URL_SCHEMES):

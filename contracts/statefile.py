@@ -39,8 +39,10 @@ class StateJournal:
         self._saved: dict[bytes, bytes] = {}
         self._file_bytes = 0
 
-    def load(self) -> dict[bytes, bytes]:
-        """The store as of the last committed batch (empty when there is no file)."""
+    def load(self, *, truncate: bool = True) -> dict[bytes, bytes]:
+        """The store as of the last committed batch (empty when there is no file).
+
+        ``truncate=False`` leaves a torn tail on disk (a reader beside a running writer)."""
         if not self.path.exists():
             return {}
         data = self.path.read_bytes()
@@ -72,7 +74,7 @@ class StateJournal:
             committed = offset
         self._saved = dict(store)
         self._file_bytes = committed
-        if committed != len(data):
+        if committed != len(data) and truncate:
             # Drop the torn tail now so the next append starts on a record boundary.
             with open(self.path, "r+b") as f:
                 f.truncate(committed)

@@ -31,3 +31,17 @@ class StoreError(VeriStreamError):
 
 class ChainError(VeriStreamError):
     """A chain that refuses a transaction or a call, or cannot be reached."""
+
+
+class NotFound(VeriStreamError, LookupError):
+    """What was asked for does not exist yet: an epoch not verified, a work directory never run,
+    a CID not in the store, a device without readings."""
+
+
+class Mismatch(VeriStreamError):
+    """A verification that ran and found the data disagreeing with its commitment."""
+
+
+class ServiceUnreachable(VeriStreamError, ConnectionError):
+    """A service named on the command line or in a job spec (an ingest server, a broker) that
+    does not answer."""

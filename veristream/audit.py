@@ -69,6 +69,8 @@ class AuditReport:
     findings: list[str] = field(default_factory=list)
     reason: str | None = None
     tx_hash: str | None = None
+    verified_on_chain: bool = True
+    """False when the chain holds no verified result for the epoch (nothing to compare with)."""
 
     @property
     def ok(self) -> bool:
@@ -162,13 +164,14 @@ def audit_epoch(
     report = AuditReport(epoch)
     work_dir = Path(job.work_dir)
     # CHAIN
-    chain = connect_job_chain(job)
+    chain = connect_job_chain(job, read_only=True)
     job_hash = job_id_hash(chain.sender, job.job_id)  # the job this signer created
     try:
         dep = load_deployment(chain, deployment or Path(job.work_dir) / DEPLOYMENT_FILE)
         info = epoch_info(chain, dep, job_hash, epoch)
         if info is None:
             report.reason = f"epoch {epoch} of job {job.job_id!r} is not verified on chain"
+            report.verified_on_chain = False
             return report
         report.tx_hash = info.tx_hash
         if info.batch_cid is None:
@@ -181,7 +184,7 @@ def audit_epoch(
         say(f"chain: epoch {epoch} verified in tx {info.tx_hash}, batch {chain_cid}")
 
         # MANIFEST CHAIN
-        store = open_store(job.ipfs, work_dir)
+        store = open_store(job.ipfs, work_dir, read_only=True)
         manifests = job_manifests(store, job.job_id)
         heads = [cid for cid, m in manifests.items() if m.epoch == epoch and m.batch_cid == chain_cid]
         if not heads:

@@ -64,8 +64,9 @@ CHAIN_DIR = "chain"
 CHAIN_SETUP_FILE = "chain-setup.json"
 
 
-def connect_job_chain(job: JobSpec) -> Chain:
-    """The job's chain: its JSON-RPC node, or the embedded EVM in its work directory."""
+def connect_job_chain(job: JobSpec, *, read_only: bool = False) -> Chain:
+    """The job's chain: its JSON-RPC node, or the embedded EVM in its work directory
+    (``read_only``: its saved state, nothing written or locked; ``NotFound`` before a run)."""
     if job.chain.mode == "rpc":
         chain = connect(ChainConfig(url=job.chain.rpc_url, signer=job.chain.signer, policy=_tx_policy(job)))
         if chain.chain_id != job.chain.chain_id:
@@ -73,7 +74,7 @@ def connect_job_chain(job: JobSpec) -> Chain:
             chain.close()
             raise InputRejected(f"{url} is chain {chain.chain_id}, but chain.chain_id is {job.chain.chain_id}")
         return chain
-    return connect(ChainConfig(workdir=Path(job.work_dir) / CHAIN_DIR))
+    return connect(ChainConfig(workdir=Path(job.work_dir) / CHAIN_DIR, read_only=read_only))
 
 
 def _tx_policy(job: JobSpec) -> TxPolicy:

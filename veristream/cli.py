@@ -12,35 +12,75 @@ import typer
 
 from veristream import __version__
 
+# -h as well as --help, on every command (click hands the setting down to subcommands)
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
+
 app = typer.Typer(
     name="veristream",
     help="Verifiable off-chain compute for DePIN data streams.",
     no_args_is_help=True,
     add_completion=False,
+    context_settings=HELP_OPTIONS,
 )
+
+# Exit codes (docs/cli.md): every command exits with one of these.
+EXIT_OK = 0
+EXIT_MISMATCH = 1  # a verification ran and found the data disagreeing with its commitment
+EXIT_USAGE = 2  # bad usage, a bad job spec or input
+EXIT_NOT_FOUND = 3  # not verified, not found, nothing to do
+EXIT_UNREACHABLE = 4  # a chain node, IPFS node or server does not answer
+
+_debug = {"on": False}
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
 
 
 @app.callback()
-def main() -> None:
+def main(
+    debug: bool = typer.Option(
+        False, "--debug", help="Show the traceback of an error (also: VERISTREAM_DEBUG=1)."
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print VeriStream's version and exit."
+    ),
+) -> None:
     """Verifiable off-chain compute for DePIN data streams."""
+    _debug["on"] = debug
+
+
+def exit_code(exc: BaseException) -> int:
+    """The documented exit code of a VeriStream error (docs/cli.md)."""
+    from veristream.provers.errors import ChainError, Mismatch, ServiceUnreachable, StoreError
+
+    if isinstance(exc, Mismatch):
+        return EXIT_MISMATCH
+    if isinstance(exc, LookupError):  # NotFound, a CID the store lacks
+        return EXIT_NOT_FOUND
+    if isinstance(exc, ChainError | StoreError | ServiceUnreachable):
+        return EXIT_UNREACHABLE
+    return EXIT_USAGE
 
 
 def entry() -> None:
-    """The ``veristream`` executable: the CLI, with any VeriStream error as one line (the
-    traceback only with ``VERISTREAM_DEBUG=1``); exit 4 when a service (a chain node, an
-    IPFS node) is unreachable or refused, 2 for any other refusal."""
+    """The ``veristream`` executable: the CLI, with any VeriStream error as one line and its
+    documented exit code (``exit_code``); the traceback only with ``--debug`` or
+    ``VERISTREAM_DEBUG=1``."""
     import os
     import sys
 
-    from veristream.provers.errors import ChainError, StoreError, VeriStreamError
+    from veristream.provers.errors import VeriStreamError
 
     try:
         app()
     except VeriStreamError as exc:
-        if os.environ.get("VERISTREAM_DEBUG"):
+        if _debug["on"] or os.environ.get("VERISTREAM_DEBUG"):
             raise
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(4 if isinstance(exc, ChainError | StoreError) else 2)
+        sys.exit(exit_code(exc))
 
 
 @app.command()
@@ -98,9 +138,12 @@ def simulate(
     import time
     from pathlib import Path
 
+    import httpx
+
     from veristream.connectors.simulator import deliver
     from veristream.connectors.simulator import simulate as run
     from veristream.connectors.sources import config as cfg
+    from veristream.provers.errors import ServiceUnreachable
 
     try:
         sim_config = cfg.SimulatorSourceConfig(
@@ -141,6 +184,12 @@ def simulate(
     except ValueError as error:  # pydantic's ValidationError is a ValueError too
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
+    except (OSError, httpx.TransportError) as error:
+        target = url if to in ("http", "ws") else f"{mqtt_host}:{mqtt_port}"
+        raise ServiceUnreachable(
+            f"simulate --to {to}: {target} does not answer ({type(error).__name__}: {error}); start the "
+            "server first (veristream ingest JOB) or fix --url"
+        ) from None
     report.pop("rejected", None)
     typer.echo(json.dumps({"summary": simulation.summary(), "delivery": report}, sort_keys=True))
 
@@ -148,7 +197,7 @@ def simulate(
 @app.command()
 def ingest(
     job_file: str = typer.Argument(..., help="Job spec (YAML) whose live sources to serve."),
-    duration_s: float | None = typer.Option(None, help="Stop after this many seconds."),
+    duration_s: float | None = typer.Option(None, "--duration", min=0.001, help="Stop after SECONDS."),
     wall_clock: bool = typer.Option(
         True, help="Advance the watermark with the wall clock, so idle epochs close."
     ),
@@ -222,18 +271,25 @@ ipfs_app = typer.Typer(
 )
 app.add_typer(ipfs_app, name="ipfs")
 
-_IPFS_STORE = typer.Option(
-    None, "--store", help="Embedded store directory (default: .veristream/ipfs)."
-)
+_IPFS_STORE = typer.Option(None, "--store", help="Embedded store directory.")
 _IPFS_API = typer.Option(None, "--api", help="IPFS RPC API url, e.g. http://127.0.0.1:5001 (kubo).")
+_IPFS_JOB = typer.Option(None, "--job", help="A job spec (YAML): use its store (ipfs.url or WORK_DIR/ipfs).")
 
 
-def _ipfs_backend(store: str | None, api: str | None) -> Any:
-    from veristream.connectors.ipfs import EmbeddedStore, RpcStore
+def _ipfs_backend(store: str | None, api: str | None, job: str | None = None, *, read_only: bool = False) -> Any:
+    """The store named by exactly one of --store, --api and --job (``read_only``: opened without writing)."""
+    from veristream.connectors.ipfs import EmbeddedStore, RpcStore, open_store
+    from veristream.pipeline.jobspec import load_job
+    from veristream.provers.errors import SpecError
 
-    if store and api:
-        raise typer.BadParameter("give --store or --api, not both")
-    return RpcStore(api) if api else EmbeddedStore(store or ".veristream/ipfs")
+    if sum(x is not None for x in (store, api, job)) != 1:
+        raise SpecError("name the store: give one of --store DIR, --api URL or --job JOB")
+    if api:
+        return RpcStore(api)
+    if job:
+        spec = load_job(job)
+        return open_store(spec.ipfs, spec.work_dir, read_only=read_only)
+    return EmbeddedStore(str(store), read_only=read_only)
 
 
 @ipfs_app.command("cid")
@@ -251,11 +307,12 @@ def ipfs_put(
     path: str = typer.Argument(..., help="File to store."),
     store: str | None = _IPFS_STORE,
     api: str | None = _IPFS_API,
+    job: str | None = _IPFS_JOB,
 ) -> None:
     """Store FILE (pinned) in the embedded store or on an RPC node; print its CID."""
     from pathlib import Path
 
-    typer.echo(_ipfs_backend(store, api).put(Path(path).read_bytes()))
+    typer.echo(_ipfs_backend(store, api, job).put(Path(path).read_bytes()))
 
 
 @ipfs_app.command("get")
@@ -264,12 +321,13 @@ def ipfs_get(
     out: str = typer.Option("-", "--out", "-o", help="Output file ('-' for stdout)."),
     store: str | None = _IPFS_STORE,
     api: str | None = _IPFS_API,
+    job: str | None = _IPFS_JOB,
 ) -> None:
-    """Fetch a file by CID, re-hashing every block, and write it out."""
+    """Fetch a file by CID, re-hashing every block, and write it out (the store is only read)."""
     import sys
     from pathlib import Path
 
-    data = _ipfs_backend(store, api).get(cid)
+    data = _ipfs_backend(store, api, job, read_only=True).get(cid)
     if out == "-":
         sys.stdout.buffer.write(data)
     else:
@@ -281,11 +339,10 @@ def ipfs_export_car(
     cid: str = typer.Argument(..., help="Root CID."),
     out: str = typer.Argument(..., help="CAR file to write."),
     store: str | None = _IPFS_STORE,
+    job: str | None = _IPFS_JOB,
 ) -> None:
-    """Export the DAG under CID from the embedded store as a CARv1 (for `ipfs dag import`)."""
-    from veristream.connectors.ipfs import EmbeddedStore
-
-    EmbeddedStore(store or ".veristream/ipfs").export_car(cid, out)
+    """Export the DAG under CID from an embedded store as a CARv1 (for `ipfs dag import`)."""
+    _ipfs_backend(store, None, job, read_only=True).export_car(cid, out)
 
 
 @ipfs_app.command("import-car")
@@ -293,9 +350,10 @@ def ipfs_import_car(
     path: str = typer.Argument(..., help="CARv1 file."),
     store: str | None = _IPFS_STORE,
     api: str | None = _IPFS_API,
+    job: str | None = _IPFS_JOB,
 ) -> None:
     """Import a CARv1 (every block verified) into the embedded store or an RPC node; print its roots."""
-    for root in _ipfs_backend(store, api).import_car(path):
+    for root in _ipfs_backend(store, api, job).import_car(path):
         typer.echo(root)
 
 
@@ -435,6 +493,129 @@ def claim(
     raise typer.Exit(claim_command(job, account, json_out))
 
 
+_JOB = typer.Argument(..., help="The job spec (YAML): its work directory, stores and chain.")
+_JSON = typer.Option(False, "--json", help="Print one JSON object.")
+
+
+@app.command()
+def epochs(job: str = _JOB, json_out: bool = _JSON) -> None:
+    """Each epoch of a job: status, readings accepted and rejected, batch and manifest CIDs, roots,
+    signers and their weight, gas and tx (read-only)."""
+    import json
+
+    from rich.console import Console
+
+    from veristream import render
+    from veristream.inspect import list_epochs
+    from veristream.pipeline.jobspec import load_job
+
+    rows = list_epochs(load_job(job))
+    if json_out:
+        typer.echo(json.dumps({"epochs": rows}, sort_keys=True))
+    else:
+        render.epochs_table(rows, Console())
+
+
+@app.command()
+def epoch(
+    job: str = _JOB,
+    number: int = typer.Argument(..., metavar="EPOCH", help="The epoch number."),
+    json_out: bool = _JSON,
+) -> None:
+    """One epoch in full: counts, every CID its manifest links, roots, the reward split, signers,
+    gas, tx, and its dead letters by reason (read-only); exit 3 if it was never computed."""
+    import json
+
+    from rich.console import Console
+
+    from veristream import render
+    from veristream.inspect import epoch_detail
+    from veristream.pipeline.jobspec import load_job
+
+    detail = epoch_detail(load_job(job), number)
+    if json_out:
+        typer.echo(json.dumps(detail, sort_keys=True))
+    else:
+        render.epoch_detail(detail, Console())
+
+
+@app.command()
+def deadletters(
+    job: str = _JOB,
+    epoch: int | None = typer.Option(None, "--epoch", help="Only this epoch's."),
+    reason: str | None = typer.Option(None, "--reason", help="Only this reason's (e.g. bad_signature)."),
+    device: str | None = typer.Option(None, "--device", help="Only this device's (pipeline rejections name it)."),
+    json_out: bool = _JSON,
+) -> None:
+    """The rejected messages of a job with their reasons, in the order they were filed (read-only)."""
+    import json
+
+    from rich.console import Console
+
+    from veristream import render
+    from veristream.inspect import list_dead_letters
+    from veristream.pipeline.jobspec import load_job
+
+    rows = list_dead_letters(load_job(job), epoch, reason, device)
+    if json_out:
+        typer.echo(json.dumps({"dead_letters": rows}, sort_keys=True))
+    else:
+        render.dead_letters_table(rows, Console())
+
+
+@app.command()
+def export(
+    job: str = _JOB,
+    fmt: str = typer.Option("parquet", "--format", help="parquet or csv."),
+    out: str = typer.Option(..., "--out", help="Directory to write readings, aggregates, rewards, deadletters to."),
+    epoch: Annotated[
+        list[int] | None, typer.Option("--epoch", help="An epoch to export (repeatable; default: every one).")
+    ] = None,
+    json_out: bool = _JSON,
+) -> None:
+    """Export the accepted readings, aggregates, rewards and dead letters of chosen epochs, one file
+    per table, each row tagged with its epoch (batches fetched from the store, re-hashed)."""
+    import json
+    from pathlib import Path
+
+    from veristream.inspect import export_epochs
+    from veristream.pipeline.jobspec import load_job
+
+    report = export_epochs(load_job(job), fmt, Path(out), epoch or [])
+    if json_out:
+        typer.echo(json.dumps(report, sort_keys=True))
+    else:
+        for name, item in report["files"].items():
+            typer.echo(f"{name:12} {item['rows']:>7} rows  {item['path']}")
+
+
+@app.command()
+def explain(
+    job: str = _JOB,
+    device: str = typer.Option(..., "--device", help="The device id (as in its readings)."),
+    epoch: int | None = typer.Option(None, "--epoch", help="Only this epoch (default: every one)."),
+    json_out: bool = _JSON,
+) -> None:
+    """Why a device earned what it earned: readings accepted and rejected by reason, quality weight,
+    share of the budget, the cap, the rounding, and its reward leaf proved against the chain's
+    root; exit 1 if the proof does not check."""
+    import json
+
+    from rich.console import Console
+
+    from veristream import render
+    from veristream.explain import explain_device
+    from veristream.pipeline.jobspec import load_job
+
+    report = explain_device(load_job(job), device, epoch)
+    if json_out:
+        typer.echo(json.dumps(report, sort_keys=True))
+    else:
+        render.explanation(report, Console())
+    leaf = report["leaf"]
+    raise typer.Exit(EXIT_MISMATCH if leaf is not None and leaf["proof_ok"] is False else EXIT_OK)
+
+
 chain_app = typer.Typer(help="Deploy and inspect the VeriStream contracts.", no_args_is_help=True)
 app.add_typer(chain_app, name="chain")
 
@@ -505,30 +686,37 @@ def chain_operator_set(
 
 @chain_app.command("epoch")
 def chain_epoch(
-    target: str = typer.Argument(..., help="An embedded chain's work directory, or a JSON-RPC url."),
-    job_id: str = typer.Argument(..., help="The job id (as in the job spec)."),
+    job: str = typer.Argument(..., help="The job spec (YAML): its chain, deployment and job id."),
     epoch: int = typer.Argument(..., help="The epoch number."),
-    deployment: str | None = typer.Option(None, help="deployment.json (default: the one in the work directory)."),
-    owner: str | None = typer.Option(None, help="The account that created the job (default: the chain's sender)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Print a verified epoch's roots and batch CID as the chain holds them; exit 1 if not verified."""
+    """Print a verified epoch as the chain holds it: roots, batch CID, signers, tx (chain read-only);
+    exit 3 if it is not verified."""
     import json
-    from pathlib import Path
 
-    from veristream.chain import connect_target
-    from veristream.contracts import epoch_info, load_deployment
-    from veristream.provers.epoch_result import job_id_hash
+    from veristream.connectors.ipfs.cid import format_cid
+    from veristream.inspect import chain_view, signer_slots
+    from veristream.pipeline.jobspec import load_job
+    from veristream.provers.errors import NotFound
 
-    chain = connect_target(target)
-    try:
-        dep = load_deployment(chain, Path(deployment) if deployment else None)
-        info = epoch_info(chain, dep, job_id_hash(owner or chain.sender, job_id), epoch)
-    finally:
-        chain.close()
+    spec = load_job(job)
+    with chain_view(spec) as view:
+        info = view.epoch(epoch)
     if info is None:
-        typer.echo(f"epoch {epoch} of {job_id} is not verified")
-        raise typer.Exit(1)
-    typer.echo(json.dumps({k: (v.hex() if isinstance(v, bytes) else v) for k, v in _dataclass_fields(info).items()}))
+        raise NotFound(f"epoch {epoch} of job {spec.job_id!r} is not verified on chain: see `veristream epochs JOB`")
+    out = {
+        "job_id": "0x" + info.job_id.hex(),
+        "epoch": info.epoch,
+        "data_root": "0x" + info.data_root.hex(),
+        "reward_root": "0x" + info.reward_root.hex(),
+        "batch_cid": format_cid(info.batch_cid) if info.batch_cid else None,
+        "batch_cid_hash": "0x" + info.batch_cid_hash.hex(),
+        "signers": signer_slots(info.signer_bitmap),
+        "signed_weight": info.signed_weight,
+        "total_weight": info.total_weight,
+        "tx_hash": info.tx_hash,
+    }
+    typer.echo(json.dumps(out) if json_out else "\n".join(f"{k:15} {v}" for k, v in out.items()))
 
 
 def _dataclass_fields(value: Any) -> dict[str, Any]:
@@ -651,6 +839,7 @@ def operator_keygen(
     import os
 
     from veristream.provers.aggregation import OperatorKey, keygen
+    from veristream.provers.errors import InputRejected
 
     context = (chain_id, registry, set_id, operator)
     if any(v is not None for v in context) and any(v is None for v in context):
@@ -664,7 +853,10 @@ def operator_keygen(
             public["registry_pop"] = "0x" + pop.hex()
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise InputRejected(f"operator keygen: {out} exists; a key is never overwritten: choose another --out") from None
     with os.fdopen(fd, "w") as handle:
         json.dump(key, handle, indent=1)
     typer.echo(json.dumps(public, indent=1))

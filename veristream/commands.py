@@ -180,11 +180,16 @@ def verify_command(
         )
     except (ValueError, LookupError) as error:
         report = AuditReport(epoch, reason=f"{type(error).__name__}: {error}")
+    # an epoch the chain has not verified is not a mismatch: there is nothing to compare with
+    failed = 1 if report.verified_on_chain else 3
     if as_json:
-        print(json.dumps(report.to_json(), sort_keys=True))
-        return 0 if report.ok else 1
+        print(json.dumps(report.to_json() | {"verified_on_chain": report.verified_on_chain}, sort_keys=True))
+        return 0 if report.ok else failed
+    if not report.verified_on_chain:
+        Console(stderr=True).print(f"not verified: {report.reason}: nothing to recompute (see `veristream epochs JOB`)")
+        return failed
     render.audit_report(report, epoch, Console())
-    return 0 if report.ok else 1
+    return 0 if report.ok else failed
 
 
 def claim_command(job_path: str, account: str | None, as_json: bool) -> int:
@@ -196,7 +201,7 @@ def claim_command(job_path: str, account: str | None, as_json: bool) -> int:
     verified = [c for c in committed_epochs(Path(job.work_dir)) if c.manifest and c.manifest.accepted]
     if not verified:
         console.print("[red]no verified epoch in this work directory: run the job first[/red]")
-        return 1
+        return 3
     members = demo_members(job.operators.scheme, job.operators.count, job.operators.key_seed, job.operators.weights)
     session = open_chain(job, members, 0)
     try:
@@ -206,6 +211,16 @@ def claim_command(job_path: str, account: str | None, as_json: bool) -> int:
         return 1
     finally:
         session.chain.close()
+    if result["tx_hash"] is None and not result.get("short"):
+        # everything earned up to the latest verified epoch is already paid: nothing was sent
+        if as_json:
+            print(json.dumps(result | {"nothing_to_claim": True}, sort_keys=True))
+        else:
+            console.print(
+                f"nothing to claim for {result['account']}: everything it earned up to epoch "
+                f"{verified[-1].state.epoch} is already paid; the next verified epoch brings more"
+            )
+        return 3
     if as_json:
         print(json.dumps(result, sort_keys=True))
     else:
@@ -268,7 +283,7 @@ def status_command(job_path: str, as_json: bool) -> int:
     path = Path(job.work_dir) / SUBMISSION_FILE
     if not path.exists():
         print(f"no submission recorded in {job.work_dir}: use `veristream submit` first")
-        return 1
+        return 3
     record = json.loads(path.read_text())
     client = JobSubmissionClient(record["address"])
     state = str(client.get_job_status(record["submission_id"]))

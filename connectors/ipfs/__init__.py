@@ -54,12 +54,13 @@ def open_store(
     work_dir: str | os.PathLike[str],
     *,
     retry_for_s: float = JOB_RETRY_FOR_S,
+    read_only: bool = False,
 ) -> EmbeddedStore | RpcStore:
     """The store a job's IPFS settings name: the RPC node at ``settings.url`` (each call
     waiting up to ``retry_for_s`` for a node that is down), or the embedded store in
-    ``work_dir/ipfs``."""
+    ``work_dir/ipfs`` (``read_only``: an existing one, opened without writing)."""
     if settings.mode == "rpc":
         if not settings.url:
             raise SpecError("ipfs.url: an rpc store needs the node's API url")
         return RpcStore(settings.url, retry_for_s=retry_for_s)
-    return EmbeddedStore(Path(work_dir) / "ipfs")
+    return EmbeddedStore(Path(work_dir) / "ipfs", read_only=read_only)

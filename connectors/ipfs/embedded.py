@@ -33,25 +33,32 @@ from veristream.connectors.ipfs.cid import (
 from veristream.connectors.ipfs.store import BlockNotFound
 from veristream.connectors.ipfs.unixfs import Block, iter_file_blocks, links_of, read_file
 from veristream.provers.durable import write_atomically
-from veristream.provers.errors import InputRejected
+from veristream.provers.errors import InputRejected, NotFound, StoreError
 
 
 class EmbeddedStore:
     """A local on-disk IPFS block store giving the CIDs ``ipfs add --cid-version=1`` gives."""
 
-    def __init__(self, path: str | os.PathLike[str], *, durable: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, durable: bool = True, read_only: bool = False) -> None:
         """Open (creating if needed) the store in directory ``path``.
 
         ``durable`` fsyncs each block before it becomes visible; turn it off
         only for scratch stores whose loss on a crash does not matter.
+        ``read_only`` opens an existing store without creating or writing anything
+        (``NotFound`` when there is none): what read commands use.
         """
         self.path = Path(path)
         self.durable = durable
+        self.read_only = read_only
         self._blocks = self.path / "blocks"
         self._pins = self.path / "pins"
         self._tmp = self.path / "tmp"
-        for folder in (self._blocks, self._pins, self._tmp):
-            folder.mkdir(parents=True, exist_ok=True)
+        if read_only:
+            if not self._blocks.is_dir():
+                raise NotFound(f"no IPFS store in {self.path}: run the job first, or name the store (--store)")
+        else:
+            for folder in (self._blocks, self._pins, self._tmp):
+                folder.mkdir(parents=True, exist_ok=True)
         self._shards: set[Path] = set()  # shard folders known to exist: saves a mkdir per block
 
     def __repr__(self) -> str:
@@ -182,6 +189,8 @@ class EmbeddedStore:
 
     def _write_block(self, block: Block) -> bool:
         """Store one block unless present; returns whether a file was written."""
+        if self.read_only:
+            raise StoreError(f"the IPFS store in {self.path} is open read-only")
         path = self._block_path(block.cid)
         try:
             # A block of the right size is the block (content addressing); a
@@ -197,6 +206,8 @@ class EmbeddedStore:
         return True
 
     def _write_pin(self, cid: str) -> None:
+        if self.read_only:
+            raise StoreError(f"the IPFS store in {self.path} is open read-only")
         path = self._pins / cid
         if not path.exists():
             self._atomic_write(path, b"")
