@@ -170,7 +170,7 @@ class Metrics:
 
     def settled(self, row: dict[str, Any], manifest: Manifest) -> None:
         """An epoch's summary row once settled: its status, gas and lag when verified now."""
-        self.epochs.labels(epoch_status(row, manifest)).inc()
+        self.epochs.labels(epoch_status(row, manifest.accepted)).inc()
         if row.get("gas") is not None:
             self.gas.observe(row["gas"])
             self.verify_lag.observe(max(0.0, time.time() - manifest.end_ms / 1000))
@@ -182,13 +182,14 @@ class Metrics:
             self.claimed.inc(float(claim.get("amount") or 0))
 
 
-def epoch_status(row: dict[str, Any], manifest: Manifest) -> str:
-    """``verified``, ``empty`` (no accepted reading), ``refused`` (expired or no quorum) or ``pending``."""
+def epoch_status(row: dict[str, Any], accepted: int) -> str:
+    """A ``run --json`` epoch row's status: its own ``status`` when it has one, else ``verified``,
+    ``empty`` (no accepted reading), ``refused`` (its submission window expired) or ``pending``."""
     if "status" in row:
         return str(row["status"])
     if row.get("verified"):
         return "verified"
-    if manifest.accepted == 0:
+    if accepted == 0:
         return "empty"
     return "refused" if row.get("expired") is not None else "pending"
 
