@@ -203,24 +203,10 @@ def create_app(committer: GroupCommitter, config: HttpSourceConfig) -> Starlette
         source = gate.source_name("http", peer.host, peer.port, with_port=False) if peer else "http"
         received = _now_ms()
         split = _split(body, content_type, config.max_batch)
-        if isinstance(split, AppendResult):
-            # Not JSON at all: one arrival, filed as a dead letter, answered 400.
-            try:
-                result = await asyncio.to_thread(
-                    committer.log.reject, body, source, Reason.MALFORMED, "body", split.detail, NOT_JSON
-                )
-            except StoreError as error:
-                return log_unavailable(error)
-            observe.notify(source, [result])
-            return _error(
-                400,
-                "body",
-                NOT_JSON,
-                split.detail,
-                accepted=0,
-                rejected=[{"index": 0, **result.to_dict()}],
-            )
-        raws, batch = split
+        # Not JSON at all: one arrival, filed as a dead letter through the group commit like any
+        # other (a flood of junk shares its fsyncs instead of paying one each), answered 400.
+        not_json = isinstance(split, AppendResult)
+        raws, batch = ([body], False) if isinstance(split, AppendResult) else split
         if not raws:
             return _error(422, "body", "empty", "no envelopes in the body")
         wait = gate.admit_devices(raws)
@@ -237,6 +223,9 @@ def create_app(committer: GroupCommitter, config: HttpSourceConfig) -> Starlette
         observe.notify(source, results)
         accepted = sum(1 for r in results if r.accepted)
         rejected = [{"index": i, **r.to_dict()} for i, r in enumerate(results) if not r.accepted]
+        if not_json and not accepted:
+            assert isinstance(split, AppendResult)
+            return _error(400, "body", NOT_JSON, split.detail, accepted=0, rejected=rejected)
         if batch or accepted or results[0].code == "closed":
             return JSONResponse({"accepted": accepted, "rejected": rejected}, 202)
         only = results[0]
