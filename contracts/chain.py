@@ -198,6 +198,9 @@ def _embedded(workdir: Path | None) -> Chain:
     from eth_tester import EthereumTester, PyEVMBackend
     from web3 import EthereumTesterProvider, Web3
 
+    from veristream.contracts.native_precompiles import install_native_precompiles
+
+    install_native_precompiles()  # BLS12-381 pairing and map to G2 on blst, not pure Python
     backend = PyEVMBackend()
     lock = None
     journal: StateJournal | None = None
@@ -233,6 +236,9 @@ def _embedded_read_only(workdir: Path | None) -> Chain:
 
     if workdir is None or not (workdir / STATE_FILE).is_file():
         raise NotFound(f"no embedded chain in {workdir}: run the job first (veristream run JOB)")
+    from veristream.contracts.native_precompiles import install_native_precompiles
+
+    install_native_precompiles()
     backend = PyEVMBackend()
     backend.chain = type(backend.chain)(AtomicDB(MemoryDB(StateJournal(workdir / STATE_FILE).load(truncate=False))))
     tester = EthereumTester(backend)
