@@ -53,13 +53,16 @@ def main(
 
 
 def exit_code(exc: BaseException) -> int:
-    """The documented exit code of a VeriStream error (docs/cli.md)."""
+    """The documented exit code of an error a command reports in one line (docs/cli.md)."""
+    from veristream.contracts.artifacts import ContractRevert
     from veristream.provers.errors import ChainError, Mismatch, ServiceUnreachable, StoreError
 
     if isinstance(exc, Mismatch):
         return EXIT_MISMATCH
     if isinstance(exc, LookupError):  # NotFound, a CID the store lacks
         return EXIT_NOT_FOUND
+    if isinstance(exc, ContractRevert):  # the chain answered, and refused: the request was wrong
+        return EXIT_USAGE
     if isinstance(exc, ChainError | StoreError | ServiceUnreachable):
         return EXIT_UNREACHABLE
     return EXIT_USAGE
@@ -245,7 +248,7 @@ def ingest(
         )
     except (ValueError, RuntimeError) as error:
         typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(exit_code(error)) from None
     finally:
         metrics.detach()
         log.close()
@@ -293,13 +296,18 @@ def _ipfs_backend(store: str | None, api: str | None, job: str | None = None, *,
 
 
 @ipfs_app.command("cid")
-def ipfs_cid(path: str = typer.Argument(..., help="File to hash.")) -> None:
+def ipfs_cid(
+    path: str = typer.Argument(..., help="File to hash."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
     """Print the CID `ipfs add --cid-version=1` would give FILE, storing nothing."""
+    import json
     from pathlib import Path
 
     from veristream.connectors.ipfs import cid_of
 
-    typer.echo(cid_of(Path(path).read_bytes()))
+    cid = cid_of(Path(path).read_bytes())
+    typer.echo(json.dumps({"path": path, "cid": cid}) if json_out else cid)
 
 
 @ipfs_app.command("put")
@@ -416,6 +424,7 @@ def merkle_verify(
     encoding: str = typer.Argument(..., help="Comma-separated ABI types."),
     value: str = typer.Argument(..., help="The row as JSON, e.g. '[\"0x11...\", \"5000\"]'."),
     proof: str = typer.Argument(..., help="The proof as a JSON list of 0x-hex nodes."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Check a proof against a root; exit 1 when it does not verify."""
     import json
@@ -426,7 +435,7 @@ def merkle_verify(
         ok = verify_proof(root, encoding.split(","), json.loads(value), json.loads(proof))
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    typer.echo("valid" if ok else "invalid")
+    typer.echo(json.dumps({"valid": ok, "root": root}) if json_out else "valid" if ok else "invalid")
     raise typer.Exit(0 if ok else 1)
 
 
@@ -654,7 +663,7 @@ def chain_deploy(
             chain.close()
     except VeriStreamError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(exit_code(exc)) from None
     typer.echo(dep.to_json() if json_out else "\n".join(f"{k:20} {v}" for k, v in _dataclass_fields(dep).items()))
 
 
@@ -678,7 +687,7 @@ def chain_operator_set(
         set_id = create_operator_set(chain, load_deployment(chain, Path(deployment)), scheme)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(exit_code(exc)) from None
     finally:
         chain.close()
     typer.echo(set_id)
@@ -735,7 +744,7 @@ _DEVICE = typer.Option(..., "--device", help="The device's address (its id in re
 
 
 def _device_command(job: str, action: Any, *args: Any) -> dict[str, Any]:
-    """Run one ``veristream.devices`` action on the job's registry; a refusal is one line and exit 1."""
+    """Run one ``veristream.devices`` action on the job's registry; a refusal is one line and its exit code."""
     from veristream.pipeline.jobspec import load_job
     from veristream.provers.errors import VeriStreamError
 
@@ -743,7 +752,7 @@ def _device_command(job: str, action: Any, *args: Any) -> dict[str, Any]:
         result: dict[str, Any] = action(load_job(job), *args)
     except (VeriStreamError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(exit_code(exc)) from None
     return result
 
 
@@ -882,7 +891,7 @@ def operator_register(
         result = register_key(spec, json.loads(Path(key).read_text()), account, weight)
     except (JobSpecError, ValueError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(exit_code(exc)) from None
     typer.echo(json.dumps(result, indent=1))
 
 
@@ -907,7 +916,7 @@ def operator_serve(
         serve_operator(spec, json.loads(Path(key).read_text()), ray_address, name, namespace, slot)
     except (JobSpecError, ValueError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(exit_code(exc)) from None
 
 
 @app.command()

@@ -310,7 +310,7 @@ def test_device_commands_fail_in_one_line(embedded_run: tuple[Path, Path, int, i
     cases.append(["device", "show", str(file_job), "--device", SECP_DEVICE])
     for args in cases:
         result = runner.invoke(app, args)
-        assert result.exit_code == 1, (args, result.output)
+        assert result.exit_code == 2, (args, result.output)  # refused: bad usage (docs/cli.md)
         assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
         assert "Traceback" not in result.output
     assert "DeviceExists" in runner.invoke(app, cases[0]).stderr

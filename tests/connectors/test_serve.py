@@ -54,7 +54,7 @@ def test_ingest_command_serves_http_mqtt_websocket_and_file_into_the_jobs_log(tm
                 "veristream.cli",
                 "ingest",
                 str(tmp_path / "job.yaml"),
-                "--duration-s",
+                "--duration",
                 "120",
             ],
             cwd=REPO,
