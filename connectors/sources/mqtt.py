@@ -37,6 +37,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from veristream.connectors import observe
 from veristream.connectors.ingest_log import AppendResult, GroupCommitter
 from veristream.connectors.limits import (
     NS_PER_S,
@@ -250,7 +251,9 @@ class MqttSource:
             # Not durable: no PUBACK; held for the retry thread (the broker keeps it in flight).
             self._hold([(client, mid, qos, item)], done.exception())
             return
-        self._acknowledge(client, mid, qos, done.result()[0])
+        result = done.result()[0]
+        observe.notify(item[1], [result])
+        self._acknowledge(client, mid, qos, result)
 
     def _acknowledge(
         self, client: mqtt.Client, mid: int, qos: int, result: AppendResult
@@ -299,7 +302,8 @@ class MqttSource:
                     self._held[:0] = held
                 delay = min(delay * 2, _RETRY_MAX_S)
                 continue
-            for (client, mid, qos, _), result in zip(held, results, strict=True):
+            for (client, mid, qos, item), result in zip(held, results, strict=True):
+                observe.notify(item[1], [result])
                 self._acknowledge(client, mid, qos, result)
             delay = _RETRY_FIRST_S
 

@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from veristream.connectors import observe
 from veristream.connectors.ingest_log import AppendResult, Backpressure, GroupCommitter
 from veristream.connectors.sources.config import WebSocketSourceConfig
 from veristream.connectors.sources.gate import UNAUTHENTICATED, Gate, retry_after_s
@@ -121,6 +122,8 @@ def stream_endpoint(
                     ))
                     await websocket.close(code=1013, reason="log unavailable: try again later")
                     return
+                if not retry_after:  # refused by a limit before the log: nothing was appended
+                    observe.notify(source, [result])
                 ack = {"n": n, **result.to_dict()}
                 if retry_after:
                     ack["retry_after_s"] = retry_after

@@ -3,6 +3,7 @@ and the dashboard's epochs table (read by headless Chromium) match the run's own
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import time
 from collections import Counter
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from selenium import webdriver
@@ -170,3 +172,30 @@ def test_dashboard_in_headless_chromium_shows_the_runs_epochs(
         status = epoch_status(summary_rows[epoch], want["accepted"])
         assert (row[1], int(row[3]), int(row[4])) == (status, want["accepted"], want["rejected"]), epoch
         assert row[1] == want["status"]
+
+
+def test_websocket_messages_are_counted_as_they_arrive(tmp_path: Path) -> None:
+    config = HttpSourceConfig(type="http", port=0)
+    log = IngestLog(tmp_path / "ingest", 60_000, 60_000, max_payload_bytes=config.max_payload_bytes)
+    committer = GroupCommitter(log)
+    server = UvicornThread(create_app(committer, config)).start()
+    metrics = Metrics()
+    metrics.attach()
+
+    async def stream() -> None:
+        async with websockets.connect(server.url.replace("http://", "ws://") + "/v1/stream") as ws:
+            for body in (b"not json", b'{"x": 1}', b"[]"):
+                await ws.send(body)
+                await ws.recv()
+
+    try:
+        asyncio.run(stream())
+        page = metrics.exposition()[0].decode()
+    finally:
+        metrics.detach()
+        server.stop()
+        committer.close()
+        log.close()
+    samples = _samples(page)
+    received = {s.labels["source"]: s.value for s in samples["veristream_messages_received_total"]}
+    assert received == {"ws": 3} and log.counts()["arrived"] == 3
