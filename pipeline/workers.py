@@ -238,7 +238,9 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         ray.init(log_to_driver=False)
     else:
         # "local": always a fresh local instance, never a stale or foreign cluster that
-        # /tmp/ray/ray_current_cluster happens to name
+        # /tmp/ray/ray_current_cluster happens to name. Token authentication, Ray's default for a
+        # new local cluster, asked for explicitly: Ray then starts it without a notice on stderr.
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
         ray.init(
             address="local",
             num_cpus=num_cpus or 2,

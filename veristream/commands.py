@@ -116,6 +116,8 @@ def run_command(
         print(json.dumps(summary, sort_keys=True))
     else:
         render.run_summary(summary, Console())
+        if outcome.committee is not None:
+            Console().print(render.committee_line(outcome.committee, len(summary["epochs"])), highlight=False)
     return 0
 
 

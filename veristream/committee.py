@@ -19,7 +19,9 @@ Local Ray is started once per run (``ray.init`` costs seconds and much memory);
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 from collections.abc import Mapping, Sequence
+from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
 from veristream.operator import Operator
@@ -104,6 +106,125 @@ class InProcessCommittee:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def _serve_in_process(connection: Connection, operator: Operator) -> None:
+    """An operator process's loop: answer ``(method, argument)`` calls until told to stop."""
+    with connection:
+        while True:
+            try:
+                method, argument = connection.recv()
+            except (EOFError, OSError):
+                return  # the committee is gone
+            if method == "stop":
+                return
+            try:
+                answer: Any = getattr(operator, method)(argument)
+            except Exception as error:  # an operator that crashes is a refusal, with its reason
+                answer = _Failure(f"{type(error).__name__}: {error}")
+            connection.send(answer)
+
+
+class _Failure:
+    """What an operator process answers when its call raised (the error itself may not pickle)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class ProcessCommittee:
+    """One local process per operator key: every operator re-executes every epoch on its own
+    core, without a Ray cluster to start (a small job's committee; Ray's start costs more than
+    such a job's whole work). The processes are forked, so they start with this process's
+    modules already imported."""
+
+    runtime = "local processes"
+
+    def __init__(
+        self,
+        job: JobSpec,
+        members: Sequence[Member],
+        registry: DeviceRegistryView | None = None,
+        faults: Mapping[int, str] | None = None,
+        timeout_s: float = 300.0,
+    ) -> None:
+        if job.operators.remote or job.operators.set_id is not None:
+            raise InputRejected(
+                "operators.remote / operators.set_id name served Ray actors: run the committee on Ray"
+            )
+        faults = faults or {}
+        self.members = list(members)
+        self._quorum = (job.operators.quorum.numerator, job.operators.quorum.denominator)
+        self._timeout_s = timeout_s
+        context = multiprocessing.get_context("fork")
+        self._connections: dict[int, Connection] = {}
+        self._processes: dict[int, Any] = {}
+        for m in members:
+            operator = Operator(m.slot, m.scheme, m.secret_key, job, registry, faults.get(m.slot))
+            ours, theirs = context.Pipe()
+            process = context.Process(
+                target=_serve_in_process, args=(theirs, operator), name=f"operator-{m.slot}", daemon=True
+            )
+            process.start()
+            theirs.close()
+            self._connections[m.slot] = ours
+            self._processes[m.slot] = process
+
+    def _call(self, method: str, argument: Any) -> dict[int, Any]:
+        """Send one call to every live operator, then collect the answers (None: no answer)."""
+        sent = {}
+        for slot, connection in self._connections.items():
+            try:
+                connection.send((method, argument))
+                sent[slot] = connection
+            except OSError:
+                continue  # its process is gone: it does not answer
+        answers: dict[int, Any] = {}
+        for slot, connection in sent.items():
+            try:
+                answers[slot] = connection.recv() if connection.poll(self._timeout_s) else None
+            except (EOFError, OSError):
+                answers[slot] = None
+        return answers
+
+    def stop_operator(self, slot: int) -> None:
+        """Take one operator down (its process ends)."""
+        connection = self._connections.pop(slot, None)
+        if connection is not None:
+            with contextlib.suppress(OSError):
+                connection.send(("stop", None))
+            connection.close()
+        process = self._processes.pop(slot, None)
+        if process is not None:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+
+    def observe(self, raws: Sequence[bytes]) -> None:
+        """Hand raw readings of still-open epochs to every live operator to pre-verify."""
+        if raws:
+            self._call("observe", list(raws))
+
+    def drain(self, timeout_s: float | None = None) -> None:
+        """Nothing to wait for: ``observe`` returns once every operator has taken the readings."""
+
+    def sign(self, proposal: Proposal) -> Aggregate:
+        """Ask every live operator at once, then aggregate and check the quorum."""
+        digest = epoch_result_digest(proposal.result, proposal.chain_id, proposal.verifier)
+        answers = self._call("review", proposal)
+        reviews: dict[int, Review | None] = {}
+        for m in self.members:
+            answer = answers.get(m.slot)
+            if isinstance(answer, _Failure):
+                reviews[m.slot] = Review(m.slot, None, f"operator failed: {answer.reason}")
+            else:
+                reviews[m.slot] = answer
+        return aggregate_reviews(self.members, reviews, digest, proposal.epoch, self._quorum)
+
+    def close(self) -> None:
+        """End every operator process."""
+        for slot in list(self._connections):
+            self.stop_operator(slot)
 
 
 class RayCommittee:

@@ -76,6 +76,15 @@ def run_summary(summary: dict[str, Any], console: Console) -> None:
         console.print(claim_line(claim))
 
 
+def committee_line(runtime: str, epochs: int) -> str:
+    """Where the committee ran (``veristream.run.committee_runtime``), said after a run."""
+    where = {
+        "local processes": "in local processes (a job this small needs no Ray; name ray.address for a cluster)",
+        "in this process": "in this process, one after another (--no-ray)",
+    }.get(runtime, "as Ray actors")
+    return f"committee: every operator re-executed {epochs} epoch(s) {where}"
+
+
 def claim_line(claim: dict[str, Any]) -> str:
     """One claim (``veristream.chain.claim_for``'s result) in the token's units."""
     if claim.get("short"):

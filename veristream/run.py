@@ -28,7 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from veristream.chain import ChainSession, claim_for, open_chain, pool_status
-from veristream.committee import Committee, InProcessCommittee, RayCommittee, served_keys
+from veristream.committee import (
+    Committee,
+    InProcessCommittee,
+    ProcessCommittee,
+    RayCommittee,
+    served_keys,
+)
 from veristream.connectors.deadletters import DeadLetter
 from veristream.connectors.ingest_log import IngestLog
 from veristream.connectors.ipfs import BlockStore, open_store
@@ -90,6 +96,8 @@ class RunSummary:
     refusals: dict[str, dict[str, str]] = field(default_factory=dict)
     funding: dict[str, Any] | None = None
     """The reward pool when it is short of what contributors can claim (``PoolStatus.to_json``)."""
+    committee: str | None = None
+    """Where the committee ran (``committee_runtime``); said on the console, not in ``--json``."""
 
     def to_json(self) -> dict[str, Any]:
         """The machine-readable summary: counts, one row per epoch, claims, operators' refusals,
@@ -409,11 +417,38 @@ def committee_members(job: JobSpec, session: ChainSession | None = None, epoch: 
     return members
 
 
+SMALL_JOB_READINGS = 100_000
+"""A bounded run with at most this many messages and no Ray cluster named runs its committee in
+local processes: starting Ray would cost more than the whole job."""
+
+IN_PROCESS, PROCESSES, RAY = "in this process", "local processes", "Ray"
+
+
+def committee_runtime(job: JobSpec, *, use_ray: bool, readings: int | None = None) -> str:
+    """Where the committee's operators run: ``RAY`` (actors; a cluster, served operators, or a
+    large or live job), ``PROCESSES`` (a small bounded job: ``readings`` messages, no cluster) or
+    ``IN_PROCESS`` (``use_ray=False``: one after another, tests and reproducible recordings)."""
+    if not use_ray:
+        return IN_PROCESS
+    served = bool(job.operators.remote) or job.operators.set_id is not None
+    if readings is None or served or job.ray.address is not None or readings > SMALL_JOB_READINGS:
+        return RAY
+    return PROCESSES
+
+
 def start_committee(
-    job: JobSpec, ctx: EpochContext, members: list[Any], *, use_ray: bool, faults: Mapping[int, str] | None = None
+    job: JobSpec,
+    ctx: EpochContext,
+    members: list[Any],
+    *,
+    use_ray: bool,
+    faults: Mapping[int, str] | None = None,
+    runtime: str | None = None,
 ) -> Committee:
-    """A running committee of ``members`` (Ray actors or in-process), with demo faults applied."""
-    committee_cls = RayCommittee if use_ray else InProcessCommittee
+    """A running committee of ``members`` (Ray actors, local processes or in-process, as
+    ``runtime`` says; by default Ray unless ``use_ray`` is off), with demo faults applied."""
+    runtime = runtime or committee_runtime(job, use_ray=use_ray)
+    committee_cls: Any = {RAY: RayCommittee, PROCESSES: ProcessCommittee, IN_PROCESS: InProcessCommittee}[runtime]
     faults = dict(faults or {})
     down = [slot for slot, kind in faults.items() if kind == "down"]
     behaviours = {slot: kind for slot, kind in faults.items() if kind != "down"}
@@ -479,7 +514,8 @@ def run_job(
         # the latest epoch's set: a run verifies the epochs closed since the previous one
         with_readings = [c.manifest.epoch for c in checkpoints if c.manifest is not None and c.manifest.accepted]
         members = committee_members(job, session, max(with_readings, default=0))
-    committee = start_committee(job, ctx, members, use_ray=use_ray, faults=faults)
+    summary.committee = committee_runtime(job, use_ray=use_ray, readings=summary.readings_in)
+    committee = start_committee(job, ctx, members, use_ray=use_ray, faults=faults, runtime=summary.committee)
     try:
         verify_on_chain(job, session, committee, summary, progress, metrics)
         add_ingest_rejections(summary.epochs, letters)

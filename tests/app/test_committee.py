@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.pipeline_fleet import fleet, honest_epoch, make_job
-from veristream.committee import InProcessCommittee, RayCommittee
+from veristream.committee import InProcessCommittee, ProcessCommittee, RayCommittee
 from veristream.connectors.ipfs import EmbeddedStore
 from veristream.operator import Operator
 from veristream.pipeline.compute import job_context
@@ -69,6 +69,35 @@ def test_ray_committee_liar_refuses_and_down_operator_is_tolerated(epochs: dict[
         assert agg2.quorum_met and agg2.signers == (0, 1, 3) and agg2.down == (2,)
     finally:
         honest.close()
+
+
+def test_process_committee_liar_refuses_and_down_operator_is_tolerated(epochs: dict[str, Any]) -> None:
+    """A small job's committee: one forked process per operator, no Ray."""
+    job = epochs["job"]
+    members = demo_members("bls12381", 4)
+    committee = ProcessCommittee(job, members, faults={1: "wrong_root"})
+    try:
+        agg = committee.sign(_proposal(epochs["e0"]))
+        assert agg.quorum_met and agg.signers == (0, 2, 3)
+        assert "data root mismatch" in agg.refusals[1]
+        assert bls12381.fast_aggregate_verify([members[s].public_key for s in agg.signers], agg.digest, agg.signature)
+        committee.stop_operator(3)
+        agg1 = committee.sign(_proposal(epochs["e1"]))
+        assert agg1.down == (3,) and agg1.signers == (0, 2) and not agg1.quorum_met
+    finally:
+        committee.close()
+
+
+def test_a_small_bounded_job_needs_no_ray(epochs: dict[str, Any]) -> None:
+    from veristream.run import IN_PROCESS, PROCESSES, RAY, SMALL_JOB_READINGS, committee_runtime
+
+    job = epochs["job"]
+    assert committee_runtime(job, use_ray=True, readings=472) == PROCESSES
+    assert committee_runtime(job, use_ray=True, readings=SMALL_JOB_READINGS + 1) == RAY
+    assert committee_runtime(job, use_ray=True) == RAY  # a live job
+    assert committee_runtime(job, use_ray=False, readings=472) == IN_PROCESS
+    cluster = job.model_copy(update={"ray": job.ray.model_copy(update={"address": "10.0.0.1:6379"})})
+    assert committee_runtime(cluster, use_ray=True, readings=472) == RAY
 
 
 def test_bn254_committee_in_process_with_a_forged_partial_signature(epochs: dict[str, Any]) -> None:
