@@ -109,6 +109,16 @@ def chain_view(job: JobSpec) -> Iterator[ChainView]:
         chain.close()
 
 
+@contextmanager
+def chain_view_if_deployed(job: JobSpec) -> Iterator[ChainView | None]:
+    """``chain_view``, or None while the job has no deployment (its epochs are then pending)."""
+    if not job_deployment(job).is_file():
+        yield None
+        return
+    with chain_view(job) as view:
+        yield view
+
+
 # EPOCHS
 
 
@@ -179,10 +189,11 @@ def list_epochs(job: JobSpec) -> list[dict[str, Any]]:
         return []
     rejected = _rejected_by_epoch(job, found)
     rows = []
-    with chain_view(job) as view:
+    with chain_view_if_deployed(job) as view:
         for epoch in sorted(found):
-            info = view.epoch(epoch)
-            rows.append(epoch_row(found[epoch], info, view.gas(info.tx_hash if info else None), rejected[epoch]))
+            info = view.epoch(epoch) if view else None
+            gas = view.gas(info.tx_hash) if view and info else None
+            rows.append(epoch_row(found[epoch], info, gas, rejected[epoch]))
     return rows
 
 
@@ -193,16 +204,17 @@ def epoch_detail(job: JobSpec, epoch: int) -> dict[str, Any]:
     manifest = checkpoint.manifest
     assert manifest is not None
     rejected = _rejected_by_epoch(job, {epoch: checkpoint})[epoch]
-    with chain_view(job) as view:
-        info = view.epoch(epoch)
-        row = epoch_row(checkpoint, info, view.gas(info.tx_hash if info else None), rejected)
-        token = view.token
+    with chain_view_if_deployed(job) as view:
+        info = view.epoch(epoch) if view else None
+        row = epoch_row(checkpoint, info, view.gas(info.tx_hash) if view and info else None, rejected)
+        # amounts in the token's units once the chain names the token
+        display = view.token.format if view else str
     rewards = {
         name: getattr(manifest.rewards, name)
         for name in ("budget", "paid", "remainder", "carry_out", "sink_paid", "beneficiaries")
     }
     for name in ("budget", "paid", "remainder", "carry_out", "sink_paid"):
-        rewards[f"{name}_display"] = token.format(rewards[name])
+        rewards[f"{name}_display"] = display(rewards[name])
     return row | {
         "job_id": manifest.job_id,
         "start_ms": manifest.start_ms,

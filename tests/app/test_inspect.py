@@ -240,6 +240,14 @@ def test_one_line_without_debug_and_the_traceback_with_it(ran: tuple[Path, dict[
     assert quiet.stderr.strip().splitlines()[-1].startswith("error: epoch 999")
     loud = veristream("--debug", "epoch", str(job), "999")
     assert loud.returncode != 0 and "Traceback" in loud.stderr
+    # a chain node that does not answer: one line naming it, exit 4
+    spec = yaml.safe_load(job.read_text())
+    spec["work_dir"] = str(job.parent / "work-rpc")
+    spec["chain"] = {"mode": "rpc", "rpc_url": "http://127.0.0.1:9", "chain_id": 31337}
+    rpc_job = job.parent / "rpc.yaml"
+    rpc_job.write_text(yaml.safe_dump(spec))
+    down = veristream("verify", str(rpc_job), "0")
+    assert down.returncode == 4 and "Traceback" not in down.stderr and "http://127.0.0.1:9" in down.stderr
     version = veristream("--version")
     assert version.returncode == 0 and version.stdout.strip()
     assert "Usage" in veristream("epochs", "-h").stdout
