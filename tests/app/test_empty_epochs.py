@@ -17,7 +17,13 @@ from veristream.connectors.ipfs import EmbeddedStore
 from veristream.pipeline.compute import job_context
 from veristream.pipeline.state import load_checkpoint
 from veristream.render import why_unverified
-from veristream.run import RunSummary, committed_epochs, open_ingest_log, process_closed_epochs, verify_epoch
+from veristream.run import (
+    RunSummary,
+    committed_epochs,
+    open_ingest_log,
+    process_closed_epochs,
+    verify_epoch,
+)
 
 DEVICES = fleet(4)
 HONEST = honest_epoch(DEVICES, 0, per_device=5) + honest_epoch(DEVICES, 2, per_device=3, seq_start=5)
