@@ -20,7 +20,14 @@ from typing import Any
 from veristream.connectors.ipfs import BlockStore
 from veristream.contracts import claimable_root, claimed
 from veristream.devices import chain_devices
-from veristream.inspect import ChainView, chain_view, checkpoint_of, checkpoints, read_store
+from veristream.inspect import (
+    ChainView,
+    chain_view,
+    checkpoint_of,
+    checkpoints,
+    list_dead_letters,
+    read_store,
+)
 from veristream.pipeline.batch import decode_accepted, decode_dead_letters
 from veristream.pipeline.commitments import REWARD_LEAF_ENCODING, reward_proof
 from veristream.pipeline.compute import EpochContext, context_at, job_context
@@ -30,6 +37,7 @@ from veristream.pipeline.rewards import Contribution, split_rewards
 from veristream.pipeline.state import Checkpoint
 from veristream.provers.errors import Mismatch, NotFound
 from veristream.provers.merkle import verify_proof
+from veristream.provers.reasons import PIPELINE_STAGES
 
 
 def contributions(ctx: EpochContext, accepted: Sequence[Candidate]) -> dict[str, Contribution]:
@@ -47,10 +55,16 @@ def contributions(ctx: EpochContext, accepted: Sequence[Candidate]) -> dict[str,
 
 
 def epoch_share(
-    ctx: EpochContext, store: BlockStore, checkpoint: Checkpoint, device: str, token: Any
+    ctx: EpochContext,
+    store: BlockStore,
+    checkpoint: Checkpoint,
+    device: str,
+    token: Any,
+    at_ingest: Counter[str] | None = None,
 ) -> dict[str, Any]:
-    """How ``device`` fared in ``checkpoint``'s epoch: readings accepted and rejected by reason,
-    quality, points, share of the budget before and after the cap, and the rounding."""
+    """How ``device`` fared in ``checkpoint``'s epoch: readings accepted and rejected by reason
+    (the pipeline's, from the epoch's dead letters, plus ``at_ingest``: those refused before the
+    pipeline), quality, points, share of the budget before and after the cap, and the rounding."""
     manifest = checkpoint.manifest
     assert manifest is not None
     job = ctx.job
@@ -58,6 +72,7 @@ def epoch_share(
     # READ the epoch's batch and dead letters
     accepted = decode_accepted(store.get(manifest.batch_cid))
     rejected = Counter(r.reason for r in decode_dead_letters(store.get(manifest.dead_letter_cid)) if r.device_id == device)
+    rejected.update(at_ingest or Counter())
     # RECOMPUTE the split with the job's policy, carrying in what the manifest's budget says
     carry_in = manifest.rewards.budget - job.rewards.tokens_per_epoch
     everyone = contributions(ctx, accepted)
@@ -106,6 +121,15 @@ def epoch_share(
     }
 
 
+def ingest_rejections(job: JobSpec, device: str) -> dict[int, Counter[str]]:
+    """The device's messages refused at ingest (before any epoch's pipeline), by epoch and reason."""
+    out: dict[int, Counter[str]] = {}
+    for row in list_dead_letters(job, device=device):
+        if row["stage"] not in PIPELINE_STAGES and row["epoch"] is not None:
+            out.setdefault(row["epoch"], Counter())[row["reason"]] += 1
+    return out
+
+
 def reward_leaf(view: ChainView, found: Mapping[int, Checkpoint], beneficiary: bytes) -> dict[str, Any]:
     """The beneficiary's leaf in the reward tree claims pay against (the highest verified epoch),
     its proof, and whether the proof checks against the root the chain holds."""
@@ -147,9 +171,12 @@ def explain_device(job: JobSpec, device: str, epoch: int | None = None) -> dict[
     found = checkpoints(job)
     chosen = [checkpoint_of(job, epoch)] if epoch is not None else [found[n] for n in sorted(found)]
     store = read_store(job)
+    at_ingest = ingest_rejections(job, device)
     with chain_view(job) as view:
         ctx = job_context(job, devices=chain_devices(job, view.chain))
-        epochs = [epoch_share(ctx, store, checkpoint, device, view.token) for checkpoint in chosen]
+        epochs = [
+            epoch_share(ctx, store, c, device, view.token, at_ingest.get(c.state.epoch)) for c in chosen
+        ]
         info = ctx.registry.devices.get(device)
         seen = any(row["accepted"] or row["rejected"] for row in epochs)
         if info is None and not seen:

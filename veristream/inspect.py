@@ -13,6 +13,7 @@ run is ``NotFound``.
 from __future__ import annotations
 
 import io
+import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -235,11 +236,16 @@ def epoch_detail(job: JobSpec, epoch: int) -> dict[str, Any]:
 
 
 def letter_device(letter: DeadLetter) -> str | None:
-    """The device a pipeline dead letter is about (its detail starts ``DEVICE seq N:``); None for
-    an ingest rejection, which may not even parse."""
-    if letter.stage not in PIPELINE_STAGES or " seq " not in letter.detail:
+    """The device a dead letter is about: a pipeline one names it (its detail starts ``DEVICE seq
+    N:``), an ingest one when its envelope parses and names one (None otherwise)."""
+    if letter.stage in PIPELINE_STAGES:
+        return letter.detail.partition(" seq ")[0] if " seq " in letter.detail else None
+    try:
+        envelope = json.loads(letter.raw)
+    except (ValueError, UnicodeDecodeError):
         return None
-    return letter.detail.partition(" seq ")[0]
+    device = envelope.get("device_id") if isinstance(envelope, dict) else None
+    return device if isinstance(device, str) else None
 
 
 def dead_letter_row(letter: DeadLetter) -> dict[str, Any]:
