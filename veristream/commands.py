@@ -284,7 +284,10 @@ def status_command(job_path: str, as_json: bool) -> int:
         return 2
     path = Path(job.work_dir) / SUBMISSION_FILE
     if not path.exists():
-        print(f"no submission recorded in {job.work_dir}: use `veristream submit` first")
+        if as_json:
+            print(json.dumps({"submission_id": None, "state": None, "summary": None}, sort_keys=True))
+        else:
+            print(f"no submission recorded in {job.work_dir}: use `veristream submit` first")
         return 3
     record = json.loads(path.read_text())
     client = JobSubmissionClient(record["address"])
