@@ -204,55 +204,35 @@ def ingest(
     wall_clock: bool = typer.Option(
         True, help="Advance the watermark with the wall clock, so idle epochs close."
     ),
+    status_every: float = typer.Option(
+        5.0, "--status-every", min=0.1, help="Print a status line on stderr every SECONDS."
+    ),
 ) -> None:
-    """Serve a job's live sources (MQTT, HTTP, WebSocket, file) into its ingest log until stopped."""
-    import json
-    import signal
-    import threading
-    from pathlib import Path
+    """Serve a job's live sources (MQTT, HTTP, WebSocket, file) into its ingest log until stopped.
 
-    from veristream.connectors.ingest_log import IngestLog
-    from veristream.connectors.sources.serve import serve_sources
-    from veristream.metrics import Metrics
-    from veristream.pipeline.jobspec import load_job
+    A status line every few seconds (received, accepted, rejected, open epochs, rate), a
+    summary when stopped (Ctrl-C, SIGTERM, --duration), the log's counts as JSON on stdout.
+    `veristream process JOB` verifies the epochs in another process.
+    """
+    from veristream.commands import ingest_command
 
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    try:
-        job = load_job(job_file)
-        sources = list(job.sources)
-        # The same log `veristream run` opens: <work_dir>/ingest, the job's epochs and limits.
-        log = IngestLog(
-            Path(job.work_dir) / "ingest",
-            job.epochs.length_ms,
-            job.epochs.allowed_lateness_ms,
-            job.epochs.genesis_ms,
-            max_payload_bytes=job.validation.max_payload_bytes,
-        )
-    except ValueError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
-    # the HTTP source's /metrics serves these while the sources run
-    metrics = Metrics()
-    metrics.watch_log(log)
-    metrics.attach()
-    try:
-        counts = serve_sources(
-            log,
-            sources,
-            duration_s=duration_s,
-            wall_clock=wall_clock,
-            stop=stop,
-            on_start=lambda endpoints: typer.echo("serving " + "; ".join(endpoints), err=True),
-        )
-    except (ValueError, RuntimeError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(exit_code(error)) from None
-    finally:
-        metrics.detach()
-        log.close()
-    typer.echo(json.dumps(counts, sort_keys=True))
+    raise typer.Exit(ingest_command(job_file, duration_s, wall_clock, status_every))
+
+
+@app.command()
+def process(
+    job: str = typer.Argument(..., help="The job spec (YAML) whose sources `veristream ingest` serves."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    ray: bool = typer.Option(True, help="Run the operators as Ray actors (--no-ray: in this process)."),
+    chain: bool = typer.Option(True, help="Submit verified epochs on chain (--no-chain: stop at the committee)."),
+    epochs: int | None = typer.Option(None, min=1, help="Stop after this many epochs are verified."),
+    duration: float | None = typer.Option(None, min=0.001, help="Stop after SECONDS."),
+) -> None:
+    """Verify a live job's epochs as they close while `veristream ingest JOB` serves its sources
+    in another process: pipeline, committee, chain; until --epochs, --duration or Ctrl-C."""
+    from veristream.commands import process_command
+
+    raise typer.Exit(process_command(job, json_out, ray, chain, epochs, duration))
 
 
 @app.command("ingest-repair")

@@ -345,3 +345,144 @@ def repair_command(target: str, as_json: bool) -> int:
                 f"{item.records_kept} records kept"
             )
     return 1 if report.repaired else 0
+
+
+# LIVE: THE TWO HALVES (`veristream ingest` serves, `veristream process` verifies)
+
+
+@dataclasses.dataclass
+class IngestStatus:
+    """What ``veristream ingest`` says while it runs (one line every ``every_s`` seconds) and
+    when it stops (a summary of its run); counts are the log's, since this run started."""
+
+    start: dict[str, Any]
+    every_s: float = 5.0
+    started_at: float = dataclasses.field(default_factory=time.monotonic)
+    _last_at: float = 0.0
+    _last_received: int = 0
+
+    def __post_init__(self) -> None:
+        self._last_at = self.started_at
+        self._last_received = 0
+
+    def _since_start(self, counts: dict[str, Any]) -> tuple[int, int, int]:
+        received = int(counts["arrived"]) - int(self.start["arrived"])
+        accepted = int(counts["appended"]) - int(self.start["appended"])
+        return received, accepted, received - accepted
+
+    def line(self, counts: dict[str, Any], open_epochs: int, now: float | None = None) -> str | None:
+        """The status line when ``every_s`` has passed since the last one, else None."""
+        now = time.monotonic() if now is None else now
+        if now - self._last_at < self.every_s:
+            return None
+        received, accepted, rejected = self._since_start(counts)
+        rate = (received - self._last_received) / max(now - self._last_at, 1e-9)
+        self._last_at, self._last_received = now, received
+        return (
+            f"ingest: {received:,} received, {accepted:,} accepted, {rejected:,} rejected, "
+            f"{open_epochs} open epoch(s), {rate:,.1f} msg/s"
+        )
+
+    def summary(self, counts: dict[str, Any], open_epochs: int, now: float | None = None) -> str:
+        """The run's summary line: totals, the mean rate, rejections by reason, what stays open."""
+        now = time.monotonic() if now is None else now
+        elapsed = max(now - self.started_at, 1e-9)
+        received, accepted, rejected = self._since_start(counts)
+        before = self.start["rejected_by_reason"]
+        reasons = {
+            r: n - before.get(r, 0) for r, n in sorted(counts["rejected_by_reason"].items()) if n > before.get(r, 0)
+        }
+        why = f" ({', '.join(f'{r} {n:,}' for r, n in reasons.items())})" if reasons else ""
+        return (
+            f"ingest stopped after {elapsed:,.1f} s: {received:,} received ({received / elapsed:,.1f} msg/s), "
+            f"{accepted:,} accepted, {rejected:,} rejected{why}; {open_epochs} epoch(s) still open "
+            "(`veristream process JOB` or `veristream run JOB` verifies the closed ones)"
+        )
+
+
+def ingest_command(job_path: str, duration_s: float | None, wall_clock: bool, status_every_s: float) -> int:
+    """``veristream ingest``: serve the job's live sources into its ingest log (the log ``run`` and
+    ``process`` read) until stopped; a status line on stderr every ``status_every_s`` seconds, a
+    summary when it stops, the log's counts as JSON on stdout."""
+    import threading
+
+    from veristream.connectors.sources.serve import serve_sources
+    from veristream.run import open_ingest_log
+
+    try:
+        job = load_job(job_path)
+    except JobSpecError as error:
+        Console(stderr=True).print(f"error: {error}", highlight=False)
+        return 2
+    console = Console(stderr=True)
+    log = open_ingest_log(job)  # the job's epochs, payload limit, clock skew and registry, as `run` opens it
+    # the HTTP source's /metrics serves these while the sources run
+    metrics = Metrics()
+    metrics.watch_log(log)
+    metrics.attach()
+    status = IngestStatus(log.counts(), status_every_s)
+
+    def tick(counts: dict[str, Any]) -> None:
+        line = status.line(counts, len(log.open_epochs()))
+        if line is not None:
+            console.print(line, highlight=False)
+
+    stop = threading.Event()
+    try:
+        with stop_on_signals(stop):
+            counts = serve_sources(
+                log,
+                list(job.sources),
+                duration_s=duration_s,
+                wall_clock=wall_clock,
+                stop=stop,
+                on_tick=tick,
+                on_start=lambda endpoints: console.print("serving " + "; ".join(endpoints), highlight=False),
+            )
+        console.print(status.summary(log.counts(), len(log.open_epochs())), highlight=False)
+    except (RuntimeError, OSError) as error:  # a source that cannot start (a port taken, a broker down)
+        console.print(f"error: {error}", highlight=False)
+        return 2
+    finally:
+        metrics.detach()
+        log.close()
+    print(json.dumps(counts, sort_keys=True))
+    return 0
+
+
+def process_command(
+    job_path: str,
+    as_json: bool,
+    use_ray: bool,
+    use_chain: bool,
+    max_epochs: int | None,
+    duration_s: float | None,
+) -> int:
+    """``veristream process``: verify the epochs of a live job whose sources ``veristream ingest``
+    serves in another process, until stopped (Ctrl-C), ``--duration`` or ``--epochs``."""
+    import threading
+
+    from veristream.live import process_live
+
+    try:
+        job = load_job(job_path)
+    except JobSpecError as error:
+        Console(stderr=True).print(f"error: {error}", highlight=False)
+        return 2
+    console = Console(stderr=True)
+
+    def epoch_done(row: dict[str, Any]) -> None:
+        if not as_json:
+            state = "[green]verified[/green]" if row["verified"] else render.why_unverified(row)
+            console.print(f"epoch {row['epoch']}: {row['batch_cid']} {state}")
+
+    stop = threading.Event()
+    with stop_on_signals(stop):
+        options = LiveOptions(max_epochs, duration_s, tick_s=1.0, stop=stop, on_epoch=epoch_done)
+        console.print(f"processing {job.job_id}: epochs as they close in {Path(job.work_dir) / 'ingest'}", highlight=False)
+        summary = process_live(job, options, use_ray=use_ray, use_chain=use_chain).to_json()
+    if as_json:
+        print(json.dumps(summary, sort_keys=True))
+    else:
+        render.run_summary(summary, Console())
+    return 0

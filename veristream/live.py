@@ -37,6 +37,7 @@ import contextlib
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ from typing import Any
 
 from veristream.chain import ChainSession, claim_for, fund_pool, open_chain, pool_status
 from veristream.committee import Committee
+from veristream.connectors.deadletters import DeadLetterStore
 from veristream.connectors.ingest_log import IngestLog, OpenEpochTail
 from veristream.connectors.ipfs import BlockStore, open_store
 from veristream.connectors.sources.serve import serve_sources
@@ -357,3 +359,113 @@ def _loop(
             options.metrics.claimed_reward(summary.claims[-1])
     return summary
 
+
+
+# THE CONSUMER HALF (`veristream process`)
+
+PROCESS_DEAD_LETTERS = "process/deadletters"
+"""Where ``veristream process`` files the pipeline's dead letters (under the work directory): the
+ingest log's own store has one writer, the ``veristream ingest`` process."""
+
+
+def open_log_reader(job: JobSpec) -> IngestLog:
+    """The job's ingest log as another process writes it (``veristream ingest``): read-only, with
+    the pipeline's dead letters in a store of this process's own."""
+    directory = Path(job.work_dir) / "ingest"
+    if not (directory / "segments").is_dir():
+        raise InputRejected(
+            f"{directory} holds no ingest log yet: start `veristream ingest JOB` first (or run the job "
+            "with `veristream run JOB`, which serves and processes in one process)"
+        )
+    return IngestLog(
+        directory,
+        job.epochs.length_ms,
+        job.epochs.allowed_lateness_ms,
+        job.epochs.genesis_ms,
+        max_payload_bytes=job.validation.max_payload_bytes,
+        read_only=True,
+        dead_letters=DeadLetterStore(Path(job.work_dir) / PROCESS_DEAD_LETTERS),
+    )
+
+
+def process_live(
+    job: JobSpec,
+    options: LiveOptions,
+    *,
+    use_ray: bool = True,
+    use_chain: bool = True,
+    faults: Any = None,
+    progress: Progress = no_progress,
+) -> RunSummary:
+    """Verify the epochs of a job whose live sources ``veristream ingest`` serves in another
+    process: every tick, catch up with the log, run each closed epoch through the pipeline,
+    the committee and the chain; stop on ``options`` (duration, epochs, the stop event).
+
+    The same steps as ``run_live`` without the serving, so the two halves can be restarted
+    independently; epochs a previous run or process committed are settled first.
+    """
+    live_sources(job)  # the same job rules as a live run
+    on_chain_set = job.operators.set_id is not None
+    if on_chain_set and not (use_chain and use_ray):
+        raise InputRejected("operators.set_id: the committee is on chain and served on Ray (drop --no-chain/--no-ray)")
+    work_dir = Path(job.work_dir)
+    stop = options.stop or threading.Event()
+    log = open_log_reader(job)
+    try:
+        ctx = job_context(job, devices=chain_devices(job))
+        store = open_store(job.ipfs, work_dir)
+        members = [] if on_chain_set else committee_members(job)
+        session = open_chain(job, members, job.rewards.tokens_per_epoch) if use_chain else None
+        try:
+            if on_chain_set:
+                now_epoch = ctx.clock.slot_of(time.time_ns() // 1_000_000)
+                members = committee_members(job, session, max(0, now_epoch))
+            committee = start_committee(job, ctx, members, use_ray=use_ray, faults=faults)
+            try:
+                settled = _Settled(RunSummary(job.job_id), metrics=options.metrics)
+
+                def report(row: dict[str, Any]) -> None:
+                    progress("epochs", settled.verified_here, options.max_epochs or settled.verified_here)
+                    if options.on_epoch is not None:
+                        options.on_epoch(row)
+
+                for checkpoint in committed_epochs(work_dir):
+                    _settle(job, session, committee, checkpoint, settled, report, resumed=True)
+                # no tail to pre-verify: every closed epoch is checked in full when it is processed
+                preverifier = Preverifier(ctx, committee.observe)
+                deadline = None if options.duration_s is None else time.monotonic() + options.duration_s
+                while True:
+                    log.refresh()
+                    _process_and_settle(job, log, store, ctx, session, committee, settled, report, preverifier)
+                    if options.max_epochs is not None and settled.verified_here >= options.max_epochs:
+                        break
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        break
+                    if stop.wait(options.tick_s if remaining is None else min(options.tick_s, remaining)):
+                        break
+                return _process_summary(job, log, session, settled)
+            finally:
+                committee.close()
+        finally:
+            if session is not None:
+                session.chain.close()
+    finally:
+        log.close()
+
+
+def _process_summary(job: JobSpec, log: IngestLog, session: ChainSession | None, settled: _Settled) -> RunSummary:
+    """The summary of a ``process`` run: the log's arrivals, rejections at ingest (the writer's
+    store) and in the pipeline (this process's store), the epochs settled, the top earner's claim."""
+    summary = settled.summary
+    directory = log.directory / "deadletters"
+    at_ingest = DeadLetterStore(directory, read_only=True).counts() if directory.is_dir() else {}
+    rejected = Counter(at_ingest) + Counter(log.dead_letters.counts())
+    summary.rejected = dict(sorted(rejected.items()))
+    checkpoints = committed_epochs(Path(job.work_dir))
+    summary.accepted = sum(c.manifest.accepted for c in checkpoints if c.manifest is not None)
+    summary.readings_in = int(log.counts()["appended"]) + sum(at_ingest.values())
+    verified = [c for c in checkpoints if c.manifest is not None and c.manifest.accepted > 0]
+    if session is not None and verified:
+        summary.claims.append(claim_for(session, verified[-1]))
+    return summary
