@@ -20,6 +20,7 @@ Ray tasks instead (``RayChecks``): the registry goes to the object store once.
 from __future__ import annotations
 
 import hashlib
+import logging
 import multiprocessing
 import os
 import pickle
@@ -225,6 +226,14 @@ def shutdown() -> None:
         _RAY, _RAY_KEY = None, None
 
 
+_RAY_TOKEN_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+def _drop_token_auth_notice(record: logging.LogRecord) -> bool:
+    """False for Ray's notice that a new local cluster uses token authentication (its default)."""
+    return not str(record.msg).startswith("Token authentication is enabled for this Ray cluster")
+
+
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     """Start local Ray (or connect to ``address``) once per process."""
     import ray
@@ -238,9 +247,9 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         ray.init(log_to_driver=False)
     else:
         # "local": always a fresh local instance, never a stale or foreign cluster that
-        # /tmp/ray/ray_current_cluster happens to name. Token authentication, Ray's default for a
-        # new local cluster, asked for explicitly: Ray then starts it without a notice on stderr.
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
+        # /tmp/ray/ray_current_cluster happens to name. Ray announces on stderr that it enables
+        # token authentication, its default for a new local cluster: that notice is dropped.
+        logging.getLogger(_RAY_TOKEN_LOGGER).addFilter(_drop_token_auth_notice)
         ray.init(
             address="local",
             num_cpus=num_cpus or 2,
