@@ -268,8 +268,11 @@ class IngestLog:
         else:
             self._segments_dir.mkdir(parents=True, exist_ok=True)
             self._lock_fd = _lock_writer(self.directory / _WRITER_LOCK)
-        self.dead_letters = dead_letters or DeadLetterStore(
-            self.directory / "deadletters", read_only=read_only
+        # `is None`, not `or`: an empty store passed in is falsy (it has a length) but still meant
+        self.dead_letters = (
+            dead_letters
+            if dead_letters is not None
+            else DeadLetterStore(self.directory / "deadletters", read_only=read_only)
         )
         self._lock = threading.RLock()
         self._segments: dict[int, RecordFile] = {}

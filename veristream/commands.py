@@ -425,7 +425,7 @@ def ingest_command(job_path: str, duration_s: float | None, wall_clock: bool, st
     def tick(counts: dict[str, Any]) -> None:
         line = status.line(counts, len(log.open_epochs()))
         if line is not None:
-            console.print(line, highlight=False)
+            console.print(line, highlight=False, soft_wrap=True)
 
     stop = threading.Event()
     try:
@@ -437,9 +437,9 @@ def ingest_command(job_path: str, duration_s: float | None, wall_clock: bool, st
                 wall_clock=wall_clock,
                 stop=stop,
                 on_tick=tick,
-                on_start=lambda endpoints: console.print("serving " + "; ".join(endpoints), highlight=False),
+                on_start=lambda endpoints: console.print("serving " + "; ".join(endpoints), highlight=False, soft_wrap=True),
             )
-        console.print(status.summary(log.counts(), len(log.open_epochs())), highlight=False)
+        console.print(status.summary(log.counts(), len(log.open_epochs())), highlight=False, soft_wrap=True)
     except (RuntimeError, OSError) as error:  # a source that cannot start (a port taken, a broker down)
         console.print(f"error: {error}", highlight=False)
         return 2
