@@ -56,6 +56,7 @@ from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.preverify import Preverifier
 from veristream.pipeline.state import Checkpoint, load_epoch_checkpoint
 from veristream.provers.errors import InputRejected
+from veristream.provers.reasons import PIPELINE_STAGES
 from veristream.run import (
     LIVE_SOURCE_TYPES,
     Progress,
@@ -345,8 +346,12 @@ def _loop(
     _process_and_settle(job, log, store, ctx, session, committee, settled, report, preverifier)
     summary = settled.summary
     summary.readings_in = int(log.counts()["arrived"])
-    # from the log: junk beyond a source's cap is only tallied, never a dead-letter record
-    summary.rejected = dict(log.counts()["rejected_by_reason"])
+    # at ingest from the log's counts (junk beyond a source's cap is only tallied, never a
+    # dead-letter record), beside the pipeline's dead letters
+    rejected = Counter(log.counts()["rejected_by_reason"])
+    for stage in PIPELINE_STAGES:
+        rejected.update(log.dead_letters.counts(stage=stage))
+    summary.rejected = dict(sorted(rejected.items()))
     checkpoints = committed_epochs(work_dir)
     summary.accepted = sum(c.manifest.accepted for c in checkpoints if c.manifest is not None)
     verified = [c for c in checkpoints if c.manifest is not None and c.manifest.accepted > 0]
