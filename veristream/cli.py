@@ -944,4 +944,4 @@ def status(
 
 
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    entry()
