@@ -236,8 +236,10 @@ def test_puback_waits_for_the_log_so_the_broker_redelivers_after_a_crash(
 
 
 def test_every_simulated_fault_over_mqtt_is_counted_and_nothing_is_lost(
-    broker: Mosquitto, log: IngestLog
+    broker: Mosquitto, tmp_path: Path
 ) -> None:
+    # as a job opens it: readings stamped further ahead than the allowed skew are refused here
+    log = IngestLog(tmp_path / "skew-log", 60_000, 60_000, max_clock_skew_ms=60_000)
     from veristream.connectors.simulator import deliver, simulate
     from veristream.connectors.sources.config import FAULTS, SimulatorSourceConfig
 
@@ -265,6 +267,7 @@ def test_every_simulated_fault_over_mqtt_is_counted_and_nothing_is_lost(
     assert sorted(d.raw for d in log.dead_letters.read()) == sorted(
         m.raw for m in sim.messages if m.stage == "ingest"
     )
+    log.close()
 
 
 def test_a_slow_log_pushes_back_on_the_broker_instead_of_buffering(

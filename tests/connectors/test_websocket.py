@@ -110,7 +110,8 @@ def test_every_simulated_fault_over_websocket_gets_a_clear_ack(tmp_path: Path) -
         SimulatorSourceConfig(seed=8, count=100, faults=list(FAULTS)),
         start_ms=time.time_ns() // 1_000_000,
     )
-    log = IngestLog(tmp_path, 60_000, 60_000)
+    # as a job opens it: readings stamped further ahead than the allowed skew are refused here
+    log = IngestLog(tmp_path, 60_000, 60_000, max_clock_skew_ms=60_000)
     server, committer, url = _serve(log)
     try:
         acks = send_messages(url, [m.raw for m in sim.messages])
@@ -120,7 +121,8 @@ def test_every_simulated_fault_over_websocket_gets_a_clear_ack(tmp_path: Path) -
     for m, ack in zip(sim.messages, acks, strict=True):
         if m.stage == "ingest":
             assert (ack["accepted"], ack["reason"]) == (False, m.reason)
-            assert ack["field"] == ("payload" if m.reason == "oversized" else "envelope")
+            fields = {"oversized": "payload", "clock_skew": "timestamp_ms"}
+            assert ack["field"] == fields.get(m.reason, "envelope")
         else:
             assert ack["accepted"], (m.kind, ack)
     assert log.counts()["arrived"] == len(sim.messages)
