@@ -157,10 +157,12 @@ def test_state_must_move_forward(job) -> None:  # type: ignore[no-untyped-def]
         compute_epoch(job_context(job), 0, [], JobState(epoch=0))
 
 
-def test_empty_epoch_has_zero_roots(job) -> None:  # type: ignore[no-untyped-def]
-    c = compute_epoch(job_context(job), 3, [], JobState())
+def test_empty_epoch_has_zero_roots_and_moves_no_money(job) -> None:  # type: ignore[no-untyped-def]
+    before = JobState(carry=123)
+    c = compute_epoch(job_context(job), 3, [], before)
     assert c.data_root == commitments.ZERO_ROOT == c.reward_root
-    assert c.state.carry == 1_000_000
+    # no budget taken, no remainder moved: the carry passes through untouched
+    assert c.rewards.budget == 0 and c.state.carry == 123
 
 
 def test_payload_json_is_not_trusted_for_types(job) -> None:  # type: ignore[no-untyped-def]
