@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything VeriStream and its tests need on a fresh machine:
 # Debian packages (mosquitto, chromium and its driver), the Python distribution with all extras into
-# .venv, and the npm tools (solc, OpenZeppelin, Foundry, IPFS importer, js-ipfs).
+# .venv, and the npm tools (solc, OpenZeppelin, Foundry, IPFS importer, js-ipfs, the dApp example).
 # Idempotent: re-running it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,5 +38,9 @@ npm ci --no-audit --no-fund --loglevel=error >/dev/null
 if [ -f infra/jsipfs/package.json ]; then
     log "npm ci in infra/jsipfs (js-ipfs RPC node for tests)"
     (cd infra/jsipfs && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+if [ -f examples/dapp/package.json ]; then
+    log "npm ci in examples/dapp (the TypeScript dApp example: viem, merkle-tree, tsx)"
+    (cd examples/dapp && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 log "done"
