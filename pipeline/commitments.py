@@ -1,8 +1,18 @@
-"""The two Merkle commitments of an epoch, as OpenZeppelin ``StandardMerkleTree``s.
+"""The three Merkle commitments of an epoch, as OpenZeppelin ``StandardMerkleTree``s.
 
 Data root: one leaf per accepted reading, ``[device, seq, timestamp,
 payloadHash]`` with encoding ``["address", "uint64", "uint64", "bytes32"]``,
 values listed in the canonical batch order (by ``(device_id, seq)``).
+
+Aggregates root: one leaf per (device, aggregated field) with at least one
+value in the epoch, ``[device, field, count, min, max, sum, percents,
+quantiles]`` with encoding ``["address", "string", "uint64", "int256",
+"int256", "int256", "uint8[]", "int256[]"]``: the device's address as in the
+data tree, the field's name, the statistics of ``pipeline.aggregates`` in the
+field's integer units (the mean is ``sum / count`` rounded down, so it is not
+a column), the job's quantile percentages in the order the job lists them and
+the nearest-rank value of each. Values listed by device address (ascending
+bytes), then field name (ascending UTF-8 bytes).
 
 Reward root: one leaf per beneficiary with a positive running total,
 ``[account, cumulativeAmount]`` with encoding ``["address", "uint256"]``, the
@@ -12,6 +22,11 @@ between the proven cumulative amount and what the account already claimed.
 
 An epoch with no leaves has the zero root (``bytes32(0)``): OpenZeppelin's
 tree cannot be empty, and no proof verifies against zero.
+
+Each tree is stored as OpenZeppelin's ``standard-v1`` dump (``dump_json``), so
+any client can ``StandardMerkleTree.load`` it and make its own proofs; in the
+dumps every integer of a leaf value is a decimal string (JavaScript's numbers
+lose digits above 2**53, and ``load`` hashes every value again).
 """
 
 from __future__ import annotations
@@ -19,15 +34,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from veristream.pipeline.aggregates import FieldStats
 from veristream.pipeline.records import Candidate
 from veristream.pipeline.registry import device_address
 from veristream.provers import merkle_core
-from veristream.provers.encoding import keccak256
+from veristream.provers.encoding import canonical_json, keccak256
 from veristream.provers.errors import InputRejected
 from veristream.provers.merkle import StandardMerkleTree
 
 DATA_LEAF_ENCODING = ["address", "uint64", "uint64", "bytes32"]
 REWARD_LEAF_ENCODING = ["address", "uint256"]
+AGGREGATE_LEAF_ENCODING = ["address", "string", "uint64", "int256", "int256", "int256", "uint8[]", "int256[]"]
 ZERO_ROOT = b"\x00" * 32
 _ZERO_12 = b"\x00" * 12
 
@@ -73,6 +90,22 @@ def data_leaf_hashes(readings: Sequence[Candidate]) -> list[bytes]:
     return out
 
 
+def aggregate_leaves(stats: Mapping[str, Mapping[str, FieldStats]]) -> list[list[Any]]:
+    """Leaf values of the aggregates tree: one per device and field (``stats[device_id][field]``),
+    by device address, then field name."""
+    keyed: list[tuple[bytes, bytes, str, list[Any]]] = []
+    for device_id, fields in stats.items():
+        address = device_address(device_id)
+        for name, s in fields.items():
+            percents = [q for q, _ in s.quantiles]
+            values = [v for _, v in s.quantiles]
+            leaf = ["0x" + address.hex(), name, s.count, s.min, s.max, s.sum, percents, values]
+            # the device id breaks a tie between two ids naming one address, so the order is total
+            keyed.append((address, name.encode(), device_id, leaf))
+    keyed.sort(key=lambda item: item[:3])
+    return [leaf for *_, leaf in keyed]
+
+
 def reward_leaves(cumulative: Mapping[bytes, int]) -> list[list[Any]]:
     """Leaf values of the reward tree: accounts with a positive total, ascending."""
     return [["0x" + a.hex(), cumulative[a]] for a in sorted(cumulative) if cumulative[a] > 0]
@@ -114,7 +147,56 @@ def data_root(accepted: Sequence[Candidate], leaf_hashes: bytes | None = None) -
 
 def reward_root(cumulative: Mapping[bytes, int]) -> bytes:
     """The reward root over the running totals."""
-    return root_bytes(tree_of(reward_leaves(cumulative), REWARD_LEAF_ENCODING))
+    return root_bytes(reward_tree(cumulative))
+
+
+def aggregates_root(stats: Mapping[str, Mapping[str, FieldStats]]) -> bytes:
+    """The aggregates root of an epoch's per-device statistics (``stats[device_id][field]``)."""
+    return root_bytes(aggregates_tree(stats))
+
+
+# THE TREES, WHOLE (for their dumps)
+
+
+def data_tree(accepted: Sequence[Candidate], leaf_hashes: bytes | None = None) -> StandardMerkleTree | None:
+    """The data tree of accepted readings in canonical order (None for none); ``leaf_hashes``
+    as for ``data_root`` (each reading is then not hashed again)."""
+    if not accepted:
+        return None
+    values = data_leaves(accepted)
+    if leaf_hashes is None or len(leaf_hashes) != 32 * len(accepted):
+        return StandardMerkleTree.of(values, DATA_LEAF_ENCODING)
+    return StandardMerkleTree.of_leaf_hashes(values, DATA_LEAF_ENCODING, leaf_hashes)
+
+
+def aggregates_tree(stats: Mapping[str, Mapping[str, FieldStats]]) -> StandardMerkleTree | None:
+    """The aggregates tree (None when no device has a value of an aggregated field)."""
+    result: StandardMerkleTree | None = tree_of(aggregate_leaves(stats), AGGREGATE_LEAF_ENCODING)
+    return result
+
+
+def reward_tree(cumulative: Mapping[bytes, int]) -> StandardMerkleTree | None:
+    """The reward tree over the running totals (None before anyone earned)."""
+    result: StandardMerkleTree | None = tree_of(reward_leaves(cumulative), REWARD_LEAF_ENCODING)
+    return result
+
+
+def _decimal_ints(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_decimal_ints(item) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def dump_json(tree: StandardMerkleTree) -> bytes:
+    """The tree's ``standard-v1`` dump as canonical JSON, every integer in its leaf values a
+    decimal string: what is stored on IPFS, and loads with ``StandardMerkleTree.load`` in
+    JavaScript (``@openzeppelin/merkle-tree``) and here alike."""
+    dump = tree.dump()
+    for entry in dump["values"]:
+        entry["value"] = _decimal_ints(entry["value"])
+    return canonical_json(dump)
 
 
 def reward_proof(cumulative: Mapping[bytes, int], account: bytes) -> tuple[int, list[bytes]]:

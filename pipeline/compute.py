@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from veristream.pipeline import beam_embedded, beam_portable, commitments, workers
+from veristream.pipeline.aggregates import FieldStats
 from veristream.pipeline.device_view import ChainDevices
 from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.records import Candidate, Rejected
@@ -170,8 +171,20 @@ class EpochComputation:
     devices: list[DeviceEpoch]
     rewards: RewardOutcome
     data_root: bytes
+    aggregates_root: bytes
     reward_root: bytes
     state: JobState
+
+    @property
+    def leaf_hashes(self) -> bytes:
+        """The accepted readings' data-leaf hashes, concatenated in their order (empty when the
+        checks did not compute them)."""
+        return b"".join(d.leaf_hashes for d in self.devices)
+
+    @property
+    def stats(self) -> dict[str, dict[str, FieldStats]]:
+        """Per device (by id) and aggregated field, its ``FieldStats``."""
+        return {d.device_id: d.stats for d in self.devices}
 
     @property
     def rejected(self) -> dict[str, int]:
@@ -228,6 +241,7 @@ def compute_epoch(
         devices=devices,
         rewards=rewards,
         data_root=commitments.data_root(accepted, b"".join(d.leaf_hashes for d in devices)),
+        aggregates_root=commitments.aggregates_root({d.device_id: d.stats for d in devices}),
         reward_root=commitments.reward_root(new_state.cumulative),
         state=new_state,
     )

@@ -7,8 +7,13 @@ serialises to the same bytes, so a manifest's CID is a commitment to it.
 A manifest links everything one epoch produced: the job and epoch, the CIDs of
 the accepted batch, the dead letters, the per-device aggregates and the state
 after the epoch, the previous epoch's manifest CID (a hash chain any auditor
-can walk back from IPFS), both Merkle roots, the reward split and the counts;
-for a job whose devices are on chain, the block the device registry was read at.
+can walk back from IPFS), the three Merkle roots (data, aggregates, rewards),
+the CIDs of the three trees' OpenZeppelin ``standard-v1`` dumps (``trees``;
+null for an empty tree), the reward split and the counts; for a job whose
+devices are on chain, the block the device registry was read at.
+
+Version 2 added ``aggregates_root`` and ``trees``; a version-1 manifest is
+refused (the committee signs the manifest's CID, so its fields are not optional).
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from typing import Any
 from veristream.provers.encoding import canonical_json
 from veristream.provers.errors import InputRejected
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+TREE_NAMES = ("data", "aggregates", "rewards")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +39,15 @@ class RewardSummary:
     carry_out: int
     sink_paid: int
     beneficiaries: int
+
+
+@dataclass(frozen=True, slots=True)
+class TreeDumps:
+    """The CIDs of an epoch's three trees' ``standard-v1`` dumps (None: the tree is empty)."""
+
+    data: str | None
+    aggregates: str | None
+    rewards: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +64,13 @@ class Manifest:
     state_cid: str
     prev_manifest_cid: str | None
     data_root: str
+    aggregates_root: str
     reward_root: str
     readings_in: int
     accepted: int
     rejected: dict[str, int]
     rewards: RewardSummary
+    trees: TreeDumps
     version: int = MANIFEST_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
     # the block the on-chain device registry (devices.address) was read at; absent, not null,
@@ -83,6 +100,12 @@ def manifest_from_json(data: bytes) -> Manifest:
         raise InputRejected(f"manifest device_registry_block must be a block number, got {block!r}")
     try:
         rewards = RewardSummary(**raw.pop("rewards"))
-        return Manifest(rewards=rewards, **raw)
+        trees = raw.pop("trees")
+        if not isinstance(trees, dict):
+            raise TypeError("trees must be an object")
+        dumps = TreeDumps(**trees)
+        if any(cid is not None and not isinstance(cid, str) for cid in (dumps.data, dumps.aggregates, dumps.rewards)):
+            raise TypeError(f"trees must hold CIDs or null, got {trees!r}")
+        return Manifest(rewards=rewards, trees=dumps, **raw)
     except (TypeError, KeyError) as error:
         raise InputRejected(f"manifest fields do not match: {error}") from None

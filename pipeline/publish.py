@@ -1,14 +1,15 @@
-"""Publishes a computed epoch: its batch, dead letters, aggregates, state and manifest.
+"""Publishes a computed epoch: its batch, dead letters, aggregates, state, tree dumps and manifest.
 
 ``run_epoch`` computes a closed epoch (``veristream.pipeline.compute``) and
-stores everything the manifest links in a content-addressed store, pinned.
-Running it again on the same inputs gives byte-identical batches, CIDs and
-roots.
+stores everything the manifest links in a content-addressed store, pinned:
+among them the data, aggregates and reward trees as OpenZeppelin
+``standard-v1`` dumps (``tree_dumps``). Running it again on the same inputs
+gives byte-identical batches, dumps, CIDs and roots.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from veristream.connectors.ipfs import BlockStore
@@ -17,9 +18,10 @@ from veristream.pipeline.batch import (
     encode_aggregates,
     encode_dead_letters,
 )
+from veristream.pipeline.commitments import aggregates_tree, data_tree, dump_json, reward_tree
 from veristream.pipeline.compute import EpochComputation, EpochContext, compute_epoch, job_context
 from veristream.pipeline.jobspec import JobSpec
-from veristream.pipeline.manifest import Manifest, RewardSummary
+from veristream.pipeline.manifest import Manifest, RewardSummary, TreeDumps
 from veristream.pipeline.state import JobState
 from veristream.provers.signing import VerdictMemo
 
@@ -56,6 +58,23 @@ def run_epoch(
     return store_epoch(ctx, computation, state, store)
 
 
+def tree_dumps(computation: EpochComputation) -> dict[str, bytes | None]:
+    """The ``standard-v1`` dumps (``commitments.dump_json``) of the epoch's data, aggregates and
+    reward trees, by name; None for an empty tree. Their roots are the computation's."""
+    trees = {
+        "data": data_tree(computation.accepted, computation.leaf_hashes),
+        "aggregates": aggregates_tree(computation.stats),
+        "rewards": reward_tree(computation.state.cumulative),
+    }
+    return {name: None if tree is None else dump_json(tree) for name, tree in trees.items()}
+
+
+def dump_cids(dumps: dict[str, bytes | None], cid: Callable[[bytes], str]) -> TreeDumps:
+    """The manifest's ``trees``: ``cid`` of each dump (a store's ``put``, or ``cid_of``)."""
+    named = {name: None if dump is None else cid(dump) for name, dump in dumps.items()}
+    return TreeDumps(data=named["data"], aggregates=named["aggregates"], rewards=named["rewards"])
+
+
 def store_epoch(
     ctx: EpochContext, computation: EpochComputation, prev: JobState, store: BlockStore
 ) -> EpochOutcome:
@@ -67,12 +86,14 @@ def store_epoch(
         {d.device_id: d.stats for d in computation.devices}, job.aggregation.quantiles
     )
     state_bytes = computation.state.to_json()
+    dumps = tree_dumps(computation)
     cids = {
         "batch": store.put(batch),
         "dead": store.put(dead),
         "aggregates": store.put(aggregates),
         "state": store.put(state_bytes),
     }
+    trees = dump_cids(dumps, store.put)
     rewards = computation.rewards
     manifest = Manifest(
         job_id=job.job_id,
@@ -85,6 +106,7 @@ def store_epoch(
         state_cid=cids["state"],
         prev_manifest_cid=prev.manifest_cid,
         data_root="0x" + computation.data_root.hex(),
+        aggregates_root="0x" + computation.aggregates_root.hex(),
         reward_root="0x" + computation.reward_root.hex(),
         readings_in=computation.readings_in,
         accepted=len(computation.accepted),
@@ -97,11 +119,13 @@ def store_epoch(
             sink_paid=rewards.sink_paid,
             beneficiaries=len(rewards.payouts),
         ),
+        trees=trees,
         device_registry_block=ctx.registry_block,
     )
     manifest_bytes = manifest.to_json()
     manifest_cid = store.put(manifest_bytes)
-    for cid in (*cids.values(), manifest_cid):
+    dump_pins = [cid for cid in (trees.data, trees.aggregates, trees.rewards) if cid is not None]
+    for cid in (*cids.values(), *dump_pins, manifest_cid):
         store.pin(cid)
     state = JobState(
         epoch=computation.state.epoch,
@@ -111,4 +135,5 @@ def store_epoch(
         manifest_cid=manifest_cid,
     )
     artifacts = {"batch": batch, "dead": dead, "aggregates": aggregates, "manifest": manifest_bytes}
+    artifacts |= {f"{name}_tree": dump for name, dump in dumps.items() if dump is not None}
     return EpochOutcome(manifest, manifest_cid, state, computation, artifacts)

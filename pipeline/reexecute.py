@@ -1,9 +1,10 @@
 """Re-execution: an epoch recomputed from its stored batch alone, and the one proposal check.
 
-``reexecute`` recomputes an epoch's roots and next state from its batch and the
-state before it; ``check_proposal`` is what every operator (and the auditor)
-decides about a proposed ``EpochResult``: whether the manifest, batch, roots and
-committed state it names are the honest output of the pipeline.
+``reexecute`` recomputes an epoch's roots, tree dumps and next state from its
+batch and the state before it; ``check_proposal`` is what every operator (and
+the auditor) decides about a proposed ``EpochResult``: whether the manifest,
+batch, roots, tree dumps and committed state it names are the honest output of
+the pipeline, and the signed manifest CID is that manifest's.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from veristream.connectors.ipfs import BlockStore, cid_to_bytes
+from veristream.connectors.ipfs import BlockStore, cid_of, cid_to_bytes
 from veristream.pipeline.batch import (
     decode_accepted,
 )
 from veristream.pipeline.compute import EpochContext, compute_epoch, context_at, job_context
 from veristream.pipeline.jobspec import JobSpec
-from veristream.pipeline.manifest import Manifest, manifest_from_json
+from veristream.pipeline.manifest import Manifest, TreeDumps, manifest_from_json
+from veristream.pipeline.publish import dump_cids, tree_dumps
 from veristream.pipeline.state import JobState, state_from_json
 from veristream.provers.aggregation import Proposal
 from veristream.provers.encoding import parse_bytes32
@@ -30,10 +32,12 @@ class Recomputed:
     """What re-executing a batch gives, and any reading of the batch that should not be there."""
 
     data_root: bytes
+    aggregates_root: bytes
     reward_root: bytes
     accepted: int
     state: JobState
     problems: tuple[str, ...]
+    trees: TreeDumps
 
     @property
     def clean(self) -> bool:
@@ -53,7 +57,8 @@ def reexecute(
 
     Every reading in the batch is checked again (signature, replay guard,
     plausibility); a reading that fails is reported in ``problems`` (the batch
-    is then not the honest output of the pipeline). ``ValueError`` when the
+    is then not the honest output of the pipeline). ``trees`` are the CIDs the
+    three trees' dumps have (computed, not stored). ``ValueError`` when the
     batch is not a readable batch. ``memo``: the operator's own verdict memo
     of the epoch (pre-verification; same result without it). ``registry_block``:
     the manifest's ``device_registry_block``, the block the on-chain device
@@ -71,10 +76,12 @@ def reexecute(
         problems += (f"... and {len(computation.dead) - 20} more",)
     return Recomputed(
         data_root=computation.data_root,
+        aggregates_root=computation.aggregates_root,
         reward_root=computation.reward_root,
         accepted=len(computation.accepted),
         state=computation.state,
         problems=problems,
+        trees=dump_cids(tree_dumps(computation), cid_of),
     )
 
 
@@ -95,8 +102,10 @@ def proposal_for(manifest: Manifest, manifest_cid: str, chain_id: int, verifier:
         job_id=job_id_hash(job_owner, manifest.job_id),
         epoch=manifest.epoch,
         data_root=parse_bytes32(manifest.data_root),
+        aggregates_root=parse_bytes32(manifest.aggregates_root),
         reward_root=parse_bytes32(manifest.reward_root),
         batch_cid=cid_to_bytes(manifest.batch_cid),
+        manifest_cid=cid_to_bytes(manifest_cid),
     )
     return Proposal(manifest.job_id, manifest.epoch, manifest_cid, result, chain_id, verifier, job_owner)
 
@@ -119,15 +128,18 @@ def check_proposal(
 ) -> Checked:
     """Whether ``proposal`` is the honest result of its epoch, re-executed from ``store`` alone.
 
-    The manifest must name this job, the epoch and the proposed batch; the batch
-    must re-execute to the proposed roots and to the manifest's counts and
-    committed state. The state before the epoch is ``known_states[prev manifest
+    The proposed manifest CID must be the manifest's, and the manifest must name
+    this job, the epoch and the proposed batch; the batch must re-execute to the
+    proposed roots, to the manifest's roots, counts and committed state, and to
+    the tree dumps it links (each present in the store). The state before the epoch is ``known_states[prev manifest
     CID]`` when the caller co-signed that epoch, otherwise the state the previous
     manifest commits to (a late joiner trusts the previous, verified, epoch).
     ``corrupt_data_root`` flips a bit of the recomputed data root (a demo fault).
     """
     result = proposal.result
     # MANIFEST
+    if result.manifest_cid != cid_to_bytes(proposal.manifest_cid):
+        return Checked("proposed manifest CID is not the CID of the manifest proposed")
     manifest = manifest_from_json(store.get(proposal.manifest_cid))
     if manifest.job_id != ctx.job.job_id or proposal.job_id != manifest.job_id:
         return Checked(f"manifest is for job {manifest.job_id!r}, not {ctx.job.job_id!r}")
@@ -159,11 +171,30 @@ def check_proposal(
         return Checked(
             f"data root mismatch: proposed 0x{result.data_root.hex()}, recomputed 0x{data_root.hex()}"
         )
+    if recomputed.aggregates_root != result.aggregates_root:
+        return Checked(
+            f"aggregates root mismatch: proposed 0x{result.aggregates_root.hex()}, "
+            f"recomputed 0x{recomputed.aggregates_root.hex()}"
+        )
     if recomputed.reward_root != result.reward_root:
         return Checked(
             f"reward root mismatch: proposed 0x{result.reward_root.hex()}, "
             f"recomputed 0x{recomputed.reward_root.hex()}"
         )
+    roots = {
+        "data": (manifest.data_root, recomputed.data_root),
+        "aggregates": (manifest.aggregates_root, recomputed.aggregates_root),
+        "reward": (manifest.reward_root, recomputed.reward_root),
+    }
+    for name, (stated, actual) in roots.items():
+        if stated != "0x" + actual.hex():
+            return Checked(f"the manifest's {name} root {stated} is not the recomputed 0x{actual.hex()}")
+    if manifest.trees != recomputed.trees:
+        return Checked(f"the manifest's tree dumps {manifest.trees} are not the recomputed {recomputed.trees}")
+    missing = [cid for cid in (manifest.trees.data, manifest.trees.aggregates, manifest.trees.rewards)
+               if cid is not None and not store.has(cid)]
+    if missing:
+        return Checked(f"tree dumps the manifest links are not in the store: {', '.join(missing)}")
     if recomputed.accepted != manifest.accepted:
         return Checked(f"manifest claims {manifest.accepted} accepted readings, batch has {recomputed.accepted}")
     committed = state_from_json(store.get(manifest.state_cid))

@@ -185,6 +185,30 @@ class StandardMerkleTree:
         return cls(tree, rows, ranks, list(leaf_encoding), types)
 
     @classmethod
+    def of_leaf_hashes(
+        cls, values: Sequence[Sequence[Any]], leaf_encoding: Sequence[str], leaf_hashes: bytes
+    ) -> StandardMerkleTree:
+        """The tree :meth:`of` builds for ``values``, from their standard leaf hashes the caller
+        already has (concatenated, in row order): a large tree is not hashed twice.
+
+        The first and last rows are hashed again as a check that the hashes are of these rows
+        under this encoding (``ValueError`` otherwise); the rest is the caller's word.
+        """
+        # VALIDATE
+        types = _parse_encoding(leaf_encoding)
+        rows = list(values)
+        if not rows:
+            raise InputRejected("expected a non-zero number of leaves")
+        if len(leaf_hashes) != NODE * len(rows):
+            raise InputRejected(f"{len(leaf_hashes)} bytes of leaf hashes for {len(rows)} rows")
+        for i in {0, len(rows) - 1}:
+            if core.leaf_hash_of_encoding(_encode_row(types, rows[i], i)) != leaf_hashes[i * NODE : (i + 1) * NODE]:
+                raise InputRejected(f"leaf hash {i} is not the hash of row {i}")
+        # SORT, BUILD
+        ordered, ranks = core.sort_hashes(leaf_hashes)
+        return cls(core.make_merkle_tree(ordered), rows, ranks, list(leaf_encoding), types)
+
+    @classmethod
     def load(cls, data: dict[str, Any]) -> StandardMerkleTree:
         """A tree from OZ's ``standard-v1`` dump, fully re-validated.
 
