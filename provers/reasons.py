@@ -81,3 +81,27 @@ class SignatureFault(StrEnum):
     BAD_V = "bad_v"  # a secp256k1 recovery id other than 27/28 (or 0/1)
     HIGH_S = "high_s"  # a secp256k1 s above n/2 (EIP-2)
     BAD_SIGNATURE = "bad_signature"  # well-formed but does not verify
+
+
+class CredentialFault(StrEnum):
+    """Why a verifiable credential does not verify (docs/identity.md); each member carries its
+    one-line meaning."""
+
+    meaning: str
+
+    def __new__(cls, value: str, meaning: str) -> CredentialFault:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.meaning = meaning
+        return member
+
+    MALFORMED_CREDENTIAL = "malformed_credential", "not a VC 2.0 credential: its context, type, issuer, subject or dates are missing or malformed"
+    UNKNOWN_CONTEXT = "unknown_context", "it names a JSON-LD context that is not shipped with VeriStream"
+    UNDEFINED_TERM = "undefined_term", "a property, id or type no context defines: it would not be covered by the signature"
+    MALFORMED_PROOF = "malformed_proof", "no proof, several, or one that is not a well-formed Data Integrity proof for assertions"
+    UNSUPPORTED_CRYPTOSUITE = "unsupported_cryptosuite", "the proof's cryptosuite is not eddsa-rdfc-2022 or ecdsa-rdfc-2019"
+    UNRESOLVED_ISSUER = "unresolved_issuer", "the issuer's DID does not resolve here (offline: did:key), or its document lacks the proof's key"
+    WRONG_ISSUER_KEY = "wrong_issuer_key", "the proof's verification method is not an assertion key of the issuer, or not a key for its cryptosuite"
+    BAD_SIGNATURE = "bad_signature", "the proof does not verify: the credential was changed after signing, or another key signed it"
+    EXPIRED = "expired", "its validUntil has passed"
+    NOT_YET_VALID = "not_yet_valid", "its validFrom is still in the future"
