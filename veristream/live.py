@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from veristream.chain import ChainSession, claim_for, fund_pool, open_chain, pool_status
+from veristream.chain import ChainSession, fund_pool, open_chain
 from veristream.committee import Committee
 from veristream.connectors.deadletters import DeadLetterStore
 from veristream.connectors.ingest_log import IngestLog, OpenEpochTail
@@ -61,6 +61,7 @@ from veristream.run import (
     LIVE_SOURCE_TYPES,
     Progress,
     RunSummary,
+    claim_top_earner,
     committed_epochs,
     committee_members,
     no_progress,
@@ -244,6 +245,79 @@ class _Server:
         self._thread.join()
 
 
+def _check_modes(job: JobSpec, use_ray: bool, use_chain: bool) -> None:
+    if job.operators.set_id is not None and not (use_chain and use_ray):
+        raise InputRejected("operators.set_id: the committee is on chain and served on Ray (drop --no-chain/--no-ray)")
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """What verifies a job's epochs: the store, the chain session (None off chain), the committee."""
+
+    store: BlockStore
+    session: ChainSession | None
+    committee: Committee
+
+
+@contextlib.contextmanager
+def _verifying(
+    job: JobSpec, ctx: EpochContext, *, use_ray: bool, use_chain: bool, faults: Any
+) -> Iterator[_Parts]:
+    """Open the job's store and chain and start its committee; close them in reverse order."""
+    on_chain_set = job.operators.set_id is not None
+    store = open_store(job.ipfs, Path(job.work_dir))
+    members = [] if on_chain_set else committee_members(job)
+    session = open_chain(job, members, job.rewards.tokens_per_epoch) if use_chain else None
+    try:
+        if on_chain_set:
+            # the set in force now; a change of the set during a run takes effect at the next start
+            now_epoch = ctx.clock.slot_of(time.time_ns() // 1_000_000)
+            members = committee_members(job, session, max(0, now_epoch))
+        committee = start_committee(job, ctx, members, use_ray=use_ray, faults=faults)
+        try:
+            yield _Parts(store, session, committee)
+        finally:
+            committee.close()
+    finally:
+        if session is not None:
+            session.chain.close()
+
+
+class _StopRule:
+    """When a loop stops: ``max_epochs`` verified by this run, ``duration_s`` elapsed, or the stop event."""
+
+    def __init__(self, options: LiveOptions, stop: threading.Event) -> None:
+        self.options = options
+        self.stop = stop
+        self.deadline = None if options.duration_s is None else time.monotonic() + options.duration_s
+
+    def reached(self, verified_here: int) -> bool:
+        """Whether to stop now; otherwise waits one tick (less when the deadline is nearer)."""
+        if self.options.max_epochs is not None and verified_here >= self.options.max_epochs:
+            return True
+        remaining = None if self.deadline is None else self.deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return True
+        return self.stop.wait(self.options.tick_s if remaining is None else min(self.options.tick_s, remaining))
+
+
+def _resume(
+    job: JobSpec, parts: _Parts, options: LiveOptions, progress: Progress
+) -> tuple[_Settled, EpochHook]:
+    """Start settling: the summary, the per-epoch report, and the epochs a previous run or
+    process committed (and closed ones it left) settled first."""
+    settled = _Settled(RunSummary(job.job_id), metrics=options.metrics)
+
+    def report(row: dict[str, Any]) -> None:
+        progress("epochs", settled.verified_here, options.max_epochs or settled.verified_here)
+        if options.on_epoch is not None:
+            options.on_epoch(row)
+
+    for checkpoint in committed_epochs(Path(job.work_dir)):
+        _settle(job, parts.session, parts.committee, checkpoint, settled, report, resumed=True)
+    return settled, report
+
+
 def run_live(
     job: JobSpec,
     options: LiveOptions,
@@ -257,33 +331,16 @@ def run_live(
 
     # CHECKS: before any service starts
     sources = live_sources(job)
-    on_chain_set = job.operators.set_id is not None
-    if on_chain_set and not (use_chain and use_ray):
-        raise InputRejected("operators.set_id: the committee is on chain and served on Ray (drop --no-chain/--no-ray)")
-    work_dir = Path(job.work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
+    _check_modes(job, use_ray, use_chain)
+    Path(job.work_dir).mkdir(parents=True, exist_ok=True)
     ctx = job_context(job, devices=chain_devices(job))
     stop = options.stop or threading.Event()
 
     # PARTS: log, store, chain, committee
     log = open_ingest_log(job)
     try:
-        store = open_store(job.ipfs, work_dir)
-        members = [] if on_chain_set else committee_members(job)
-        session = open_chain(job, members, job.rewards.tokens_per_epoch) if use_chain else None
-        try:
-            if on_chain_set:
-                # the set in force now; a change of the set during a run takes effect at the next start
-                now_epoch = ctx.clock.slot_of(time.time_ns() // 1_000_000)
-                members = committee_members(job, session, max(0, now_epoch))
-            committee = start_committee(job, ctx, members, use_ray=use_ray, faults=faults)
-            try:
-                return _loop(job, options, stop, sources, log, store, ctx, session, committee, progress)
-            finally:
-                committee.close()
-        finally:
-            if session is not None:
-                session.chain.close()
+        with _verifying(job, ctx, use_ray=use_ray, use_chain=use_chain, faults=faults) as parts:
+            return _loop(job, options, stop, sources, log, ctx, parts, progress)
     finally:
         log.close()
 
@@ -294,56 +351,45 @@ def _loop(
     stop: threading.Event,
     sources: Sequence[Any],
     log: IngestLog,
-    store: BlockStore,
     ctx: EpochContext,
-    session: ChainSession | None,
-    committee: Committee,
+    parts: _Parts,
     progress: Progress,
 ) -> RunSummary:
-    settled = _Settled(RunSummary(job.job_id), metrics=options.metrics)
     if options.metrics is not None:
         options.metrics.watch_log(log)
-    work_dir = Path(job.work_dir)
-
-    def report(row: dict[str, Any]) -> None:
-        progress("epochs", settled.verified_here, options.max_epochs or settled.verified_here)
-        if options.on_epoch is not None:
-            options.on_epoch(row)
 
     # RESUME: epochs a previous run committed (and closed ones it left) are settled first
-    for checkpoint in committed_epochs(work_dir):
-        _settle(job, session, committee, checkpoint, settled, report, resumed=True)
+    settled, report = _resume(job, parts, options, progress)
     # readings of still-open epochs are checked as they arrive, here and by every operator
-    preverifier = Preverifier(ctx, committee.observe)
+    preverifier = Preverifier(ctx, parts.committee.observe)
     tail = OpenEpochTail(log)
+
+    def process() -> None:
+        _process_and_settle(
+            job, log, parts.store, ctx, parts.session, parts.committee, settled, report, preverifier
+        )
 
     # SERVE + LOOP
     server = _Server(log, sources, min(options.tick_s, 1.0), stop)
     endpoints = server.start()
     if options.on_start is not None:
         options.on_start(endpoints)
-    deadline = None if options.duration_s is None else time.monotonic() + options.duration_s
+    rule = _StopRule(options, stop)
     try:
         while True:
             server.check()
             raws = tail.new_raws()
             if raws:
                 preverifier.observe(raws)  # PREVERIFY: the one call site
-            _process_and_settle(job, log, store, ctx, session, committee, settled, report, preverifier)
-            if options.max_epochs is not None and settled.verified_here >= options.max_epochs:
-                break
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                break
-            wait = options.tick_s if remaining is None else min(options.tick_s, remaining)
-            if stop.wait(wait):
+            process()
+            if rule.reached(settled.verified_here):
                 break
     finally:
         # STOP ACCEPTING: sources close, and every acknowledged message is in the log
         server.close()
 
     # DRAIN: what closed meanwhile, then a claim
-    _process_and_settle(job, log, store, ctx, session, committee, settled, report, preverifier)
+    process()
     summary = settled.summary
     summary.readings_in = int(log.counts()["arrived"])
     # at ingest from the log's counts (junk beyond a source's cap is only tallied, never a
@@ -352,18 +398,10 @@ def _loop(
     for stage in PIPELINE_STAGES:
         rejected.update(log.dead_letters.counts(stage=stage))
     summary.rejected = dict(sorted(rejected.items()))
-    checkpoints = committed_epochs(work_dir)
+    checkpoints = committed_epochs(Path(job.work_dir))
     summary.accepted = sum(c.manifest.accepted for c in checkpoints if c.manifest is not None)
-    verified = [c for c in checkpoints if c.manifest is not None and c.manifest.accepted > 0]
-    if session is not None and verified:
-        status = pool_status(session, verified[-1])
-        if status.short:
-            summary.funding = status.to_json(session.token)
-        summary.claims.append(claim_for(session, verified[-1]))
-        if options.metrics is not None:
-            options.metrics.claimed_reward(summary.claims[-1])
+    claim_top_earner(parts.session, checkpoints, summary, options.metrics)
     return summary
-
 
 
 # THE CONSUMER HALF (`veristream process`)
@@ -410,51 +448,24 @@ def process_live(
     independently; epochs a previous run or process committed are settled first.
     """
     live_sources(job)  # the same job rules as a live run
-    on_chain_set = job.operators.set_id is not None
-    if on_chain_set and not (use_chain and use_ray):
-        raise InputRejected("operators.set_id: the committee is on chain and served on Ray (drop --no-chain/--no-ray)")
-    work_dir = Path(job.work_dir)
+    _check_modes(job, use_ray, use_chain)
     stop = options.stop or threading.Event()
     log = open_log_reader(job)
     try:
         ctx = job_context(job, devices=chain_devices(job))
-        store = open_store(job.ipfs, work_dir)
-        members = [] if on_chain_set else committee_members(job)
-        session = open_chain(job, members, job.rewards.tokens_per_epoch) if use_chain else None
-        try:
-            if on_chain_set:
-                now_epoch = ctx.clock.slot_of(time.time_ns() // 1_000_000)
-                members = committee_members(job, session, max(0, now_epoch))
-            committee = start_committee(job, ctx, members, use_ray=use_ray, faults=faults)
-            try:
-                settled = _Settled(RunSummary(job.job_id), metrics=options.metrics)
-
-                def report(row: dict[str, Any]) -> None:
-                    progress("epochs", settled.verified_here, options.max_epochs or settled.verified_here)
-                    if options.on_epoch is not None:
-                        options.on_epoch(row)
-
-                for checkpoint in committed_epochs(work_dir):
-                    _settle(job, session, committee, checkpoint, settled, report, resumed=True)
-                # no tail to pre-verify: every closed epoch is checked in full when it is processed
-                preverifier = Preverifier(ctx, committee.observe)
-                deadline = None if options.duration_s is None else time.monotonic() + options.duration_s
-                while True:
-                    log.refresh()
-                    _process_and_settle(job, log, store, ctx, session, committee, settled, report, preverifier)
-                    if options.max_epochs is not None and settled.verified_here >= options.max_epochs:
-                        break
-                    remaining = None if deadline is None else deadline - time.monotonic()
-                    if remaining is not None and remaining <= 0:
-                        break
-                    if stop.wait(options.tick_s if remaining is None else min(options.tick_s, remaining)):
-                        break
-                return _process_summary(job, log, session, settled)
-            finally:
-                committee.close()
-        finally:
-            if session is not None:
-                session.chain.close()
+        with _verifying(job, ctx, use_ray=use_ray, use_chain=use_chain, faults=faults) as parts:
+            settled, report = _resume(job, parts, options, progress)
+            # no tail to pre-verify: every closed epoch is checked in full when it is processed
+            preverifier = Preverifier(ctx, parts.committee.observe)
+            rule = _StopRule(options, stop)
+            while True:
+                log.refresh()
+                _process_and_settle(
+                    job, log, parts.store, ctx, parts.session, parts.committee, settled, report, preverifier
+                )
+                if rule.reached(settled.verified_here):
+                    break
+            return _process_summary(job, log, parts.session, settled)
     finally:
         log.close()
 
@@ -467,10 +478,8 @@ def _process_summary(job: JobSpec, log: IngestLog, session: ChainSession | None,
     at_ingest = DeadLetterStore(directory, read_only=True).counts() if directory.is_dir() else {}
     rejected = Counter(at_ingest) + Counter(log.dead_letters.counts())
     summary.rejected = dict(sorted(rejected.items()))
+    summary.readings_in = int(log.counts()["appended"]) + sum(at_ingest.values())
     checkpoints = committed_epochs(Path(job.work_dir))
     summary.accepted = sum(c.manifest.accepted for c in checkpoints if c.manifest is not None)
-    summary.readings_in = int(log.counts()["appended"]) + sum(at_ingest.values())
-    verified = [c for c in checkpoints if c.manifest is not None and c.manifest.accepted > 0]
-    if session is not None and verified:
-        summary.claims.append(claim_for(session, verified[-1]))
+    claim_top_earner(session, checkpoints, summary, settled.metrics)
     return summary

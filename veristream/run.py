@@ -292,6 +292,22 @@ def committed_epochs(work_dir: Path) -> list[Checkpoint]:
 # CHAIN
 
 
+def claim_top_earner(
+    session: ChainSession | None, checkpoints: Sequence[Checkpoint], summary: RunSummary, metrics: Metrics | None
+) -> None:
+    """Claim for the top earner of the latest epoch with readings (the pool's shortfall, if any,
+    goes in the summary beside the claim)."""
+    verified = [c for c in checkpoints if c.manifest is not None and c.manifest.accepted > 0]
+    if session is None or not verified:
+        return
+    status = pool_status(session, verified[-1])
+    if status.short:
+        summary.funding = status.to_json(session.token)
+    summary.claims.append(claim_for(session, verified[-1]))
+    if metrics is not None:
+        metrics.claimed_reward(summary.claims[-1])
+
+
 def verify_on_chain(
     job: JobSpec,
     session: ChainSession | None,
@@ -519,14 +535,7 @@ def run_job(
     try:
         verify_on_chain(job, session, committee, summary, progress, metrics)
         add_ingest_rejections(summary.epochs, letters)
-        verified = [c for c in checkpoints if c.manifest is not None and c.manifest.accepted > 0]
-        if session is not None and verified:
-            status = pool_status(session, verified[-1])
-            if status.short:
-                summary.funding = status.to_json(session.token)
-            summary.claims.append(claim_for(session, verified[-1]))
-            if metrics is not None:
-                metrics.claimed_reward(summary.claims[-1])
+        claim_top_earner(session, checkpoints, summary, metrics)
     finally:
         committee.close()
         if session is not None:
