@@ -943,5 +943,79 @@ def status(
     raise typer.Exit(status_command(job, json_out))
 
 
+credential_app = typer.Typer(
+    help="W3C verifiable credentials: issuer keys (did:key), DeviceCredentials, verification.",
+    no_args_is_help=True,
+)
+app.add_typer(credential_app, name="credential")
+
+
+@credential_app.command("keygen")
+def credential_keygen(
+    scheme: str = typer.Option("ed25519", "--scheme", help="ed25519 (eddsa-rdfc-2022) or p256 (ecdsa-rdfc-2019)."),
+    out: str = typer.Option(..., "--out", help="Where to write the key (Multikey JSON, mode 0600; never overwritten)."),
+    json_out: bool = _JSON,
+) -> None:
+    """Generate an issuer key; print its did:key (the issuer of the credentials it signs)."""
+    import json
+
+    from veristream.credentials import keygen
+
+    public = keygen(scheme, out)
+    typer.echo(json.dumps(public, sort_keys=True) if json_out else public["did"])
+
+
+@credential_app.command("issue")
+def credential_issue(
+    issuer_key: str = typer.Option(
+        ..., "--issuer-key", help="PATH or file:PATH (a key from `credential keygen`), or env:NAME (a secretKeyMultibase)."
+    ),
+    subject: str = typer.Option(..., "--subject", help="The device's DID (credentialSubject.id)."),
+    credential_type: str = typer.Option("DeviceCredential", "--type", help="The credential type: DeviceCredential."),
+    model: str = typer.Option(..., "--model", help="The device's model."),
+    serial: str = typer.Option(..., "--serial", help="The device's serial number."),
+    firmware_hash: str = typer.Option(..., "--firmware-hash", help="Hash of the device's firmware: 0x and 32 bytes of hex."),
+    manufacturer: str | None = typer.Option(None, "--manufacturer", help="The manufacturer's name."),
+    valid_from: str | None = typer.Option(None, "--valid-from", help="validFrom, e.g. 2026-01-01T00:00:00Z."),
+    valid_until: str | None = typer.Option(None, "--valid-until", help="validUntil, e.g. 2036-01-01T00:00:00Z."),
+    credential_id: str | None = typer.Option(None, "--id", help="The credential's own id (a URL), if it has one."),
+    out: str | None = typer.Option(None, "--out", help="Write the credential here (default: print it)."),
+) -> None:
+    """Issue a DeviceCredential signed by the issuer key (Data Integrity: eddsa-rdfc-2022 for an
+    Ed25519 key, ecdsa-rdfc-2019 for P-256)."""
+    import json
+    from pathlib import Path
+
+    from veristream.credentials import issue
+
+    secured = issue(
+        issuer_key, credential_type, subject, model, serial, firmware_hash, manufacturer, valid_from, valid_until,
+        credential_id,
+    )
+    text = json.dumps(secured, indent=2)
+    if out is None:
+        typer.echo(text)
+        return
+    Path(out).write_text(text + "\n")
+    typer.echo(f"{out}: {credential_type} for {subject} issued by {secured['issuer']}")
+
+
+@credential_app.command("verify")
+def credential_verify(
+    file: str = typer.Argument(..., help="The credential (JSON file; - for stdin)."),
+    now: str | None = typer.Option(None, "--now", help="Judge validity at this time (default: now), e.g. 2030-01-01T00:00:00Z."),
+    json_out: bool = _JSON,
+) -> None:
+    """Verify a VC 2.0 credential secured with eddsa-rdfc-2022 or ecdsa-rdfc-2019, issuer resolved
+    offline (did:key); exit 0 only when it verifies, 1 when it does not (with the reason)."""
+    import json
+
+    from veristream.credentials import render_verdict, verify
+
+    result = verify(file, now)
+    typer.echo(json.dumps(result.to_json(), sort_keys=True) if json_out else render_verdict(result))
+    raise typer.Exit(EXIT_OK if result.verified else EXIT_MISMATCH)
+
+
 if __name__ == "__main__":  # pragma: no cover
     entry()
