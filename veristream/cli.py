@@ -605,6 +605,64 @@ def explain(
     raise typer.Exit(EXIT_MISMATCH if leaf is not None and leaf["proof_ok"] is False else EXIT_OK)
 
 
+proof_app = typer.Typer(
+    help="Merkle proofs of a verified epoch's readings, aggregates and rewards, as the contracts take them.",
+    no_args_is_help=True,
+)
+app.add_typer(proof_app, name="proof")
+
+
+def _print_proof(job: str, kind: str, epoch: int | None, json_out: bool, **selector: Any) -> None:
+    """Make one proof (``veristream.proofs``) and print it as JSON or as lines."""
+    import json
+
+    from veristream.pipeline.jobspec import load_job
+    from veristream.proofs import epoch_proof, proof_lines
+
+    proof = epoch_proof(load_job(job), kind, epoch, **selector)
+    typer.echo(json.dumps(proof, sort_keys=True) if json_out else "\n".join(proof_lines(proof)))
+
+
+@proof_app.command("reading")
+def proof_reading(
+    job: str = _JOB,
+    epoch: int = typer.Option(..., "--epoch", help="The verified epoch."),
+    device: str = typer.Option(..., "--device", help="The device id (as in its readings)."),
+    seq: int = typer.Option(..., "--seq", min=0, help="The reading's sequence number."),
+    json_out: bool = _JSON,
+) -> None:
+    """Prove one accepted reading against the epoch's data root (EpochVerifier.verifyReadingData);
+    exit 3 if the epoch is not verified or the reading is not in it."""
+    _print_proof(job, "reading", epoch, json_out, device=device, seq=seq)
+
+
+@proof_app.command("aggregate")
+def proof_aggregate(
+    job: str = _JOB,
+    epoch: int = typer.Option(..., "--epoch", help="The verified epoch."),
+    device: str = typer.Option(..., "--device", help="The device id (as in its readings)."),
+    field: str = typer.Option(..., "--field", help="The aggregated payload field."),
+    json_out: bool = _JSON,
+) -> None:
+    """Prove a device's aggregate of one field (count, min, max, sum, quantiles) against the epoch's
+    aggregates root (EpochVerifier.verifyAggregate); exit 3 if not verified or not there."""
+    _print_proof(job, "aggregate", epoch, json_out, device=device, field=field)
+
+
+@proof_app.command("reward")
+def proof_reward(
+    job: str = _JOB,
+    account: str = typer.Option(..., "--account", help="The beneficiary's address (0x...)."),
+    epoch: int | None = typer.Option(
+        None, "--epoch", help="The verified epoch (default: the claimable one, the job's highest verified)."
+    ),
+    json_out: bool = _JSON,
+) -> None:
+    """Prove an account's cumulative reward against an epoch's reward root (RewardDistributor.claim,
+    which pays against the job's highest verified epoch only); exit 3 if not verified or not there."""
+    _print_proof(job, "reward", epoch, json_out, account=account)
+
+
 chain_app = typer.Typer(help="Deploy and inspect the VeriStream contracts.", no_args_is_help=True)
 app.add_typer(chain_app, name="chain")
 
@@ -697,9 +755,11 @@ def chain_epoch(
         "job_id": "0x" + info.job_id.hex(),
         "epoch": info.epoch,
         "data_root": "0x" + info.data_root.hex(),
+        "aggregates_root": "0x" + info.aggregates_root.hex(),
         "reward_root": "0x" + info.reward_root.hex(),
         "batch_cid": format_cid(info.batch_cid) if info.batch_cid else None,
-        "batch_cid_hash": "0x" + info.batch_cid_hash.hex(),
+        "manifest_cid": format_cid(info.manifest_cid) if info.manifest_cid else None,
+        "manifest_cid_hash": "0x" + info.manifest_cid_hash.hex(),
         "signers": signer_slots(info.signer_bitmap),
         "signed_weight": info.signed_weight,
         "total_weight": info.total_weight,
