@@ -326,9 +326,7 @@ export async function claimFor(
   const { timestamp } = await client.getBlock();
   const deadline = timestamp + validForSeconds;
   // the distributor's own EIP-712 domain (ERC-5267): name, version, chain id, address
-  const [, name, version, chainId, verifyingContract] = await client.readContract({
-    address: dep.reward_distributor, abi: distributorAbi, functionName: "eip712Domain",
-  });
+  const [, name, version, chainId, verifyingContract] = await distributorDomain(client, dep);
   const signature = await createWalletClient({ account, chain, transport }).signTypedData({
     account,
     domain: { name, version, chainId, verifyingContract },
@@ -353,6 +351,18 @@ export async function claimFor(
   return claimReceipt(client, dep, jobId, epoch, leaf.cumulative, account.address, before, hash);
 }
 // #endregion claim-for
+
+/** The distributor's EIP-712 domain; a clear refusal from a distributor older than `claimFor`. */
+async function distributorDomain(client: PublicClient, dep: Deployment) {
+  try {
+    return await client.readContract({ address: dep.reward_distributor, abi: distributorAbi, functionName: "eip712Domain" });
+  } catch {
+    throw new DappError(
+      `the RewardDistributor at ${dep.reward_distributor} has no EIP-712 domain: it predates relayed claims (claimFor)`,
+      EXIT.usage,
+    );
+  }
+}
 
 async function unpaidLeaf(
   client: PublicClient, dep: Deployment, jobId: Hex, tree: StandardMerkleTree<unknown[]>, account: Address,
@@ -387,7 +397,7 @@ async function claimReceipt(
   const after = await balances(client, dep, jobId, account);
   return {
     account,
-    sender: receipt.from,
+    sender: getAddress(receipt.from),
     epoch,
     cumulative,
     paid: claimed.args.amount,
