@@ -11,6 +11,8 @@ interface Vm {
     function chainId(uint256 newChainId) external;
     function startPrank(address sender) external;
     function stopPrank() external;
+    function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
+    function addr(uint256 privateKey) external pure returns (address);
 }
 
 /// @notice A tiny assertion base: failures revert with a message, which forge reports.

@@ -115,8 +115,10 @@ contract RewardDistributorTest is Base {
         token.mint(address(distributor), 5); // a mistaken transfer
         vm.prank(address(0xBEEF));
         vm.expectRevert(abi.encodeWithSignature("OwnableUnauthorizedAccount(address)", address(0xBEEF)));
-        distributor.recoverUnaccounted(token, address(0xBEEF));
-        distributor.recoverUnaccounted(token, address(0xBEEF));
+        bytes32[] memory jobs = new bytes32[](1);
+        jobs[0] = JOB;
+        distributor.recoverUnaccounted(token, address(0xBEEF), jobs);
+        distributor.recoverUnaccounted(token, address(0xBEEF), jobs);
         assertEq(token.balanceOf(address(0xBEEF)), 5, "only the stray tokens");
         assertEq(token.balanceOf(address(distributor)), pooled, "pools untouched");
     }
