@@ -1,5 +1,5 @@
-"""docs/dapps.md shows the dApp example's code as it is tested, and the example's ABI fragments are
-the compiled contracts'.
+"""docs/dapps.md shows the dApp example's code as it is tested, the example's ABI fragments are
+the compiled contracts', and the example type-checks.
 
 A code block in the guide preceded by ``<!-- region: PATH#NAME -->`` must equal the lines between
 ``// #region NAME`` and ``// #endregion NAME`` of PATH (repository-relative). After changing the
@@ -62,6 +62,15 @@ def test_the_examples_abi_is_the_contracts() -> None:
     if not TSX.exists():
         pytest.fail("examples/dapp is not installed: run infra/setup.sh (npm ci in examples/dapp)")
     done = subprocess.run([str(TSX), "src/check-abi.ts"], cwd=DAPP, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_example_type_checks() -> None:
+    # tsx runs TypeScript without checking types: the compiler does (strict, no output)
+    tsc = DAPP / "node_modules" / ".bin" / "tsc"
+    if not tsc.exists():
+        pytest.fail("examples/dapp is not installed: run infra/setup.sh (npm ci in examples/dapp)")
+    done = subprocess.run([str(tsc), "--noEmit", "-p", "."], cwd=DAPP, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
