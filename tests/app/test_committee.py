@@ -11,16 +11,19 @@ import pytest
 
 from tests.pipeline_fleet import fleet, honest_epoch, make_job
 from veristream.committee import InProcessCommittee, ProcessCommittee, RayCommittee
-from veristream.connectors.ipfs import EmbeddedStore
+from veristream.connectors.ipfs import EmbeddedStore, cid_to_bytes
 from veristream.operator import Operator
+from veristream.pipeline.commitments import DATA_LEAF_ENCODING, dump_json
 from veristream.pipeline.compute import job_context
 from veristream.pipeline.publish import run_epoch
 from veristream.pipeline.reexecute import proposal_for
+from veristream.pipeline.registry import device_address
 from veristream.pipeline.state import JobState
 from veristream.provers.aggregation import QuorumNotMet, Review, aggregate_reviews, demo_members
 from veristream.provers.bls import bls12381, bn254
 from veristream.provers.encoding import ZERO_ADDRESS
 from veristream.provers.epoch_result import epoch_result_digest
+from veristream.provers.merkle import StandardMerkleTree
 
 VERIFIER = "0x" + "11" * 20
 DEVICES = fleet(4)
@@ -126,6 +129,37 @@ def test_operators_refuse_a_dishonest_proposal(epochs: dict[str, Any]) -> None:
         agg = committee.sign(wrong)
         if not agg.quorum_met:
             raise QuorumNotMet(agg)
+
+
+def test_operators_refuse_another_aggregates_root_manifest_cid_or_forged_tree_dumps(epochs: dict[str, Any]) -> None:
+    """The committee signs the manifest's CID: a submitter who links a forged tree dump (or states
+    other roots) in the manifest, or names another manifest than the one proposed, gets no signature."""
+    job, e0 = epochs["job"], epochs["e0"]
+    op = Operator(0, "bls12381", demo_members("bls12381", 4)[0].secret_key, job)
+    store = EmbeddedStore(Path(job.work_dir) / "ipfs")
+    proposal = _proposal(e0)
+    assert op.review(proposal).signature is not None
+
+    def reason_for(manifest: Any, **result: Any) -> str:
+        cid = store.put(manifest.to_json())
+        forged = proposal_for(manifest, cid, 31337, VERIFIER, ZERO_ADDRESS)
+        review = op.review(replace(forged, result=replace(forged.result, **result)))
+        assert review.signature is None
+        return str(review.reason)
+
+    # ATTACK: another aggregates root signed beside the honest data and reward roots
+    assert "aggregates root mismatch" in reason_for(e0.manifest, aggregates_root=b"\x02" * 32)
+    # ATTACK: the honest manifest proposed, another (the next epoch's) manifest's CID signed
+    other = cid_to_bytes(epochs["e1"].manifest_cid)
+    assert "manifest CID" in reason_for(e0.manifest, manifest_cid=other)
+    # ATTACK: a manifest linking a forged data dump (readings that were never accepted)
+    device = "0x" + device_address(DEVICES[0].device_id).hex()
+    fake = StandardMerkleTree.of([[device, 999, 5, "0x" + "ee" * 32]], DATA_LEAF_ENCODING)
+    forged_dump = replace(e0.manifest, trees=replace(e0.manifest.trees, data=store.put(dump_json(fake))))
+    assert "tree dumps" in reason_for(forged_dump)
+    # ATTACK: a manifest stating another aggregates root than the one proposed and recomputed
+    lying = replace(e0.manifest, aggregates_root="0x" + "03" * 32)
+    assert "manifest's aggregates root" in reason_for(lying, aggregates_root=e0.computation.aggregates_root)
 
 
 def test_quorum_arithmetic_with_weights() -> None:
