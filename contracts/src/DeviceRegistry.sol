@@ -19,6 +19,19 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 ///      latest key's `effectiveUntil` is 0 (open). A reading is checked against the key in
 ///      force at its own timestamp, so rotation never changes the verdict of a reading stamped
 ///      before it.
+///
+///      Each device is also an ERC-1056 identity, `did:ethr:<chainId>:<device>`: the registry
+///      answers the reads a did:ethr resolver makes (`changed`, `identityOwner`) and emits the
+///      ERC-1056 events for every change of a device, so a standard resolver configured with this
+///      contract as the chain's registry builds the device's DID document from the same state
+///      the pipeline reads. The device's owner (beneficiary) is the identity owner. Signing keys
+///      are attributes only this registry writes, on registration, rotation and revocation:
+///      `did/pub/Secp256k1/veriKey/hex` (33-byte compressed point), `did/pub/Ed25519/veriKey/base58`
+///      (32 bytes), `did/pub/P256/veriKey/hex` (33-byte compressed point), or a `veriKey` delegate
+///      (the signer's address) for a secp256k1 device registered without its public key. Each is
+///      valid until the second before its key's window ends (`validTo`, seconds): forever while
+///      the key is current. The owner (or a manager) may publish only key-agreement keys
+///      (`did/pub/X25519/enc/...`) and services (`did/svc/...`).
 contract DeviceRegistry is Ownable2Step, EIP712 {
     bytes32 public constant READING_TYPEHASH =
         keccak256("Reading(address device,uint64 seq,uint64 timestamp,bytes32 payloadHash)");
@@ -28,6 +41,15 @@ contract DeviceRegistry is Ownable2Step, EIP712 {
     uint8 public constant SCHEME_SECP256K1 = 1;
     uint8 public constant SCHEME_ED25519 = 2;
     uint8 public constant SCHEME_P256 = 3;
+
+    /// @notice ERC-1056 attribute names of device signing keys, by scheme.
+    bytes32 public constant ATTRIBUTE_SECP256K1 = "did/pub/Secp256k1/veriKey/hex";
+    bytes32 public constant ATTRIBUTE_ED25519 = "did/pub/Ed25519/veriKey/base58";
+    bytes32 public constant ATTRIBUTE_P256 = "did/pub/P256/veriKey/hex";
+    /// @notice ERC-1056 delegate type of a secp256k1 device known only by its signer's address.
+    bytes32 public constant DELEGATE_VERIKEY = "veriKey";
+    /// @notice `validTo` of an attribute that never expires (a current key).
+    uint256 public constant NO_EXPIRY = type(uint256).max;
 
     struct Device {
         address owner; // reward beneficiary
@@ -49,6 +71,9 @@ contract DeviceRegistry is Ownable2Step, EIP712 {
     mapping(address account => bool) internal _managers;
     /// @notice Number of registered devices.
     uint256 public deviceCount;
+    /// @notice ERC-1056: the block of a device's latest DID change (0: none); each DID event
+    ///         links to the previous one through `previousChange`, which resolvers follow.
+    mapping(address identity => uint256) public changed;
 
     event DeviceRegistered(address indexed device, address indexed owner, uint8 scheme, bytes publicKey);
     /// @notice Key `keyVersion` signs from `effectiveFrom`; the previous key's window ends there.
@@ -58,6 +83,16 @@ contract DeviceRegistry is Ownable2Step, EIP712 {
     event DeviceOwnerChanged(address indexed device, address indexed previousOwner, address indexed newOwner);
     event DeviceRevoked(address indexed device, uint64 revokedFrom);
     event ManagerSet(address indexed account, bool enabled);
+    /// @notice ERC-1056: the identity owner of a device's DID (its beneficiary) is `owner`.
+    event DIDOwnerChanged(address indexed identity, address owner, uint256 previousChange);
+    /// @notice ERC-1056: `delegate` signs for the DID until `validTo` (seconds).
+    event DIDDelegateChanged(
+        address indexed identity, bytes32 delegateType, address delegate, uint256 validTo, uint256 previousChange
+    );
+    /// @notice ERC-1056: attribute `name` = `value` of the DID is valid until `validTo` (seconds; 0: revoked).
+    event DIDAttributeChanged(
+        address indexed identity, bytes32 name, bytes value, uint256 validTo, uint256 previousChange
+    );
 
     error ZeroAddress();
     error DeviceExists(address device);
@@ -74,6 +109,8 @@ contract DeviceRegistry is Ownable2Step, EIP712 {
     error UnknownKeyVersion(address device, uint32 keyVersion);
     error NoKeyAt(address device, uint64 timestamp);
     error OwnershipCannotBeRenounced();
+    error AttributeNotAllowed(bytes32 name);
+    error InvalidAttributeValue(bytes32 name, uint256 length);
 
     constructor(address initialOwner) Ownable(initialOwner) EIP712("VeriStream", "1") {}
 
@@ -125,6 +162,9 @@ contract DeviceRegistry is Ownable2Step, EIP712 {
         );
         deviceCount += 1;
         emit DeviceRegistered(device, owner_, scheme, publicKey);
+        uint256 previousChange = _didChanged(device);
+        emit DIDOwnerChanged(device, owner_, previousChange);
+        _publishKey(device, scheme, publicKey, signer, NO_EXPIRY, previousChange);
     }
 
     /// @notice Replaces a device's key from now on (registry owner or manager); the device id, and
@@ -166,6 +206,7 @@ contract DeviceRegistry is Ownable2Step, EIP712 {
         Device storage d = _devices[device];
         emit DeviceOwnerChanged(device, d.owner, newOwner);
         d.owner = newOwner;
+        emit DIDOwnerChanged(device, newOwner, _didChanged(device));
     }
 
     /// @notice Revokes a device: readings stamped at or after `revokedFrom` (milliseconds) are
@@ -178,9 +219,43 @@ contract DeviceRegistry is Ownable2Step, EIP712 {
         if (d.revokedFrom != 0) revert AlreadyRevoked(device, d.revokedFrom);
         d.revokedFrom = revokedFrom == 0 ? 1 : revokedFrom;
         emit DeviceRevoked(device, d.revokedFrom);
+        // the current key's attribute now ends with the last whole second before revokedFrom
+        DeviceKey[] storage keys = _keys[device];
+        DeviceKey storage current = keys[keys.length - 1];
+        uint256 validTo = (uint256(d.revokedFrom) + 999) / 1000 - 1;
+        _publishKey(device, current.scheme, current.publicKey, current.signer, validTo, _didChanged(device));
+    }
+
+    /// @notice ERC-1056: publishes attribute `name` = `value` of a device's DID for `validity`
+    ///         seconds (the device's owner, a manager or the registry owner). Only key-agreement
+    ///         keys (`did/pub/X25519/enc/<encoding>`, 32 bytes) and services (`did/svc/<type>`)
+    ///         may be published: signing keys are the registry's, changed only by rotation.
+    function setAttribute(address identity, bytes32 name, bytes calldata value, uint256 validity)
+        external
+        onlyDeviceOwnerOrManager(identity)
+    {
+        if (_devices[identity].revokedFrom != 0) revert DeviceIsRevoked(identity);
+        _checkPublishable(name, value);
+        emit DIDAttributeChanged(identity, name, value, block.timestamp + validity, _didChanged(identity));
+    }
+
+    /// @notice ERC-1056: revokes attribute `name` = `value` of a device's DID (as `setAttribute`).
+    function revokeAttribute(address identity, bytes32 name, bytes calldata value)
+        external
+        onlyDeviceOwnerOrManager(identity)
+    {
+        _checkPublishable(name, value);
+        emit DIDAttributeChanged(identity, name, value, 0, _didChanged(identity));
     }
 
     // ------------------------------------------------------------------ views
+
+    /// @notice ERC-1056: the owner of a device's DID, its beneficiary; an address that is not a
+    ///         registered device owns itself, as in ERC-1056.
+    function identityOwner(address identity) external view returns (address) {
+        address owner_ = _devices[identity].owner;
+        return owner_ == address(0) ? identity : owner_;
+    }
 
     /// @notice Whether `account` holds the manager role.
     function isManager(address account) external view returns (bool) {
@@ -292,6 +367,10 @@ contract DeviceRegistry is Ownable2Step, EIP712 {
         // two rotations in one block would leave a key with an empty window
         if (effectiveFrom <= current.effectiveFrom) revert RotationTooSoon(device, effectiveFrom);
         current.effectiveUntil = effectiveFrom;
+        uint256 previousChange = _didChanged(device);
+        // the old key's attribute is valid through the last second before the new key's window
+        _publishKey(device, current.scheme, current.publicKey, current.signer, block.timestamp - 1, previousChange);
+        _publishKey(device, scheme, publicKey, signer, NO_EXPIRY, previousChange);
         keys.push(
             DeviceKey({
                 signer: signer,
@@ -313,6 +392,49 @@ contract DeviceRegistry is Ownable2Step, EIP712 {
             if (keys[i - 1].effectiveFrom <= timestamp) return uint32(i);
         }
         return 0;
+    }
+
+    /// @dev Only key-agreement keys and services may be published beside the registry's own keys:
+    ///      any other verification method would be a signing key the pipeline never checks.
+    function _checkPublishable(bytes32 name, bytes calldata value) internal pure {
+        if (bytes19(name) == bytes19("did/pub/X25519/enc/")) {
+            if (value.length != 32) revert InvalidAttributeValue(name, value.length);
+        } else if (bytes8(name) != bytes8("did/svc/")) {
+            revert AttributeNotAllowed(name);
+        }
+    }
+
+    /// @dev Records a DID change of `identity` in this block; returns the block of the one before,
+    ///      which every DID event of this transaction links to.
+    function _didChanged(address identity) internal returns (uint256 previousChange) {
+        previousChange = changed[identity];
+        changed[identity] = block.number;
+    }
+
+    /// @dev Emits a device key as its ERC-1056 verification method, valid until `validTo`.
+    function _publishKey(
+        address device,
+        uint8 scheme,
+        bytes memory publicKey,
+        address signer,
+        uint256 validTo,
+        uint256 previousChange
+    ) internal {
+        if (scheme == SCHEME_SECP256K1 && publicKey.length == 0) {
+            emit DIDDelegateChanged(device, DELEGATE_VERIKEY, signer, validTo, previousChange);
+        } else if (scheme == SCHEME_SECP256K1) {
+            emit DIDAttributeChanged(device, ATTRIBUTE_SECP256K1, _compressed(publicKey), validTo, previousChange);
+        } else if (scheme == SCHEME_ED25519) {
+            emit DIDAttributeChanged(device, ATTRIBUTE_ED25519, publicKey, validTo, previousChange);
+        } else {
+            emit DIDAttributeChanged(device, ATTRIBUTE_P256, _compressed(publicKey), validTo, previousChange);
+        }
+    }
+
+    /// @dev SEC1 compressed form (0x02 or 0x03 by the parity of y, then x) of a 64-byte x||y point.
+    function _compressed(bytes memory xy) internal pure returns (bytes memory) {
+        bytes1 prefix = uint8(xy[63]) & 1 == 0 ? bytes1(0x02) : bytes1(0x03);
+        return abi.encodePacked(prefix, bytes32(xy));
     }
 
     function _signerOf(address device, uint8 scheme, bytes calldata publicKey) internal pure returns (address) {

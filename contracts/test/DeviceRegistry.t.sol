@@ -104,3 +104,109 @@ contract DeviceRegistryTest is Base {
         assertEq(key.effectiveUntil, ts < rotatedAt ? rotatedAt : 0, "window end");
     }
 }
+
+/// @notice The cheatcodes the DID tests add to Base's.
+interface VmBlocks {
+    function roll(uint256 blockNumber) external;
+}
+
+/// @notice Devices as ERC-1056 identities (did:ethr): who may change what in a device's DID
+///         document, and the `changed` links resolvers follow.
+contract DeviceRegistryDidTest is Base {
+    VmBlocks internal constant blocks = VmBlocks(address(uint160(uint256(keccak256("hevm cheat code")))));
+    address internal constant DEVICE = address(0xD0);
+    address internal constant BENEFICIARY = address(0xBEEF);
+    address internal constant STRANGER = address(0xBAD);
+    uint8 internal constant ED25519 = 2;
+    bytes32 internal constant X25519_ENC = "did/pub/X25519/enc/base58";
+    bytes32 internal constant SERVICE = "did/svc/MessagingService";
+
+    DeviceRegistry internal registry;
+    bytes internal edKey = abi.encodePacked(bytes32(uint256(0xED)));
+    bytes internal xKey = abi.encodePacked(bytes32(uint256(0xEC)));
+
+    function setUp() public {
+        vm.warp(1_000);
+        blocks.roll(10);
+        registry = new DeviceRegistry(address(this));
+        registry.registerDevice(DEVICE, BENEFICIARY, ED25519, edKey);
+    }
+
+    function test_RevertWhen_StrangerAddsVerificationMethodToDeviceDid() public {
+        vm.prank(STRANGER);
+        vm.expectRevert(abi.encodeWithSelector(DeviceRegistry.NotDeviceOwner.selector, DEVICE, STRANGER));
+        registry.setAttribute(DEVICE, X25519_ENC, xKey, 3600);
+        bytes32 edVeriKey = registry.ATTRIBUTE_ED25519();
+        vm.prank(STRANGER);
+        vm.expectRevert(abi.encodeWithSelector(DeviceRegistry.NotDeviceOwner.selector, DEVICE, STRANGER));
+        registry.setAttribute(DEVICE, edVeriKey, xKey, 3600);
+    }
+
+    function test_RevertWhen_BeneficiaryPublishesSigningKeyBesideTheRegistry() public {
+        // a signing key in the DID document that the pipeline does not check readings against
+        bytes32 sigAuth = "did/pub/Ed25519/sigAuth/base58";
+        bytes32 edVeriKey = registry.ATTRIBUTE_ED25519();
+        vm.startPrank(BENEFICIARY);
+        vm.expectRevert(abi.encodeWithSelector(DeviceRegistry.AttributeNotAllowed.selector, edVeriKey));
+        registry.setAttribute(DEVICE, edVeriKey, xKey, 3600);
+        vm.expectRevert(abi.encodeWithSelector(DeviceRegistry.AttributeNotAllowed.selector, sigAuth));
+        registry.setAttribute(DEVICE, sigAuth, xKey, 3600);
+        vm.stopPrank();
+    }
+
+    function test_RevertWhen_BeneficiaryRevokesTheRegisteredKeyFromTheDid() public {
+        bytes32 edVeriKey = registry.ATTRIBUTE_ED25519();
+        vm.prank(BENEFICIARY);
+        vm.expectRevert(abi.encodeWithSelector(DeviceRegistry.AttributeNotAllowed.selector, edVeriKey));
+        registry.revokeAttribute(DEVICE, edVeriKey, edKey);
+        vm.prank(STRANGER);
+        vm.expectRevert(abi.encodeWithSelector(DeviceRegistry.NotDeviceOwner.selector, DEVICE, STRANGER));
+        registry.revokeAttribute(DEVICE, X25519_ENC, xKey);
+    }
+
+    function test_RevertWhen_StrangerPreloadsTheDidOfADeviceNotYetRegistered() public {
+        // events published before registration would stay in the device's DID history
+        address future = address(0xF0);
+        vm.prank(future);
+        vm.expectRevert(abi.encodeWithSelector(DeviceRegistry.UnknownDevice.selector, future));
+        registry.setAttribute(future, X25519_ENC, xKey, 3600);
+        assertEq(registry.changed(future), 0, "no DID change");
+    }
+
+    function test_RevertWhen_KeyAgreementKeyIsNot32Bytes() public {
+        vm.prank(BENEFICIARY);
+        vm.expectRevert(abi.encodeWithSelector(DeviceRegistry.InvalidAttributeValue.selector, X25519_ENC, 33));
+        registry.setAttribute(DEVICE, X25519_ENC, abi.encodePacked(xKey, bytes1(0)), 3600);
+    }
+
+    function test_OwnerPublishesKeyAgreementAndServices() public {
+        blocks.roll(12);
+        vm.startPrank(BENEFICIARY);
+        registry.setAttribute(DEVICE, X25519_ENC, xKey, 3600);
+        registry.setAttribute(DEVICE, SERVICE, bytes("https://device.example/inbox"), 3600);
+        registry.revokeAttribute(DEVICE, SERVICE, bytes("https://device.example/inbox"));
+        vm.stopPrank();
+        assertEq(registry.changed(DEVICE), 12, "latest change");
+        assertTrue(registry.identityOwner(DEVICE) == BENEFICIARY, "identity owner");
+        assertTrue(registry.identityOwner(STRANGER) == STRANGER, "an address owns itself");
+    }
+
+    function test_EveryDeviceChangeMovesTheChangeLink() public {
+        assertEq(registry.changed(DEVICE), 10, "registration");
+        blocks.roll(11);
+        vm.warp(2_000);
+        registry.rotateKey(DEVICE, ED25519, xKey);
+        assertEq(registry.changed(DEVICE), 11, "rotation");
+        blocks.roll(13);
+        vm.prank(BENEFICIARY);
+        registry.setDeviceOwner(DEVICE, STRANGER);
+        assertEq(registry.changed(DEVICE), 13, "owner change");
+        assertTrue(registry.identityOwner(DEVICE) == STRANGER, "new identity owner");
+        blocks.roll(14);
+        registry.revokeDevice(DEVICE, 0);
+        assertEq(registry.changed(DEVICE), 14, "revocation");
+        vm.expectRevert(abi.encodeWithSelector(DeviceRegistry.DeviceIsRevoked.selector, DEVICE));
+        vm.prank(STRANGER);
+        registry.setAttribute(DEVICE, X25519_ENC, xKey, 3600);
+    }
+}
