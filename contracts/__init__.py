@@ -42,6 +42,7 @@ from veristream.contracts.epoch_verifier import (
     submission_window,
     submit_epoch,
     unpause_job,
+    verify_aggregate,
 )
 from veristream.contracts.operator_registry import (
     SetOperator,
@@ -133,5 +134,6 @@ __all__ = [
     "sweep",
     "token_balance",
     "unpause_job",
+    "verify_aggregate",
     "withdraw_on_set_change",
 ]
