@@ -86,7 +86,10 @@ class _Bench:
 
     def submit(self, committee: LocalCommittee, set_id: int, signers: list[int], reward_root: bytes) -> int:
         job = self.new_job(set_id)
-        result = EpochResult(job, 1, keccak256(b"data" + job), reward_root, bytes.fromhex("01551220") + job)
+        result = EpochResult(
+            job, 1, keccak256(b"data" + job), keccak256(b"aggregates" + job), reward_root,
+            bytes.fromhex("01551220") + job, bytes.fromhex("01711220") + keccak256(b"manifest" + job),
+        )
         signed = committee.sign(epoch_digest(self.chain, self.dep, result), signers)
         receipt = submit_epoch(self.chain, self.dep, result, signed.signer_bitmap, signed.signature, signed.apk_g2)
         return receipt.gas_used
@@ -144,7 +147,7 @@ def _claims(bench: _Bench, set_id_committee: tuple[int, LocalCommittee]) -> dict
         fund_rewards(chain, dep, job, 10**6, mint=True)
         # claims pay against the highest verified epoch: each claim follows its epoch
         for epoch, root, amount, proof, key in ((1, root1, 100, proof1, "claim"), (2, root2, 250, proof2, "claimRepeat")):
-            result = EpochResult(job, epoch, keccak256(b"d"), root, b"\x01cid")
+            result = EpochResult(job, epoch, keccak256(b"d"), keccak256(b"a"), root, b"\x01cid", b"\x01manifest")
             signed = committee.sign(epoch_digest(chain, dep, result), signers)
             submit_epoch(chain, dep, result, signed.signer_bitmap, signed.signature, signed.apk_g2)
             out[key][f"depth{depth}"] = claim(chain, dep, job, account, amount, proof).gas_used
@@ -163,7 +166,7 @@ def _claims(bench: _Bench, set_id_committee: tuple[int, LocalCommittee]) -> dict
         root = base
         for sibling in siblings:
             root = _pair(root, sibling)
-        result = EpochResult(job, epoch, keccak256(b"d"), root, b"\x01cid")
+        result = EpochResult(job, epoch, keccak256(b"d"), keccak256(b"a"), root, b"\x01cid", b"\x01manifest")
         signed = committee.sign(epoch_digest(chain, dep, result), signers)
         submit_epoch(chain, dep, result, signed.signer_bitmap, signed.signature, signed.apk_g2)
         separate += claim(chain, dep, job, separate_account, 10 * epoch, [cum_leaf, *siblings]).gas_used

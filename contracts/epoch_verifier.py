@@ -18,14 +18,17 @@ from veristream.provers.errors import InputRejected
 
 @dataclass(frozen=True, slots=True)
 class EpochInfo:
-    """A verified epoch as the chain holds it."""
+    """A verified epoch as the chain holds it: the four stored words, and from its
+    ``EpochVerified`` event (``None`` when the log is out of reach) both CIDs and the signers."""
 
     job_id: bytes
     epoch: int
     data_root: bytes
+    aggregates_root: bytes
     reward_root: bytes
-    batch_cid_hash: bytes
+    manifest_cid_hash: bytes
     batch_cid: bytes | None
+    manifest_cid: bytes | None
     signer_bitmap: int | None
     signed_weight: int | None
     total_weight: int | None
@@ -180,9 +183,9 @@ def submit_epoch(
     signature: bytes,
     apk_g2: bytes = b"",
 ) -> Receipt:
-    """Submits one epoch's result with the aggregated signature of the operators in
-    ``signer_bitmap`` (bn254: 64-byte G1 signature and the signers' 128-byte G2 key;
-    bls12381: 256-byte EIP-2537 G2 signature, no ``apk_g2``)."""
+    """Submits one epoch's result (three roots, batch and manifest CIDs) with the aggregated
+    signature of the operators in ``signer_bitmap`` (bn254: 64-byte G1 signature and the
+    signers' 128-byte G2 key; bls12381: 256-byte EIP-2537 G2 signature, no ``apk_g2``)."""
     check_uint(signer_bitmap, name="signer_bitmap")
     verifier = contract(chain, "EpochVerifier", dep.epoch_verifier)
     return chain.transact(
@@ -190,8 +193,10 @@ def submit_epoch(
             result.job_id,
             result.epoch,
             result.data_root,
+            result.aggregates_root,
             result.reward_root,
             result.batch_cid,
+            result.manifest_cid,
             signer_bitmap,
             signature,
             apk_g2,
@@ -204,7 +209,13 @@ def epoch_digest(chain: Chain, dep: Deployment, result: EpochResult) -> bytes:
     verifier = contract(chain, "EpochVerifier", dep.epoch_verifier)
     digest = chain.call(
         verifier.functions.epochDigest(
-            result.job_id, result.epoch, result.data_root, result.reward_root, keccak256(result.batch_cid)
+            result.job_id,
+            result.epoch,
+            result.data_root,
+            result.aggregates_root,
+            result.reward_root,
+            keccak256(result.batch_cid),
+            keccak256(result.manifest_cid),
         )
     )
     return bytes(digest)
@@ -219,7 +230,9 @@ def epoch_info(
     a good start on a long chain).
     """
     verifier = contract(chain, "EpochVerifier", dep.epoch_verifier)
-    verified, data_root, reward_root, cid_hash = chain.call(verifier.functions.epochResult(job_id, epoch))
+    verified, data_root, aggregates_root, reward_root, manifest_cid_hash = chain.call(
+        verifier.functions.epochResult(job_id, epoch)
+    )
     if not verified:
         return None
     logs = verifier.events.EpochVerified.get_logs(
@@ -231,9 +244,11 @@ def epoch_info(
         job_id=bytes(job_id),
         epoch=epoch,
         data_root=bytes(data_root),
+        aggregates_root=bytes(aggregates_root),
         reward_root=bytes(reward_root),
-        batch_cid_hash=bytes(cid_hash),
+        manifest_cid_hash=bytes(manifest_cid_hash),
         batch_cid=bytes(args["batchCid"]) if event else None,
+        manifest_cid=bytes(args["manifestCid"]) if event else None,
         signer_bitmap=int(args["signerBitmap"]) if event else None,
         signed_weight=int(args["signedWeight"]) if event else None,
         total_weight=int(args["totalWeight"]) if event else None,
@@ -248,3 +263,16 @@ def epoch_contains_reading_data(
     of the epoch (the contract hashes it as StandardMerkleTree does)."""
     verifier = contract(chain, "EpochVerifier", dep.epoch_verifier)
     return bool(chain.call(verifier.functions.verifyReadingData(job_id, epoch, encoded_leaf, list(proof))))
+
+
+def verify_aggregate(
+    chain: Chain, dep: Deployment, job_id: bytes, epoch: int, encoded_leaf: bytes, proof: Sequence[bytes]
+) -> bool:
+    """Whether the aggregate leaf with ABI-encoded values ``encoded_leaf`` (the aggregates tree's leaf:
+    device, field, count, min, max, sum, quantile percents, quantile values) is in the verified
+    aggregates root of the epoch (``EpochVerifier.verifyAggregate``: hashed on chain as
+    StandardMerkleTree does; false when the epoch is not verified)."""
+    verifier = contract(chain, "EpochVerifier", dep.epoch_verifier)
+    return bool(
+        chain.call(verifier.functions.verifyAggregate(parse_bytes32(job_id), epoch, encoded_leaf, list(proof)))
+    )

@@ -177,8 +177,8 @@ def audit_epoch(
         if info.batch_cid is None:
             report.reason = f"no EpochVerified event found for epoch {epoch}: the chain's batch CID is unknown"
             return report
-        if keccak256(info.batch_cid) != info.batch_cid_hash:
-            report.reason = "the event's batch CID does not hash to the stored batchCidHash"
+        if info.manifest_cid is None or keccak256(info.manifest_cid) != info.manifest_cid_hash:
+            report.reason = "the event's manifest CID does not hash to the stored manifestCidHash"
             return report
         chain_cid = format_cid(info.batch_cid)
         say(f"chain: epoch {epoch} verified in tx {info.tx_hash}, batch {chain_cid}")
@@ -216,7 +216,7 @@ def audit_epoch(
                 if (
                     anchor.data_root != earlier.data_root
                     or anchor.reward_root != earlier.reward_root
-                    or anchor.batch_cid_hash != keccak256(cid_to_bytes(manifest.batch_cid))
+                    or anchor.batch_cid != cid_to_bytes(manifest.batch_cid)
                 ):
                     report.reason = f"earlier epoch {manifest.epoch} does not recompute to what the chain holds"
                     return report

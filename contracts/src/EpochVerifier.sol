@@ -9,10 +9,13 @@ import {OperatorRegistry} from "./OperatorRegistry.sol";
 
 /// @title EpochVerifier
 /// @notice Accepts one result per (job, epoch) when operators holding the job's quorum of
-///         weight BLS-signed its EIP-712 EpochResult digest, and keeps the roots for dApps.
+///         weight BLS-signed its EIP-712 EpochResult digest, and keeps its three roots and its
+///         manifest's CID hash for dApps: readings (`verifyReadingData`), per-device aggregates
+///         (`verifyAggregate`) and rewards (RewardDistributor) are proven against them.
 /// @dev The signed message is the EIP-712 digest of
-///      EpochResult(bytes32 jobId,uint64 epoch,bytes32 dataRoot,bytes32 rewardRoot,bytes32 batchCidHash)
-///      under {name "VeriStream", version "1", chainId, this contract}.
+///      EpochResult(bytes32 jobId,uint64 epoch,bytes32 dataRoot,bytes32 aggregatesRoot,bytes32 rewardRoot,bytes32 batchCidHash,bytes32 manifestCidHash)
+///      under {name "VeriStream", version "1", chainId, this contract}. The batch CID is signed
+///      and emitted but not stored: the manifest, whose CID hash is stored, names the batch.
 ///
 ///      Time bounds (Chainlink OCR and EigenLayer bound staleness the same way): an epoch may be
 ///      submitted from its end until `maxSubmissionDelay` later (for epochs that ended before the
@@ -22,7 +25,8 @@ import {OperatorRegistry} from "./OperatorRegistry.sol";
 ///      epoch is never paid once a newer one exists (cumulative leaves make that lossless).
 contract EpochVerifier is EIP712 {
     bytes32 public constant EPOCH_RESULT_TYPEHASH = keccak256(
-        "EpochResult(bytes32 jobId,uint64 epoch,bytes32 dataRoot,bytes32 rewardRoot,bytes32 batchCidHash)"
+        "EpochResult(bytes32 jobId,uint64 epoch,bytes32 dataRoot,bytes32 aggregatesRoot,bytes32 rewardRoot,"
+        "bytes32 batchCidHash,bytes32 manifestCidHash)"
     );
     /// @notice Bounds of a job's submission window, after an epoch ends.
     uint32 public constant MIN_SUBMISSION_DELAY = 10 minutes;
@@ -69,10 +73,12 @@ contract EpochVerifier is EIP712 {
         uint64 claimablePlusOne; // while paused: the claimable epoch + 1 (frozen at pause)
     }
 
+    /// @dev Four words per verified epoch, each written once.
     struct EpochRecord {
         bytes32 dataRoot;
+        bytes32 aggregatesRoot;
         bytes32 rewardRoot;
-        bytes32 batchCidHash; // non-zero marks a verified epoch
+        bytes32 manifestCidHash; // non-zero marks a verified epoch
     }
 
     /// @notice The registry whose operator sets sign epochs.
@@ -96,25 +102,34 @@ contract EpochVerifier is EIP712 {
         uint32 epochSeconds,
         uint32 maxSubmissionDelay
     );
+    /// @notice A result was verified and recorded: its roots, both CIDs (binary) and who signed.
     event EpochVerified(
         bytes32 indexed jobId,
         uint64 indexed epoch,
         bytes32 dataRoot,
+        bytes32 aggregatesRoot,
         bytes32 rewardRoot,
         bytes batchCid,
+        bytes manifestCid,
         uint256 signerBitmap,
         uint96 signedWeight,
         uint96 totalWeight
     );
     /// @notice A quorum signed a second, different result for a verified epoch: evidence of
-    ///         misbehaviour by the operators in both signer bitmaps (the recorded result's bitmap
-    ///         is in its `EpochVerified` event; keeping it in storage would cost every epoch
-    ///         22k gas for the rare dispute). Quorums above one half always intersect.
+    ///         misbehaviour by the operators in both signer bitmaps. The event carries the
+    ///         conflicting result in full (its digest recomputes from these fields with
+    ///         `epochDigest`); the recorded one is in storage (`epochResult`) and in its
+    ///         `EpochVerified` event, with its bitmap (keeping that in storage would cost every
+    ///         epoch 22k gas for the rare dispute). Quorums above one half always intersect.
     event Equivocation(
         bytes32 indexed jobId,
         uint64 indexed epoch,
-        bytes32 recordedDigest,
         bytes32 conflictingDigest,
+        bytes32 dataRoot,
+        bytes32 aggregatesRoot,
+        bytes32 rewardRoot,
+        bytes32 batchCidHash,
+        bytes32 manifestCidHash,
         uint256 conflictingSignerBitmap
     );
     event OperatorSetPinned(bytes32 indexed jobId, uint32 acceptedCheckpoints);
@@ -133,6 +148,7 @@ contract EpochVerifier is EIP712 {
     error InvalidWeightCap(uint16 maxOperatorWeightBps);
     error InvalidSubmissionDelay(uint32 maxSubmissionDelay);
     error EmptyBatchCid();
+    error EmptyManifestCid();
     error EpochNotEnded(bytes32 jobId, uint64 epoch, uint64 endsAt);
     error SubmissionWindowClosed(bytes32 jobId, uint64 epoch, uint64 closedAt);
     error EpochAlreadyVerified(bytes32 jobId, uint64 epoch);
@@ -267,7 +283,12 @@ contract EpochVerifier is EIP712 {
 
     /// @notice Verifies and records one epoch's result. A second, different result signed by a
     ///         quorum is not recorded: it is emitted as `Equivocation` evidence.
+    /// @param dataRoot root of the accepted readings' tree (`verifyReadingData`).
+    /// @param aggregatesRoot root of the per-device aggregates' tree (`verifyAggregate`).
+    /// @param rewardRoot root of the cumulative rewards' tree (RewardDistributor claims).
     /// @param batchCid the binary CID of the epoch's batch (its keccak256 is signed; the CID is emitted).
+    /// @param manifestCid the binary CID of the epoch's manifest (its keccak256 is signed and
+    ///        stored; the CID is emitted): it links the batch, dead letters, tree dumps and state.
     /// @param signerBitmap bit i set: the operator in slot i of the set signed.
     /// @param signature aggregate signature: bn254 G1 (64 bytes) or bls12381 G2 (256 bytes, EIP-2537).
     /// @param apkG2 bn254: the signers' aggregate G2 key (128 bytes, EIP-197); bls12381: empty.
@@ -276,8 +297,10 @@ contract EpochVerifier is EIP712 {
         bytes32 jobId,
         uint64 epoch,
         bytes32 dataRoot,
+        bytes32 aggregatesRoot,
         bytes32 rewardRoot,
         bytes calldata batchCid,
+        bytes calldata manifestCid,
         uint256 signerBitmap,
         bytes calldata signature,
         bytes calldata apkG2
@@ -285,28 +308,42 @@ contract EpochVerifier is EIP712 {
         Job memory job = jobs[jobId];
         if (job.owner == address(0)) revert UnknownJob(jobId);
         if (batchCid.length == 0) revert EmptyBatchCid();
-        bytes32 cidHash = keccak256(batchCid);
+        if (manifestCid.length == 0) revert EmptyManifestCid();
+        bytes32 batchCidHash = keccak256(batchCid);
+        bytes32 manifestCidHash = keccak256(manifestCid);
         EpochRecord storage rec = _epochs[jobId][epoch];
-        bytes32 recorded = rec.batchCidHash;
+        bytes32 recorded = rec.manifestCidHash;
         if (
-            recorded != bytes32(0) && rec.dataRoot == dataRoot && rec.rewardRoot == rewardRoot
-                && recorded == cidHash
+            recorded != bytes32(0) && recorded == manifestCidHash && rec.dataRoot == dataRoot
+                && rec.aggregatesRoot == aggregatesRoot && rec.rewardRoot == rewardRoot
         ) revert EpochAlreadyVerified(jobId, epoch);
         uint64 ref = _checkWindow(jobId, job, epoch);
 
-        digest = _digest(jobId, epoch, dataRoot, rewardRoot, cidHash);
+        digest = _digest(jobId, epoch, dataRoot, aggregatesRoot, rewardRoot, batchCidHash, manifestCidHash);
         (uint96 signedWeight, uint96 totalWeight) = _checkSigners(jobId, job, ref, digest, signerBitmap, signature, apkG2);
         if (recorded != bytes32(0)) {
             emit Equivocation(
-                jobId, epoch, _digest(jobId, epoch, rec.dataRoot, rec.rewardRoot, recorded), digest, signerBitmap
+                jobId, epoch, digest, dataRoot, aggregatesRoot, rewardRoot, batchCidHash, manifestCidHash, signerBitmap
             );
             return digest;
         }
         rec.dataRoot = dataRoot;
+        rec.aggregatesRoot = aggregatesRoot;
         rec.rewardRoot = rewardRoot;
-        rec.batchCidHash = cidHash;
+        rec.manifestCidHash = manifestCidHash;
         if (epoch >= job.latestPlusOne) jobs[jobId].latestPlusOne = epoch + 1;
-        emit EpochVerified(jobId, epoch, dataRoot, rewardRoot, batchCid, signerBitmap, signedWeight, totalWeight);
+        emit EpochVerified(
+            jobId,
+            epoch,
+            dataRoot,
+            aggregatesRoot,
+            rewardRoot,
+            batchCid,
+            manifestCid,
+            signerBitmap,
+            signedWeight,
+            totalWeight
+        );
     }
 
     /// @dev Reverts outside the epoch's submission window; returns the time whose set signs it.
@@ -332,12 +369,22 @@ contract EpochVerifier is EIP712 {
         return t > type(uint64).max ? type(uint64).max : uint64(t);
     }
 
-    function _digest(bytes32 jobId, uint64 epoch, bytes32 dataRoot, bytes32 rewardRoot, bytes32 cidHash)
-        internal
-        view
-        returns (bytes32)
-    {
-        return _hashTypedDataV4(keccak256(abi.encode(EPOCH_RESULT_TYPEHASH, jobId, epoch, dataRoot, rewardRoot, cidHash)));
+    function _digest(
+        bytes32 jobId,
+        uint64 epoch,
+        bytes32 dataRoot,
+        bytes32 aggregatesRoot,
+        bytes32 rewardRoot,
+        bytes32 batchCidHash,
+        bytes32 manifestCidHash
+    ) internal view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    EPOCH_RESULT_TYPEHASH, jobId, epoch, dataRoot, aggregatesRoot, rewardRoot, batchCidHash, manifestCidHash
+                )
+            )
+        );
     }
 
     function _checkSigners(
@@ -373,13 +420,15 @@ contract EpochVerifier is EIP712 {
     // ------------------------------------------------------------------ views
 
     /// @notice A verified epoch's commitments; `verified` is false (and the rest zero) otherwise.
+    ///         Both CIDs themselves are in the epoch's `EpochVerified` event.
     function epochResult(bytes32 jobId, uint64 epoch)
         external
         view
-        returns (bool verified, bytes32 dataRoot, bytes32 rewardRoot, bytes32 batchCidHash)
+        returns (bool verified, bytes32 dataRoot, bytes32 aggregatesRoot, bytes32 rewardRoot, bytes32 manifestCidHash)
     {
         EpochRecord storage rec = _epochs[jobId][epoch];
-        return (rec.batchCidHash != bytes32(0), rec.dataRoot, rec.rewardRoot, rec.batchCidHash);
+        manifestCidHash = rec.manifestCidHash;
+        return (manifestCidHash != bytes32(0), rec.dataRoot, rec.aggregatesRoot, rec.rewardRoot, manifestCidHash);
     }
 
     /// @notice The verified reward root of (job, epoch), or zero when the epoch is not verified.
@@ -437,17 +486,39 @@ contract EpochVerifier is EIP712 {
         returns (bool)
     {
         EpochRecord storage rec = _epochs[jobId][epoch];
-        if (rec.batchCidHash == bytes32(0)) return false;
-        return MerkleProof.verifyCalldata(proof, rec.dataRoot, keccak256(bytes.concat(keccak256(encodedLeaf))));
+        if (rec.manifestCidHash == bytes32(0)) return false;
+        return _verifyLeaf(proof, rec.dataRoot, encodedLeaf);
     }
 
-    /// @notice The digest the committee signs for a result (EIP-712, this contract's domain).
-    function epochDigest(bytes32 jobId, uint64 epoch, bytes32 dataRoot, bytes32 rewardRoot, bytes32 batchCidHash)
+    /// @notice Whether the aggregate whose ABI-encoded values are `encodedLeaf` is in the verified
+    ///         aggregates root of (job, epoch): one leaf per device and field,
+    ///         `abi.encode(address device, string field, uint64 count, int256 min, int256 max,
+    ///         int256 sum, uint8[] quantilePercents, int256[] quantileValues)`. The leaf is hashed
+    ///         here as StandardMerkleTree does (keccak256 twice), so no internal node can pose as
+    ///         one; a caller decodes the same bytes to act on the values it proved.
+    /// @return false when the epoch is not verified or the leaf is not in its aggregates root.
+    function verifyAggregate(bytes32 jobId, uint64 epoch, bytes calldata encodedLeaf, bytes32[] calldata proof)
         external
         view
-        returns (bytes32)
+        returns (bool)
     {
-        return _digest(jobId, epoch, dataRoot, rewardRoot, batchCidHash);
+        EpochRecord storage rec = _epochs[jobId][epoch];
+        if (rec.manifestCidHash == bytes32(0)) return false;
+        return _verifyLeaf(proof, rec.aggregatesRoot, encodedLeaf);
+    }
+
+    /// @notice The digest the committee signs for a result (EIP-712, this contract's domain);
+    ///         the CIDs enter as their keccak256.
+    function epochDigest(
+        bytes32 jobId,
+        uint64 epoch,
+        bytes32 dataRoot,
+        bytes32 aggregatesRoot,
+        bytes32 rewardRoot,
+        bytes32 batchCidHash,
+        bytes32 manifestCidHash
+    ) external view returns (bytes32) {
+        return _digest(jobId, epoch, dataRoot, aggregatesRoot, rewardRoot, batchCidHash, manifestCidHash);
     }
 
     /// @notice The EIP-712 domain separator of this contract.
@@ -473,6 +544,15 @@ contract EpochVerifier is EIP712 {
     }
 
     // ------------------------------------------------------------------ internals
+
+    /// @dev StandardMerkleTree's leaf hash (double keccak256 of the ABI encoding) proven against `root`.
+    function _verifyLeaf(bytes32[] calldata proof, bytes32 root, bytes calldata encodedLeaf)
+        internal
+        pure
+        returns (bool)
+    {
+        return MerkleProof.verifyCalldata(proof, root, keccak256(bytes.concat(keccak256(encodedLeaf))));
+    }
 
     function _verify(uint8 scheme, bytes32 digest, bytes memory apk, bytes calldata signature, bytes calldata apkG2)
         internal

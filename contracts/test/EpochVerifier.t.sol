@@ -40,14 +40,16 @@ contract EpochVerifierTest is Base {
         EpochVerifier verifier = new EpochVerifier(OperatorRegistry(address(new InfinityRegistry(1))));
         bytes32 jobId = _job(verifier);
         vm.expectRevert(EpochVerifier.AggregateAtInfinity.selector);
-        verifier.submitEpoch(jobId, 1, keccak256("d"), keccak256("r"), hex"01", 3, new bytes(64), new bytes(128));
+        verifier.submitEpoch(
+            jobId, 1, keccak256("d"), keccak256("a"), keccak256("r"), hex"01", hex"02", 3, new bytes(64), new bytes(128)
+        );
     }
 
     function test_RevertWhen_InfinityAggregateSignsAnyMessage_bls12381() public {
         EpochVerifier verifier = new EpochVerifier(OperatorRegistry(address(new InfinityRegistry(2))));
         bytes32 jobId = _job(verifier);
         vm.expectRevert(EpochVerifier.AggregateAtInfinity.selector);
-        verifier.submitEpoch(jobId, 1, keccak256("d"), keccak256("r"), hex"01", 3, new bytes(256), "");
+        verifier.submitEpoch(jobId, 1, keccak256("d"), keccak256("a"), keccak256("r"), hex"01", hex"02", 3, new bytes(256), "");
     }
 
     function testFuzz_submissionWindowBoundsEveryEpoch(uint64 genesis, uint32 epochSeconds, uint32 delay, uint64 epoch)

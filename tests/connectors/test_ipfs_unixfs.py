@@ -217,7 +217,7 @@ def test_fast_base32_matches_multiformats(digest: bytes, codec: int) -> None:
 def test_cid_to_bytes_and_epoch_result() -> None:
     binary = cid_to_bytes(HELLO)
     assert binary == bytes.fromhex("01551220") + hashlib.sha256(b"hello world\n").digest()
-    result = EpochResult(b"\x01" * 32, 3, b"\x02" * 32, b"\x03" * 32, binary)
+    result = EpochResult(b"\x01" * 32, 3, b"\x02" * 32, b"\x04" * 32, b"\x03" * 32, binary, binary)
     assert len(epoch_result_struct_hash(result)) == 32
 
 

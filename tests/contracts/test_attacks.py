@@ -9,7 +9,7 @@ interfere. The rogue-key and removal attacks get their own sets.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 from eth_abi import encode as abi_encode
@@ -43,6 +43,8 @@ from veristream.provers.merkle import StandardMerkleTree
 
 WEIGHTS = [3, 3, 3, 1]
 CID = bytes.fromhex("01551220") + keccak256(b"batch")
+MANIFEST = bytes.fromhex("01551220") + keccak256(b"manifest")
+AGGREGATES = keccak256(b"aggregates")
 
 
 @dataclass
@@ -85,7 +87,7 @@ def verified_epoch(
     """Submits an epoch signed by ``signers`` (default all) with ``tree`` as its reward root."""
     reward_root = tree.root_bytes if tree is not None else keccak256(b"reward" + bytes([epoch]))
     data_root = data_root or keccak256(b"data" + bytes([epoch]))
-    result = EpochResult(w.job, epoch, data_root, reward_root, CID)
+    result = EpochResult(w.job, epoch, data_root, AGGREGATES, reward_root, CID, MANIFEST)
     signed = w.committee.sign(epoch_digest(w.chain, w.dep, result), signers or [0, 1, 2, 3])
     submit_epoch(w.chain, w.dep, result, signed.signer_bitmap, signed.signature, signed.apk_g2)
     return result
@@ -107,7 +109,7 @@ def test_replayed_epoch_submission_is_rejected(world: World) -> None:
 
 def test_second_different_result_for_an_epoch_does_not_replace_it(world: World) -> None:
     first = verified_epoch(world, 2)
-    other = EpochResult(world.job, 2, keccak256(b"other data"), keccak256(b"other rewards"), CID)
+    other = EpochResult(world.job, 2, keccak256(b"other data"), AGGREGATES, keccak256(b"other rewards"), CID, MANIFEST)
     signed = world.committee.sign(epoch_digest(world.chain, world.dep, other), [0, 1, 2, 3])
     # signed by a quorum: recorded as equivocation evidence, the verified result stays
     submit_epoch(world.chain, world.dep, other, signed.signer_bitmap, signed.signature, signed.apk_g2)
@@ -119,8 +121,37 @@ def test_second_different_result_for_an_epoch_does_not_replace_it(world: World) 
         submit_epoch(world.chain, world.dep, other, short.signer_bitmap, short.signature, short.apk_g2)
 
 
+def test_a_result_differing_only_in_aggregates_or_manifest_is_evidence(world: World) -> None:
+    # a quorum re-signing the epoch with other aggregates (what a parametric payout reads) or
+    # another manifest cannot replace the verified result: each is equivocation evidence
+    # a job of its own: the shared job's claims pay against its highest verified epoch
+    job = create_job(world.chain, world.dep, "aggregates-lie", world.set_id, quorum_bps=6667, genesis=0, epoch_seconds=60)
+    world = World(world.chain, world.dep, world.committee, world.set_id, job, world.accounts)
+    first = verified_epoch(world, 20)
+    verifier = contract(world.chain, "EpochVerifier", world.dep.epoch_verifier)
+    for lie in (
+        replace(first, aggregates_root=keccak256(b"forged aggregates")),
+        replace(first, manifest_cid=MANIFEST + b"\x01"),
+    ):
+        signed = world.committee.sign(epoch_digest(world.chain, world.dep, lie), [0, 1, 2, 3])
+        submit_epoch(world.chain, world.dep, lie, signed.signer_bitmap, signed.signature, signed.apk_g2)
+        [event] = verifier.events.Equivocation.get_logs(
+            from_block=world.chain.w3.eth.block_number, argument_filters={"epoch": 20}
+        )
+        assert bytes(event["args"]["conflictingDigest"]) == epoch_digest(world.chain, world.dep, lie)
+    info = epoch_info(world.chain, world.dep, world.job, 20)
+    assert info is not None
+    assert (info.aggregates_root, info.manifest_cid_hash) == (AGGREGATES, keccak256(MANIFEST))
+    # the same roots and manifest with another batch CID: the manifest names the batch, so this
+    # is the verified result again, not a second one
+    again = replace(first, batch_cid=CID + b"\x02")
+    signed = world.committee.sign(epoch_digest(world.chain, world.dep, again), [0, 1, 2, 3])
+    with expect("EpochAlreadyVerified"):
+        submit_epoch(world.chain, world.dep, again, signed.signer_bitmap, signed.signature, signed.apk_g2)
+
+
 def test_quorum_one_weight_short_is_rejected_and_exact_quorum_passes(world: World) -> None:
-    result = EpochResult(world.job, 3, keccak256(b"d3"), keccak256(b"r3"), CID)
+    result = EpochResult(world.job, 3, keccak256(b"d3"), AGGREGATES, keccak256(b"r3"), CID, MANIFEST)
     digest = epoch_digest(world.chain, world.dep, result)
     short = world.committee.sign(digest, [0, 1])  # weight 6 of 10, needs 7
     with expect("QuorumNotMet"):
@@ -131,7 +162,7 @@ def test_quorum_one_weight_short_is_rejected_and_exact_quorum_passes(world: Worl
 
 
 def test_bitmap_overstating_the_signers_is_rejected(world: World) -> None:
-    result = EpochResult(world.job, 4, keccak256(b"d4"), keccak256(b"r4"), CID)
+    result = EpochResult(world.job, 4, keccak256(b"d4"), AGGREGATES, keccak256(b"r4"), CID, MANIFEST)
     digest = epoch_digest(world.chain, world.dep, result)
     three = world.committee.sign(digest, [0, 1, 2])
     # claims slot 3 signed too, with the three signers' own aggregate key and signature
@@ -143,7 +174,7 @@ def test_bitmap_overstating_the_signers_is_rejected(world: World) -> None:
 
 
 def test_aggregate_missing_one_signer_is_rejected(world: World) -> None:
-    result = EpochResult(world.job, 5, keccak256(b"d5"), keccak256(b"r5"), CID)
+    result = EpochResult(world.job, 5, keccak256(b"d5"), AGGREGATES, keccak256(b"r5"), CID, MANIFEST)
     digest = epoch_digest(world.chain, world.dep, result)
     full = world.committee.sign(digest, [0, 1, 2, 3])
     three = world.committee.sign(digest, [0, 1, 2])
@@ -152,8 +183,8 @@ def test_aggregate_missing_one_signer_is_rejected(world: World) -> None:
 
 
 def test_signature_over_another_message_is_rejected(world: World) -> None:
-    result = EpochResult(world.job, 6, keccak256(b"d6"), keccak256(b"r6"), CID)
-    lie = EpochResult(world.job, 6, keccak256(b"d6"), keccak256(b"r6 lie"), CID)
+    result = EpochResult(world.job, 6, keccak256(b"d6"), AGGREGATES, keccak256(b"r6"), CID, MANIFEST)
+    lie = EpochResult(world.job, 6, keccak256(b"d6"), AGGREGATES, keccak256(b"r6 lie"), CID, MANIFEST)
     signed = world.committee.sign(epoch_digest(world.chain, world.dep, lie), [0, 1, 2, 3])
     with expect("InvalidSignature"):
         submit_epoch(world.chain, world.dep, result, signed.signer_bitmap, signed.signature, signed.apk_g2)
@@ -172,7 +203,7 @@ def test_rogue_key_cannot_register_or_forge_an_aggregate(world: World) -> None:
     with expect("InvalidProofOfPossession"):
         register_operator(world.chain, world.dep, world.set_id, world.accounts[8], 5, rogue_pk1, fake_pop, rogue_pk2)
     # at submission: the attacker alone signs, names every slot and offers its own G2 key
-    result = EpochResult(world.job, 7, keccak256(b"d7"), keccak256(b"r7"), CID)
+    result = EpochResult(world.job, 7, keccak256(b"d7"), AGGREGATES, keccak256(b"r7"), CID, MANIFEST)
     digest = epoch_digest(world.chain, world.dep, result)
     alone = bn254.sign(0xBAD, digest)
     with expect("InvalidSignature"):
@@ -200,7 +231,7 @@ def test_signature_from_an_operator_removed_before_the_epoch_is_rejected(world: 
     w = World(chain, dep, committee, set_id, job, world.accounts)
 
     # epoch 2 started after the removal took effect: operator 2 is out of the set
-    late = EpochResult(job, 2, keccak256(b"late"), keccak256(b"late r"), CID)
+    late = EpochResult(job, 2, keccak256(b"late"), AGGREGATES, keccak256(b"late r"), CID, MANIFEST)
     signed = committee.sign(epoch_digest(chain, dep, late), [0, 1, 2])
     with expect("SignerNotInSet"):
         submit_epoch(chain, dep, late, signed.signer_bitmap, signed.signature, signed.apk_g2)
@@ -209,7 +240,7 @@ def test_signature_from_an_operator_removed_before_the_epoch_is_rejected(world: 
 
     # epoch 0 started before the removal: the snapshot still counts operator 2, and exactly
     # 2 of its 3 operators meet the 2/3 quorum (a fraction, not 6667 bps rounded up)
-    early = EpochResult(job, 0, keccak256(b"early"), keccak256(b"early r"), CID)
+    early = EpochResult(job, 0, keccak256(b"early"), AGGREGATES, keccak256(b"early r"), CID, MANIFEST)
     signed = w.committee.sign(epoch_digest(chain, dep, early), [0, 2])
     receipt = submit_epoch(chain, dep, early, signed.signer_bitmap, signed.signature, signed.apk_g2)
     assert receipt.gas_used > 0
@@ -277,7 +308,7 @@ def test_claim_against_an_unverified_or_replaced_root_is_rejected(world: World) 
         claim(world.chain, world.dep, world.job, alice, 10**6, _bytes(greedy.get_proof(0)))
     verified_epoch(world, 14, honest)
     # the greedy tree cannot replace the verified root (a quorum signing it is evidence) ...
-    result = EpochResult(world.job, 14, keccak256(b"data" + bytes([14])), greedy.root_bytes, CID)
+    result = EpochResult(world.job, 14, keccak256(b"data" + bytes([14])), AGGREGATES, greedy.root_bytes, CID, MANIFEST)
     signed = world.committee.sign(epoch_digest(world.chain, world.dep, result), [0, 1, 2, 3])
     submit_epoch(world.chain, world.dep, result, signed.signer_bitmap, signed.signature, signed.apk_g2)
     # ... and its proofs do not open the verified one
@@ -314,7 +345,7 @@ def test_reentrancy_through_a_malicious_token_is_rejected(world: World) -> None:
 
 
 def test_bad_encodings_fail_with_clear_errors(world: World) -> None:
-    result = EpochResult(world.job, 16, keccak256(b"d16"), keccak256(b"r16"), CID)
+    result = EpochResult(world.job, 16, keccak256(b"d16"), AGGREGATES, keccak256(b"r16"), CID, MANIFEST)
     signed = world.committee.sign(epoch_digest(world.chain, world.dep, result), [0, 1, 2, 3])
     with expect("InvalidSignatureLength"):
         submit_epoch(world.chain, world.dep, result, signed.signer_bitmap, signed.signature[:63], signed.apk_g2)
@@ -323,5 +354,5 @@ def test_bad_encodings_fail_with_clear_errors(world: World) -> None:
         pop = k.registration_pop(world.chain.chain_id, world.dep.operator_registry, world.set_id, world.accounts[8])
         register_operator(world.chain, world.dep, world.set_id, world.accounts[8], 1, k.pubkey[:63], pop, k.pubkey_g2)
     with expect("UnknownJob"):
-        submit_epoch(world.chain, world.dep, EpochResult(b"\x07" * 32, 1, result.data_root, result.reward_root, CID),
+        submit_epoch(world.chain, world.dep, EpochResult(b"\x07" * 32, 1, result.data_root, AGGREGATES, result.reward_root, CID, MANIFEST),
                      signed.signer_bitmap, signed.signature, signed.apk_g2)

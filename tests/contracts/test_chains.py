@@ -37,6 +37,7 @@ from veristream.contracts import (
     register_device,
     submit_epoch,
     token_balance,
+    verify_aggregate,
 )
 from veristream.contracts.anvil import AnvilNode, anvil
 from veristream.contracts.committee import LocalCommittee
@@ -61,6 +62,13 @@ def _proof(tree: StandardMerkleTree, index: int) -> list[bytes]:
 
 def _cid(epoch: int) -> bytes:
     return bytes.fromhex("01551220") + keccak256(b"batch %d" % epoch)
+
+
+def _manifest(epoch: int) -> bytes:
+    return bytes.fromhex("01551220") + keccak256(b"manifest %d" % epoch)
+
+
+AGGREGATE_LEAF = ["address", "string", "uint64", "int256", "int256", "int256", "uint8[]", "int256[]"]
 
 
 def setup_job(chain: Chain, scheme: str, size: int, name: str) -> tuple[Deployment, LocalCommittee, bytes]:
@@ -90,8 +98,11 @@ def scenario(chain: Chain) -> dict[str, Any]:
     data_tree = StandardMerkleTree.of(readings, ["bytes32"])
     t0 = StandardMerkleTree.of([[alice, 100], [bob, 40]], ["address", "uint256"])
     t1 = StandardMerkleTree.of([[alice, 180], [bob, 90]], ["address", "uint256"])
-    r0 = EpochResult(job, 0, data_tree.root_bytes, t0.root_bytes, _cid(0))
-    r1 = EpochResult(job, 1, keccak256(b"data 1"), t1.root_bytes, _cid(1))
+    aggregates = StandardMerkleTree.of(
+        [[alice, "pm25", 3, -4, 91, 120, [50, 90], [30, 80]], [bob, "pm25", 1, 7, 7, 7, [50], [7]]], AGGREGATE_LEAF
+    )
+    r0 = EpochResult(job, 0, data_tree.root_bytes, aggregates.root_bytes, t0.root_bytes, _cid(0), _manifest(0))
+    r1 = EpochResult(job, 1, keccak256(b"data 1"), keccak256(b"aggregates 1"), t1.root_bytes, _cid(1), _manifest(1))
     fund_rewards(chain, dep, job, 1_000, mint=True)
     submit(chain, dep, committee, r0, [0, 1, 2, 3])
     claim(chain, dep, job, alice, 100, _proof(t0, 0))
@@ -128,6 +139,17 @@ def scenario(chain: Chain) -> dict[str, Any]:
         "reading_not_in_epoch1": epoch_contains_reading_data(
             chain, dep, job, 1, abi_encode(["bytes32"], readings[3]), _proof(data_tree, 3)
         ),
+        "aggregate_in_root": verify_aggregate(
+            chain, dep, job, 0, abi_encode(AGGREGATE_LEAF, aggregates.at(0)), _proof(aggregates, 0)
+        ),
+        "aggregate_not_in_epoch1": verify_aggregate(
+            chain, dep, job, 1, abi_encode(AGGREGATE_LEAF, aggregates.at(0)), _proof(aggregates, 0)
+        ),
+        "aggregate_is_not_a_reading": epoch_contains_reading_data(
+            chain, dep, job, 0, abi_encode(AGGREGATE_LEAF, aggregates.at(0)), _proof(aggregates, 0)
+        ),
+        "manifests": [info0.manifest_cid, info1.manifest_cid],
+        "stored": [(info0.aggregates_root, info0.manifest_cid_hash), (info1.aggregates_root, info1.manifest_cid_hash)],
         "device_signature": check_reading_signature(
             chain, dep, device, 1, reading.timestamp_ms, keccak256(b"{}"), signed_reading.signature
         ),
@@ -142,6 +164,10 @@ EXPECTED = {
     "pool": 1_000 - 270,
     "reading_in_root": True,
     "reading_not_in_epoch1": False,
+    "aggregate_in_root": True,
+    "aggregate_not_in_epoch1": False,
+    "aggregate_is_not_a_reading": False,
+    "manifests": [_manifest(0), _manifest(1)],
     "device_signature": True,
 }
 
@@ -158,6 +184,7 @@ def test_same_scenario_on_both_chains(kind: str, request: pytest.FixtureRequest)
     for key, value in EXPECTED.items():
         assert outcome[key] == value, key
     assert outcome["cids"] == [_cid(0), _cid(1)]
+    assert outcome["stored"][1] == (keccak256(b"aggregates 1"), keccak256(_manifest(1)))
 
 
 @pytest.mark.parametrize("kind", ["embedded", "anvil"])
@@ -166,7 +193,7 @@ def test_bls12381_epoch_on_both_chains(kind: str, request: pytest.FixtureRequest
     chain = connect(target)
     try:
         dep, committee, job = setup_job(chain, "bls12381", 3, "bls-" + kind)
-        result = EpochResult(job, 1, keccak256(b"d"), keccak256(b"r"), _cid(1))
+        result = EpochResult(job, 1, keccak256(b"d"), keccak256(b"a"), keccak256(b"r"), _cid(1), _manifest(1))
         digest = epoch_digest(chain, dep, result)
         wrong = committee.sign(digest, [0, 1])
         # a signature of two operators presented as all three
@@ -187,10 +214,10 @@ def test_256_operators_on_anvil(anvil_node: AnvilNode) -> None:
     assert (count, total) == (256, 256)
     assert max(committee.slots.values()) == 255
     # the job's genesis is two epochs back: epochs 0 and 1 have ended
-    all_gas = submit(chain, dep, committee, EpochResult(job, 0, keccak256(b"a"), keccak256(b"b"), _cid(0)), list(range(256)))
+    all_gas = submit(chain, dep, committee, EpochResult(job, 0, keccak256(b"a"), keccak256(b"g"), keccak256(b"b"), _cid(0), _manifest(0)), list(range(256)))
     absent = set(range(0, 256, 3)[:85])  # one third absent: 171 of 256 sign, the 2/3 quorum
     present = [i for i in range(256) if i not in absent]
-    submit(chain, dep, committee, EpochResult(job, 1, keccak256(b"c"), keccak256(b"d"), _cid(1)), present)
+    submit(chain, dep, committee, EpochResult(job, 1, keccak256(b"c"), keccak256(b"g"), keccak256(b"d"), _cid(1), _manifest(1)), present)
     info = epoch_info(chain, dep, job, 1)
     assert info is not None and info.signed_weight == len(present) and info.total_weight == 256
     assert all_gas < 400_000
@@ -233,7 +260,7 @@ def test_embedded_chain_state_survives_across_processes(tmp_path: Path) -> None:
     dep, committee, job = setup_job(chain, "bn254", 4, "persist")
     alice = chain.accounts[6]
     tree = StandardMerkleTree.of([[alice, 100], [chain.accounts[7], 5]], ["address", "uint256"])
-    submit(chain, dep, committee, EpochResult(job, 0, keccak256(b"d"), tree.root_bytes, _cid(0)), [0, 1, 2, 3])
+    submit(chain, dep, committee, EpochResult(job, 0, keccak256(b"d"), keccak256(b"a"), tree.root_bytes, _cid(0), _manifest(0)), [0, 1, 2, 3])
     fund_rewards(chain, dep, job, 500, mint=True)
     head = chain.w3.eth.block_number
     # while this process holds the chain, another one is refused

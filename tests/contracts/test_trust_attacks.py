@@ -49,6 +49,8 @@ from veristream.provers.errors import InputRejected
 from veristream.provers.merkle import StandardMerkleTree
 
 CID = bytes.fromhex("01551220") + keccak256(b"batch")
+MANIFEST = bytes.fromhex("01551220") + keccak256(b"manifest")
+AGGREGATES = keccak256(b"aggregates")
 EPOCH_S = 60
 POOL = 10**24
 YEAR = 365 * 24 * 3600
@@ -92,7 +94,7 @@ def proof_of(tree: StandardMerkleTree, index: int) -> list[bytes]:
 def sign_and_submit(
     w: World, committee: LocalCommittee, epoch: int, tree: StandardMerkleTree, signers: list[int]
 ) -> EpochResult:
-    result = EpochResult(w.job, epoch, keccak256(b"data %d" % epoch), tree.root_bytes, CID)
+    result = EpochResult(w.job, epoch, keccak256(b"data %d" % epoch), AGGREGATES, tree.root_bytes, CID, MANIFEST)
     signed = committee.sign(epoch_digest(w.chain, w.dep, result), signers)
     submit_epoch(w.chain, w.dep, result, signed.signer_bitmap, signed.signature, signed.apk_g2)
     return result
@@ -177,7 +179,7 @@ def test_RevertWhen_RegistryOwnerAddsADominantKeyAndSignsThePinnedJobsNextEpoch(
     epoch = (start - w.genesis) // EPOCH_S + 1
     until_epoch_end(w, epoch)
     loot = reward_tree([(w.accounts[9], POOL), (w.accounts[8], 1)])
-    result = EpochResult(w.job, epoch, keccak256(b"loot"), loot.root_bytes, CID)
+    result = EpochResult(w.job, epoch, keccak256(b"loot"), AGGREGATES, loot.root_bytes, CID, MANIFEST)
     digest = epoch_digest(w.chain, w.dep, result)
     signed = owner_key.sign(digest, [0])
     # ... and signs the next epoch alone: the job never accepted that set
@@ -231,7 +233,7 @@ def test_RevertWhen_OneOperatorHoldsMoreWeightThanTheJobsCap() -> None:
         genesis = chain.timestamp() - EPOCH_S
         job = create_job(chain, dep, "capped", set_id, quorum=(2, 3), genesis=genesis, epoch_seconds=EPOCH_S,
                          max_operator_weight_bps=5000)
-        result = EpochResult(job, 0, keccak256(b"d"), keccak256(b"r"), CID)
+        result = EpochResult(job, 0, keccak256(b"d"), AGGREGATES, keccak256(b"r"), CID, MANIFEST)
         signed = committee.sign(epoch_digest(chain, dep, result), [2])
         with pytest.raises(ContractRevert, match=r"^OperatorWeightAboveCap"):
             submit_epoch(chain, dep, result, signed.signer_bitmap, signed.signature, signed.apk_g2)
@@ -289,8 +291,21 @@ def test_RevertWhen_AConflictingResultIsSignedByAQuorum(world: World) -> None:
     verifier = contract(w.chain, "EpochVerifier", w.dep.epoch_verifier)
     [event] = verifier.events.Equivocation.get_logs(from_block=0)
     args = event["args"]
-    assert bytes(args["recordedDigest"]) == epoch_digest(w.chain, w.dep, first)
     assert bytes(args["conflictingDigest"]) == epoch_digest(w.chain, w.dep, second)
+    # the evidence is self-contained: the conflicting digest recomputes from the event's fields ...
+    from_event = verifier.functions.epochDigest(
+        w.job, 0, args["dataRoot"], args["aggregatesRoot"], args["rewardRoot"], args["batchCidHash"],
+        args["manifestCidHash"],
+    )
+    assert bytes(w.chain.call(from_event)) == bytes(args["conflictingDigest"])
+    assert bytes(args["rewardRoot"]) == second.reward_root
+    assert bytes(args["manifestCidHash"]) == keccak256(second.manifest_cid)
+    # ... and the recorded one from storage and its EpochVerified event
+    assert info.batch_cid is not None and info.manifest_cid is not None
+    recorded = EpochResult(
+        w.job, 0, info.data_root, info.aggregates_root, info.reward_root, info.batch_cid, info.manifest_cid
+    )
+    assert epoch_digest(w.chain, w.dep, recorded) == epoch_digest(w.chain, w.dep, first)
     assert info.signer_bitmap == w.committee.sign(b"\x01" * 32, [0, 1, 2]).signer_bitmap
     assert args["conflictingSignerBitmap"] == w.committee.sign(b"\x01" * 32, [1, 2, 3]).signer_bitmap
     # operators 1 and 2 signed both: the evidence names them
