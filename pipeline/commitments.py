@@ -31,14 +31,14 @@ lose digits above 2**53, and ``load`` hashes every value again).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from veristream.pipeline.aggregates import FieldStats
 from veristream.pipeline.records import Candidate
 from veristream.pipeline.registry import device_address
 from veristream.provers import merkle_core
-from veristream.provers.encoding import canonical_json, keccak256
+from veristream.provers.encoding import AbiType, canonical_json, keccak256, parse_abi_type
 from veristream.provers.errors import InputRejected
 from veristream.provers.merkle import StandardMerkleTree
 
@@ -181,21 +181,37 @@ def reward_tree(cumulative: Mapping[bytes, int]) -> StandardMerkleTree | None:
     return result
 
 
-def _decimal_ints(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_decimal_ints(item) for item in value]
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
+def _decimal(value: Any) -> Any:
+    return str(value)
+
+
+def _decimals(values: Any) -> Any:
+    return [str(v) for v in values]
+
+
+def _same(value: Any) -> Any:
     return value
+
+
+def _json_safe_column(abi_type: AbiType) -> Callable[[Any], Any]:
+    """How a leaf column goes into a dump: integers (and arrays of them) as decimal strings."""
+    if abi_type.kind in ("uint", "int"):
+        return _decimal
+    if abi_type.kind == "array" and abi_type.items[0].kind in ("uint", "int"):
+        return _decimals
+    if abi_type.kind in ("array", "tuple"):
+        raise InputRejected(f"a dump column of type {abi_type.canonical} is not supported")
+    return _same
 
 
 def dump_json(tree: StandardMerkleTree) -> bytes:
     """The tree's ``standard-v1`` dump as canonical JSON, every integer in its leaf values a
     decimal string: what is stored on IPFS, and loads with ``StandardMerkleTree.load`` in
     JavaScript (``@openzeppelin/merkle-tree``) and here alike."""
+    columns = [_json_safe_column(parse_abi_type(t)) for t in tree.leaf_encoding]
     dump = tree.dump()
     for entry in dump["values"]:
-        entry["value"] = _decimal_ints(entry["value"])
+        entry["value"] = [column(value) for column, value in zip(columns, entry["value"], strict=True)]
     return canonical_json(dump)
 
 
