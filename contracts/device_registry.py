@@ -17,6 +17,14 @@ from typing import Any
 
 from veristream.contracts.chain import Chain, Receipt
 from veristream.contracts.deploy import Deployment, checksum_address, contract
+from veristream.provers.did_ethr import (
+    ATTRIBUTE_CHANGED,
+    DELEGATE_CHANGED,
+    OWNER_CHANGED,
+    DidEvent,
+    bytes32_text,
+    previous_block,
+)
 from veristream.provers.encoding import (
     address_word,
     eip712_digest,
@@ -26,7 +34,7 @@ from veristream.provers.encoding import (
     parse_address,
     uint_word,
 )
-from veristream.provers.errors import InputRejected
+from veristream.provers.errors import ChainError, InputRejected
 from veristream.provers.readings import Domain
 from veristream.provers.schemes import secp256k1
 
@@ -308,4 +316,75 @@ def check_reading_signature(
         chain.call(
             registry.functions.verifyReadingSignature(checksum_address(device), seq, timestamp, payload_hash, signature)
         )
+    )
+
+
+# DID (ERC-1056) VIEWS
+
+
+DID_EVENT_SIGNATURES = {
+    OWNER_CHANGED: "DIDOwnerChanged(address,address,uint256)",
+    ATTRIBUTE_CHANGED: "DIDAttributeChanged(address,bytes32,bytes,uint256,uint256)",
+    DELEGATE_CHANGED: "DIDDelegateChanged(address,bytes32,address,uint256,uint256)",
+}
+_DID_TOPICS = {"0x" + keccak256(sig.encode()).hex(): kind for kind, sig in DID_EVENT_SIGNATURES.items()}
+
+
+def last_did_change(chain: Chain, dep: Deployment, identity: str) -> int:
+    """``changed(identity)``: the block of the identity's latest DID event (0: none)."""
+    registry = contract(chain, "DeviceRegistry", dep.device_registry)
+    return int(chain.call(registry.functions.changed(checksum_address(identity))))
+
+
+def did_events(chain: Chain, dep: Deployment, identity: str) -> list[DidEvent]:
+    """Every ERC-1056 event of ``identity`` in chain order, found as a did:ethr resolver finds
+    them: from ``changed(identity)`` back through each event's ``previousChange``, one block's
+    logs at a time (no scan from the deployment block)."""
+    registry = contract(chain, "DeviceRegistry", dep.device_registry)
+    identity_topic = "0x" + address_word(parse_address(identity)).hex()
+    handlers = {topic: getattr(registry.events, kind)() for topic, kind in _DID_TOPICS.items()}
+    history: list[DidEvent] = []
+    block = last_did_change(chain, dep, identity)
+    while block:
+        logs = chain.w3.eth.get_logs(
+            {
+                "address": registry.address,
+                "fromBlock": block,
+                "toBlock": block,
+                "topics": [list(_DID_TOPICS), identity_topic],
+            }
+        )
+        found = [_did_event(handlers["0x" + bytes(log["topics"][0]).hex()].process_log(log)) for log in logs]
+        if not found:
+            raise ChainError(
+                f"the DeviceRegistry's changes of {identity} link to block {block}, but the node returns no "
+                "logs there: it keeps no logs that old (use a node with the chain's full log history)"
+            )
+        found.sort(key=lambda e: e.log_index)
+        history[:0] = found
+        block = previous_block(found, block)
+    return history
+
+
+def _did_event(log: Any) -> DidEvent:
+    """A decoded ERC-1056 log as a ``DidEvent``."""
+    args = dict(log["args"])
+    kind = str(log["event"])
+    common = {
+        "kind": kind,
+        "block": int(log["blockNumber"]),
+        "log_index": int(log["logIndex"]),
+        "previous_change": int(args["previousChange"]),
+    }
+    if kind == OWNER_CHANGED:
+        return DidEvent(**common, owner=parse_address(args["owner"]))
+    if kind == ATTRIBUTE_CHANGED:
+        return DidEvent(
+            **common, name=bytes32_text(bytes(args["name"])), value=bytes(args["value"]), valid_to=int(args["validTo"])
+        )
+    return DidEvent(
+        **common,
+        name=bytes32_text(bytes(args["delegateType"])),
+        delegate=parse_address(args["delegate"]),
+        valid_to=int(args["validTo"]),
     )
