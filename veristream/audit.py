@@ -5,17 +5,21 @@ history, ingest log). The auditor needs only what the job spec names: the
 chain (and its deployment addresses), the IPFS store, and the device registry.
 
 1. **Chain**: the EpochVerifier says whether the epoch is verified and holds its
-   data root, reward root and batch CID (from the ``EpochVerified`` event).
-2. **Manifest chain**: the store's pinned manifests of the job are indexed; the
-   one for this epoch whose batch CID is the chain's is taken, and its
-   ``prev_manifest_cid`` links are walked back to the job's first epoch.
+   data, aggregates and reward roots and its manifest's CID hash; the
+   ``EpochVerified`` event gives the manifest's and the batch's CIDs.
+2. **Manifest chain**: the manifest the chain names is fetched from the store
+   (its CID must hash to the chain's ``manifestCidHash``, and it must name this
+   job, epoch and the chain's batch), and its ``prev_manifest_cid`` links are
+   walked back to the job's first epoch.
 3. **Replay**: from the empty state, every earlier epoch of that chain is
    re-executed with ``reexecute`` (the operators' code path). An earlier epoch
    with accepted readings must itself be verified on chain with the recomputed
-   roots and batch; so the state before the audited epoch is derived from the
-   chain's commitments, not trusted from a stored state file.
+   roots, batch and manifest; so the state before the audited epoch is derived
+   from the chain's commitments, not trusted from a stored state file.
 4. **Audited epoch**: its batch is fetched (every block re-hashed by the store),
-   re-executed, and data root, reward root and batch CID compared with the chain.
+   re-executed, and the three roots, the batch CID and the manifest CID hash
+   compared with the chain, and the manifest's tree dumps with the recomputed
+   trees' dumps.
 
 Cost is one re-execution per epoch up to the audited one.
 """
@@ -29,21 +33,18 @@ from typing import Any
 
 from veristream.chain import connect_job_chain
 from veristream.connectors.ipfs import BlockStore, open_store
-from veristream.connectors.ipfs.cid import RAW, cid_to_bytes, format_cid, normalize_cid, parse_cid
+from veristream.connectors.ipfs.cid import cid_to_bytes, format_cid, normalize_cid
 from veristream.contracts import epoch_info, load_deployment
 from veristream.contracts.deploy import DEPLOYMENT_FILE
 from veristream.devices import chain_devices
 from veristream.pipeline.compute import job_context
 from veristream.pipeline.jobspec import JobSpec
-from veristream.pipeline.manifest import manifest_from_json
+from veristream.pipeline.manifest import Manifest, TreeDumps, manifest_from_json
 from veristream.pipeline.reexecute import reexecute
 from veristream.pipeline.state import JobState
 from veristream.provers.encoding import keccak256
 from veristream.provers.epoch_result import job_id_hash
 from veristream.provers.errors import InputRejected
-
-# a manifest is a few hundred bytes: one raw block; batches and states larger than a chunk are skipped
-_MANIFEST_MARK = b'"batch_cid"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,58 +93,33 @@ class AuditReport:
         }
 
 
-def pinned_cids(store: BlockStore) -> list[str]:
-    """The store's pinned root CIDs (embedded: its pin folder; RPC: ``pin/ls`` of the node)."""
-    if hasattr(store, "pins"):
-        return list(store.pins())
-    import httpx
-
-    reply = httpx.post(f"{store.url}/api/v0/pin/ls", params={"type": "recursive"}, timeout=60.0)
-    if reply.status_code != 200:
-        raise InputRejected(f"IPFS node at {store.url} did not list its pins: HTTP {reply.status_code}")
-
-    keys = reply.json().get("Keys") or {}
-    return sorted(normalize_cid(str(k)) for k in keys)
-
-
-def job_manifests(store: BlockStore, job_id: str) -> dict[str, Any]:
-    """Every manifest of ``job_id`` pinned in ``store``, by CID."""
-    found: dict[str, Any] = {}
-    for cid in pinned_cids(store):
-        try:
-            if parse_cid(cid).codec != RAW:
-                continue
-            data = store.get(cid)
-        except (ValueError, LookupError):
-            continue  # not ours to judge here: only blocks on the audited path must be intact
-        if not data.startswith(b"{") or _MANIFEST_MARK not in data:
-            continue
-        try:
-            manifest = manifest_from_json(data)
-        except ValueError:
-            continue
-        if manifest.job_id == job_id:
-            found[cid] = manifest
-    return found
-
-
-def manifest_chain(manifests: dict[str, Any], head_cid: str) -> list[tuple[str, Any]]:
-    """The manifests from the job's first epoch up to ``head_cid``, oldest first."""
-    chain: list[tuple[str, Any]] = []
+def manifest_history(store: BlockStore, job_id: str, head_cid: str) -> list[tuple[str, Manifest]]:
+    """The manifests of ``job_id`` from its first epoch up to ``head_cid``, oldest first, each
+    fetched by CID (so re-hashed) following ``prev_manifest_cid``; ``InputRejected`` when a link
+    is missing, of another job, or does not go back in epochs."""
+    history: list[tuple[str, Manifest]] = []
     cid: str | None = head_cid
     while cid is not None:
-        if cid not in manifests:
-            raise InputRejected(f"manifest {cid} (linked from epoch {chain[-1][1].epoch}) is not in the store")
-        manifest = manifests[cid]
-        if chain and manifest.epoch >= chain[-1][1].epoch:
-            raise InputRejected(f"manifest chain goes from epoch {chain[-1][1].epoch} back to {manifest.epoch}")
-        chain.append((cid, manifest))
+        try:
+            manifest = manifest_from_json(store.get(cid))
+        except LookupError:
+            linked = f" (linked from epoch {history[-1][1].epoch})" if history else ""
+            raise InputRejected(f"manifest {cid}{linked} is not in the store") from None
+        if manifest.job_id != job_id:
+            raise InputRejected(f"manifest {cid} is of job {manifest.job_id!r}, not {job_id!r}")
+        if history and manifest.epoch >= history[-1][1].epoch:
+            raise InputRejected(f"manifest chain goes from epoch {history[-1][1].epoch} back to {manifest.epoch}")
+        history.append((cid, manifest))
         cid = manifest.prev_manifest_cid
-    return chain[::-1]
+    return history[::-1]
 
 
 def _hex(value: bytes) -> str:
     return "0x" + value.hex()
+
+
+def _trees(trees: TreeDumps) -> str:
+    return f"data {trees.data}, aggregates {trees.aggregates}, rewards {trees.rewards}"
 
 
 def audit_epoch(
@@ -181,25 +157,29 @@ def audit_epoch(
             report.reason = "the event's manifest CID does not hash to the stored manifestCidHash"
             return report
         chain_cid = format_cid(info.batch_cid)
-        say(f"chain: epoch {epoch} verified in tx {info.tx_hash}, batch {chain_cid}")
+        manifest_cid = format_cid(info.manifest_cid)
+        say(f"chain: epoch {epoch} verified in tx {info.tx_hash}, manifest {manifest_cid}, batch {chain_cid}")
 
-        # MANIFEST CHAIN
+        # MANIFEST CHAIN, FROM THE CHAIN'S MANIFEST
         store = open_store(job.ipfs, work_dir, read_only=True)
-        manifests = job_manifests(store, job.job_id)
-        heads = [cid for cid, m in manifests.items() if m.epoch == epoch and m.batch_cid == chain_cid]
-        if not heads:
+        try:
+            history = manifest_history(store, job.job_id, manifest_cid)
+        except ValueError as error:
+            report.reason = f"cannot follow the chain's manifest {manifest_cid}: {error}"
+            return report
+        head = history[-1][1]
+        if head.epoch != epoch or head.batch_cid != chain_cid:
             report.reason = (
-                f"no manifest of job {job.job_id!r} epoch {epoch} naming the chain's batch {chain_cid} "
-                f"is pinned in the store ({len(manifests)} manifests of the job found)"
+                f"the chain's manifest {manifest_cid} is of epoch {head.epoch} with batch {head.batch_cid}, "
+                f"not epoch {epoch} with the chain's batch {chain_cid}"
             )
             return report
-        history = manifest_chain(manifests, heads[0])
-        say(f"ipfs: manifest {heads[0]}, {len(history) - 1} earlier epochs to replay")
+        say(f"ipfs: manifest {manifest_cid}, {len(history) - 1} earlier epochs to replay")
 
         # REPLAY THE EARLIER EPOCHS FROM THE EMPTY STATE, EACH ANCHORED ON CHAIN
         ctx = job_context(job, devices=chain_devices(job, chain))
         state = JobState()
-        for _cid, manifest in history[:-1]:
+        for cid, manifest in history[:-1]:
             earlier = reexecute(
                 ctx, manifest.epoch, store.get(manifest.batch_cid), state, registry_block=manifest.device_registry_block
             )
@@ -215,8 +195,10 @@ def audit_epoch(
                     return report
                 if (
                     anchor.data_root != earlier.data_root
+                    or anchor.aggregates_root != earlier.aggregates_root
                     or anchor.reward_root != earlier.reward_root
-                    or anchor.batch_cid != cid_to_bytes(manifest.batch_cid)
+                    or anchor.manifest_cid_hash != keccak256(cid_to_bytes(cid))
+                    or anchor.batch_cid not in (None, cid_to_bytes(manifest.batch_cid))
                 ):
                     report.reason = f"earlier epoch {manifest.epoch} does not recompute to what the chain holds"
                     return report
@@ -226,7 +208,6 @@ def audit_epoch(
         chain.close()
 
     # THE AUDITED EPOCH
-    head = history[-1][1]
     target = normalize_cid(batch_cid) if batch_cid else chain_cid
     try:
         batch = store.get(target)
@@ -241,11 +222,18 @@ def audit_epoch(
     report.findings += [f"batch reading fails a check: {p}" for p in recomputed.problems]
     report.checks = [
         FieldCheck("data root", _hex(info.data_root), _hex(recomputed.data_root)),
+        FieldCheck("aggregates root", _hex(info.aggregates_root), _hex(recomputed.aggregates_root)),
         FieldCheck("reward root", _hex(info.reward_root), _hex(recomputed.reward_root)),
         FieldCheck("batch CID", chain_cid, target),
+        # the manifest the chain names: its hash, and the dumps it links against the recomputed trees'
+        FieldCheck("manifest CID hash", _hex(info.manifest_cid_hash), _hex(keccak256(cid_to_bytes(manifest_cid)))),
+        FieldCheck("tree dumps", _trees(head.trees), _trees(recomputed.trees)),
     ]
-    if head.data_root != _hex(recomputed.data_root):
-        report.findings.append(f"the manifest's data root {head.data_root} differs from the recomputed one")
+    stated = {"data": head.data_root, "aggregates": head.aggregates_root, "reward": head.reward_root}
+    actual = {"data": recomputed.data_root, "aggregates": recomputed.aggregates_root, "reward": recomputed.reward_root}
+    for name, root in stated.items():
+        if root != _hex(actual[name]):
+            report.findings.append(f"the manifest's {name} root {root} differs from the recomputed one")
     reasons = []
     mismatched = [c.name for c in report.checks if not c.ok]
     if mismatched:

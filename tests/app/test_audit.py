@@ -63,8 +63,11 @@ def test_verify_from_chain_and_ipfs_alone(tmp_path: Path) -> None:
     assert code == 0, report
     assert report["ok"] is True and report["reason"] is None
     checks = {c["field"]: c for c in report["checks"]}
-    assert set(checks) == {"data root", "reward root", "batch CID"}
+    assert set(checks) == {
+        "data root", "aggregates root", "reward root", "batch CID", "manifest CID hash", "tree dumps"
+    }
     assert checks["data root"]["chain"] == last["data_root"] == checks["data root"]["recomputed"]
+    assert checks["aggregates root"]["chain"] == last["aggregates_root"] != "0x" + "00" * 32
     assert checks["reward root"]["chain"] == last["reward_root"]
     assert checks["batch CID"]["chain"] == last["batch_cid"]
     assert report["tx_hash"] == last["tx_hash"]
@@ -96,25 +99,28 @@ def test_verify_from_chain_and_ipfs_alone(tmp_path: Path) -> None:
 
 
 @pytest.mark.services
-def test_manifests_are_found_through_an_ipfs_nodes_pins() -> None:
+def test_the_manifest_chain_is_followed_by_cid_through_an_ipfs_node() -> None:
     from tests.ipfs_node import jsipfs_node
-    from veristream.audit import job_manifests, manifest_chain
+    from veristream.audit import manifest_history
     from veristream.connectors.ipfs import RpcStore
-    from veristream.pipeline.manifest import Manifest, RewardSummary
+    from veristream.pipeline.manifest import Manifest, RewardSummary, TreeDumps
 
     def manifest(epoch: int, prev: str | None, job_id: str = "job-x") -> Manifest:
-        rewards = RewardSummary(1, 1, 0, 0, 0, 1)
-        return Manifest(job_id, epoch, 0, 1, "bafkreib", "d", "a", "s", prev, "0x00", "0x00", 1, 1, {}, rewards)
+        rewards, trees = RewardSummary(1, 1, 0, 0, 0, 1), TreeDumps(None, None, None)
+        return Manifest(
+            job_id, epoch, 0, 1, "bafkreib", "d", "a", "s", prev, "0x00", "0x00", "0x00", 1, 1, {}, rewards, trees
+        )
 
     with jsipfs_node() as url, RpcStore(url) as store:
         first = store.put(manifest(1, None).to_json())
         second = store.put(manifest(4, first).to_json())
-        store.put(manifest(4, None, "another-job").to_json())
-        store.put(b"x" * 300_000)  # a multi-block file: skipped without being fetched whole
-        store.put(b'{"batch_cid": "not a manifest"}')
-        found = job_manifests(store, "job-x")
-        assert set(found) == {first, second}
-        assert [(cid, m.epoch) for cid, m in manifest_chain(found, second)] == [(first, 1), (second, 4)]
-        del found[first]
-        with pytest.raises(ValueError, match="is not in the store"):
-            manifest_chain(found, second)
+        assert [(cid, m.epoch) for cid, m in manifest_history(store, "job-x", second)] == [(first, 1), (second, 4)]
+        with pytest.raises(ValueError, match="not 'another-job'"):
+            manifest_history(store, "another-job", second)
+        backwards = store.put(manifest(9, second).to_json())
+        loop = store.put(manifest(2, backwards).to_json())
+        with pytest.raises(ValueError, match="back to 9"):
+            manifest_history(store, "job-x", loop)
+        missing = manifest(5, "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy")
+        with pytest.raises(ValueError, match=r"linked from epoch 5\) is not in the store"):
+            manifest_history(store, "job-x", store.put(missing.to_json()))
