@@ -35,6 +35,8 @@ class Deployment:
     reward_token: str | None
     activation_delay: int
     deployer: str
+    # None for a deployment saved before the CredentialRegistry existed
+    credential_registry: str | None = None
 
     def to_json(self) -> str:
         """The deployment as a JSON object."""
@@ -44,8 +46,9 @@ class Deployment:
     def from_json(cls, text: str) -> Deployment:
         """A deployment from ``to_json``'s output; ``ValueError`` on missing fields."""
         data = json.loads(text)
+        optional = {"credential_registry"}
         try:
-            return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+            return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data or name not in optional})
         except KeyError as exc:
             raise InputRejected(f"deployment JSON lacks {exc.args[0]!r}") from None
 
@@ -92,8 +95,9 @@ def deploy_all(
     token_symbol: str = "VSR",
     save_to: Path | None = None,
 ) -> Deployment:
-    """Deploys OperatorRegistry, EpochVerifier, RewardDistributor, DeviceRegistry (and a
-    ``RewardToken`` unless ``token`` names an existing ERC-20), owned by the chain's sender.
+    """Deploys OperatorRegistry, EpochVerifier, RewardDistributor, DeviceRegistry,
+    CredentialRegistry (and a ``RewardToken`` unless ``token`` names an existing ERC-20), owned
+    by the chain's sender.
 
     ``activation_delay`` (seconds from an operator-set change to its effect) defaults to
     ``MIN_ACTIVATION_DELAY``, or to 1 second with ``dev`` (a local development chain, where the
@@ -120,6 +124,7 @@ def deploy_all(
     verifier = deploy(chain, "EpochVerifier", registry)
     distributor = deploy(chain, "RewardDistributor", verifier, owner)
     devices = deploy(chain, "DeviceRegistry", owner)
+    credentials = deploy(chain, "CredentialRegistry", owner, devices)
     reward_token = checksum_address(token) if token else deploy(chain, "RewardToken", token_name, token_symbol, owner)
     dep = Deployment(
         chain_id=chain.chain_id,
@@ -130,6 +135,7 @@ def deploy_all(
         reward_token=reward_token,
         activation_delay=activation_delay,
         deployer=owner,
+        credential_registry=credentials,
     )
     target = save_to or (chain.workdir / DEPLOYMENT_FILE if chain.workdir else None)
     if target is not None:
@@ -142,6 +148,7 @@ DEPLOYED_CONTRACTS = {
     "epoch_verifier": "EpochVerifier",
     "reward_distributor": "RewardDistributor",
     "device_registry": "DeviceRegistry",
+    "credential_registry": "CredentialRegistry",
 }
 
 
@@ -167,6 +174,8 @@ def check_deployment(chain: Chain, dep: Deployment) -> None:
         raise InputRejected(f"deployment is for chain {dep.chain_id}, connected to {chain.chain_id}")
     for field, name in DEPLOYED_CONTRACTS.items():
         address = getattr(dep, field)
+        if address is None:
+            continue
         code = bytes(chain.w3.eth.get_code(checksum_address(address)))
         if not code:
             raise InputRejected(f"no contract at {address} ({name} of the deployment) on chain {chain.chain_id}")
