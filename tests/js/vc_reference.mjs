@@ -6,6 +6,8 @@
 // request: {"didKey": [{"scheme", "jwk"}],              -> {did, document, resolved}
 //           "keygen": [{"scheme"}],                      -> Multikey with secretKeyMultibase
 //           "issue": [{"credential", "key", "cryptosuite", "created"}],
+//           "issueNew": [{"scheme", "credential", "issuer"}],  -> {key, credential}: a fresh
+//               did:key signs; the issuer is that DID unless "issuer" names another
 //           "verify": [{"credential", "now"}],          -> {verified, errors}
 //           "canonize": [document]}                      -> N-Quads (RDFC-1.0)
 // Contexts come from the libraries' own bundles, except VeriStream's device context,
@@ -95,6 +97,16 @@ const handlers = {
       signer: keyPair.signer(), cryptosuite: SUITES[cryptosuite], date: created,
     });
     return vc.issue({ credential, suite, documentLoader });
+  },
+  async issueNew({ scheme, credential, issuer }) {
+    const key = await handlers.keygen({ scheme });
+    const signer = await keyFrom(key);
+    const suite = new DataIntegrityProof({
+      signer: signer.signer(),
+      cryptosuite: scheme === 'ed25519' ? eddsaRdfc2022 : ecdsaRdfc2019,
+    });
+    const unsecured = { ...credential, issuer: issuer ?? key.controller };
+    return { key, credential: await vc.issue({ credential: unsecured, suite, documentLoader }) };
   },
   async verify({ credential, now }) {
     const suite = [
