@@ -10,7 +10,7 @@ quantiles]`` with encoding ``["address", "string", "uint64", "int256",
 "int256", "int256", "uint8[]", "int256[]"]``: the device's address as in the
 data tree, the field's name, the statistics of ``pipeline.aggregates`` in the
 field's integer units (the mean is ``sum / count`` rounded down, so it is not
-a column), the job's quantile percentages in the order the job lists them and
+a column), the job's quantile percentages (ascending, as the job spec keeps them) and
 the nearest-rank value of each. Values listed by device address (ascending
 bytes), then field name (ascending UTF-8 bytes).
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from veristream.connectors.ipfs.cid import cid_to_bytes, format_cid
 from veristream.contracts import claimable_root
+from veristream.contracts.epoch_verifier import EpochInfo
 from veristream.inspect import ChainView, chain_view, checkpoints, read_store
 from veristream.pipeline.commitments import (
     AGGREGATE_LEAF_ENCODING,
@@ -60,7 +61,7 @@ def _typed(abi_type: AbiType, value: Any) -> Any:
     return value
 
 
-def _epoch_manifest(view: ChainView, job: JobSpec, epoch: int) -> tuple[str, Manifest, Any]:
+def _epoch_manifest(view: ChainView, job: JobSpec, epoch: int) -> tuple[str, Manifest, EpochInfo]:
     """The manifest the chain verified for ``epoch`` (its CID, the manifest, the chain's record);
     ``NotFound`` when the epoch is not verified, ``Mismatch`` when the manifest is not the chain's."""
     info = view.epoch(epoch)
