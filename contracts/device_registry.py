@@ -183,6 +183,35 @@ def set_device_owner(
     return chain.transact(registry.functions.setDeviceOwner(checksum_address(device), checksum_address(owner)), sender=sender)
 
 
+def _bytes32_name(name: str) -> bytes:
+    encoded = name.encode()
+    if len(encoded) > 32:
+        raise InputRejected(f"an ERC-1056 attribute name is at most 32 bytes, got {name!r}")
+    return encoded.ljust(32, b"\x00")
+
+
+def set_did_attribute(
+    chain: Chain, dep: Deployment, device: str, name: str, value: bytes, validity_s: int, *, sender: str | None = None
+) -> Receipt:
+    """Publishes attribute ``name`` = ``value`` of the device's DID for ``validity_s`` seconds
+    (the device's owner, a manager or the registry owner): a key-agreement key
+    (``did/pub/X25519/enc/base58``, 32 bytes) or a service (``did/svc/<type>``)."""
+    registry = contract(chain, "DeviceRegistry", dep.device_registry)
+    return chain.transact(
+        registry.functions.setAttribute(checksum_address(device), _bytes32_name(name), value, validity_s), sender=sender
+    )
+
+
+def revoke_did_attribute(
+    chain: Chain, dep: Deployment, device: str, name: str, value: bytes, *, sender: str | None = None
+) -> Receipt:
+    """Revokes attribute ``name`` = ``value`` of the device's DID (as ``set_did_attribute``)."""
+    registry = contract(chain, "DeviceRegistry", dep.device_registry)
+    return chain.transact(
+        registry.functions.revokeAttribute(checksum_address(device), _bytes32_name(name), value), sender=sender
+    )
+
+
 # VIEWS
 
 

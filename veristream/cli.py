@@ -865,6 +865,43 @@ def device_show(
     typer.echo(json.dumps(info) if json_out else devices.render_show(info))
 
 
+did_app = typer.Typer(
+    help="Device DIDs (did:ethr, resolved from the DeviceRegistry's ERC-1056 events on chain).",
+    no_args_is_help=True,
+)
+app.add_typer(did_app, name="did")
+
+
+@did_app.command("resolve")
+def did_resolve(
+    did: str = typer.Argument(..., help="The DID: did:ethr:0x<chain id>:0x<device> (`veristream device show` prints it)."),
+    job: str | None = typer.Option(None, "--job", help="A job spec (YAML): its chain and DeviceRegistry (devices.address)."),
+    chain: str | None = typer.Option(None, "--chain", help="Instead of --job: a JSON-RPC url or an embedded chain's directory."),
+    registry: str | None = typer.Option(None, "--registry", help="With --chain: the DeviceRegistry's address."),
+    at: str | None = typer.Option(
+        None, "--at", help="Resolve as of this time: milliseconds since 1970 or ISO 8601 (2026-12-05T13:00:00Z)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the DID resolution result (document and metadata) as JSON."),
+) -> None:
+    """Print a device's W3C DID document: its keys in force (Multikey), key-agreement keys and
+    services, as of now or --at; exit 3 for a DID that names no device of the registry."""
+    import json
+
+    from veristream import dids
+    from veristream.pipeline.jobspec import load_job
+    from veristream.provers.errors import VeriStreamError
+
+    if (job is None) == (chain is None):
+        raise typer.BadParameter("give --job, or --chain and --registry")
+    try:
+        target = dids.ChainTarget(job=load_job(job) if job else None, chain=chain, registry=registry)
+        result = dids.resolve(did, target, None if at is None else dids.parse_time(at))
+    except (VeriStreamError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exit_code(exc)) from None
+    typer.echo(json.dumps(result) if json_out else dids.render_resolution(result))
+
+
 operator_app = typer.Typer(help="Operator keys, registration and serving.", no_args_is_help=True)
 app.add_typer(operator_app, name="operator")
 

@@ -39,6 +39,7 @@ from veristream.pipeline.device_view import (
     RegistryEvent,
 )
 from veristream.pipeline.jobspec import JobSpec
+from veristream.provers.did_ethr import device_did
 from veristream.provers.encoding import parse_address
 from veristream.provers.errors import InputRejected
 
@@ -234,16 +235,18 @@ def revoke(job: JobSpec, device: str, from_ms: int | None = None) -> dict[str, A
 
 
 def show(job: JobSpec, device: str) -> dict[str, Any]:
-    """The device as the registry holds it: current key, every key with its window, beneficiary
-    and revocation (``revoked_from_ms`` None while it is not revoked)."""
+    """The device as the registry holds it: its DID, current key, every key with its window,
+    beneficiary and revocation (``revoked_from_ms`` None while it is not revoked)."""
     device = _address(device, "--device")
     with _registry(job) as (chain, dep):
         try:
             info = device_info(chain, dep, device)
         except ContractRevert as error:
             raise _refused(error, device, dep) from None
+        did = device_did(int(chain.chain_id), parse_address(info.device))
     return {
         "device": info.device,
+        "did": did,
         "registry": dep.device_registry,
         "owner": info.owner,
         "scheme": info.scheme,
@@ -270,6 +273,7 @@ def render_show(info: dict[str, Any]) -> str:
     revoked = info["revoked_from_ms"]
     lines = [
         f"device      {info['device']}",
+        f"did         {info['did']}",
         f"registry    {info['registry']}",
         f"owner       {info['owner']}",
         f"scheme      {info['scheme']}",

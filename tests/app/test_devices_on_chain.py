@@ -38,6 +38,7 @@ from veristream.pipeline.manifest import manifest_from_json
 from veristream.pipeline.reexecute import reexecute
 from veristream.pipeline.registry import parse_registry
 from veristream.pipeline.state import JobState
+from veristream.provers.did_ethr import multikey_bytes
 from veristream.provers.encoding import keccak256
 from veristream.provers.errors import InputRejected
 from veristream.provers.readings import Domain, Reading
@@ -54,6 +55,7 @@ def _secret(label: str) -> bytes:
 
 SECP_OLD, SECP_NEW, ED, P256 = _secret("secp-old"), _secret("secp-new"), _secret("ed"), _secret("p256")
 SECP_DEVICE = Account.from_key(SECP_OLD).address.lower()
+SECP_NEW_KEY = public_key_of("secp256k1", SECP_NEW)
 ED_KEY = public_key_of("ed25519", ED)
 P256_KEY = public_key_of("p256", P256)
 ED_DEVICE = device_id_from_public_key("ed25519", ED_KEY)
@@ -293,6 +295,12 @@ def test_show_lists_the_key_history(embedded_run: tuple[Path, Path, int, int]) -
     ]
     text = runner.invoke(app, ["device", "show", str(job_path), "--device", SECP_DEVICE])
     assert text.exit_code == 0 and f"[0 ms, {rotated_at} ms)" in text.stdout
+    # its DID, resolved from the job's embedded chain, lists the key in force: the new one
+    assert shown["did"].startswith("did:ethr:0x") and shown["did"].endswith(":" + SECP_DEVICE)
+    resolved = _cli("did", "resolve", shown["did"], "--job", str(job_path), "--json")["didDocument"]
+    [method] = resolved["verificationMethod"]
+    assert resolved["assertionMethod"] == [method["id"]] and method["type"] == "Multikey"
+    assert multikey_bytes(method) == (0xE7, bytes([2 + (SECP_NEW_KEY[63] & 1)]) + SECP_NEW_KEY[:32])
 
 
 def test_device_commands_fail_in_one_line(embedded_run: tuple[Path, Path, int, int], tmp_path: Path) -> None:
