@@ -2,6 +2,10 @@
 
 Every function takes the ``Chain`` and the ``Deployment``; reverts surface as
 ``ContractRevert`` carrying the Solidity custom error's name.
+
+Claims come three ways: ``claim`` (anyone sends an account's claim), ``claim_for`` (a
+relayer sends it with the account's EIP-712 ``ClaimAuthorization``, made by
+``sign_claim_authorization``) and ``claim_many`` (one transaction pays many accounts).
 """
 
 from __future__ import annotations
@@ -10,8 +14,68 @@ from collections.abc import Sequence
 
 from veristream.contracts.chain import Chain, Receipt
 from veristream.contracts.deploy import Deployment, checksum_address, contract
-from veristream.provers.encoding import check_uint
+from veristream.provers.encoding import (
+    address_word,
+    check_uint,
+    eip712_digest,
+    eip712_domain_separator,
+    eip712_type_hash,
+    keccak256,
+    parse_address,
+    parse_bytes32,
+    uint_word,
+)
 from veristream.provers.errors import InputRejected
+from veristream.provers.readings import Domain
+from veristream.provers.schemes import secp256k1
+
+CLAIM_AUTHORIZATION_TYPE = (
+    "ClaimAuthorization(bytes32 jobId,address account,uint256 cumulativeAmount,uint256 deadline)"
+)
+CLAIM_AUTHORIZATION_TYPE_HASH = eip712_type_hash(CLAIM_AUTHORIZATION_TYPE)
+
+
+# CLAIM AUTHORIZATION
+
+
+def distributor_domain(chain: Chain, dep: Deployment) -> Domain:
+    """The EIP-712 domain claim authorizations are signed under: name "VeriStream", version
+    "1", the chain's id and the deployment's RewardDistributor."""
+    return Domain(chain_id=chain.chain_id, verifying_contract=checksum_address(dep.reward_distributor))
+
+
+def claim_authorization_digest(
+    domain: Domain, job_id: bytes, account: str, cumulative_amount: int, deadline: int
+) -> bytes:
+    """The EIP-712 digest of ``ClaimAuthorization(jobId, account, cumulativeAmount, deadline)``
+    under the RewardDistributor's ``domain``: what ``account`` signs to let anyone relay its
+    claim of ``cumulative_amount`` until ``deadline`` (unix seconds)."""
+    # CHECKS
+    job = parse_bytes32(job_id)
+    check_uint(cumulative_amount, name="cumulative_amount")
+    check_uint(deadline, name="deadline")
+    # OPERATION
+    struct_hash = keccak256(
+        CLAIM_AUTHORIZATION_TYPE_HASH
+        + job
+        + address_word(parse_address(account))
+        + uint_word(cumulative_amount)
+        + uint_word(deadline)
+    )
+    separator = eip712_domain_separator(domain.name, domain.version, domain.chain_id, domain.verifying_contract)
+    return eip712_digest(separator, struct_hash)
+
+
+def sign_claim_authorization(
+    private_key: bytes, domain: Domain, job_id: bytes, account: str, cumulative_amount: int, deadline: int
+) -> bytes:
+    """The 65-byte authorization (r||s||v) of ``claim_authorization_digest`` by the account's
+    secp256k1 ``private_key``, for ``claim_for``. (A contract account signs however its
+    ERC-1271 ``isValidSignature`` expects.)"""
+    return secp256k1.sign(claim_authorization_digest(domain, job_id, account, cumulative_amount, deadline), private_key)
+
+
+# TRANSACTIONS
 
 
 def mint_reward_token(chain: Chain, dep: Deployment, to: str, amount: int) -> Receipt:
@@ -57,6 +121,87 @@ def claim(
     return chain.transact(
         distributor.functions.claim(job_id, checksum_address(account), cumulative_amount, list(proof)),
         sender=sender,
+    )
+
+
+def claim_for(
+    chain: Chain,
+    dep: Deployment,
+    job_id: bytes,
+    account: str,
+    cumulative_amount: int,
+    proof: Sequence[bytes],
+    deadline: int,
+    signature: bytes,
+    *,
+    sender: str | None = None,
+) -> Receipt:
+    """Relays ``account``'s claim with its ``ClaimAuthorization`` ``signature``: pays the
+    unclaimed difference to ``account`` (never to the sender) before ``deadline``."""
+    check_uint(cumulative_amount, name="cumulative_amount")
+    check_uint(deadline, name="deadline")
+    distributor = contract(chain, "RewardDistributor", dep.reward_distributor)
+    return chain.transact(
+        distributor.functions.claimFor(
+            job_id, checksum_address(account), cumulative_amount, list(proof), deadline, bytes(signature)
+        ),
+        sender=sender,
+    )
+
+
+def claim_many(
+    chain: Chain,
+    dep: Deployment,
+    job_id: bytes,
+    claims: Sequence[tuple[str, int, Sequence[bytes]]],
+    *,
+    sender: str | None = None,
+) -> Receipt:
+    """Pays many accounts of ``job_id`` in one transaction: ``claims`` holds (account,
+    cumulative amount, proof) under the job's claimable root. Accounts already paid their
+    amount are skipped; any other bad entry reverts the batch (``InvalidProofAt``)."""
+    if not claims:
+        raise InputRejected("claim_many needs at least one claim")
+    for _, amount, _ in claims:
+        check_uint(amount, name="cumulative_amount")
+    distributor = contract(chain, "RewardDistributor", dep.reward_distributor)
+    return chain.transact(
+        distributor.functions.claimMany(
+            job_id,
+            [checksum_address(account) for account, _, _ in claims],
+            [amount for _, amount, _ in claims],
+            [list(proof) for _, _, proof in claims],
+        ),
+        sender=sender,
+    )
+
+
+def onchain_claim_authorization_digest(
+    chain: Chain, dep: Deployment, job_id: bytes, account: str, cumulative_amount: int, deadline: int
+) -> bytes:
+    """The distributor's own ``claimAuthorizationDigest`` (a view), for cross-checks."""
+    distributor = contract(chain, "RewardDistributor", dep.reward_distributor)
+    fn = distributor.functions.claimAuthorizationDigest(job_id, checksum_address(account), cumulative_amount, deadline)
+    return bytes(chain.call(fn))
+
+
+def jobs_paying_in(chain: Chain, dep: Deployment, token: str, *, from_block: int = 0) -> list[bytes]:
+    """Every job whose pool is in ``token`` (its ``RewardTokenSet`` events), ascending: the list
+    ``recover_unaccounted`` hands the contract."""
+    distributor = contract(chain, "RewardDistributor", dep.reward_distributor)
+    logs = distributor.events.RewardTokenSet.get_logs(
+        from_block=from_block, argument_filters={"token": checksum_address(token)}
+    )
+    return sorted({bytes(log["args"]["jobId"]) for log in logs})
+
+
+def recover_unaccounted(chain: Chain, dep: Deployment, token: str, to: str, *, from_block: int = 0) -> Receipt:
+    """Returns ``token`` sent to the distributor outside ``fund`` to ``to`` (distributor owner):
+    the contract checks that the jobs named are all the jobs paying in ``token``."""
+    distributor = contract(chain, "RewardDistributor", dep.reward_distributor)
+    jobs = jobs_paying_in(chain, dep, token, from_block=from_block)
+    return chain.transact(
+        distributor.functions.recoverUnaccounted(checksum_address(token), checksum_address(to), jobs)
     )
 
 
