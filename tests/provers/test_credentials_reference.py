@@ -112,7 +112,7 @@ def device(issuer: str, number: int, **extra: Any) -> dict[str, Any]:
 
 
 def refusal_cases(secured: dict[str, Any], other_key: SecretKey) -> dict[str, dict[str, Any]]:
-    """The four refusals both implementations must agree on, made from a good credential."""
+    """The refusals both implementations must agree on, made from a good credential."""
     tampered = copy.deepcopy(secured)
     tampered["credentialSubject"]["serial"] += "-forged"
     wrong_key = credentials.issue(
@@ -125,7 +125,15 @@ def refusal_cases(secured: dict[str, Any], other_key: SecretKey) -> dict[str, di
     expired = secured  # verified after its validUntil
     unknown = copy.deepcopy(secured)
     unknown["@context"] = [*secured["@context"], UNKNOWN_CONTEXT]
-    return {"bad_signature": tampered, "wrong_issuer_key": wrong_key, "expired": expired, "unknown_context": unknown}
+    undefined = copy.deepcopy(secured)
+    undefined["credentialSubject"]["role"] = "admin"  # outside the signature without safe mode
+    return {
+        "bad_signature": tampered,
+        "wrong_issuer_key": wrong_key,
+        "expired": expired,
+        "unknown_context": unknown,
+        "undefined_term": undefined,
+    }
 
 
 @SETTINGS
