@@ -65,6 +65,9 @@ _URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
 
 Resolver = Callable[[str], Mapping[str, Any]]
 """Resolves a DID to its DID document; raises ``InputRejected`` (or ``LookupError``) when it cannot."""
+StatusCheck = Callable[[Mapping[str, Any]], None]
+"""Checks the ``credentialStatus`` of a credential whose proof verified; raises
+``CredentialRejected`` when the status says it no longer holds."""
 
 
 class CredentialRejected(InputRejected):
@@ -377,19 +380,30 @@ def verify(
     now: datetime | None = None,
     resolver: Resolver = resolve_offline,
     max_clock_skew_s: int = DEFAULT_MAX_CLOCK_SKEW_S,
+    status_check: StatusCheck | None = None,
 ) -> VerificationResult:
     """Whether ``document`` is a VC 2.0 credential whose one Data Integrity proof verifies,
     made by an assertion key of its issuer, valid at ``now`` (default: the current time).
-    Never raises for a bad credential: the result names the fault."""
+
+    A credential with a ``credentialStatus`` verifies only through a ``status_check`` (as in
+    the reference libraries): without one its revocation cannot be known. Never raises for a
+    bad credential: the result names the fault."""
     facts: dict[str, Any] = {}
     try:
-        _verify(document, now or datetime.now(UTC), resolver, max_clock_skew_s, facts)
+        _verify(document, now or datetime.now(UTC), resolver, max_clock_skew_s, status_check, facts)
     except CredentialRejected as exc:
         return VerificationResult(False, exc.fault, str(exc), **facts)
     return VerificationResult(True, None, "", **facts)
 
 
-def _verify(document: Any, now: datetime, resolver: Resolver, max_clock_skew_s: int, facts: dict[str, Any]) -> None:
+def _verify(
+    document: Any,
+    now: datetime,
+    resolver: Resolver,
+    max_clock_skew_s: int,
+    status_check: StatusCheck | None,
+    facts: dict[str, Any],
+) -> None:
     # CREDENTIAL
     check_credential(document)
     facts["issuer"] = issuer = issuer_of(document)
@@ -434,4 +448,9 @@ def _verify(document: Any, now: datetime, resolver: Resolver, max_clock_skew_s: 
         )
     # VALIDITY
     check_validity(document, now, max_clock_skew_s)
+    # STATUS
+    if "credentialStatus" in document:
+        if status_check is None:
+            raise _reject(CredentialFault.UNCHECKED_STATUS, "the credential has a credentialStatus and no status check was given")
+        status_check(document)
 

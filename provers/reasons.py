@@ -35,6 +35,7 @@ class Reason(StrEnum):
     BAD_SIGNATURE = "bad_signature", "the signature does not verify for the device's key over the reading digest"
     UNKNOWN_DEVICE = "unknown_device", "the device is not in the device registry"
     REVOKED = "revoked", "the device was revoked at or before the reading's timestamp"
+    CREDENTIAL_REVOKED = "credential_revoked", "the device's credential was revoked in its issuer's status list in force at the reading's timestamp, or the job requires a valid credential the device lacks"
     CLOCK_SKEW = "clock_skew", "the timestamp is further ahead of its arrival time than the allowed skew"
     REPLAY = "replay", "a reading with this device's sequence number (or a higher one) was already accepted"
     DUPLICATE = "duplicate", "a byte-identical copy of an already accepted reading"
@@ -105,3 +106,4 @@ class CredentialFault(StrEnum):
     BAD_SIGNATURE = "bad_signature", "the proof does not verify: the credential was changed after signing, or another key signed it"
     EXPIRED = "expired", "its validUntil has passed"
     NOT_YET_VALID = "not_yet_valid", "its validFrom is still in the future"
+    UNCHECKED_STATUS = "unchecked_status", "it has a credentialStatus and the verifier was given no way to check it"

@@ -281,3 +281,28 @@ def test_any_claims_round_trip_and_any_change_is_caught(model: str, serial: str,
     forged = copy.deepcopy(signed)
     forged["credentialSubject"][field] = changed
     assert verify(forged, now=NOW).reason is CredentialFault.BAD_SIGNATURE
+
+
+def test_a_credential_status_is_never_silently_ignored() -> None:
+    """A revocable credential verified without looking at its status could be a revoked one."""
+    status = {
+        "id": "https://maker.example/status/3#94567",
+        "type": "BitstringStatusListEntry",
+        "statusPurpose": "revocation",
+        "statusListIndex": "94567",
+        "statusListCredential": "https://maker.example/status/3",
+    }
+    signed = issue(device(credentialStatus=status), ED_KEY)
+    assert "credentialStatus" in refused(signed, CredentialFault.UNCHECKED_STATUS)
+    seen: list[Any] = []
+    assert verify(signed, now=NOW, status_check=seen.append).verified
+    assert seen == [signed]
+
+    def revoked(credential: Any) -> None:
+        raise CredentialRejected(CredentialFault.BAD_SIGNATURE, "stand-in verdict of a status list")
+
+    assert verify(signed, now=NOW, status_check=revoked).detail == "stand-in verdict of a status list"
+    # the status check runs only for a credential that verified otherwise
+    forged = {**signed, "credentialSubject": {**signed["credentialSubject"], "serial": "x"}}
+    assert verify(forged, now=NOW, status_check=seen.append).reason is CredentialFault.BAD_SIGNATURE
+    assert len(seen) == 1
