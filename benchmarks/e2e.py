@@ -266,10 +266,12 @@ def _epoch_to_verified(
 def _operator_share(ctx: Any, epoch: int, records: list[tuple[int, bytes]], state: Any, outcome: Any) -> dict[str, float]:
     """What one operator's re-execution of an epoch costs on one core, cold and pre-verified,
     and the parts that are not signature checks (fetching aside: the store is local)."""
+    from veristream.connectors.ipfs import cid_of
     from veristream.pipeline.batch import decode_accepted
     from veristream.pipeline.commitments import data_root
     from veristream.pipeline.compute import compute_epoch
     from veristream.pipeline.preverify import EpochMemos, decode_by_epoch, preverify
+    from veristream.pipeline.publish import dump_cids, tree_dumps
     from veristream.pipeline.reexecute import reexecute
 
     batch = outcome.artifacts["batch"]
@@ -294,6 +296,10 @@ def _operator_share(ctx: Any, epoch: int, records: list[tuple[int, bytes]], stat
     before = time.perf_counter()
     data_root(computation.accepted, b"".join(d.leaf_hashes for d in computation.devices))
     times["data_root"] = time.perf_counter() - before
+    # the CIDs of the three trees' dumps, which the operator checks against the manifest's
+    before = time.perf_counter()
+    dump_cids(tree_dumps(computation), cid_of)
+    times["tree_dump_cids"] = time.perf_counter() - before
     return times
 
 
@@ -346,6 +352,8 @@ def run(quick: bool = False) -> dict[str, Any]:
                         f"{times['pipeline']:.1f} / {times['store']:.1f} / "
                         f"{times['committee']:.1f} / {times['chain']:.1f}"
                     )
+                    dumps = [data for name, data in outcome.artifacts.items() if name.endswith("_tree")]
+                    latency[f"{size:,} readings: tree dumps stored (MB)"] = round(sum(map(len, dumps)) / 1e6, 1)
                     if preverified:
                         latency[f"{size:,} readings: observing while open, untimed (s)"] = round(
                             times["observe_while_open"], 1
