@@ -12,11 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import REPO
 from veristream.provers import credentials, did_key
 from veristream.provers.credentials import CredentialRejected, device_claims, issue, verify
 from veristream.provers.data_integrity import ECDSA_RDFC_2019, EDDSA_RDFC_2022
 from veristream.provers.errors import InputRejected
-from veristream.provers.jsonld import UnknownContext, canonize, document_loader
+from veristream.provers.jsonld import UnknownContext, canonize, context_document, document_loader
 from veristream.provers.multibase import multibase_decode, multibase_encode
 from veristream.provers.multikey import ED25519, P256, SecretKey
 from veristream.provers.reasons import CredentialFault
@@ -306,3 +307,13 @@ def test_a_credential_status_is_never_silently_ignored() -> None:
     forged = {**signed, "credentialSubject": {**signed["credentialSubject"], "serial": "x"}}
     assert verify(forged, now=NOW, status_check=seen.append).reason is CredentialFault.BAD_SIGNATURE
     assert len(seen) == 1
+
+
+def test_every_reason_and_every_device_term_is_documented() -> None:
+    guide = (REPO / "docs" / "identity.md").read_text()
+    for fault in CredentialFault:
+        assert fault.meaning and f"| `{fault.value}` |" in guide, fault
+    terms = context_document("https://veristream.dev/credentials/device/v1")["@context"]
+    for term, iri in terms.items():
+        if not term.startswith("@"):
+            assert f"| `{term}` | `{iri}` |" in guide, term
