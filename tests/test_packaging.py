@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 from tests.conftest import REPO
+from veristream.provers.jsonld import SHIPPED_CONTEXTS
 
 SUBPACKAGES = (
     "veristream.pipeline",
@@ -38,6 +39,9 @@ def test_wheel_works_outside_the_source_tree(tmp_path: Path) -> None:
     (wheel,) = dist.glob("veristream-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {"veristream/provers/epoch_result.py", "veristream/contracts/epoch_verifier.py"} <= set(names)
+    # the JSON-LD contexts credentials are canonicalised over (nothing is fetched)
+    contexts = {n for n in names if n.startswith("veristream/provers/contexts/")}
+    assert {f"veristream/provers/contexts/{name}" for name in SHIPPED_CONTEXTS.values()} == contexts
     assert not any(n.startswith(("pipeline/", "provers/", "tests/")) for n in names)
 
     target = tmp_path / "site"
@@ -50,7 +54,9 @@ def test_wheel_works_outside_the_source_tree(tmp_path: Path) -> None:
         "import importlib, veristream;"
         f"mods = [importlib.import_module(n) for n in {SUBPACKAGES!r}];"
         "print(veristream.__file__);"
-        "[print(m.__file__) for m in mods]"
+        "[print(m.__file__) for m in mods];"
+        "from veristream.provers.jsonld import canonize;"
+        "assert canonize({'@context': 'https://www.w3.org/ns/credentials/v2', 'name': 'x'})"
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
     out = subprocess.run(
