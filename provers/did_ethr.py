@@ -57,6 +57,8 @@ KEY_CODECS = {
     "X25519": 0xEC,
 }
 KEY_LENGTHS = {"Secp256k1": 33, "Ed25519": 32, "P256": 33, "X25519": 32}
+X25519_KEY_AGREEMENT = "did/pub/X25519/enc/base58"
+"""The attribute a device's owner publishes its X25519 key-agreement key as."""
 ATTRIBUTE_NAME = re.compile(r"^did/(pub|svc)/(\w+)(/(\w+))?(/(\w+))?$")
 _DID = re.compile(r"^did:ethr:(?:(0x[0-9a-fA-F]+):)?(0x[0-9a-fA-F]{40})$")
 

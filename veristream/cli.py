@@ -775,7 +775,7 @@ def _dataclass_fields(value: Any) -> dict[str, Any]:
     return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
 
 device_app = typer.Typer(
-    help="Devices in the DeviceRegistry a job names (devices.address): register, rotate, revoke, show.",
+    help="Devices in the DeviceRegistry a job names (devices.address): register, rotate, revoke, key-agreement, show.",
     no_args_is_help=True,
 )
 app.add_typer(device_app, name="device")
@@ -848,6 +848,22 @@ def device_revoke(
     from veristream import devices
 
     typer.echo(json.dumps(_device_command(job, devices.revoke, device, from_ms)))
+
+
+@device_app.command("key-agreement")
+def device_key_agreement(
+    job: str = typer.Argument(..., help="The job spec (YAML) naming the registry (devices.address)."),
+    device: str = _DEVICE,
+    public_key: str = typer.Option(..., "--public-key", help="The device's X25519 key, 32 bytes HEX."),
+    validity: int = typer.Option(31_536_000, "--validity", help="Seconds it stays in the DID document."),
+    revoke: bool = typer.Option(False, "--revoke", help="Remove this key from the DID document instead."),
+) -> None:
+    """Publish a device's X25519 key in its DID document (keyAgreement), or revoke it (its owner, a manager or the registry's owner)."""
+    import json
+
+    from veristream import devices
+
+    typer.echo(json.dumps(_device_command(job, devices.key_agreement, device, public_key, validity, revoke)))
 
 
 @device_app.command("show")

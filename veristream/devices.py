@@ -2,8 +2,9 @@
 
 ``chain_devices`` is how the run, the live loop, operators and the auditor read the registry
 (``veristream.pipeline.device_view``: its events cached in the work directory, views as of any
-block). ``register``, ``rotate``, ``revoke`` and ``show`` are ``veristream device ...``: they
-send from (or read as) the chain's sender, the registry's owner on a chain a run deployed.
+block). ``register``, ``rotate``, ``revoke``, ``key_agreement`` and ``show`` are
+``veristream device ...``: they send from (or read as) the chain's sender, the registry's owner
+on a chain a run deployed.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from veristream.contracts.device_registry import (
     DEVICE_SCHEMES,
     deployment_block,
     registry_deployment,
+    revoke_did_attribute,
+    set_did_attribute,
 )
 from veristream.pipeline.device_view import (
     OWNER_CHANGED,
@@ -39,7 +42,7 @@ from veristream.pipeline.device_view import (
     RegistryEvent,
 )
 from veristream.pipeline.jobspec import JobSpec
-from veristream.provers.did_ethr import device_did
+from veristream.provers.did_ethr import X25519_KEY_AGREEMENT, device_did
 from veristream.provers.encoding import parse_address
 from veristream.provers.errors import InputRejected
 
@@ -232,6 +235,30 @@ def revoke(job: JobSpec, device: str, from_ms: int | None = None) -> dict[str, A
         except ContractRevert as error:
             raise _refused(error, device, dep) from None
     return _sent(receipt, device, revoked_from_ms=revoked)
+
+
+def key_agreement(
+    job: JobSpec, device: str, public_key: str, validity_s: int, revoke_key: bool = False
+) -> dict[str, Any]:
+    """Publish (or, with ``revoke_key``, revoke) a 32-byte X25519 key-agreement key in the
+    device's DID document for ``validity_s`` seconds (the device's beneficiary, a manager or the
+    registry's owner): others then encrypt to the device with it."""
+    device = _address(device, "--device")
+    key = _public_key(public_key)
+    if len(key) != 32:
+        raise InputRejected(f"--public-key must be a 32-byte X25519 key, got {len(key)} bytes")
+    if not 0 < validity_s < 1 << 64:
+        raise InputRejected("--validity must be a positive number of seconds")
+    with _registry(job) as (chain, dep):
+        try:
+            if revoke_key:
+                receipt = revoke_did_attribute(chain, dep, device, X25519_KEY_AGREEMENT, key)
+            else:
+                receipt = set_did_attribute(chain, dep, device, X25519_KEY_AGREEMENT, key, validity_s)
+        except ContractRevert as error:
+            raise _refused(error, device, dep) from None
+        did = device_did(int(chain.chain_id), parse_address(device))
+    return _sent(receipt, device, did=did, key_agreement="0x" + key.hex(), revoked=revoke_key)
 
 
 def show(job: JobSpec, device: str) -> dict[str, Any]:

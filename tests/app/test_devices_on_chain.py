@@ -303,6 +303,22 @@ def test_show_lists_the_key_history(embedded_run: tuple[Path, Path, int, int]) -
     assert multikey_bytes(method) == (0xE7, bytes([2 + (SECP_NEW_KEY[63] & 1)]) + SECP_NEW_KEY[:32])
 
 
+def test_a_published_key_agreement_key_is_in_the_did_until_revoked(embedded_run: tuple[Path, Path, int, int]) -> None:
+    _, job_path, _, _ = embedded_run
+    x25519 = bytes(range(32)).hex()
+    sent = _cli("device", "key-agreement", str(job_path), "--device", ED_DEVICE, "--public-key", x25519)
+    document = _cli("did", "resolve", sent["did"], "--job", str(job_path), "--json")["didDocument"]
+    methods = {m["id"]: m for m in document["verificationMethod"]}
+    [agreement] = document["keyAgreement"]
+    assert multikey_bytes(methods[agreement]) == (0xEC, bytes(range(32)))
+    assert [multikey_bytes(methods[r]) for r in document["assertionMethod"]] == [(0xED, ED_KEY)]
+    _cli("device", "key-agreement", str(job_path), "--device", ED_DEVICE, "--public-key", x25519, "--revoke")
+    document = _cli("did", "resolve", sent["did"], "--job", str(job_path), "--json")["didDocument"]
+    assert "keyAgreement" not in document and len(document["verificationMethod"]) == 1
+    short = runner.invoke(app, ["device", "key-agreement", str(job_path), "--device", ED_DEVICE, "--public-key", "0x01"])
+    assert short.exit_code == 2 and "32-byte X25519" in short.output
+
+
 def test_device_commands_fail_in_one_line(embedded_run: tuple[Path, Path, int, int], tmp_path: Path) -> None:
     _, job_path, _, _ = embedded_run
     cases = [
