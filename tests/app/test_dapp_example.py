@@ -1,7 +1,7 @@
 """The TypeScript dApp example (examples/dapp) run against a job `veristream run` verified on anvil
 with its files on a js-ipfs node: what the dApp prints is checked against `veristream` itself
-(epochs, proofs of an aggregate and a reading) and against the chain (token balances, who sent
-each claim)."""
+(epochs, proofs of an aggregate, a reading and the rewards, what is left to claim) and against the
+chain (token balances, who sent each claim)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,10 @@ from veristream.connectors.simulator import derive_private_key
 from veristream.contracts import connect
 from veristream.contracts.anvil import anvil
 from veristream.contracts.deploy import checksum_address, contract
+from veristream.inspect import list_epochs
+from veristream.pipeline.jobspec import load_job
 from veristream.pipeline.registry import device_address
+from veristream.proofs import epoch_proof
 
 pytestmark = pytest.mark.services
 
@@ -107,9 +110,11 @@ def test_the_dapp_reads_proves_and_claims_what_veristream_verified(services: Ser
     steps = _steps(done.stdout)
     assert list(steps) == ["epochs", "manifest", "aggregates", "reading", "claim", "claim_for"]
 
+    # what veristream says, from the functions behind `veristream epochs` and `veristream proof`
+    job = load_job(str(services.job))
+    listed = [row for row in list_epochs(job) if row["verified"]]
+
     # 1. the epochs the dApp found in the logs are the ones veristream verified, field by field
-    listed = [row for row in _cli_json("epochs", str(services.job), cwd=services.work.parent)["epochs"]
-              if row["verified"]]
     assert len(listed) >= 2
     keys = ("epoch", "batch_cid", "manifest_cid", "data_root", "reward_root", "signers", "signed_weight",
             "total_weight", "tx_hash")
@@ -126,9 +131,13 @@ def test_the_dapp_reads_proves_and_claims_what_veristream_verified(services: Ser
     aggregates = steps["aggregates"]
     ids = {"0x" + device_address(d).hex(): d for d in _device_ids(services)}
     device_id = ids[aggregates["device"].lower()]
+    assert len(aggregates["aggregates"]) == len(job.aggregation.fields)
     for shown in aggregates["aggregates"]:
-        proof = _cli_json("proof", "aggregate", str(services.job), "--epoch", str(latest), "--device", device_id,
-                          "--field", shown["field"], cwd=services.work.parent)
+        proof = epoch_proof(job, "aggregate", latest, device=device_id, field=shown["field"])
+        if shown["field"] == aggregates["proved"]["field"]:
+            # viem's ABI encoding of the leaf and the JS tree's proof are veristream's, byte for byte
+            assert (aggregates["proved"]["encoded_leaf"], aggregates["proved"]["proof"]) == (
+                proof["encoded_leaf"], proof["proof"])
         _, field, count, low, high, total, percents, values = proof["leaf"]
         assert (field, count, low, high, total) == (shown["field"], shown["count"], shown["min"], shown["max"],
                                                     shown["sum"])
@@ -137,12 +146,12 @@ def test_the_dapp_reads_proves_and_claims_what_veristream_verified(services: Ser
 
     # 4. the reading is the one veristream proves
     reading = steps["reading"]
-    proof = _cli_json("proof", "reading", str(services.job), "--epoch", str(latest), "--device", device_id,
-                      "--seq", str(reading["seq"]), cwd=services.work.parent)
+    proof = epoch_proof(job, "reading", latest, device=device_id, seq=reading["seq"])
     assert [str(v).lower() for v in proof["leaf"]] == [
         reading["device"].lower(), str(reading["seq"]), str(reading["timestamp_ms"]), reading["payload_hash"]
     ]
-    assert reading["on_chain"] is True and reading["proof_length"] == len(proof["proof"])
+    assert (reading["encoded_leaf"], reading["proof"]) == (proof["encoded_leaf"], proof["proof"])
+    assert reading["on_chain"] is True
 
     # 5. the claims paid each account its cumulative reward, the relayer paid the contributor's gas
     claimed, relayed = steps["claim"], steps["claim_for"]
@@ -152,19 +161,18 @@ def test_the_dapp_reads_proves_and_claims_what_veristream_verified(services: Ser
     try:
         token = contract(chain, "RewardToken", claimed["token"])
         for step, account in ((claimed, claimer), (relayed, contributor)):
-            reward = _cli_json("proof", "reward", str(services.job), "--epoch", str(latest), "--account", account,
-                               cwd=services.work.parent)
+            reward = epoch_proof(job, "reward", None, account=account)
             assert step["cumulative"] == int(reward["leaf"][1]) == step["amount"] > 0
-            assert step["epoch"] == latest
+            assert step["epoch"] == reward["epoch"] == latest
             balance = chain.call(token.functions.balanceOf(checksum_address(account)))
             assert balance == step["balance_after"] == step["balance_before"] + step["amount"]
-            # veristream agrees there is nothing left to claim
-            again = _cli("claim", str(services.job), "--account", account, "--json", cwd=services.work.parent)
-            assert again.returncode == 3 and json.loads(again.stdout)["nothing_to_claim"] is True
         assert chain.w3.eth.get_transaction_count(checksum_address(contributor)) == 0
     finally:
         chain.close()
         admin.close()
+    # and `veristream claim` finds nothing left for the relayed account
+    again = _cli("claim", str(services.job), "--account", contributor, "--json", cwd=services.work.parent)
+    assert again.returncode == 3 and json.loads(again.stdout)["nothing_to_claim"] is True
 
 
 def test_the_dapp_refuses_in_one_line(services: Services) -> None:

@@ -175,7 +175,8 @@ class Printer {
 }
 
 async function connect(opts: Options): Promise<{ client: PublicClient; chain: Chain }> {
-  const probe = createPublicClient({ transport: http(opts.rpc) });
+  // no retries here: a node that is down is reported at once (the client below retries)
+  const probe = createPublicClient({ transport: http(opts.rpc, { retryCount: 0 }) });
   let id: number;
   try {
     id = await probe.getChainId();
@@ -264,7 +265,13 @@ async function main(opts: Options): Promise<number> {
       epoch: verified.epoch,
       device,
       aggregates: found.map(([, a]) => ({ field: a.field, count: a.count, min: a.min, max: a.max, sum: a.sum, quantiles: a.quantiles })),
-      proved: { field: aggregate.field, on_chain: accepted, forged_on_chain: forged },
+      proved: {
+        field: aggregate.field,
+        encoded_leaf: encodeLeaf(trees.aggregates, trees.aggregates.at(index)!),
+        proof: trees.aggregates.getProof(index),
+        on_chain: accepted,
+        forged_on_chain: forged,
+      },
     }, `device ${device}: ${found.map(([, a]) => `${a.field} n=${a.count} min=${a.min} max=${a.max}`).join("; ")}; ` +
       `${aggregate.field} proved on chain: ${accepted} (forged max accepted: ${forged})`);
 
@@ -278,7 +285,7 @@ async function main(opts: Options): Promise<number> {
       failed ||= !included;
       out.step("reading", {
         epoch: verified.epoch, device, seq: BigInt(seq as string), timestamp_ms: BigInt(timestamp as string), payload_hash: payloadHash,
-        proof_length: trees.data.getProof(rIndex).length, on_chain: included,
+        encoded_leaf: encodeLeaf(trees.data, trees.data.at(rIndex)!), proof: trees.data.getProof(rIndex), on_chain: included,
       }, `reading ${device} seq ${seq} (payload ${payloadHash}) proved on chain: ${included}`);
     }
   }
