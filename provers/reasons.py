@@ -107,3 +107,4 @@ class CredentialFault(StrEnum):
     EXPIRED = "expired", "its validUntil has passed"
     NOT_YET_VALID = "not_yet_valid", "its validFrom is still in the future"
     UNCHECKED_STATUS = "unchecked_status", "it has a credentialStatus and the verifier was given no way to check it"
+    REVOKED = "revoked", "its issuer revoked it: its bit is set in the Bitstring Status List its credentialStatus names"

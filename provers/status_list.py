@@ -25,12 +25,14 @@ import binascii
 import gzip
 import re
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from veristream.provers.credentials import CredentialRejected, StatusCheck
 from veristream.provers.errors import InputRejected
 from veristream.provers.jsonld import CREDENTIALS_V2
+from veristream.provers.reasons import CredentialFault
 
 MIN_BITS = 131_072
 """The spec's minimum list length (16 KiB): a short list would tell who was issued what."""
@@ -263,3 +265,54 @@ def status_of(credential: Mapping[str, Any], published: PublishedList) -> bool:
             f"the status list's issuer {published.issuer} did not issue the credential ({issuer_id})"
         )
     return published.status_list.get(entry.index)
+
+
+def revoked_spans(versions: Sequence[tuple[int, StatusList]], index: int) -> tuple[tuple[int, int | None], ...]:
+    """The times bit ``index`` is set, from a list's versions ``(from_ms, list)`` in the order they
+    took effect (each in force until the next): ``[from_ms, until_ms)`` spans, ``until_ms`` None
+    for the last version; adjacent spans merged."""
+    # VALIDATE
+    starts = [start for start, _ in versions]
+    if starts != sorted(starts) or len(set(starts)) != len(starts):
+        raise StatusListRejected("status list versions must take effect at increasing times")
+    # SPANS
+    spans: list[tuple[int, int | None]] = []
+    for position, (start, status) in enumerate(versions):
+        if not status.get(index):
+            continue
+        until = versions[position + 1][0] if position + 1 < len(versions) else None
+        if spans and spans[-1][1] == start:
+            spans[-1] = (spans[-1][0], until)
+        else:
+            spans.append((start, until))
+    return tuple(spans)
+
+
+def status_check(lists: Mapping[str, PublishedList]) -> StatusCheck:
+    """A ``credentials.verify`` status check against ``lists`` (list URL -> the list as
+    published, its proof already verified): ``CredentialRejected`` ``revoked`` when the
+    credential's bit is set, ``unchecked_status`` when its list is not among them or its entry
+    is malformed."""
+
+    def check(credential: Mapping[str, Any]) -> None:
+        try:
+            entry = entry_of(credential)
+        except StatusListRejected as exc:
+            raise CredentialRejected(CredentialFault.UNCHECKED_STATUS, str(exc)) from None
+        if entry is None:
+            raise CredentialRejected(
+                CredentialFault.UNCHECKED_STATUS, f"the credential has no {STATUS_LIST_ENTRY} for {REVOCATION}"
+            )
+        published = lists.get(entry.list_url)
+        if published is None:
+            raise CredentialRejected(CredentialFault.UNCHECKED_STATUS, f"status list {entry.list_url} is not at hand")
+        try:
+            revoked = status_of(credential, published)
+        except StatusListRejected as exc:
+            raise CredentialRejected(CredentialFault.UNCHECKED_STATUS, str(exc)) from None
+        if revoked:
+            raise CredentialRejected(
+                CredentialFault.REVOKED, f"revoked: bit {entry.index} of {entry.list_url} is set"
+            )
+
+    return check

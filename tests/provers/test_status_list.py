@@ -18,12 +18,15 @@ from tests.conftest import REPO
 from veristream.provers import credentials
 from veristream.provers.did_key import did_key
 from veristream.provers.multikey import SecretKey
+from veristream.provers.reasons import CredentialFault
 from veristream.provers.status_list import (
     MIN_BITS,
     StatusList,
     StatusListRejected,
     entry_of,
     read_status_list_credential,
+    revoked_spans,
+    status_check,
     status_entry,
     status_list_credential,
     status_of,
@@ -170,3 +173,23 @@ def test_a_list_the_reference_library_makes_decodes_the_same_here(node: str, tmp
     for index in revoked:
         rebuilt = rebuilt.set(index)
     assert StatusList.decode(rebuilt.encode()) == decoded
+
+
+def test_revoked_spans_follow_the_versions_in_force() -> None:
+    clear, revoked = StatusList.empty(), StatusList.empty().set(5)
+    assert revoked_spans([(0, clear), (100, revoked), (200, revoked)], 5) == ((100, None),)
+    assert revoked_spans([(0, clear), (100, revoked), (200, clear)], 5) == ((100, 200),)
+    assert revoked_spans([(0, clear), (100, revoked)], 4) == ()
+    with pytest.raises(StatusListRejected, match="increasing"):
+        revoked_spans([(100, clear), (100, revoked)], 5)
+
+
+def test_verify_with_a_status_check_refuses_a_revoked_credential() -> None:
+    list_credential, issued = _issued_fleet([2, 3], {3})
+    published = read_status_list_credential(list_credential)
+    check = status_check({LIST_URL: published})
+    assert credentials.verify(issued[0], status_check=check).verified
+    revoked = credentials.verify(issued[1], status_check=check)
+    assert not revoked.verified and revoked.reason == CredentialFault.REVOKED
+    unknown = credentials.verify(issued[0], status_check=status_check({}))
+    assert unknown.reason == CredentialFault.UNCHECKED_STATUS
