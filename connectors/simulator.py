@@ -14,6 +14,9 @@ Faults (each adds ``max(1, round(fault_rate * count))`` messages):
 - ``unknown_device``: a validly signed reading from a device not in the registry -> ``unknown_device``
 - ``revoked_device``: readings from a device revoked at the first of them, late in the
   run -> ``revoked`` (its one reading before the revocation is accepted)
+- ``credential_revoked``: readings from a registered device whose credential its
+  manufacturer revokes (a new status list) at the first of them, late in the run ->
+  ``credential_revoked`` (its one reading before the revocation is accepted)
 - ``clock_skew``: readings of a device whose clock runs ``clock_skew_ms`` ahead -> ``clock_skew``
 - ``out_of_order``: good readings delivered up to 3 slots late -> accepted
 - ``malformed_json``: a good envelope cut short -> ingest ``malformed``
@@ -36,17 +39,23 @@ import random
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from veristream.connectors.envelope import encode_reading
 from veristream.connectors.sim_profiles import PROFILES, Profile
-from veristream.connectors.sources.config import FAULTS, SimulatorSourceConfig
+from veristream.connectors.sources.config import CREDENTIAL_FAULTS, FAULTS, SimulatorSourceConfig
+from veristream.provers.credentials import device_credential, issue, utc_timestamp
+from veristream.provers.did_ethr import device_did
+from veristream.provers.did_key import did_key
 from veristream.provers.encoding import canonical_json, keccak256
 from veristream.provers.errors import InputRejected
+from veristream.provers.multikey import SecretKey
 from veristream.provers.readings import Domain, Reading
 from veristream.provers.reasons import Reason, Stage
 from veristream.provers.signing import device_id_from_public_key, public_key_of, sign_reading
+from veristream.provers.status_list import StatusList, status_entry, status_list_credential
 
 DEFAULT_START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: file output stays reproducible
 OUT_OF_ORDER_WINDOW = 3
@@ -58,6 +67,7 @@ FAULT_OUTCOMES: dict[str, tuple[str | None, str | None]] = {
     "duplicate": (Reason.DUPLICATE, Stage.PIPELINE),
     "unknown_device": (Reason.UNKNOWN_DEVICE, Stage.PIPELINE),
     "revoked_device": (Reason.REVOKED, Stage.PIPELINE),
+    "credential_revoked": (Reason.CREDENTIAL_REVOKED, Stage.PIPELINE),
     "clock_skew": (Reason.CLOCK_SKEW, Stage.INGEST),  # a job's ingest log refuses it (max_clock_skew_ms)
     "out_of_order": (None, None),
     "malformed_json": (Reason.MALFORMED, Stage.INGEST),
@@ -78,6 +88,7 @@ class SimDevice:
     profile: Profile
     registered: bool = True
     revoked_at_ms: int | None = None
+    credential_revoked_at_ms: int | None = None
     seq: int = 0
     values: dict[str, int] = field(default_factory=dict)
 
@@ -166,8 +177,53 @@ class Simulation:
             "start_ms": self.start_ms,
         }
 
-    def write(self, registry_file: Path | None, ground_truth: Path | None) -> None:
-        """Write the registry (JSON) and the ground truth (JSON lines + ``.summary.json``)."""
+    def credentials(self) -> dict[str, Any]:
+        """The fleet's credentials as a simulated manufacturer (``manufacturer_key(seed)``) issues
+        them, and its status list's versions: every registered device holds a ``DeviceCredential``
+        (subject: its did:ethr) with a bit in the list, all clear from a second before the run;
+        the ``credential_revoked`` device's bit is set from its revocation on. The
+        credentials file ``pipeline.credential_status.FileSource`` reads."""
+        # ISSUER
+        key = manufacturer_key(self.config.seed)
+        issuer = did_key(key.public_key)
+        list_url = manufacturer_list_url(self.config.seed)
+        before_ms = self.start_ms - 1000
+        created = utc_timestamp(datetime.fromtimestamp(before_ms // 1000, UTC))
+        # CREDENTIALS
+        registered = [d for d in self.devices if d.registered]
+        issued = {}
+        for index, device in enumerate(registered):
+            unsecured = device_credential(
+                issuer=issuer,
+                subject=device_did(self.domain.chain_id or 1, bytes.fromhex(device.device_id[2:])),
+                model=device.profile.name,
+                serial=f"SIM-{self.config.seed}-{index}",
+                firmware_hash="0x" + keccak256(f"{device.profile.name}/firmware/1".encode()).hex(),
+                manufacturer="VeriStream Simulated Devices",
+                valid_from=created,
+            )
+            secured = issue({**unsecured, "credentialStatus": status_entry(list_url, index)}, key, created=created)
+            issued[device.device_id] = secured
+        # STATUS LIST VERSIONS
+        versions = [(before_ms, StatusList.empty())]
+        for index, device in enumerate(registered):
+            if device.credential_revoked_at_ms is not None:
+                versions.append((device.credential_revoked_at_ms, versions[-1][1].set(index)))
+        lists = []
+        for from_ms, status in versions:
+            valid_from = utc_timestamp(datetime.fromtimestamp(from_ms // 1000, UTC))
+            unsecured = status_list_credential(list_url=list_url, issuer=issuer, status_list=status, valid_from=valid_from)
+            lists.append({"from_ms": from_ms, "credential": issue(unsecured, key, created=valid_from)})
+        return {"issuer": issuer, "credentials": issued, "status_lists": lists}
+
+    def write(
+        self, registry_file: Path | None, ground_truth: Path | None, credentials_file: Path | None = None
+    ) -> None:
+        """Write the registry (JSON), the ground truth (JSON lines + ``.summary.json``) and the
+        fleet's credentials (``credentials``)."""
+        if credentials_file is not None:
+            credentials_file.parent.mkdir(parents=True, exist_ok=True)
+            credentials_file.write_text(json.dumps(self.credentials(), indent=1, sort_keys=True) + "\n")
         if registry_file is not None:
             registry_file.parent.mkdir(parents=True, exist_ok=True)
             registry_file.write_text(json.dumps(self.registry(), indent=1, sort_keys=True) + "\n")
@@ -181,6 +237,16 @@ class Simulation:
 
 
 # --- keys ------------------------------------------------------------------
+def manufacturer_key(seed: int) -> SecretKey:
+    """The simulated manufacturer's Ed25519 issuer key; its did:key issues the fleet's credentials."""
+    return SecretKey.from_raw("ed25519", keccak256(f"veristream-sim/{seed}/manufacturer".encode()))
+
+
+def manufacturer_list_url(seed: int) -> str:
+    """The URL of the simulated manufacturer's status list."""
+    return f"https://credentials.veristream.dev/sim/{seed}/status/1"
+
+
 def derive_private_key(seed: int, scheme: str, label: str) -> bytes:
     """A private key for ``scheme`` derived from the seed and a label (valid for the curve)."""
     counter = 0
@@ -259,15 +325,17 @@ def _next_reading(
 def _plan(config: SimulatorSourceConfig, rng: random.Random, warmup: int) -> list[str]:
     """Slot kinds in generation order: ``count`` good ones with the faults mixed in."""
     per_fault = max(1, round(config.fault_rate * config.count))
-    faults = [f for f in FAULTS if f in config.faults and f != "out_of_order"]
+    faults = [f for f in (*FAULTS, *CREDENTIAL_FAULTS) if f in config.faults and f != "out_of_order"]
     injected = [f for f in faults for _ in range(per_fault)]
     head = min(warmup, config.count)
     tail = ["ok"] * (config.count - head) + injected
     rng.shuffle(tail)
-    if "revoked_device" in config.faults:
-        # Revocation falls half-way: keep revoked-device readings in the second half.
-        revoked = [k for k in tail if k == "revoked_device"]
-        rest = [k for k in tail if k != "revoked_device"]
+    for late in ("revoked_device", "credential_revoked"):
+        if late not in config.faults:
+            continue
+        # Revocation falls half-way: keep the revoked device's readings in the second half.
+        revoked = [k for k in tail if k == late]
+        rest = [k for k in tail if k != late]
         half = len(rest) // 2
         second = rest[half:] + revoked
         rng.shuffle(second)
@@ -303,6 +371,13 @@ def simulate(config: SimulatorSourceConfig, *, start_ms: int | None = None) -> S
         first_revoked = plan.index("revoked_device")
         revoked.revoked_at_ms = start + int(first_revoked * slot_ms)
         extra.append(revoked)
+    withdrawn: SimDevice | None = None
+    if "credential_revoked" in config.faults:
+        withdrawn = _device(
+            config.seed, config.schemes[0], "credential-revoked", fleet[0].owner, fleet[0].profile, rng
+        )
+        withdrawn.credential_revoked_at_ms = start + int(plan.index("credential_revoked") * slot_ms)
+        extra.append(withdrawn)
     skewed: SimDevice | None = None
     if "clock_skew" in config.faults:
         # A device whose clock runs ahead: all its readings are skewed, and its
@@ -321,6 +396,10 @@ def simulate(config: SimulatorSourceConfig, *, start_ms: int | None = None) -> S
         ts = start + int(slot * slot_ms)
         if kind == "ok" and slot == 0 and revoked is not None:
             reading = _next_reading(revoked, rng, ts, domain)
+            generated.append((encode_reading(reading), "ok", reading))
+            continue
+        if kind == "ok" and slot == 1 and withdrawn is not None:
+            reading = _next_reading(withdrawn, rng, ts, domain)
             generated.append((encode_reading(reading), "ok", reading))
             continue
         device = fleet[round_robin % len(fleet)]
@@ -361,6 +440,10 @@ def simulate(config: SimulatorSourceConfig, *, start_ms: int | None = None) -> S
         elif kind == "revoked_device":
             assert revoked is not None
             reading = _next_reading(revoked, rng, ts, domain)
+            generated.append((encode_reading(reading), kind, reading))
+        elif kind == "credential_revoked":
+            assert withdrawn is not None
+            reading = _next_reading(withdrawn, rng, ts, domain)
             generated.append((encode_reading(reading), kind, reading))
         elif kind == "clock_skew":
             assert skewed is not None

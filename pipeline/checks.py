@@ -49,7 +49,8 @@ def credentials_problem(
     candidate: Candidate, devices: Mapping[str, DeviceInfo], max_clock_skew_ms: int
 ) -> tuple[str, str] | None:
     """Why a correctly signed reading still cannot count: its key was revoked by its timestamp,
-    or its timestamp is further ahead of its arrival than the allowed skew.
+    its credential was revoked (or is not valid) then, or its timestamp is further ahead of its
+    arrival than the allowed skew.
 
     Both are checked before the replay guard, so a reading that cannot count
     never consumes its device's sequence number.
@@ -57,6 +58,9 @@ def credentials_problem(
     device = devices.get(candidate.device_id)
     if device is not None and device.revoked_at(candidate.timestamp_ms):
         return Reason.REVOKED, f"revoked at {device.revoked_at_ms}"
+    credential_revoked = None if device is None else device.credential_revoked_at(candidate.timestamp_ms)
+    if credential_revoked is not None:
+        return Reason.CREDENTIAL_REVOKED, f"credential revoked from {credential_revoked}"
     ahead = candidate.timestamp_ms - candidate.received_ms
     if ahead > max_clock_skew_ms:
         return Reason.CLOCK_SKEW, f"{ahead} ms ahead of arrival"

@@ -14,12 +14,20 @@ of a stored batch always runs embedded.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from veristream.connectors.ipfs import BlockStore
 from veristream.pipeline import beam_embedded, beam_portable, commitments, workers
 from veristream.pipeline.aggregates import FieldStats
+from veristream.pipeline.credential_status import (
+    CredentialPins,
+    CredentialSource,
+    FileSource,
+    credential_revocations,
+    with_revocations,
+)
 from veristream.pipeline.device_view import ChainDevices
 from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.records import Candidate, Rejected
@@ -55,13 +63,24 @@ class EpochContext:
     clock: EpochClock
     registry_block: int | None = None
     devices: ChainDevices | None = None
+    # devices.credentials: where each epoch's pins come from, and the pins applied to registry
+    credentials: CredentialSource | None = None
+    credential_pins: CredentialPins | None = None
 
 
 def job_context(
-    job: JobSpec, registry: DeviceRegistryView | None = None, devices: ChainDevices | None = None
+    job: JobSpec,
+    registry: DeviceRegistryView | None = None,
+    devices: ChainDevices | None = None,
+    credentials: CredentialSource | None = None,
 ) -> EpochContext:
     """The context of ``job``; the registry is read from its file (``devices.file``), or from
-    the chain as of its latest block through ``devices`` (``devices.address``), unless given."""
+    the chain as of its latest block through ``devices`` (``devices.address``), unless given.
+    ``credentials``: where a job with ``devices.credentials`` gets each epoch's pins (default:
+    its ``devices.credentials.file``)."""
+    spec = job.devices.credentials
+    if spec is not None and credentials is None and spec.file is not None:
+        credentials = FileSource(spec.file)
     block = None
     if job.devices.address is not None:
         if devices is None:
@@ -79,7 +98,41 @@ def job_context(
         name=d.name, version=d.version, chain_id=d.chain_id, verifying_contract=d.verifying_contract
     )
     clock = job.epochs.clock()
-    return EpochContext(job, registry, domain, clock, block, devices)
+    return EpochContext(job, registry, domain, clock, block, devices, credentials)
+
+
+def credentials_at(ctx: EpochContext, epoch: int, store: BlockStore) -> EpochContext:
+    """``ctx`` with the credential pins of ``epoch`` (from its ``credentials`` source) applied to
+    the registry: what the submitter runs the epoch with. ``ctx`` itself for a job without
+    ``devices.credentials``."""
+    spec = ctx.job.devices.credentials
+    if spec is None:
+        return ctx
+    if ctx.credentials is None:
+        raise InputRejected(
+            "devices.credentials: give devices.credentials.file, or read the CredentialRegistry "
+            "(veristream.credential_anchors.chain_source)"
+        )
+    pins = ctx.credentials(ctx.clock.start_ms(epoch), ctx.clock.end_ms(epoch), store)
+    return credentials_pinned(ctx, epoch, pins.to_json(), store.get)
+
+
+def credentials_pinned(
+    ctx: EpochContext, epoch: int, pinned: dict[str, Any] | None, fetch: Callable[[str], bytes]
+) -> EpochContext:
+    """``ctx`` with a manifest's ``credential_status`` applied to the registry, documents fetched
+    by CID: what an operator or auditor re-executes the epoch with. ``InputRejected`` when the
+    manifest and the job disagree on whether devices hold credentials."""
+    spec = ctx.job.devices.credentials
+    if spec is None:
+        if pinned is not None:
+            raise InputRejected("the manifest pins credentials but the job has no devices.credentials")
+        return ctx
+    if pinned is None:
+        raise InputRejected("the job has devices.credentials but the manifest pins none")
+    pins = CredentialPins.from_json(pinned)
+    spans = credential_revocations(pins, fetch, spec, ctx.clock.start_ms(epoch))
+    return replace(ctx, registry=with_revocations(ctx.registry, spans, spec), credential_pins=pins)
 
 
 def context_at(ctx: EpochContext, block: int | None) -> EpochContext:

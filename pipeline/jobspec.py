@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from veristream.connectors.sources.config import SourceConfig
+from veristream.provers.credentials import DEVICE_CREDENTIAL, is_did
 from veristream.provers.epoch_clock import EpochClock
 from veristream.provers.errors import InputRejected, SpecError
 from veristream.provers.signers import DEVELOPMENT_CHAIN_IDS, check_signer_spec
@@ -74,9 +75,42 @@ class Eip712DomainSpec(_Model):
     _check_contract = field_validator("verifying_contract")(_address)
 
 
+CREDENTIAL_TYPES = (DEVICE_CREDENTIAL,)
+
+
+class CredentialsSpec(_Model):
+    """The credentials devices must hold (docs/identity.md): issued by one of ``trusted_issuers``
+    (DIDs), of one of ``types``; with ``required`` a device without a valid one is not registered
+    and its readings are ``credential_revoked``. ``file``: credentials and status-list versions
+    written by the simulator (embedded jobs); otherwise they are read from the CredentialRegistry
+    of the job's deployment."""
+
+    trusted_issuers: list[str] = Field(min_length=1)
+    types: list[str] = Field(default_factory=lambda: list(CREDENTIAL_TYPES), min_length=1)
+    required: bool = True
+    file: Path | None = None
+
+    @field_validator("trusted_issuers")
+    @classmethod
+    def _dids(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not is_did(v)]
+        if bad:
+            raise SpecError(f"must be DIDs (did:<method>:<id>), got {bad}")
+        return value
+
+    @field_validator("types")
+    @classmethod
+    def _types(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if v not in CREDENTIAL_TYPES]
+        if bad:
+            raise SpecError(f"unknown credential types {bad}: one of {list(CREDENTIAL_TYPES)}")
+        return value
+
+
 class DeviceRegistrySpec(_Model):
     """Where device keys come from, exactly one of a registry file (``file``) or a DeviceRegistry
-    on the job's chain (``address``), and the EIP-712 domain devices sign under."""
+    on the job's chain (``address``), and the EIP-712 domain devices sign under; ``credentials``:
+    the credentials devices hold (absent: none are checked)."""
 
     file: Path | None = None
     address: str | None = Field(
@@ -85,6 +119,7 @@ class DeviceRegistrySpec(_Model):
         "(cached in the work directory) and each epoch's manifest names the block it was read at",
     )
     domain: Eip712DomainSpec = Eip712DomainSpec()
+    credentials: CredentialsSpec | None = None
 
     @field_validator("address")
     @classmethod
@@ -557,6 +592,10 @@ class JobSpec(_Model):
         devices = self.devices
         if devices.file is not None and not devices.file.is_absolute():
             devices = devices.model_copy(update={"file": (base / devices.file).resolve()})
+        creds = devices.credentials
+        if creds is not None and creds.file is not None and not creds.file.is_absolute():
+            creds = creds.model_copy(update={"file": (base / creds.file).resolve()})
+            devices = devices.model_copy(update={"credentials": creds})
         work_dir = self.work_dir if self.work_dir.is_absolute() else (base / self.work_dir).resolve()
         sources = [_resolve_source_paths(s, base) for s in self.sources]
         chain = self.chain

@@ -10,7 +10,8 @@ after the epoch, the previous epoch's manifest CID (a hash chain any auditor
 can walk back from IPFS), the three Merkle roots (data, aggregates, rewards),
 the CIDs of the three trees' OpenZeppelin ``standard-v1`` dumps (``trees``;
 null for an empty tree), the reward split and the counts; for a job whose
-devices are on chain, the block the device registry was read at.
+devices are on chain, the block the device registry was read at; for a job whose
+devices hold credentials, the credentials and status lists the epoch pinned.
 
 Version 2 added ``aggregates_root`` and ``trees``; a version-1 manifest is
 refused (the committee signs the manifest's CID, so its fields are not optional).
@@ -76,12 +77,17 @@ class Manifest:
     # the block the on-chain device registry (devices.address) was read at; absent, not null,
     # for a registry file, so those manifests (and their CIDs) are what they always were
     device_registry_block: int | None = None
+    # for a job with devices.credentials: the device credentials and status-list versions the
+    # epoch's decisions rest on (pipeline.credential_status.CredentialPins); absent otherwise
+    credential_status: dict[str, Any] | None = None
 
     def to_json(self) -> bytes:
         """The manifest as canonical JSON."""
         fields = asdict(self)
         if self.device_registry_block is None:
             del fields["device_registry_block"]
+        if self.credential_status is None:
+            del fields["credential_status"]
         return canonical_json(fields, integers_only=True)
 
 
@@ -98,6 +104,9 @@ def manifest_from_json(data: bytes) -> Manifest:
     block = raw.get("device_registry_block")
     if block is not None and (isinstance(block, bool) or not isinstance(block, int) or block < 0):
         raise InputRejected(f"manifest device_registry_block must be a block number, got {block!r}")
+    pins = raw.get("credential_status")
+    if pins is not None and not isinstance(pins, dict):
+        raise InputRejected(f"manifest credential_status must be an object, got {pins!r}")
     try:
         rewards = RewardSummary(**raw.pop("rewards"))
         trees = raw.pop("trees")

@@ -19,7 +19,13 @@ from veristream.pipeline.batch import (
     encode_dead_letters,
 )
 from veristream.pipeline.commitments import aggregates_tree, data_tree, dump_json, reward_tree
-from veristream.pipeline.compute import EpochComputation, EpochContext, compute_epoch, job_context
+from veristream.pipeline.compute import (
+    EpochComputation,
+    EpochContext,
+    compute_epoch,
+    credentials_at,
+    job_context,
+)
 from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.manifest import Manifest, RewardSummary, TreeDumps
 from veristream.pipeline.state import JobState
@@ -54,6 +60,7 @@ def run_epoch(
     it again on the same inputs gives byte-identical batches, CIDs and roots.
     """
     ctx = job if isinstance(job, EpochContext) else job_context(job)
+    ctx = credentials_at(ctx, epoch, store)
     computation = compute_epoch(ctx, epoch, raw_records, state, memo=memo)
     return store_epoch(ctx, computation, state, store)
 
@@ -121,6 +128,7 @@ def store_epoch(
         ),
         trees=trees,
         device_registry_block=ctx.registry_block,
+        credential_status=None if ctx.credential_pins is None else ctx.credential_pins.to_json(),
     )
     manifest_bytes = manifest.to_json()
     manifest_cid = store.put(manifest_bytes)

@@ -9,14 +9,21 @@ the pipeline, and the signed manifest CID is that manifest's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from veristream.connectors.ipfs import BlockStore, cid_of, cid_to_bytes
 from veristream.pipeline.batch import (
     decode_accepted,
 )
-from veristream.pipeline.compute import EpochContext, compute_epoch, context_at, job_context
+from veristream.pipeline.compute import (
+    EpochContext,
+    compute_epoch,
+    context_at,
+    credentials_pinned,
+    job_context,
+)
 from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.manifest import Manifest, TreeDumps, manifest_from_json
 from veristream.pipeline.publish import dump_cids, tree_dumps
@@ -24,6 +31,7 @@ from veristream.pipeline.state import JobState, state_from_json
 from veristream.provers.aggregation import Proposal
 from veristream.provers.encoding import parse_bytes32
 from veristream.provers.epoch_result import EpochResult, job_id_hash
+from veristream.provers.errors import InputRejected, Mismatch
 from veristream.provers.signing import VerdictMemo
 
 
@@ -52,6 +60,8 @@ def reexecute(
     prev_state: JobState,
     memo: VerdictMemo | None = None,
     registry_block: int | None = None,
+    credential_status: dict[str, Any] | None = None,
+    fetch: Callable[[str], bytes] | None = None,
 ) -> Recomputed:
     """Recompute an epoch's roots from its batch alone and the state before it.
 
@@ -62,10 +72,16 @@ def reexecute(
     batch is not a readable batch. ``memo``: the operator's own verdict memo
     of the epoch (pre-verification; same result without it). ``registry_block``:
     the manifest's ``device_registry_block``, the block the on-chain device
-    registry is read at (None for a registry file).
+    registry is read at (None for a registry file). ``credential_status``: the manifest's
+    pinned credentials and status lists, whose documents ``fetch`` gives by CID (a job with
+    ``devices.credentials`` needs both).
     """
     ctx = job if isinstance(job, EpochContext) else job_context(job)
     ctx = context_at(ctx, registry_block)
+    if credential_status is not None or ctx.job.devices.credentials is not None:
+        if fetch is None:
+            raise InputRejected("re-executing an epoch with pinned credentials needs a store to fetch them from")
+        ctx = credentials_pinned(ctx, epoch, credential_status, fetch)
     candidates = decode_accepted(batch_bytes)
     computation = compute_epoch(ctx, epoch, candidates, prev_state, decoded=True, memo=memo)
     problems = tuple(
@@ -159,9 +175,23 @@ def check_proposal(
         previous = manifest_from_json(store.get(prev_cid))
         prev = state_from_json(store.get(previous.state_cid))
     # RE-EXECUTE
-    recomputed = reexecute(
-        ctx, proposal.epoch, store.get(manifest.batch_cid), prev, memo, manifest.device_registry_block
-    )
+    try:
+        recomputed = reexecute(
+            ctx,
+            proposal.epoch,
+            store.get(manifest.batch_cid),
+            prev,
+            memo,
+            manifest.device_registry_block,
+            manifest.credential_status,
+            store.get,
+        )
+    except Mismatch as exc:
+        return Checked(f"the manifest's pinned credentials do not hold: {exc}")
+    except InputRejected as exc:
+        if manifest.credential_status is None and ctx.job.devices.credentials is None:
+            raise
+        return Checked(f"the manifest's pinned credentials do not hold: {exc}")
     if not recomputed.clean:
         return Checked("batch holds readings that fail the checks: " + "; ".join(recomputed.problems[:3]))
     data_root = recomputed.data_root

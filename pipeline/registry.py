@@ -68,10 +68,21 @@ class DeviceInfo:
     beneficiary: bytes
     revoked_at_ms: int | None = None
     key_history: tuple[KeyWindow, ...] = ()
+    # [from_ms, until_ms) spans in which the device's credential does not count (revoked in its
+    # status list, or not valid): set per epoch from the pinned lists, never read from a file
+    credential_revoked: tuple[tuple[int, int | None], ...] = ()
 
     def revoked_at(self, timestamp_ms: int) -> bool:
         """Whether a reading stamped ``timestamp_ms`` comes after the device's revocation."""
         return self.revoked_at_ms is not None and timestamp_ms >= self.revoked_at_ms
+
+    def credential_revoked_at(self, timestamp_ms: int) -> int | None:
+        """When the span of credential revocation covering ``timestamp_ms`` began (None: the
+        device's credential counts then)."""
+        for start, until in self.credential_revoked:
+            if start <= timestamp_ms and (until is None or timestamp_ms < until):
+                return start
+        return None
 
     def key_at(self, timestamp_ms: int) -> bytes | None:
         """The key in force for a reading stamped ``timestamp_ms``, None when none is."""

@@ -153,13 +153,18 @@ def bounded_messages(job: JobSpec) -> list[tuple[bytes, str, int]]:
     """Every message of the job's bounded sources, in delivery order: ``(raw, source, received_ms)``.
 
     The simulator also writes the device registry file the job names (when the
-    source does not name its own), so the embedded demo needs no setup.
+    source does not name its own) and its ``devices.credentials.file``, so the
+    embedded demo needs no setup.
     """
     messages: list[tuple[bytes, str, int]] = []
     for index, source in enumerate(job.sources):
         if isinstance(source, SimulatorSourceConfig):
             simulation = simulate(source)
             registry_file = source.registry_file or job.devices.file
+            credentials = job.devices.credentials
+            if credentials is not None and credentials.file is not None and not Path(credentials.file).exists():
+                # the simulated manufacturer's credentials and status lists, written with the registry
+                simulation.write(None, None, Path(credentials.file))
             if registry_file is not None and not Path(registry_file).exists():
                 simulation.write(Path(registry_file), source.ground_truth)
             elif source.ground_truth is not None:

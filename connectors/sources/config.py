@@ -184,6 +184,11 @@ FAULTS = (
 )
 
 
+CREDENTIAL_FAULTS = ("credential_revoked",)
+"""Faults that need the job's devices to hold credentials (``devices.credentials``): not among
+``FAULTS`` (``--all-faults``), asked for by name."""
+
+
 SchemeName = Literal["secp256k1", "ed25519", "p256"]
 
 
@@ -213,9 +218,9 @@ class SimulatorSourceConfig(_Config):
 
     @model_validator(mode="after")
     def _check(self) -> SimulatorSourceConfig:
-        unknown = sorted(set(self.faults) - set(FAULTS))
+        unknown = sorted(set(self.faults) - set(FAULTS) - set(CREDENTIAL_FAULTS))
         if unknown:
-            raise SpecError(f"unknown faults {unknown}; known: {', '.join(FAULTS)}")
+            raise SpecError(f"unknown faults {unknown}; known: {', '.join(FAULTS + CREDENTIAL_FAULTS)}")
         return self
 
 
