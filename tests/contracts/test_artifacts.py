@@ -51,5 +51,7 @@ def test_forge_suite_passes() -> None:
                    "PopIsCopiedIntoAnotherOperatorsRotateKey", "ActivationDelayIsBelowTheFloorOnAProductionChain",
                    "BeneficiarySwapsDeviceKey", "OwnerRenouncesOwnership",
                    "StrangerAddsVerificationMethodToDeviceDid", "BeneficiaryPublishesSigningKeyBesideTheRegistry",
-                   "StrangerPreloadsTheDidOfADeviceNotYetRegistered"):
+                   "StrangerPreloadsTheDidOfADeviceNotYetRegistered",
+                   "AForgedAggregateIsNotInTheVerifiedRoot", "ThePolicyIsPaidTwice",
+                   "TheEpochIsOutsideThePolicyRange", "TheSameResultIsSubmittedAgain"):
         assert f"[PASS] test_RevertWhen_{attack}(" in result.stdout, attack
