@@ -175,6 +175,16 @@ def test_the_dapp_reads_proves_and_claims_what_veristream_verified(services: Ser
     assert again.returncode == 3 and json.loads(again.stdout)["nothing_to_claim"] is True
 
 
+def test_the_dapp_for_people_and_an_earlier_epoch(services: Services) -> None:
+    first = next(row for row in services.run["epochs"] if row["verified"])["epoch"]
+    done = _dapp(services, "--epoch", str(first))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 4 and lines[1].startswith(f"epoch {first}: manifest ")
+    assert lines[2].endswith("proved on chain: true (forged max accepted: false)")
+    assert lines[3].endswith("proved on chain: true")
+
+
 def test_the_dapp_refuses_in_one_line(services: Services) -> None:
     missing = _dapp(services, "--epoch", "999", "--json")
     assert missing.returncode == 3 and list(_steps(missing.stdout)) == ["epochs"]
