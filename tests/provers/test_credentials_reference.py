@@ -252,3 +252,58 @@ def test_multibase_against_the_library_key_exports(node: str) -> None:
         assert did_key.did_key(secret.public_key) == key["controller"]
         assert key["id"] == did_key.verification_method_id(key["controller"])
     assert base58btc_encode(b"\x00\x00\x01") == "112"
+
+
+def _set(path: tuple[str, ...], value: Any) -> Any:
+    def change(document: dict[str, Any]) -> None:
+        target = document
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+
+    return change
+
+
+def test_what_json_ld_ignores_is_judged_as_the_reference_library_judges_it(node: str) -> None:
+    """Values JSON-LD drops or treats specially: each side accepts or refuses the same ones
+    (VeriStream is stricter only about a DeviceCredential's own claims)."""
+    key = SecretKey.from_raw(ED25519, bytes(range(32)))
+    signed = credentials.issue(device(did_key.did_key(key.public_key), 1), key, created="2026-01-01T00:00:00Z")
+    subject = ("credentialSubject",)
+    changes: dict[str, Any] = {
+        "reserved-looking key": _set(("@foo",), "bar"),
+        "reserved-looking key in the subject": _set((*subject, "@foo"), "bar"),
+        "a null claim": _set((*subject, "manufacturer"), None),
+        "a null name": _set(("name",), None),
+        "an empty description": _set(("description",), []),
+        "a malformed language tag": _set((*subject, "manufacturer"), {"@value": "Acme", "@language": "not a tag!"}),
+        "types reordered": _set(("type",), ["DeviceCredential", "VerifiableCredential"]),
+        "an id added": _set(("id",), "urn:uuid:0d2a1f4e-8c7b-4f1a-9d3e-2b6c5a4f3e21"),
+        "an inline @vocab": lambda d: d["@context"].append({"@vocab": "https://attacker.example/#"}),
+        "an inline @vocab and a new claim": lambda d: (
+            d["@context"].append({"@vocab": "https://attacker.example/#"}),
+            d["credentialSubject"].__setitem__("role", "admin"),
+        ),
+        "an undefined proof option": _set(("proof", "junk"), "x"),
+        "a proof nonce added": _set(("proof", "nonce"), "x"),
+        "a JSON literal": _set((*subject, "model"), {"@value": {"a": 1}, "@type": "@json"}),
+        # stricter here: a DeviceCredential has one subject, its manufacturer a string
+        "an empty manufacturer list": _set((*subject, "manufacturer"), []),
+        "the subject twice": lambda d: d.__setitem__("credentialSubject", [d["credentialSubject"]] * 2),
+    }
+    stricter = {"an empty manufacturer list", "the subject twice"}
+    variants = {}
+    for name, change in changes.items():
+        variant = copy.deepcopy(signed)
+        change(variant)
+        variants[name] = variant
+    verdicts = reference(node, {"verify": [{"credential": v, "now": NOW} for v in variants.values()]})["verify"]
+    for (name, variant), verdict in zip(variants.items(), verdicts, strict=True):
+        ours = credentials.verify(variant, now=NOW_DT)
+        assert verdict["ok"], verdict
+        theirs = verdict["value"]["verified"]
+        if name in stricter:
+            assert ours.reason is CredentialFault.MALFORMED_CREDENTIAL, (name, ours)
+            assert theirs == (name == "the subject twice"), (name, verdict)  # the same triples
+        else:
+            assert ours.verified == theirs, (name, ours, verdict)
