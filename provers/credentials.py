@@ -35,7 +35,7 @@ from veristream.provers.data_integrity import (
     UnsupportedCryptosuite,
     create_proof,
     cryptosuite_for,
-    is_date_time_stamp,
+    parse_date_time,
     parse_proof,
     verify_proof,
 )
@@ -175,11 +175,11 @@ def check_credential(credential: Any) -> None:
         raise _reject(CredentialFault.MALFORMED_CREDENTIAL, "credentialSubject must be one or more non-empty objects")
     # DATES
     for field in ("validFrom", "validUntil"):
-        if field in credential and not is_date_time_stamp(credential[field]):
-            raise _reject(
-                CredentialFault.MALFORMED_CREDENTIAL,
-                f"{field} must be an XML Schema dateTimeStamp (e.g. 2030-01-01T00:00:00Z), got {credential[field]!r}",
-            )
+        if field in credential:
+            try:
+                parse_date_time(credential[field], field)
+            except InputRejected as exc:
+                raise _reject(CredentialFault.MALFORMED_CREDENTIAL, str(exc)) from None
     # DEVICE CLAIMS
     if DEVICE_CREDENTIAL in types:
         device_claims(credential)
@@ -360,17 +360,13 @@ def issuer_public_key(issuer: str, method_id: str, resolver: Resolver) -> Public
         raise _reject(CredentialFault.WRONG_ISSUER_KEY, f"{method_id}: {exc}") from None
 
 
-def _parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-
-
 def check_validity(credential: Mapping[str, Any], now: datetime, max_clock_skew_s: int = DEFAULT_MAX_CLOCK_SKEW_S) -> None:
     """``CredentialRejected`` when ``now`` is past ``validUntil`` or before ``validFrom``
     (give or take ``max_clock_skew_s``)."""
     skew = timedelta(seconds=max_clock_skew_s)
-    if "validUntil" in credential and now - skew > _parse_time(credential["validUntil"]):
+    if "validUntil" in credential and now - skew > parse_date_time(credential["validUntil"], "validUntil"):
         raise _reject(CredentialFault.EXPIRED, f"expired: validUntil {credential['validUntil']} has passed ({utc_timestamp(now)})")
-    if "validFrom" in credential and now + skew < _parse_time(credential["validFrom"]):
+    if "validFrom" in credential and now + skew < parse_date_time(credential["validFrom"], "validFrom"):
         raise _reject(CredentialFault.NOT_YET_VALID, f"not valid before {credential['validFrom']} ({utc_timestamp(now)})")
 
 

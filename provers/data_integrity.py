@@ -24,6 +24,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from veristream.provers.errors import InputRejected
@@ -66,6 +67,18 @@ def cryptosuite_for(scheme: str) -> str:
 def is_date_time_stamp(value: Any) -> bool:
     """Whether ``value`` is an XML Schema ``dateTimeStamp`` string (a time zone is required)."""
     return isinstance(value, str) and DATE_TIME_STAMP.fullmatch(value) is not None
+
+
+def parse_date_time(value: Any, what: str) -> datetime:
+    """The moment a ``dateTimeStamp`` names; ``InputRejected`` naming ``what`` for anything else,
+    including dates the calendar lacks (February 30th) and years outside 0001..9999."""
+    if not is_date_time_stamp(value):
+        raise InputRejected(f"{what} must be a date-time with a time zone, e.g. 2030-01-01T00:00:00Z, got {value!r}")
+    text = value.replace("Z", "+00:00").replace("z", "+00:00")
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InputRejected(f"{what} {value!r} is not a date VeriStream can compare ({exc})") from None
 
 
 @dataclass(frozen=True, slots=True)

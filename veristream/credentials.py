@@ -17,7 +17,7 @@ from typing import Any
 
 from veristream.provers import credentials
 from veristream.provers.credentials import VerificationResult
-from veristream.provers.data_integrity import is_date_time_stamp
+from veristream.provers.data_integrity import parse_date_time
 from veristream.provers.did_key import did_key, verification_method_id
 from veristream.provers.errors import InputRejected, NotFound
 from veristream.provers.multikey import (
@@ -90,8 +90,8 @@ def load_issuer_key(spec: str) -> SecretKey:
 
 
 def _timestamp(value: str | None, option: str) -> str | None:
-    if value is not None and not is_date_time_stamp(value):
-        raise InputRejected(f"{option} must be a date-time with a time zone, e.g. 2030-01-01T00:00:00Z, got {value!r}")
+    if value is not None:
+        parse_date_time(value, option)
     return value
 
 
@@ -152,9 +152,7 @@ def read_credential(path: str) -> Any:
 def verify(path: str, now: str | None = None) -> VerificationResult:
     """The verdict on the credential in ``path`` at ``now`` (a dateTimeStamp; default: the
     current time), issuers resolved offline (did:key)."""
-    moment = datetime.now(UTC)
-    if _timestamp(now, "--now") is not None:
-        moment = datetime.fromisoformat(str(now).replace("Z", "+00:00"))
+    moment = datetime.now(UTC) if now is None else parse_date_time(now, "--now")
     return credentials.verify(read_credential(path), now=moment)
 
 

@@ -99,6 +99,7 @@ def test_bad_input_is_one_line_exit_2(keys: dict[str, Path], tmp_path: Path) -> 
     key = str(keys["ed25519"])
     for args, message in [
         (["--valid-until", "2036-01-01"], "--valid-until must be a date-time"),
+        (["--valid-until", "2036-02-30T00:00:00Z"], "not a date VeriStream can compare"),
         (["--type", "OtherCredential"], "--type must be one of DeviceCredential"),
     ]:
         code, text = cli(*issue_args(key, *args))

@@ -317,3 +317,16 @@ def test_every_reason_and_every_device_term_is_documented() -> None:
     for term, iri in terms.items():
         if not term.startswith("@"):
             assert f"| `{term}` | `{iri}` |" in guide, term
+
+
+@pytest.mark.parametrize(
+    "when", ["2030-02-30T00:00:00Z", "2030-01-01T24:00:00Z", "-0001-01-01T00:00:00Z", "10000-01-01T00:00:00Z"]
+)
+def test_dates_the_calendar_lacks_are_malformed_not_a_crash(when: str) -> None:
+    """Each matches the dateTimeStamp pattern, and none is a moment Python can compare."""
+    unsecured = device()
+    signed = issue(unsecured, ED_KEY)
+    assert "validUntil" in refused({**signed, "validUntil": when}, CredentialFault.MALFORMED_CREDENTIAL)
+    with pytest.raises(CredentialRejected):
+        issue({**unsecured, "validFrom": when}, ED_KEY)
+    assert verify({**signed, "validUntil": "2030-01-01T00:00:00.1234567891+14:00"}, now=NOW).reason is CredentialFault.BAD_SIGNATURE
