@@ -13,6 +13,7 @@ interface Vm {
     function stopPrank() external;
     function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
     function addr(uint256 privateKey) external pure returns (address);
+    function expectEmit(bool checkTopic1, bool checkTopic2, bool checkTopic3, bool checkData) external;
 }
 
 /// @notice A tiny assertion base: failures revert with a message, which forge reports.
