@@ -64,6 +64,12 @@ REPEAT_CLAIM_TARGET = 71_154
 CLAIM_FOR_OVERHEAD_TARGET = 10_000
 CLAIM_MANY_PER_ACCOUNT_TARGET = 45_000
 BATCH = 100
+# submitEpoch at 64 signers: 265k (bn254) and 300k (bls12381) held with three stored words; an
+# epoch now stores four (the aggregates root and the manifest CID hash replace the batch CID
+# hash), a fresh word costs 22.1k, and the aggregates root and manifest CID add ~1.5k of
+# calldata and ~1.3k of event data: hence the targets 290k and 330k
+SUBMIT_TARGET_BN254 = 290_000
+SUBMIT_TARGET_BLS12381 = 330_000
 
 
 def _operator(i: int) -> str:
@@ -297,10 +303,10 @@ def run(quick: bool = False) -> dict[str, Any]:
     largest = str(sizes[-1])
     absent = sizes[-1] - math.ceil(sizes[-1] * QUORUM_BPS / 10_000)
     result["comparisons"] = [
-        comparison("submitEpoch bn254, 64 signers (target <= 265k)", bn_all.get("64", bn_all[largest]),
-                   265_000, "gas", "target"),
-        comparison("submitEpoch bls12381, 64 signers (target < 300k)", bls_all.get("64", bls_all[largest]),
-                   300_000, "gas", "target"),
+        comparison("submitEpoch bn254, 64 signers (target <= 290k)", bn_all.get("64", bn_all[largest]),
+                   SUBMIT_TARGET_BN254, "gas", "target"),
+        comparison("submitEpoch bls12381, 64 signers (target < 330k)", bls_all.get("64", bls_all[largest]),
+                   SUBMIT_TARGET_BLS12381, "gas", "target"),
         comparison(f"submitEpoch bn254, {largest} all signing", bn_all[largest], EIGENLAYER_ALL_SIGN, "gas",
                    "EigenLayer check ~160k (check only, no tx/storage)"),
         comparison(f"submitEpoch bn254, {largest}, {absent} absent", bn_absent[largest],
