@@ -100,7 +100,7 @@ def parse_proof(proof: Any) -> ProofOptions:
     if proof.get("type") != PROOF_TYPE:
         raise ProofError(f"proof type must be {PROOF_TYPE!r}, got {proof.get('type')!r}")
     suite = proof.get("cryptosuite")
-    if suite not in CRYPTOSUITES:
+    if not isinstance(suite, str) or suite not in CRYPTOSUITES:
         raise UnsupportedCryptosuite(
             f"unsupported cryptosuite {suite!r}: only {', '.join(CRYPTOSUITES)} are verified"
         )

@@ -330,3 +330,59 @@ def test_dates_the_calendar_lacks_are_malformed_not_a_crash(when: str) -> None:
     with pytest.raises(CredentialRejected):
         issue({**unsecured, "validFrom": when}, ED_KEY)
     assert verify({**signed, "validUntil": "2030-01-01T00:00:00.1234567891+14:00"}, now=NOW).reason is CredentialFault.BAD_SIGNATURE
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=12)
+    | st.sampled_from(["@id", "@type", "@context", "@value", "@list", "@graph", "did:key:z6Mk", "https://x.example/"]),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(
+        st.text(max_size=8) | st.sampled_from(["@id", "@type", "@value", "@list", "@context", "@language", "id", "type"]),
+        inner,
+        max_size=3,
+    ),
+    max_leaves=8,
+)
+FUZZ_BASE = issue(device(), ED_KEY, created="2026-01-01T00:00:00Z")
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _paths(item, (*prefix, index))
+    return found
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.sampled_from(_paths(FUZZ_BASE)[1:]), json_values)
+def test_any_json_in_any_place_gets_a_verdict_never_an_exception(path: tuple[Any, ...], value: Any) -> None:
+    forged = copy.deepcopy(FUZZ_BASE)
+    target = forged
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    result = verify(forged, now=NOW)
+    if forged != FUZZ_BASE:
+        assert not result.verified or verify(FUZZ_BASE, now=NOW).verified
+    assert result.verified or (result.reason in CredentialFault and result.detail)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.sampled_from(_paths(device())[1:]), json_values)
+def test_issuing_any_json_signs_it_or_refuses_it_with_a_typed_error(path: tuple[Any, ...], value: Any) -> None:
+    unsecured = device()
+    target = unsecured
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    try:
+        signed = issue(unsecured, ED_KEY)
+    except InputRejected as exc:
+        assert str(exc)
+        return
+    result = verify(signed, now=NOW)
+    assert result.verified or result.reason in (CredentialFault.EXPIRED, CredentialFault.NOT_YET_VALID), result
