@@ -65,7 +65,6 @@ def test_served_operator_cosigns_for_a_committee(
     from veristream.pipeline.workers import ensure_ray
     from veristream.provers.aggregation import Member, Proposal, demo_members
     from veristream.provers.bls import bn254
-    from veristream.provers.epoch_result import EpochResult
     from veristream.run import committed_epochs
 
     # one stored epoch to sign (no chain, no Ray: only its manifest and batch matter here)
