@@ -4,6 +4,7 @@ lists it in `operators.remote`, co-signing an epoch result next to a local actor
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -123,10 +124,7 @@ def test_served_operator_cosigns_for_a_committee(
                     [served_pk, local.public_key], aggregate.digest, aggregate.signature
                 )
                 # the served operator re-executes: a wrong data root is refused with the reason
-                wrong = EpochResult(
-                    proposal.result.job_id, proposal.result.epoch, b"\x01" * 32,
-                    proposal.result.reward_root, proposal.result.batch_cid,
-                )
+                wrong = dataclasses.replace(proposal.result, data_root=b"\x01" * 32)
                 refused = committee.sign(Proposal(**{**_fields(proposal), "result": wrong}))
                 assert "data root mismatch" in refused.refusals[0] and not refused.quorum_met
             finally:
