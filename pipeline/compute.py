@@ -111,7 +111,7 @@ def credentials_at(ctx: EpochContext, epoch: int, store: BlockStore) -> EpochCon
     if ctx.credentials is None:
         raise InputRejected(
             "devices.credentials: give devices.credentials.file, or read the CredentialRegistry "
-            "(veristream.credential_anchors.chain_source)"
+            "(veristream.credential_anchors.credential_source)"
         )
     pins = ctx.credentials(ctx.clock.start_ms(epoch), ctx.clock.end_ms(epoch), store)
     return credentials_pinned(ctx, epoch, pins.to_json(), store.get)

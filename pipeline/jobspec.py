@@ -82,13 +82,23 @@ class CredentialsSpec(_Model):
     """The credentials devices must hold (docs/identity.md): issued by one of ``trusted_issuers``
     (DIDs), of one of ``types``; with ``required`` a device without a valid one is not registered
     and its readings are ``credential_revoked``. ``file``: credentials and status-list versions
-    written by the simulator (embedded jobs); otherwise they are read from the CredentialRegistry
-    of the job's deployment."""
+    written by the simulator (embedded jobs); ``registry``: the CredentialRegistry they are
+    anchored in (a job with ``devices.address``)."""
 
     trusted_issuers: list[str] = Field(min_length=1)
     types: list[str] = Field(default_factory=lambda: list(CREDENTIAL_TYPES), min_length=1)
     required: bool = True
     file: Path | None = None
+    registry: str | None = Field(
+        default=None,
+        description="the CredentialRegistry on the job's chain (the deployment's credential_registry): "
+        "device credentials and status lists are anchored there",
+    )
+
+    @field_validator("registry")
+    @classmethod
+    def _registry(cls, value: str | None) -> str | None:
+        return None if value is None else _address(value)
 
     @field_validator("trusted_issuers")
     @classmethod

@@ -181,7 +181,13 @@ def audit_epoch(
         state = JobState()
         for cid, manifest in history[:-1]:
             earlier = reexecute(
-                ctx, manifest.epoch, store.get(manifest.batch_cid), state, registry_block=manifest.device_registry_block
+                ctx,
+                manifest.epoch,
+                store.get(manifest.batch_cid),
+                state,
+                registry_block=manifest.device_registry_block,
+                credential_status=manifest.credential_status,
+                fetch=store.get,
             )
             if not earlier.clean:
                 report.reason = f"epoch {manifest.epoch} (before the audited one) holds readings that fail: " + "; ".join(
@@ -215,7 +221,15 @@ def audit_epoch(
         report.reason = f"cannot fetch batch {target} intact from the store: {error}"
         return report
     try:
-        recomputed = reexecute(ctx, epoch, batch, state, registry_block=head.device_registry_block)
+        recomputed = reexecute(
+            ctx,
+            epoch,
+            batch,
+            state,
+            registry_block=head.device_registry_block,
+            credential_status=head.credential_status,
+            fetch=store.get,
+        )
     except ValueError as error:
         report.reason = f"cannot re-execute batch {target}: {error}"
         return report

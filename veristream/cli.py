@@ -684,7 +684,7 @@ def chain_deploy(
     ),
     dev: bool = typer.Option(False, "--dev", help="A local development chain: allow an activation delay under 2 days."),
 ) -> None:
-    """Deploy OperatorRegistry, EpochVerifier, RewardDistributor, DeviceRegistry and a RewardToken."""
+    """Deploy OperatorRegistry, EpochVerifier, RewardDistributor, DeviceRegistry, CredentialRegistry and a RewardToken."""
     from pathlib import Path
 
     from veristream.chain import connect_target
@@ -806,13 +806,19 @@ def device_register(
         None, "--public-key", help="HEX key (secp256k1/p256: 64-byte x||y; ed25519: 32 bytes); a secp256k1 "
         "device may leave it out (its id is the key's address)."
     ),
+    credential: str | None = typer.Option(
+        None, "--credential", help="The device's credential (JSON file): checked against devices.credentials, "
+        "stored on IPFS and anchored with the device."
+    ),
 ) -> None:
-    """Register a device with its first key, in force from timestamp 0 (the registry's owner)."""
+    """Register a device with its first key, in force from timestamp 0 (the registry's owner);
+    with ``devices.credentials`` its credential is checked first and anchored with it."""
     import json
 
-    from veristream import devices
+    from veristream import credential_anchors
 
-    typer.echo(json.dumps(_device_command(job, devices.register, device, owner, scheme, public_key)))
+    result = _device_command(job, credential_anchors.register, device, owner, scheme, public_key, credential)
+    typer.echo(json.dumps(result))
 
 
 @device_app.command("rotate")
@@ -1063,6 +1069,60 @@ credential_app = typer.Typer(
 app.add_typer(credential_app, name="credential")
 
 
+@credential_app.command("authorize")
+def credential_authorize(
+    job: str = typer.Argument(..., help="The job spec (YAML) naming the CredentialRegistry (devices.credentials.registry)."),
+    issuer: str = typer.Option(..., "--issuer", help="The issuer's DID."),
+    publisher: str = typer.Option(..., "--publisher", help="The account that may publish its status lists (0x...)."),
+) -> None:
+    """Authorise an account to publish an issuer's status lists (the CredentialRegistry's owner)."""
+    import json
+
+    from veristream import credential_anchors
+
+    typer.echo(json.dumps(_device_command(job, credential_anchors.authorize, issuer, publisher)))
+
+
+@credential_app.command("revoke")
+def credential_revoke(
+    job: str = typer.Argument(..., help="The job spec (YAML) naming the CredentialRegistry (devices.credentials.registry)."),
+    issuer_key: str = typer.Option(..., "--issuer-key", help="The issuer's key: PATH, file:PATH or env:NAME."),
+    credential: str | None = typer.Option(None, "--credential", help="The credential to revoke (JSON file): its list and bit."),
+    status_list: str | None = typer.Option(None, "--status-list", help="Instead of --credential: the list's URL."),
+    status_index: int | None = typer.Option(None, "--status-index", help="With --status-list: the bit."),
+    restore: bool = typer.Option(False, "--restore", help="Clear the bit instead (a status list can also un-revoke)."),
+) -> None:
+    """Revoke a credential: set its bit in the issuer's Bitstring Status List, store the re-issued
+    list on IPFS and anchor it (the issuer's authorised publisher)."""
+    import json
+
+    from veristream import credential_anchors
+
+    result = _device_command(job, credential_anchors.revoke, issuer_key, status_list, status_index, credential, restore)
+    typer.echo(json.dumps(result))
+
+
+@credential_app.command("status")
+def credential_status(
+    job: str = typer.Argument(..., help="The job spec (YAML) naming the CredentialRegistry (devices.credentials.registry)."),
+    credential: str = typer.Option(..., "--credential", help="The credential (JSON file)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Whether a credential is revoked in its issuer's status list as anchored now: exit 0 when
+    it is not, 1 when it is."""
+    import json
+
+    from veristream import credential_anchors
+
+    result = _device_command(job, credential_anchors.status, credential)
+    if json_out:
+        typer.echo(json.dumps(result))
+    else:
+        state = "revoked" if result["revoked"] else "not revoked"
+        typer.echo(f"{state}: bit {result['index']} of {result['list']} (version {result['version']}, {result['cid']})")
+    raise typer.Exit(1 if result["revoked"] else 0)
+
+
 @credential_app.command("keygen")
 def credential_keygen(
     scheme: str = typer.Option("ed25519", "--scheme", help="ed25519 (eddsa-rdfc-2022) or p256 (ecdsa-rdfc-2019)."),
@@ -1092,6 +1152,10 @@ def credential_issue(
     valid_from: str | None = typer.Option(None, "--valid-from", help="validFrom, e.g. 2026-01-01T00:00:00Z."),
     valid_until: str | None = typer.Option(None, "--valid-until", help="validUntil, e.g. 2036-01-01T00:00:00Z."),
     credential_id: str | None = typer.Option(None, "--id", help="The credential's own id (a URL), if it has one."),
+    status_list: str | None = typer.Option(
+        None, "--status-list", help="URL of the issuer's Bitstring Status List: the credential is revocable there."
+    ),
+    status_index: int | None = typer.Option(None, "--status-index", help="With --status-list: the credential's bit in it."),
     out: str | None = typer.Option(None, "--out", help="Write the credential here (default: print it)."),
 ) -> None:
     """Issue a DeviceCredential signed by the issuer key (Data Integrity: eddsa-rdfc-2022 for an
@@ -1103,7 +1167,7 @@ def credential_issue(
 
     secured = issue(
         issuer_key, credential_type, subject, model, serial, firmware_hash, manufacturer, valid_from, valid_until,
-        credential_id,
+        credential_id, status_list, status_index,
     )
     text = json.dumps(secured, indent=2)
     if out is None:

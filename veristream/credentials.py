@@ -26,6 +26,7 @@ from veristream.provers.multikey import (
     multikey_document,
     secret_key_of_document,
 )
+from veristream.provers.status_list import MIN_BITS, status_entry
 
 KEY_SPEC_FORMS = "PATH or file:PATH (a Multikey JSON file from `credential keygen`) or env:NAME (a secretKeyMultibase in that variable)"
 CREDENTIAL_TYPES = (credentials.DEVICE_CREDENTIAL,)
@@ -106,8 +107,12 @@ def issue(
     valid_from: str | None = None,
     valid_until: str | None = None,
     credential_id: str | None = None,
+    status_list: str | None = None,
+    status_index: int | None = None,
 ) -> dict[str, Any]:
-    """A secured credential of ``credential_type`` about ``subject`` by the key ``key_spec`` names."""
+    """A secured credential of ``credential_type`` about ``subject`` by the key ``key_spec`` names;
+    with ``status_list`` and ``status_index``, revocable through bit ``status_index`` of the
+    issuer's Bitstring Status List at that URL (its ``credentialStatus``)."""
     # VALIDATE
     if credential_type not in CREDENTIAL_TYPES:
         raise InputRejected(f"--type must be one of {', '.join(CREDENTIAL_TYPES)}, got {credential_type!r}")
@@ -129,6 +134,12 @@ def issue(
         )
     except credentials.CredentialRejected as exc:
         raise InputRejected(str(exc)) from None
+    if (status_list is None) != (status_index is None):
+        raise InputRejected("--status-list and --status-index go together: the list's URL and the credential's bit in it")
+    if status_list is not None and status_index is not None:
+        if status_index < 0 or status_index >= MIN_BITS:
+            raise InputRejected(f"--status-index must be between 0 and {MIN_BITS - 1}, got {status_index}")
+        unsecured["credentialStatus"] = status_entry(status_list, status_index)
     return credentials.issue(unsecured, key)
 
 

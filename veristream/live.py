@@ -49,6 +49,7 @@ from veristream.connectors.deadletters import DeadLetterStore
 from veristream.connectors.ingest_log import IngestLog, OpenEpochTail
 from veristream.connectors.ipfs import BlockStore, open_store
 from veristream.connectors.sources.serve import serve_sources
+from veristream.credential_anchors import credential_source
 from veristream.devices import chain_devices
 from veristream.metrics import Metrics
 from veristream.pipeline.compute import EpochContext, job_context
@@ -333,7 +334,7 @@ def run_live(
     sources = live_sources(job)
     _check_modes(job, use_ray, use_chain)
     Path(job.work_dir).mkdir(parents=True, exist_ok=True)
-    ctx = job_context(job, devices=chain_devices(job))
+    ctx = job_context(job, devices=chain_devices(job), credentials=credential_source(job))
     stop = options.stop or threading.Event()
 
     # PARTS: log, store, chain, committee
@@ -452,7 +453,7 @@ def process_live(
     stop = options.stop or threading.Event()
     log = open_log_reader(job)
     try:
-        ctx = job_context(job, devices=chain_devices(job))
+        ctx = job_context(job, devices=chain_devices(job), credentials=credential_source(job))
         with _verifying(job, ctx, use_ray=use_ray, use_chain=use_chain, faults=faults) as parts:
             settled, report = _resume(job, parts, options, progress)
             # no tail to pre-verify: every closed epoch is checked in full when it is processed

@@ -51,6 +51,7 @@ from veristream.contracts import (
     operator_set_members,
     reference_time,
 )
+from veristream.credential_anchors import credential_source
 from veristream.devices import chain_devices
 from veristream.metrics import Metrics
 from veristream.pipeline.batch import decode_dead_letters
@@ -513,7 +514,7 @@ def run_job(
     try:
         summary.readings_in = ingest(job, log, progress, metrics=metrics)
         store = open_store(job.ipfs, work_dir)
-        ctx = job_context(job, devices=chain_devices(job))
+        ctx = job_context(job, devices=chain_devices(job), credentials=credential_source(job))
         # PIPELINE
         process_closed_epochs(job, log, store, ctx, progress, metrics=metrics)
         counts = log.dead_letters.counts()
