@@ -53,5 +53,7 @@ def test_forge_suite_passes() -> None:
                    "StrangerAddsVerificationMethodToDeviceDid", "BeneficiaryPublishesSigningKeyBesideTheRegistry",
                    "StrangerPreloadsTheDidOfADeviceNotYetRegistered",
                    "AForgedAggregateIsNotInTheVerifiedRoot", "ThePolicyIsPaidTwice",
-                   "TheEpochIsOutsideThePolicyRange", "TheSameResultIsSubmittedAgain"):
+                   "TheEpochIsOutsideThePolicyRange", "TheSameResultIsSubmittedAgain",
+                   "ClaimAuthorizationIsReplayed", "SignatureIsMalleated", "Erc1271AccountDoesNotApprove",
+                   "OneEntryOfTheBatchIsForged", "RecoveryLeavesAJobsPoolOut"):
         assert f"[PASS] test_RevertWhen_{attack}(" in result.stdout, attack
