@@ -15,6 +15,7 @@ signed credential without breaking its signature); here it is an error instead.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from functools import cache
 from importlib import resources
@@ -101,29 +102,59 @@ def _recording_loader(unknown: list[str]) -> Callable[[str, Any], dict[str, Any]
     return load
 
 
-def _check_iris(node: Any) -> None:
-    """Every ``@id`` and ``@type`` of an expanded document is absolute or a blank node."""
+# What canonical N-Quads escape (RDFC-1.0, as rdf-canonize writes them) and pyld's writer
+# does not: such values are refused, so every implementation signs the same bytes.
+_UNESCAPED_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_IRI_ESCAPED = re.compile('[\x00-\x20<>"{}|^`\\\\]')
+# JavaScript writes such doubles in exponent form, which its JSON-LD library then takes for an
+# integer ("1e-7" -> "0"): their N-Quads differ between implementations
+_TINY_DOUBLE = 1e-6
+
+
+class NotCanonical(InputRejected):
+    """A value whose canonical N-Quads differ between implementations: refused, not signed."""
+
+
+def _check_iri(iri: Any, what: str) -> None:
+    if not isinstance(iri, str) or not (iri.startswith("_:") or ":" in iri):
+        raise UndefinedTerm(f"{what} {iri!r} is not an absolute IRI (a relative reference is not signed)")
+    if _IRI_ESCAPED.search(iri):
+        raise NotCanonical(f"{what} {iri!r} holds a character an IRI cannot (space, control, <>\"{{}}|^`\\)")
+
+
+def _check_value(node: Mapping[str, Any]) -> None:
+    value = node["@value"]
+    if "@direction" in node:
+        raise NotCanonical("a literal with @direction has no agreed canonical form: refused")
+    if isinstance(value, str) and _UNESCAPED_CONTROLS.search(value):
+        raise NotCanonical(f"the literal {value!r} holds a control character other than tab, newline or return")
+    if isinstance(value, float) and 0 < abs(value) < _TINY_DOUBLE:
+        raise NotCanonical(f"the number {value!r} is below 1e-6: implementations canonicalise it differently")
+    if "@type" in node and node["@type"] != "@json":
+        _check_iri(node["@type"], "datatype")
+
+
+def _check_safe(node: Any) -> None:
+    """Safe mode over an expanded document: every ``@id`` and ``@type`` absolute (or a blank
+    node), every value with one canonical form."""
     if isinstance(node, list):
         for item in node:
-            _check_iris(item)
+            _check_safe(item)
         return
     if not isinstance(node, Mapping):
         return
     if "@value" in node:
+        _check_value(node)
         return
-    node_id = node.get("@id")
-    if node_id is not None and not _is_absolute_or_blank(node_id):
-        raise UndefinedTerm(f"id {node_id!r} is not an absolute IRI (a relative reference is not signed)")
+    if "@id" in node:
+        _check_iri(node["@id"], "id")
     for node_type in node.get("@type", []):
-        if not _is_absolute_or_blank(node_type):
+        if not isinstance(node_type, str) or not (node_type.startswith("_:") or ":" in node_type):
             raise UndefinedTerm(f"type {node_type!r} is not defined by any context")
+        _check_iri(node_type, "type")
     for key, value in node.items():
         if key not in ("@id", "@type"):
-            _check_iris(value)
-
-
-def _is_absolute_or_blank(iri: Any) -> bool:
-    return isinstance(iri, str) and (iri.startswith("_:") or ":" in iri)
+            _check_safe(value)
 
 
 def expand(document: Mapping[str, Any]) -> list[Any]:
@@ -148,7 +179,7 @@ def expand(document: Mapping[str, Any]) -> list[Any]:
     # SAFE MODE
     if dropped:
         raise UndefinedTerm(f"property {dropped[0]!r} is not defined by any context (it would not be signed)")
-    _check_iris(expanded)
+    _check_safe(expanded)
     return expanded
 
 

@@ -15,13 +15,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import REPO
 from veristream.provers import credentials, did_key
-from veristream.provers.jsonld import canonize
+from veristream.provers.jsonld import NotCanonical, canonize
 from veristream.provers.multibase import base58btc_encode
 from veristream.provers.multikey import ED25519, P256, PublicKey, SecretKey
 from veristream.provers.reasons import CredentialFault
@@ -65,7 +66,7 @@ def jwk_of(key: SecretKey) -> dict[str, str]:
 seeds = st.binary(min_size=32, max_size=32)
 scalars = st.integers(1, N - 1).map(lambda d: d.to_bytes(32, "big"))
 keys = st.one_of(seeds.map(lambda s: SecretKey.from_raw(ED25519, s)), scalars.map(lambda s: SecretKey.from_raw(P256, s)))
-text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=24)
+text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"], include_characters="\t\n\r"), min_size=1, max_size=24)
 
 
 @SETTINGS
@@ -307,3 +308,30 @@ def test_what_json_ld_ignores_is_judged_as_the_reference_library_judges_it(node:
             assert theirs == (name == "the subject twice"), (name, verdict)  # the same triples
         else:
             assert ours.verified == theirs, (name, ours, verdict)
+
+
+def test_n_quads_agree_on_edge_values_and_the_rest_is_refused(node: str) -> None:
+    """RDFC-1.0 N-Quads byte for byte on numbers, escapes and language tags; a value whose
+    N-Quads would differ (pyld leaves some controls unescaped, JavaScript takes 1e-7 for an
+    integer) is refused instead of signed."""
+    agreed: list[Any] = [
+        1.5, 1e21, 0.1, 1, 2**60, True, -0.0, 123456789.125, 1.7976931348623157e308, 1e-6,
+        "tab\tnewline\nreturn\rquote\"backslash\\", "\x80\ufffe\U0001f600é", "",
+        {"@value": "x", "@language": "EN-us"},
+        {"@value": "1", "@type": "http://www.w3.org/2001/XMLSchema#integer"},
+        {"@id": "https://x.example/a?b=c#d"}, {"@id": "did:key:z6Mk%20x"},
+    ]
+    refused = [
+        1e-7, 5e-324, "x\x00y", "del\x7f", "a\bb", "a\fb", {"@value": "x", "@direction": "rtl", "@language": "ar"},
+        {"@id": "https://x.example/a b"}, {"@id": "https://x.example/a\\b"}, {"@id": "urn:a{b}"},
+    ]
+
+    def document(value: Any) -> dict[str, Any]:
+        return {"@context": ["https://www.w3.org/ns/credentials/v2", {"x": "https://x.example/x"}], "x": value}
+
+    out = reference(node, {"canonize": [document(v) for v in agreed]})["canonize"]
+    for value, answer in zip(agreed, out, strict=True):
+        assert answer["ok"] and canonize(document(value)) == answer["value"], (value, answer)
+    for value in refused:
+        with pytest.raises(NotCanonical):
+            canonize(document(value))
