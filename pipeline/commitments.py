@@ -215,6 +215,18 @@ def dump_json(tree: StandardMerkleTree) -> bytes:
     return canonical_json(dump)
 
 
+def reward_proofs(cumulative: Mapping[bytes, int]) -> list[tuple[str, int, list[bytes]]]:
+    """``(account, cumulativeAmount, proof)`` of every leaf of the reward tree, in leaf order,
+    from one build of the tree (what a batched claim of every account sends)."""
+    values = reward_leaves(cumulative)
+    tree = tree_of(values, REWARD_LEAF_ENCODING)
+    out: list[tuple[str, int, list[bytes]]] = []
+    for index, (account, amount) in enumerate(values):
+        proof = [p if isinstance(p, bytes) else bytes.fromhex(p[2:]) for p in tree.get_proof(index)]
+        out.append((account, amount, proof))
+    return out
+
+
 def reward_proof(cumulative: Mapping[bytes, int], account: bytes) -> tuple[int, list[bytes]]:
     """``(cumulativeAmount, proof)`` for ``account`` in the reward tree; ``ValueError`` if absent."""
     values = reward_leaves(cumulative)

@@ -3,8 +3,9 @@
 ``connect_job_chain`` is how every command reaches a job's chain (the JSON-RPC
 node ``chain.rpc_url`` names, or the embedded EVM in ``WORK_DIR/chain``);
 ``open_chain`` deploys the contracts, registers the embedded committee and
-creates the job on first use; ``ChainSession`` submits verified epochs and
-``claim_for`` claims rewards. The work directory holds ``deployment.json``
+creates the job on first use; ``ChainSession`` submits verified epochs,
+``claim_for`` claims one account's rewards and ``claim_all`` every account's,
+in batches. The work directory holds ``deployment.json``
 (the contracts' addresses) and ``chain-setup.json`` (the job's operator set).
 
 A job pays in ``rewards.token`` (an existing ERC-20) or the deployment's demo
@@ -26,6 +27,7 @@ from typing import Any
 from veristream.contracts import (
     Deployment,
     claim,
+    claim_many,
     claimable_root,
     claimed,
     connect,
@@ -51,7 +53,7 @@ from veristream.contracts.deploy import DEPLOYMENT_FILE, checksum_address
 from veristream.contracts.reward_distributor import claimed_total
 from veristream.contracts.token import TokenInfo, read_token
 from veristream.contracts.wallet import TxPolicy
-from veristream.pipeline.commitments import reward_proof
+from veristream.pipeline.commitments import reward_proof, reward_proofs
 from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.state import Checkpoint
 from veristream.provers.aggregation import Aggregate, Member, OperatorKey
@@ -396,13 +398,7 @@ def claim_for(
     before = claimed(session.chain, session.deployment, session.job_hash, address)
     if before >= amount:
         return {"account": address, "amount": 0, "tx_hash": None, "amount_display": token.format(0)}
-    claimable = claimable_root(session.chain, session.deployment, session.job_hash)
-    if claimable is None or claimable[0] != checkpoint.manifest.epoch:
-        where = "no epoch" if claimable is None else f"epoch {claimable[0]}"
-        raise InputRejected(
-            f"claims of job {session.job_owner}/{checkpoint.manifest.job_id!r} pay against {where}, not epoch "
-            f"{checkpoint.manifest.epoch}: claim with the highest verified epoch"
-        )
+    _check_claimable(session, checkpoint)
     due = amount - before
     balance = pool_balance(session.chain, session.deployment, session.job_hash)
     if due > balance:
@@ -422,6 +418,74 @@ def claim_for(
     receipt = claim(session.chain, session.deployment, session.job_hash, address, amount, proof)
     session.chain.save()
     return {"account": address, "amount": due, "tx_hash": receipt.tx_hash, "amount_display": token.format(due)}
+
+
+CLAIM_BATCH = 100
+
+
+def claim_all(session: ChainSession, checkpoint: Checkpoint, batch: int = CLAIM_BATCH) -> dict[str, Any]:
+    """Claim every account's unpaid cumulative reward up to the checkpoint's epoch with
+    ``claimMany``, ``batch`` accounts a transaction (what a relayer or the job's owner runs
+    after an epoch; tokens go to each account, the sender pays the gas).
+
+    Like ``claim_for``, nothing is sent when the pool is short of what is due (``short``).
+    """
+    # CHECKS
+    if batch < 1:
+        raise InputRejected(f"batch must be at least 1, got {batch}")
+    assert checkpoint.manifest is not None
+    entries = reward_proofs(checkpoint.state.cumulative)
+    if not entries:
+        raise InputRejected("no rewards have been earned yet")
+    token = session.token
+    chain, dep, job = session.chain, session.deployment, session.job_hash
+    unpaid = []
+    due = 0
+    for account, amount, proof in entries:
+        paid = claimed(chain, dep, job, account)
+        if amount > paid:
+            unpaid.append((account, amount, proof))
+            due += amount - paid
+    result: dict[str, Any] = {
+        "accounts": len(unpaid),
+        "amount": 0,
+        "amount_display": token.format(0),
+        "tx_hashes": [],
+        "gas_used": 0,
+    }
+    if not unpaid:
+        return result
+    _check_claimable(session, checkpoint)
+    balance = pool_balance(chain, dep, job)
+    if due > balance:
+        # claimMany would revert (InsufficientFunding): say so instead of sending it
+        return result | {
+            "due": due,
+            "due_display": token.format(due),
+            "pool": balance,
+            "pool_display": token.format(balance),
+            "short": due - balance,
+            "short_display": token.format(due - balance),
+        }
+    # OPERATION
+    for start in range(0, len(unpaid), batch):
+        receipt = claim_many(chain, dep, job, unpaid[start : start + batch])
+        result["tx_hashes"].append(receipt.tx_hash)
+        result["gas_used"] += receipt.gas_used
+        chain.save()
+    return result | {"amount": due, "amount_display": token.format(due)}
+
+
+def _check_claimable(session: ChainSession, checkpoint: Checkpoint) -> None:
+    """Refuses a claim built on another epoch than the one claims pay against."""
+    assert checkpoint.manifest is not None
+    claimable = claimable_root(session.chain, session.deployment, session.job_hash)
+    if claimable is None or claimable[0] != checkpoint.manifest.epoch:
+        where = "no epoch" if claimable is None else f"epoch {claimable[0]}"
+        raise InputRejected(
+            f"claims of job {session.job_owner}/{checkpoint.manifest.job_id!r} pay against {where}, not epoch "
+            f"{checkpoint.manifest.epoch}: claim with the highest verified epoch"
+        )
 
 
 def register_key(job: JobSpec, key: dict[str, str], account: str | None, weight: int) -> dict[str, Any]:

@@ -474,12 +474,15 @@ def verify(
 def claim(
     job: str = typer.Argument(..., help="The job spec (YAML)."),
     account: str | None = typer.Option(None, help="Beneficiary address (default: the top earner)."),
+    all_accounts: bool = typer.Option(
+        False, "--all", help="Claim for every account with an unpaid reward, 100 a transaction (claimMany)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Build a contributor's reward proof against the latest verified epoch and claim it."""
     from veristream.commands import claim_command
 
-    raise typer.Exit(claim_command(job, account, json_out))
+    raise typer.Exit(claim_command(job, account, json_out, all_accounts))
 
 
 _JOB = typer.Argument(..., help="The job spec (YAML): its work directory, stores and chain.")

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from veristream import render
 from veristream.audit import AuditReport, audit_epoch
-from veristream.chain import claim_for, open_chain
+from veristream.chain import claim_all, claim_for, open_chain
 from veristream.live import LiveOptions, run_live, stop_on_signals
 from veristream.metrics import Metrics
 from veristream.metrics import serve as serve_metrics
@@ -194,12 +194,16 @@ def verify_command(
     return 0 if report.ok else failed
 
 
-def claim_command(job_path: str, account: str | None, as_json: bool) -> int:
-    """``veristream claim``: build ``account``'s proof against the latest verified epoch and claim."""
+def claim_command(job_path: str, account: str | None, as_json: bool, all_accounts: bool = False) -> int:
+    """``veristream claim``: build ``account``'s proof against the latest verified epoch and claim
+    (with ``all_accounts``: every account's, batched through ``claimMany``)."""
     job = _load(job_path)
     if job is None:
         return 2
     console = Console(stderr=True)
+    if all_accounts and account:
+        console.print("[red]error: --all claims for every account; leave out --account[/red]")
+        return 2
     verified = [c for c in committed_epochs(Path(job.work_dir)) if c.manifest and c.manifest.accepted]
     if not verified:
         console.print("[red]no verified epoch in this work directory: run the job first[/red]")
@@ -207,12 +211,17 @@ def claim_command(job_path: str, account: str | None, as_json: bool) -> int:
     members = demo_members(job.operators.scheme, job.operators.count, job.operators.key_seed, job.operators.weights)
     session = open_chain(job, members, 0)
     try:
-        result = claim_for(session, verified[-1], parse_address(account) if account else None)
+        if all_accounts:
+            result = claim_all(session, verified[-1])
+        else:
+            result = claim_for(session, verified[-1], parse_address(account) if account else None)
     except ValueError as error:
         console.print(f"[red]error: {error}[/red]")
         return 1
     finally:
         session.chain.close()
+    if all_accounts:
+        return _claim_all_report(result, verified[-1].state.epoch, as_json, console)
     if result["tx_hash"] is None and not result.get("short"):
         # everything earned up to the latest verified epoch is already paid: nothing was sent
         if as_json:
@@ -227,6 +236,19 @@ def claim_command(job_path: str, account: str | None, as_json: bool) -> int:
         print(json.dumps(result, sort_keys=True))
     else:
         Console().print(render.claim_line(result))
+    return 1 if result.get("short") else 0
+
+
+def _claim_all_report(result: dict[str, Any], epoch: int, as_json: bool, console: Console) -> int:
+    """Prints ``claim --all``'s result; its exit code (3: nothing was due, 1: the pool is short)."""
+    if as_json:
+        print(json.dumps(result | {"nothing_to_claim": not result["accounts"]}, sort_keys=True))
+    elif not result["accounts"]:
+        console.print(f"nothing to claim: every account was paid what it earned up to epoch {epoch}")
+    else:
+        Console().print(render.claim_all_line(result))
+    if not result["accounts"]:
+        return 3
     return 1 if result.get("short") else 0
 
 

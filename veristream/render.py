@@ -96,6 +96,21 @@ def claim_line(claim: dict[str, Any]) -> str:
     return f"claimed {claim.get('amount_display', claim['amount'])} for {claim['account']} (tx {claim['tx_hash']})"
 
 
+def claim_all_line(result: dict[str, Any]) -> str:
+    """``claim --all`` (``veristream.chain.claim_all``'s result) in the token's units."""
+    if result.get("short"):
+        return (
+            f"[yellow]claiming {result['due_display']} for {result['accounts']} accounts would fail: the reward "
+            f"pool holds {result['pool_display']}, {result['short_display']} short (fund the pool, then "
+            "`veristream claim --all`)[/yellow]"
+        )
+    count = len(result["tx_hashes"])
+    return (
+        f"claimed {result['amount_display']} for {result['accounts']} accounts in {count} "
+        f"transaction{'s' if count != 1 else ''} ({result['gas_used']:,} gas; tx {', '.join(result['tx_hashes'])})"
+    )
+
+
 def audit_report(report: AuditReport, epoch: int, console: Console) -> None:
     """An audit of one epoch: the chain's commitments beside the recomputed ones, and the verdict."""
     if report.checks:

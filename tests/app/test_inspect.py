@@ -18,10 +18,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from veristream.chain import connect_job_chain, job_deployment
 from veristream.cli import app, exit_code
+from veristream.contracts import claimed, load_deployment
 from veristream.pipeline.jobspec import load_job
+from veristream.provers.epoch_result import job_id_hash
 from veristream.provers.errors import VeriStreamError
-from veristream.run import run_job
+from veristream.run import committed_epochs, run_job
 
 JOB = {
     "job_id": "inspect-check",
@@ -251,3 +254,24 @@ def test_one_line_without_debug_and_the_traceback_with_it(ran: tuple[Path, dict[
     version = veristream("--version")
     assert version.returncode == 0 and version.stdout.strip()
     assert "Usage" in veristream("epochs", "-h").stdout
+
+
+def test_claim_all_pays_every_unpaid_account_in_one_batch(ran: tuple[Path, dict[str, Any]]) -> None:
+    job, summary = ran
+    spec = load_job(str(job))
+    [top] = summary["claims"]  # the run claimed for its top earner
+    latest = [c for c in committed_epochs(Path(spec.work_dir)) if c.manifest and c.manifest.accepted][-1]
+    owed = {"0x" + a.hex(): v for a, v in latest.state.cumulative.items() if v > 0}
+    paid = cli_json("claim", str(job), "--all")
+    assert paid["accounts"] == len(owed) - 1 and len(paid["tx_hashes"]) == 1
+    assert paid["amount"] == sum(owed.values()) - owed[top["account"]]
+    chain = connect_job_chain(spec)
+    try:
+        dep = load_deployment(chain, job_deployment(spec))
+        job_hash = job_id_hash(chain.sender, spec.job_id)
+        assert {a: claimed(chain, dep, job_hash, a) for a in owed} == owed
+    finally:
+        chain.close()
+    code, out = cli("claim", str(job), "--all")
+    assert code == 3 and "nothing to claim" in out
+    assert cli("claim", str(job), "--all", "--account", top["account"])[0] == 2
