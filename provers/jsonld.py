@@ -109,6 +109,8 @@ _IRI_ESCAPED = re.compile('[\x00-\x20<>"{}|^`\\\\]')
 # JavaScript writes such doubles in exponent form, which its JSON-LD library then takes for an
 # integer ("1e-7" -> "0"): their N-Quads differ between implementations
 _TINY_DOUBLE = 1e-6
+# JSON numbers of JavaScript (IEEE doubles) hold every integer up to 2**53 exactly, not beyond
+_JSON_SAFE_INTEGER = 2**53
 
 
 class NotCanonical(InputRejected):
@@ -130,6 +132,8 @@ def _check_value(node: Mapping[str, Any]) -> None:
         raise NotCanonical(f"the literal {value!r} holds a control character other than tab, newline or return")
     if isinstance(value, float) and 0 < abs(value) < _TINY_DOUBLE:
         raise NotCanonical(f"the number {value!r} is below 1e-6: implementations canonicalise it differently")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _JSON_SAFE_INTEGER:
+        raise NotCanonical(f"the integer {value} is beyond 2**53: JSON parsers round it differently")
     if "@type" in node and node["@type"] != "@json":
         _check_iri(node["@type"], "datatype")
 

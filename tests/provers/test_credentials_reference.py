@@ -313,16 +313,17 @@ def test_what_json_ld_ignores_is_judged_as_the_reference_library_judges_it(node:
 def test_n_quads_agree_on_edge_values_and_the_rest_is_refused(node: str) -> None:
     """RDFC-1.0 N-Quads byte for byte on numbers, escapes and language tags; a value whose
     N-Quads would differ (pyld leaves some controls unescaped, JavaScript takes 1e-7 for an
-    integer) is refused instead of signed."""
+    integer, JSON parsers round integers beyond 2**53) is refused instead of
+    signed."""
     agreed: list[Any] = [
-        1.5, 1e21, 0.1, 1, 2**60, True, -0.0, 123456789.125, 1.7976931348623157e308, 1e-6,
+        1.5, 1e21, 0.1, 1, 2**53, -(2**53), 5.0, 1e20, True, -0.0, 123456789.125, 1.7976931348623157e308, 1e-6,
         "tab\tnewline\nreturn\rquote\"backslash\\", "\x80\ufffe\U0001f600é", "",
         {"@value": "x", "@language": "EN-us"},
         {"@value": "1", "@type": "http://www.w3.org/2001/XMLSchema#integer"},
         {"@id": "https://x.example/a?b=c#d"}, {"@id": "did:key:z6Mk%20x"},
     ]
     refused = [
-        1e-7, 5e-324, "x\x00y", "del\x7f", "a\bb", "a\fb", {"@value": "x", "@direction": "rtl", "@language": "ar"},
+        1e-7, 5e-324, 2**53 + 1, -(2**60), "x\x00y", "del\x7f", "a\bb", "a\fb", {"@value": "x", "@direction": "rtl", "@language": "ar"},
         {"@id": "https://x.example/a b"}, {"@id": "https://x.example/a\\b"}, {"@id": "urn:a{b}"},
     ]
 
