@@ -231,6 +231,10 @@ def test_credentials_the_reference_library_issues_verify_in_veristream(node: str
         tampered["credentialSubject"]["firmwareHash"] = "0x" + "ee" * 32
         refused.append(("bad_signature", tampered, NOW_DT))
         refused.append(("expired", credential, datetime(2040, 1, 1, tzinfo=UTC)))
+        refused.append(("not_yet_valid", credential, datetime(2025, 1, 1, tzinfo=UTC)))
+        unsupported = copy.deepcopy(credential)
+        unsupported["proof"]["cryptosuite"] = "bbs-2023"
+        refused.append(("unsupported_cryptosuite", unsupported, NOW_DT))
         unknown = copy.deepcopy(credential)
         unknown["@context"].append(UNKNOWN_CONTEXT)
         refused.append(("unknown_context", unknown, NOW_DT))
