@@ -4,6 +4,7 @@
 //   node vc_reference.mjs REQUEST.json   -> one JSON object on stdout
 //
 // request: {"didKey": [{"scheme", "jwk"}],              -> {did, document, resolved}
+//           "keyDidResolver": [did],                     -> the DID document of key-did-resolver
 //           "keygen": [{"scheme"}],                      -> Multikey with secretKeyMultibase
 //           "issue": [{"credential", "key", "cryptosuite", "created"}],
 //           "issueNew": [{"scheme", "credential", "issuer"}],  -> {key, credential}: a fresh
@@ -27,6 +28,8 @@ import { driver as didKeyDriver } from '@digitalbazaar/did-method-key';
 import { contexts as credentialsContexts } from '@digitalbazaar/credentials-context';
 import { contexts as statusListContexts } from '@digitalbazaar/vc-bitstring-status-list-context';
 import jsonld from 'jsonld';
+import { Resolver } from 'did-resolver';
+import { getResolver as keyDidResolver } from 'key-did-resolver';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const DEVICE_CONTEXT_URL = 'https://veristream.dev/credentials/device/v1';
@@ -49,6 +52,8 @@ async function documentLoader(url) {
   }
   throw new Error(`unknown context URL ${url}`);
 }
+
+const ceramicResolver = new Resolver(keyDidResolver());
 
 const SUITES = { 'eddsa-rdfc-2022': eddsaRdfc2022, 'ecdsa-rdfc-2019': ecdsaRdfc2019 };
 
@@ -81,6 +86,11 @@ const handlers = {
     const resolved = await didKey.get({ did: didDocument.id });
     const method = await didKey.get({ url: didDocument.verificationMethod[0].id });
     return { did: didDocument.id, document: didDocument, resolved, method };
+  },
+  async keyDidResolver(did) {
+    const { didDocument, didResolutionMetadata } = await ceramicResolver.resolve(did);
+    if (!didDocument) throw new Error(JSON.stringify(didResolutionMetadata));
+    return didDocument;
   },
   async keygen({ scheme }) {
     const key = scheme === 'ed25519'

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from tests.conftest import REPO
 from veristream.provers import credentials, did_key
 from veristream.provers.jsonld import NotCanonical, canonize
-from veristream.provers.multibase import base58btc_encode
+from veristream.provers.multibase import base58btc_decode, base58btc_encode
 from veristream.provers.multikey import ED25519, P256, PublicKey, SecretKey
 from veristream.provers.reasons import CredentialFault
 from veristream.provers.schemes.p256 import N
@@ -71,11 +71,23 @@ text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"], inc
 
 @SETTINGS
 @given(st.lists(keys, min_size=24, max_size=24, unique_by=lambda k: k.raw))
-def test_did_key_documents_match_did_method_key(node: str, key_list: list[SecretKey]) -> None:
+def test_did_key_documents_match_did_method_key_and_key_did_resolver(node: str, key_list: list[SecretKey]) -> None:
     # edge keys too: P-256 points of both parities (d = 1..4), an Ed25519 seed of zeros
     key_list += [SecretKey.from_raw(ED25519, bytes(32))]
     key_list += [SecretKey.from_raw(P256, d.to_bytes(32, "big")) for d in range(1, 5)]
-    out = reference(node, {"didKey": [{"scheme": k.scheme, "jwk": jwk_of(k)} for k in key_list]})["didKey"]
+    dids = [did_key.did_key(k.public_key) for k in key_list]
+    both = reference(node, {"didKey": [{"scheme": k.scheme, "jwk": jwk_of(k)} for k in key_list], "keyDidResolver": dids})
+    # a second implementation (key-did-resolver) states the keys in older types: the same bytes
+    for key, did, answer in zip(key_list, dids, both["keyDidResolver"], strict=True):
+        assert answer["ok"], answer
+        (method,) = answer["value"]["verificationMethod"]
+        assert method["id"] == did_key.verification_method_id(did) and method["controller"] == did
+        assert answer["value"]["assertionMethod"] == [method["id"]]
+        if key.scheme == ED25519:
+            assert base58btc_decode(method["publicKeyBase58"]) == key.public_key.raw
+        else:
+            assert method["publicKeyJwk"] == jwk_of(key)
+    out = both["didKey"]
     parities = set()
     for key, answer in zip(key_list, out, strict=True):
         assert answer["ok"], answer
