@@ -295,6 +295,35 @@ contract RewardClaimsTest is Base {
         distributor.claimMany(small, short, amounts, proofs);
     }
 
+    function testFuzz_claimManyPaysWhatSeparateClaimsPay(uint64[4] memory first, uint64[4] memory extra, uint8 paidAlone)
+        public
+    {
+        (address[] memory accounts, uint256[] memory amounts) = _batch();
+        for (uint256 i = 0; i < 4; ++i) amounts[i] = uint256(first[i]) + 1;
+        bytes32[][] memory proofs = _publish4(1, accounts, amounts);
+        // one account claims on its own first; the batch pays the others exactly their leaves
+        uint256 alone = paidAlone % 4;
+        distributor.claim(JOB, accounts[alone], amounts[alone], proofs[alone]);
+        (,, uint256 before) = distributor.pools(JOB);
+        uint256 total = distributor.claimMany(JOB, accounts, amounts, proofs);
+        (,, uint256 afterwards) = distributor.pools(JOB);
+        uint256 expected;
+        for (uint256 i = 0; i < 4; ++i) {
+            assertEq(token.balanceOf(accounts[i]), amounts[i], "balance after the first batch");
+            if (i != alone) expected += amounts[i];
+        }
+        assertEq(total, expected, "total");
+        assertEq(before - afterwards, expected, "pool");
+        // the next epoch raises every total: the batch pays exactly each difference
+        uint256[] memory raised = new uint256[](4);
+        for (uint256 i = 0; i < 4; ++i) raised[i] = amounts[i] + extra[i];
+        proofs = _publish4(2, accounts, raised);
+        uint256 due;
+        for (uint256 i = 0; i < 4; ++i) due += extra[i];
+        assertEq(distributor.claimMany(JOB, accounts, raised, proofs), due, "second total");
+        for (uint256 i = 0; i < 4; ++i) assertEq(distributor.claimed(JOB, accounts[i]), raised[i], "claimed");
+    }
+
     // ------------------------------------------------------------------ pools
 
     function testFuzz_poolsOfAnySizePayExactly(uint192 funded, uint192 topUp, uint192 first, uint192 second) public {
