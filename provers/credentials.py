@@ -384,6 +384,8 @@ def verify(
     A credential with a ``credentialStatus`` verifies only through a ``status_check`` (as in
     the reference libraries): without one its revocation cannot be known. Never raises for a
     bad credential: the result names the fault."""
+    if now is not None and now.tzinfo is None:
+        raise InputRejected("now must be a timezone-aware datetime (e.g. datetime.now(UTC))")
     facts: dict[str, Any] = {}
     try:
         _verify(document, now or datetime.now(UTC), resolver, max_clock_skew_s, status_check, facts)

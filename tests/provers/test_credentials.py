@@ -194,6 +194,9 @@ def test_validity_window_with_the_reference_clock_skew(signed: dict[str, Any]) -
     refused(signed, CredentialFault.NOT_YET_VALID, since - timedelta(seconds=301))
     assert verify(signed, now=until + timedelta(days=1), max_clock_skew_s=10**8).verified
     assert not verify(signed, now=until + timedelta(seconds=1), max_clock_skew_s=0).verified
+    with pytest.raises(InputRejected, match="timezone-aware"):
+        verify(signed, now=datetime(2030, 1, 1))
+    assert verify(signed).verified  # now, by default
 
 
 def test_malformed_credentials_are_refused_before_any_crypto(signed: dict[str, Any]) -> None:
