@@ -248,6 +248,38 @@ def credential_revocations(
     return spans
 
 
+def pins_disagree(pinned: CredentialPins, expected: CredentialPins, fetch: Fetch) -> str | None:
+    """Why ``pinned`` (a manifest's) is not what the source gives (``expected``, read again by an
+    operator), None when they agree: every pinned device's credential is the one anchored for it,
+    and for every list those credentials name the pinned versions are exactly the versions in
+    force. A submitter who leaves a revoking version out is caught here. Devices anchored since
+    the epoch was run are not compared."""
+    # CREDENTIALS
+    for device, cid in sorted(pinned.credentials.items()):
+        anchored = expected.credentials.get(device)
+        if anchored is not None and anchored != cid:
+            return f"device {device}'s pinned credential {cid} is not the anchored {anchored}"
+    # THE LISTS THEY NAME
+    named: set[tuple[str, str]] = set()
+    for cid in pinned.credentials.values():
+        document = _document(fetch, cid, "credential")
+        try:
+            entry = entry_of(document) if isinstance(document, Mapping) else None
+            issuer = credentials.issuer_of(document) if entry is not None else None
+        except (StatusListRejected, credentials.CredentialRejected):
+            continue
+        if entry is not None and issuer is not None:
+            named.add((issuer, entry.list_url))
+    def versions(pins: CredentialPins) -> list[PinnedList]:
+        return sorted((v for v in pins.lists if (v.issuer, v.list_url) in named), key=lambda v: (v.issuer, v.list_url, v.from_ms))
+
+    if versions(pinned) != versions(expected):
+        missing = [v.cid for v in versions(expected) if v not in versions(pinned)]
+        extra = [v.cid for v in versions(pinned) if v not in versions(expected)]
+        return f"the pinned status lists are not the ones in force (missing {missing}, not anchored {extra})"
+    return None
+
+
 def with_revocations(
     registry: DeviceRegistryView, spans: Mapping[str, tuple[tuple[int, int | None], ...]], spec: CredentialsSpec
 ) -> DeviceRegistryView:

@@ -24,6 +24,7 @@ from veristream.pipeline.compute import (
     credentials_pinned,
     job_context,
 )
+from veristream.pipeline.credential_status import CredentialPins, pins_disagree
 from veristream.pipeline.jobspec import JobSpec
 from veristream.pipeline.manifest import Manifest, TreeDumps, manifest_from_json
 from veristream.pipeline.publish import dump_cids, tree_dumps
@@ -174,6 +175,15 @@ def check_proposal(
     else:
         previous = manifest_from_json(store.get(prev_cid))
         prev = state_from_json(store.get(previous.state_cid))
+    # PINNED CREDENTIALS: the ones anchored, no revocation left out
+    if ctx.credentials is not None and manifest.credential_status is not None:
+        try:
+            expected = ctx.credentials(ctx.clock.start_ms(proposal.epoch), ctx.clock.end_ms(proposal.epoch), store)
+            disagree = pins_disagree(CredentialPins.from_json(manifest.credential_status), expected, store.get)
+        except InputRejected as exc:
+            disagree = str(exc)
+        if disagree is not None:
+            return Checked(f"the manifest's pinned credentials do not hold: {disagree}")
     # RE-EXECUTE
     try:
         recomputed = reexecute(

@@ -72,15 +72,16 @@ def _spec(job: JobSpec) -> CredentialsSpec:
 
 
 @contextlib.contextmanager
-def _anchors(job: JobSpec) -> Iterator[tuple[Chain, Deployment]]:
-    """The job's chain and a deployment naming its DeviceRegistry and CredentialRegistry."""
+def _anchors(job: JobSpec, *, read_only: bool = False) -> Iterator[tuple[Chain, Deployment]]:
+    """The job's chain and a deployment naming its DeviceRegistry and CredentialRegistry
+    (``read_only``: an embedded chain's saved state, opened beside a run that holds it)."""
     spec = _spec(job)
     if job.devices.address is None or spec.registry is None:
         raise InputRejected(
             "credentials are anchored on chain: the job needs devices.address and devices.credentials.registry "
             "(the deployment's device_registry and credential_registry)"
         )
-    chain = connect_job_chain(job)
+    chain = connect_job_chain(job, read_only=read_only)
     try:
         dep = replace(registry_deployment(chain, job.devices.address), credential_registry=checksum_address(spec.registry))
         yield chain, dep
@@ -206,7 +207,7 @@ def status(job: JobSpec, credential_file: str) -> dict[str, Any]:
         raise InputRejected(f"{credential_file} has no BitstringStatusListEntry")
     issuer = credentials.issuer_of(credential)
     store = open_store(job.ipfs, job.work_dir, read_only=True)
-    with _anchors(job) as (chain, dep):
+    with _anchors(job, read_only=True) as (chain, dep):
         published, _ = _published(chain, dep, store, issuer, entry.list_url)
         anchor = current_status_list(chain, dep, issuer, entry.list_url)
     revoked = published is not None and published.status_list.get(entry.index)
@@ -301,7 +302,7 @@ class ChainSource:
 
     def __call__(self, start_ms: int, end_ms: int, store: BlockStore) -> CredentialPins:
         spec = _spec(self.job)
-        with _anchors(self.job) as (chain, dep):
+        with _anchors(self.job, read_only=True) as (chain, dep):
             # CREDENTIALS
             registry = contract(chain, "CredentialRegistry", str(dep.credential_registry))
             logs = registry.events.DeviceCredentialAnchored.get_logs(from_block=0, to_block="latest")

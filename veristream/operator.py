@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from veristream.connectors.ipfs import CidMismatch, open_store
+from veristream.credential_anchors import credential_source
 from veristream.devices import chain_devices
 from veristream.pipeline.compute import job_context
 from veristream.pipeline.jobspec import JobSpec
@@ -63,7 +64,7 @@ class Operator:
         self.index = index
         self._scheme = scheme_for(scheme)
         self._secret_key = secret_key
-        self._ctx = job_context(job, registry, chain_devices(job))
+        self._ctx = job_context(job, registry, chain_devices(job), credential_source(job))
         self._store = open_store(job.ipfs, job.work_dir)
         self._fault = fault
         self._states: dict[str, JobState] = {}  # manifest CID -> state after that epoch
