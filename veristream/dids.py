@@ -13,10 +13,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from veristream.chain import connect_job_chain, connect_target
-from veristream.contracts.chain import Chain
+from veristream.contracts.chain import URL_SCHEMES, Chain, ChainConfig, connect
 from veristream.contracts.device_registry import did_events, registry_deployment
 from veristream.pipeline.jobspec import JobSpec
 from veristream.provers.did_ethr import (
@@ -88,7 +89,10 @@ def _open(target: ChainTarget) -> tuple[Chain, str]:
         return connect_job_chain(target.job, read_only=True), target.job.devices.address
     if target.chain is None or target.registry is None:
         raise InputRejected("name the registry: --job JOB, or --chain (a JSON-RPC url or chain directory) and --registry")
-    return connect_target(target.chain), target.registry
+    if target.chain.startswith(URL_SCHEMES):
+        return connect_target(target.chain), target.registry
+    # an embedded chain is only read: its saved state, nothing written or locked
+    return connect(ChainConfig(workdir=Path(target.chain), read_only=True)), target.registry
 
 
 def resolve(did_text: str, target: ChainTarget, at_ms: int | None = None) -> dict[str, Any]:
@@ -107,7 +111,10 @@ def resolve(did_text: str, target: ChainTarget, at_ms: int | None = None) -> dic
             )
         # RESOLVE as of a block and a time: the head and now, or the last block at --at
         if at_ms is None:
-            block, now = int(chain.w3.eth.block_number), int(time.time())
+            # now is never before the latest block: a chain whose clock runs ahead of this machine's
+            # (a development chain advancing time per block) has already ended the keys rotated before it
+            block = int(chain.w3.eth.block_number)
+            now = max(int(time.time()), _block_time(chain, block))
         else:
             now = at_ms // 1000
             block = block_at(chain, now)

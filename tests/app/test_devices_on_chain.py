@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import free_port
 from veristream.audit import audit_epoch
+from veristream.chain import CHAIN_DIR
 from veristream.cli import app
 from veristream.connectors.envelope import encode_reading
 from veristream.connectors.ipfs import open_store
@@ -301,6 +302,12 @@ def test_show_lists_the_key_history(embedded_run: tuple[Path, Path, int, int]) -
     [method] = resolved["verificationMethod"]
     assert resolved["assertionMethod"] == [method["id"]] and method["type"] == "Multikey"
     assert multikey_bytes(method) == (0xE7, bytes([2 + (SECP_NEW_KEY[63] & 1)]) + SECP_NEW_KEY[:32])
+    # the same from the embedded chain's directory and the registry's address, read only
+    chain_dir = Path(load_job(job_path).work_dir) / CHAIN_DIR
+    files = sorted(p.stat().st_mtime_ns for p in chain_dir.rglob("*"))
+    by_chain = _cli("did", "resolve", shown["did"], "--chain", str(chain_dir), "--registry", shown["registry"], "--json")
+    assert by_chain["didDocument"] == resolved
+    assert sorted(p.stat().st_mtime_ns for p in chain_dir.rglob("*")) == files
 
 
 def test_a_published_key_agreement_key_is_in_the_did_until_revoked(embedded_run: tuple[Path, Path, int, int]) -> None:
