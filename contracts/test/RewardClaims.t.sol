@@ -6,6 +6,7 @@ import {StubVerifier} from "./RewardDistributor.t.sol";
 import {EpochVerifier} from "../src/EpochVerifier.sol";
 import {RewardDistributor} from "../src/RewardDistributor.sol";
 import {RewardToken} from "../src/RewardToken.sol";
+import {ReentrantToken} from "../src/mocks/ReentrantToken.sol";
 import {SmartAccount} from "../src/mocks/SmartAccount.sol";
 
 /// @notice Relayed (`claimFor`) and batched (`claimMany`) claims, the pool's split balance and
@@ -322,6 +323,24 @@ contract RewardClaimsTest is Base {
         for (uint256 i = 0; i < 4; ++i) due += extra[i];
         assertEq(distributor.claimMany(JOB, accounts, raised, proofs), due, "second total");
         for (uint256 i = 0; i < 4; ++i) assertEq(distributor.claimed(JOB, accounts[i]), raised[i], "claimed");
+    }
+
+    function test_RevertWhen_ABatchTransferReentersAClaim() public {
+        bytes32 job = keccak256("reentrant job");
+        ReentrantToken evil = new ReentrantToken();
+        distributor.setRewardToken(job, evil);
+        evil.mint(address(this), 1000);
+        evil.approve(address(distributor), 1000);
+        distributor.fund(job, 1000);
+        (address[] memory accounts, uint256[] memory amounts) = _batch();
+        bytes32[][] memory proofs = _publish4(1, accounts, amounts);
+        (, uint64 epoch, bytes32 root) = verifier.claimableRoot(JOB);
+        verifier.setRoot(job, epoch, root);
+        // the first transfer calls back into claim for the next account before paying
+        evil.arm(address(distributor), abi.encodeCall(distributor.claim, (job, accounts[1], amounts[1], proofs[1])));
+        vm.expectRevert(abi.encodeWithSignature("ReentrancyGuardReentrantCall()"));
+        distributor.claimMany(job, accounts, amounts, proofs);
+        assertEq(distributor.claimed(job, accounts[0]), 0, "nothing recorded");
     }
 
     // ------------------------------------------------------------------ pools
