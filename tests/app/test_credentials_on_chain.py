@@ -17,6 +17,7 @@ import yaml
 from eth_account import Account
 
 from veristream import credential_anchors
+from veristream.audit import audit_epoch
 from veristream.connectors.envelope import encode_reading
 from veristream.connectors.ipfs import open_store
 from veristream.contracts import connect, deploy_all
@@ -33,6 +34,7 @@ from veristream.provers import credentials
 from veristream.provers.did_ethr import device_did
 from veristream.provers.did_key import did_key
 from veristream.provers.encoding import keccak256, parse_address
+from veristream.provers.errors import InputRejected
 from veristream.provers.multikey import SecretKey
 from veristream.provers.readings import Domain, Reading
 from veristream.provers.signing import public_key_of, sign_reading
@@ -53,6 +55,8 @@ class Run:
     dep: Deployment
     revoked_at_ms: int
     summary: dict[str, Any]
+    folder: Path
+    chain_id: int
 
 
 def _credential(folder: Path, chain_id: int, name: str, index: int) -> Path:
@@ -118,7 +122,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             unsigned = Reading(DEVICES[name], seq, revoked_at_ms + offset, payload, b"", "secp256k1")
             readings.append(sign_reading(unsigned, DOMAIN, key))
     (folder / "readings.jsonl").write_bytes(b"".join(encode_reading(r) + b"\n" for r in readings))
-    yield Run(job, dep, revoked_at_ms, run_job(job, use_ray=False, use_chain=True).to_json())
+    yield Run(job, dep, revoked_at_ms, run_job(job, use_ray=False, use_chain=True).to_json(), folder, chain_id)
 
 
 def test_readings_after_the_revocation_are_credential_revoked(run: Run) -> None:
@@ -170,3 +174,28 @@ def test_attack_a_manifest_leaving_the_revocation_out_is_refused(run: Run) -> No
     assert honest.reason is None, honest.reason
     refused = check_proposal(ctx, store, proposal_for(forged, forged_cid, 1, "0x" + "00" * 20, OWNER), {})
     assert refused.reason is not None and "pinned status lists are not the ones in force" in refused.reason
+
+
+def test_verify_rebuilds_an_epoch_from_its_pins(run: Run) -> None:
+    verified = [m for _, m in _manifests(run.job) if m.accepted and m.credential_status and m.credential_status["lists"]]
+    report = audit_epoch(run.job, verified[-1].epoch)
+    assert report.reason is None, report.reason
+
+
+def test_attack_registering_with_a_credential_that_is_not_the_devices(run: Run, tmp_path: Path) -> None:
+    stranger = Account.from_key(keccak256(b"test_credentials_on_chain/stranger")).address.lower()
+    with pytest.raises(InputRejected, match=r"is about did:ethr:.*, not the device did:ethr:"):
+        credential_anchors.register(run.job, stranger, OWNER, "secp256k1", None, str(run.folder / "kept.json"))
+    # issued by someone the job does not trust, for the right device
+    rogue = SecretKey.from_raw("ed25519", keccak256(b"test_credentials_on_chain/rogue"))
+    unsecured = credentials.device_credential(
+        issuer=did_key(rogue.public_key),
+        subject=device_did(run.chain_id, parse_address(stranger)),
+        model="WX-1",
+        serial="SN-X",
+        firmware_hash="0x" + "9c" * 32,
+    )
+    forged = tmp_path / "rogue.json"
+    forged.write_text(json.dumps(credentials.issue(unsecured, rogue)))
+    with pytest.raises(InputRejected, match=r"not in devices\.credentials\.trusted_issuers"):
+        credential_anchors.register(run.job, stranger, OWNER, "secp256k1", None, str(forged))
