@@ -21,10 +21,11 @@ from veristream.pipeline.credential_status import (
     in_force,
     with_revocations,
 )
-from veristream.pipeline.jobspec import CredentialsSpec
+from veristream.pipeline.jobspec import CredentialsSpec, JobSpecError, parse_job
+from veristream.pipeline.manifest import Manifest, RewardSummary, TreeDumps, manifest_from_json
 from veristream.pipeline.registry import DeviceRegistryView, load_registry
 from veristream.provers.did_key import did_key
-from veristream.provers.errors import Mismatch
+from veristream.provers.errors import InputRejected, Mismatch
 
 CONFIG = SimulatorSourceConfig(seed=7, count=120, rate=100, faults=["credential_revoked"], devices_per_scheme=1)
 ISSUER = did_key(manufacturer_key(7).public_key)
@@ -114,3 +115,46 @@ def test_required_credentials_leave_a_device_without_one_no_time_that_counts(
     optional = with_revocations(registry, spans, SPEC.model_copy(update={"required": False}))
     assert optional.devices[lacking].credential_revoked == ()
     assert isinstance(optional, DeviceRegistryView)
+
+
+def _job(credentials: object) -> dict[str, object]:
+    return {
+        "job_id": "spec",
+        "sources": [{"type": "file", "path": "readings.jsonl"}],
+        "devices": {"file": "devices.json", "credentials": credentials},
+        "validation": {"fields": {"temp": {"min": 0, "max": 100}}},
+        "aggregation": {"fields": ["temp"]},
+        "rewards": {"tokens_per_epoch": 1000},
+        "epochs": {"length_ms": 1000},
+    }
+
+
+@pytest.mark.parametrize(
+    ("credentials", "field"),
+    [
+        ({"trusted_issuers": ["not a did"]}, "devices.credentials.trusted_issuers"),
+        ({"trusted_issuers": []}, "devices.credentials.trusted_issuers"),
+        ({"trusted_issuers": [ISSUER], "types": ["PassportCredential"]}, "devices.credentials.types"),
+        ({"trusted_issuers": [ISSUER], "required": "perhaps"}, "devices.credentials.required"),
+        ({"trusted_issuers": [ISSUER], "registry": "0x1234"}, "devices.credentials.registry"),
+        ({"trusted_issuers": [ISSUER], "unknown": 1}, "devices.credentials.unknown"),
+    ],
+)
+def test_a_bad_credentials_spec_fails_naming_the_field(credentials: object, field: str) -> None:
+    with pytest.raises(JobSpecError) as refused:
+        parse_job(_job(credentials))
+    assert [path for path, _ in refused.value.problems] == [field]
+
+
+def test_a_manifest_without_credentials_has_no_credential_status_field() -> None:
+    manifest = Manifest(
+        job_id="j", epoch=0, start_ms=0, end_ms=1, batch_cid="b", dead_letter_cid="d", aggregates_cid="a",
+        state_cid="s", prev_manifest_cid=None, data_root="0x", aggregates_root="0x", reward_root="0x",
+        readings_in=0, accepted=0, rejected={}, rewards=RewardSummary(0, 0, 0, 0, 0, 0),
+        trees=TreeDumps(None, None, None),
+    )
+    assert b"credential_status" not in manifest.to_json()
+    pinned = replace(manifest, credential_status={"credentials": {}, "lists": []})
+    assert manifest_from_json(pinned.to_json()) == pinned
+    with pytest.raises(InputRejected, match="credential_status must be an object"):
+        manifest_from_json(pinned.to_json().replace(b'{"credentials":{},"lists":[]}', b"[]"))
