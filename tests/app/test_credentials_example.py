@@ -57,3 +57,13 @@ def test_weather_with_credentials_runs_end_to_end(tmp_path: Path) -> None:
     assert len(manifests[0]["credential_status"]["credentials"]) == len(json.loads(job.devices.file.read_text())["devices"])
     assert max(len(m["credential_status"]["lists"]) for m in manifests) == 2
     assert elapsed < 60, f"{elapsed:.1f} s"
+    # an auditor re-executes the revocation's epoch from IPFS and the pinned lists alone
+    epoch = next(e["epoch"] for e in summary["epochs"] if e["rejected"].get("credential_revoked"))
+    audit = subprocess.run(
+        [sys.executable, "-m", "veristream", "verify", str(spec), str(epoch), "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert audit.returncode == 0, audit.stdout[-2000:] + audit.stderr[-2000:]
