@@ -117,7 +117,11 @@ def in_force(versions: Iterable[PinnedList], start_ms: int, end_ms: int) -> tupl
         by_list.setdefault((version.issuer, version.list_url), []).append(version)
     kept: list[PinnedList] = []
     for group in by_list.values():
-        group.sort(key=lambda v: v.from_ms)
+        # versions taking effect at the same time (one block, or one second): the latest wins
+        latest: dict[int, PinnedList] = {}
+        for version in sorted(group, key=lambda v: (v.from_ms, v.valid_from)):
+            latest[version.from_ms] = version
+        group = sorted(latest.values(), key=lambda v: v.from_ms)
         before = [v for v in group if v.from_ms <= start_ms]
         kept += before[-1:] + [v for v in group if start_ms < v.from_ms < end_ms]
     return tuple(kept)
@@ -219,6 +223,8 @@ def credential_revocations(
             raise Mismatch(
                 f"status list {pinned.list_url} rolls back: validFrom {pinned.valid_from} after {history[-1][1]}"
             )
+        if history and history[-1][0] == pinned.from_ms:
+            history.pop()  # the same moment: the later version is the one in force
         history.append((pinned.from_ms, pinned.valid_from, status))
     # DEVICES
     spans: dict[str, tuple[tuple[int, int | None], ...]] = {}

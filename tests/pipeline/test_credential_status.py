@@ -158,3 +158,18 @@ def test_a_manifest_without_credentials_has_no_credential_status_field() -> None
     assert manifest_from_json(pinned.to_json()) == pinned
     with pytest.raises(InputRejected, match="credential_status must be an object"):
         manifest_from_json(pinned.to_json().replace(b'{"credentials":{},"lists":[]}', b"[]"))
+
+
+def test_versions_taking_effect_at_the_same_time_leave_the_later_in_force(
+    sim: tuple[Simulation, Path, Path], tmp_path: Path
+) -> None:
+    simulation, path, _ = sim
+    store = EmbeddedStore(tmp_path / "ipfs")
+    device, revoked_ms = _withdrawn(simulation)
+    pins = FileSource(path)(revoked_ms - 100, revoked_ms + 100, store)
+    old, new = sorted(pins.lists, key=lambda p: p.from_ms)
+    # revoked and published in the same second as the list before it: one moment, the later wins
+    same_moment = replace(pins, lists=(old, replace(new, from_ms=old.from_ms)))
+    assert in_force(same_moment.lists, old.from_ms, old.from_ms + 1) == (replace(new, from_ms=old.from_ms),)
+    spans = credential_revocations(same_moment, store.get, SPEC, old.from_ms)
+    assert spans[device] == ((old.from_ms, None),)
