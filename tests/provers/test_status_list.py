@@ -193,3 +193,21 @@ def test_verify_with_a_status_check_refuses_a_revoked_credential() -> None:
     assert not revoked.verified and revoked.reason == CredentialFault.REVOKED
     unknown = credentials.verify(issued[0], status_check=status_check({}))
     assert unknown.reason == CredentialFault.UNCHECKED_STATUS
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 10_000), st.booleans()), min_size=1, max_size=8, unique_by=lambda v: v[0]),
+    st.lists(st.integers(0, 12_000), min_size=1, max_size=20),
+)
+def test_revoked_spans_agree_with_the_version_in_force_at_each_time(
+    versions: list[tuple[int, bool]], moments: list[int]
+) -> None:
+    versions.sort()
+    clear, set_ = StatusList.empty(), StatusList.empty().set(7)
+    spans = revoked_spans([(start, set_ if bit else clear) for start, bit in versions], 7)
+    for moment in moments:
+        in_force = [bit for start, bit in versions if start <= moment]
+        expected = bool(in_force) and in_force[-1]
+        covered = any(start <= moment and (until is None or moment < until) for start, until in spans)
+        assert covered == expected, (versions, moment, spans)
