@@ -263,7 +263,9 @@ def register(
         return devices.register(job, device, owner, scheme, public_key)
     # CHECK, BEFORE ANYTHING IS WRITTEN
     credential = load_credential(credential_file)
-    address = checksum_address(device) if _is_address(device) else device
+    if not _is_address(device):
+        raise InputRejected(f"--device must be a 0x-prefixed 20-byte address, got {device!r}")
+    address = checksum_address(device)
     store = open_store(job.ipfs, job.work_dir)
     with _anchors(job) as (chain, dep):
         verdict = check_for_device(chain, dep, store, spec, address, credential)
