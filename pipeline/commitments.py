@@ -181,37 +181,39 @@ def reward_tree(cumulative: Mapping[bytes, int]) -> StandardMerkleTree | None:
     return result
 
 
-def _decimal(value: Any) -> Any:
-    return str(value)
+def _decimal_column(column: Sequence[Any]) -> list[Any]:
+    return list(map(str, column))
 
 
-def _decimals(values: Any) -> Any:
-    return [str(v) for v in values]
+def _decimal_arrays_column(column: Sequence[Any]) -> list[Any]:
+    return [list(map(str, values)) for values in column]
 
 
-def _same(value: Any) -> Any:
-    return value
+def _same_column(column: Sequence[Any]) -> Sequence[Any]:
+    return column
 
 
-def _json_safe_column(abi_type: AbiType) -> Callable[[Any], Any]:
+def _json_safe_column(abi_type: AbiType) -> Callable[[Sequence[Any]], Sequence[Any]]:
     """How a leaf column goes into a dump: integers (and arrays of them) as decimal strings."""
     if abi_type.kind in ("uint", "int"):
-        return _decimal
+        return _decimal_column
     if abi_type.kind == "array" and abi_type.items[0].kind in ("uint", "int"):
-        return _decimals
+        return _decimal_arrays_column
     if abi_type.kind in ("array", "tuple"):
         raise InputRejected(f"a dump column of type {abi_type.canonical} is not supported")
-    return _same
+    return _same_column
 
 
 def dump_json(tree: StandardMerkleTree) -> bytes:
     """The tree's ``standard-v1`` dump as canonical JSON, every integer in its leaf values a
     decimal string: what is stored on IPFS, and loads with ``StandardMerkleTree.load`` in
     JavaScript (``@openzeppelin/merkle-tree``) and here alike."""
-    columns = [_json_safe_column(parse_abi_type(t)) for t in tree.leaf_encoding]
+    converters = [_json_safe_column(parse_abi_type(t)) for t in tree.leaf_encoding]
     dump = tree.dump()
-    for entry in dump["values"]:
-        entry["value"] = [column(value) for column, value in zip(columns, entry["value"], strict=True)]
+    # column by column: a large data tree's 10^5 rows are converted without a Python call per value
+    columns = [convert(column) for convert, column in zip(converters, zip(*tree.values, strict=True), strict=True)]
+    for entry, row in zip(dump["values"], zip(*columns, strict=True), strict=True):
+        entry["value"] = list(row)
     return canonical_json(dump)
 
 
