@@ -161,3 +161,25 @@ def test_a_proof_of_nothing_exits_with_its_code(ran: tuple[Path, dict[str, Any]]
     assert cli("proof", "reward", job, "--account", nobody)[0] == 3
     assert cli("proof", "reward", job, "--account", "0x12")[0] == 2
     assert cli("proof", "reading", job, "--device", nobody, "--seq", "0")[0] == 2  # --epoch is required
+
+
+def test_proofs_create_no_files(ran: tuple[Path, dict[str, Any]], tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    job_file, summary = ran
+    job = load_job(str(job_file))
+    epoch = _verified(summary)[-1]
+    manifest = checkpoint_of(job, epoch).manifest
+    assert manifest is not None
+    reading = decode_accepted(read_store(job).get(manifest.batch_cid))[0]
+    monkeypatch.chdir(tmp_path)
+
+    def files(root: Path) -> dict[str, tuple[int, int]]:
+        return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
+
+    before, here = files(job_file.parent), files(tmp_path)
+    e, device = str(epoch), reading.device_id
+    assert cli("proof", "reading", str(job_file), "--epoch", e, "--device", device, "--seq", str(reading.seq))[0] == 0
+    assert cli("proof", "aggregate", str(job_file), "--epoch", e, "--device", device, "--field", "humidity_bp")[0] == 0
+    assert cli("proof", "reward", str(job_file), "--account", "0x" + sorted(
+        checkpoint_of(job, epoch).state.cumulative)[0].hex(), "--json")[0] == 0
+    assert files(job_file.parent) == before and files(tmp_path) == here
