@@ -11,12 +11,12 @@ import pytest
 
 from tests.pipeline_fleet import fleet, honest_epoch, make_job
 from veristream.committee import InProcessCommittee, ProcessCommittee, RayCommittee
-from veristream.connectors.ipfs import EmbeddedStore, cid_to_bytes
+from veristream.connectors.ipfs import BlockNotFound, EmbeddedStore, cid_to_bytes
 from veristream.operator import Operator
 from veristream.pipeline.commitments import DATA_LEAF_ENCODING, dump_json
 from veristream.pipeline.compute import job_context
 from veristream.pipeline.publish import run_epoch
-from veristream.pipeline.reexecute import proposal_for
+from veristream.pipeline.reexecute import check_proposal, proposal_for
 from veristream.pipeline.registry import device_address
 from veristream.pipeline.state import JobState
 from veristream.provers.aggregation import QuorumNotMet, Review, aggregate_reviews, demo_members
@@ -160,6 +160,36 @@ def test_operators_refuse_another_aggregates_root_manifest_cid_or_forged_tree_du
     # ATTACK: a manifest stating another aggregates root than the one proposed and recomputed
     lying = replace(e0.manifest, aggregates_root="0x" + "03" * 32)
     assert "manifest's aggregates root" in reason_for(lying, aggregates_root=e0.computation.aggregates_root)
+
+
+def test_operators_refuse_a_manifest_whose_dumps_are_not_in_the_store(epochs: dict[str, Any]) -> None:
+    """ATTACK: the honest manifest, its data dump never stored: the committee would sign a CID that
+    links a file nobody can fetch."""
+    job, e0 = epochs["job"], epochs["e0"]
+    store = EmbeddedStore(Path(job.work_dir) / "ipfs")
+    withheld = e0.manifest.trees.data
+
+    class Withholding:
+        """The job's store, lacking the data dump."""
+
+        def get(self, cid: str) -> bytes:
+            if cid == withheld:
+                raise BlockNotFound(cid)
+            return store.get(cid)
+
+        def has(self, cid: str) -> bool:
+            return cid != withheld and store.has(cid)
+
+        def put(self, data: bytes) -> str:
+            return store.put(data)
+
+        def pin(self, cid: str) -> None:
+            store.pin(cid)
+
+    ctx = job_context(job)
+    assert check_proposal(ctx, store, _proposal(e0), {}).reason is None
+    reason = check_proposal(ctx, Withholding(), _proposal(e0), {}).reason
+    assert reason is not None and "not in the store" in reason and str(withheld) in reason
 
 
 def test_quorum_arithmetic_with_weights() -> None:
