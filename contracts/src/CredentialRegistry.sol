@@ -19,7 +19,10 @@ interface IDeviceRegistryViews {
 ///      `StatusListPublished` events; the block time of each is when that version took effect.
 ///      `validFrom` (the list credential's, in seconds) must increase from one version to the
 ///      next, so an older list cannot be published again over a newer one (a rollback); readers
-///      check that the credential found at the CID carries the anchored `validFrom`.
+///      check that the credential found at the CID carries the anchored `validFrom`. A `validFrom`
+///      more than `MAX_VALID_FROM_SKEW` ahead of the block is refused: one far in the future
+///      (milliseconds for seconds, or a stolen publisher key) would make every later honest
+///      version stale and freeze the list for good.
 contract CredentialRegistry is Ownable2Step {
     /// @notice The current version of one status list.
     struct StatusListAnchor {
@@ -35,6 +38,10 @@ contract CredentialRegistry is Ownable2Step {
         string cid; // IPFS CID of the credential
         uint64 anchoredAt; // block time (unix seconds)
     }
+
+    /// @notice How far ahead of the block time a published list's `validFrom` may be (clock
+    ///         skew between the issuer and the chain).
+    uint64 public constant MAX_VALID_FROM_SKEW = 1 days;
 
     IDeviceRegistryViews public immutable deviceRegistry;
 
@@ -52,6 +59,7 @@ contract CredentialRegistry is Ownable2Step {
     error EmptyValue(string field);
     error NotIssuerPublisher(bytes32 issuerKey, address caller);
     error StaleStatusList(bytes32 listKey, uint64 currentValidFrom, uint64 validFrom);
+    error ValidFromTooFarAhead(uint64 validFrom, uint64 latestAllowed);
     error NotDeviceManager(address caller);
     error UnknownDevice(address device);
     error OwnershipCannotBeRenounced();
@@ -76,7 +84,8 @@ contract CredentialRegistry is Ownable2Step {
     }
 
     /// @notice Publishes version `cid` of `issuer`'s status list `listUrl`, whose credential has
-    ///         `validFrom` (unix seconds): later than the current version's.
+    ///         `validFrom` (unix seconds): later than the current version's and at most
+    ///         `MAX_VALID_FROM_SKEW` after the block time.
     function publishStatusList(string calldata issuer, string calldata listUrl, string calldata cid, uint64 validFrom)
         external
     {
@@ -90,6 +99,8 @@ contract CredentialRegistry is Ownable2Step {
         bytes32 key = listKey(issuer, listUrl);
         StatusListAnchor storage anchor = _lists[key];
         if (validFrom <= anchor.validFrom) revert StaleStatusList(key, anchor.validFrom, validFrom);
+        uint64 latestAllowed = uint64(block.timestamp) + MAX_VALID_FROM_SKEW;
+        if (validFrom > latestAllowed) revert ValidFromTooFarAhead(validFrom, latestAllowed);
         // EFFECTS
         anchor.cid = cid;
         anchor.validFrom = validFrom;

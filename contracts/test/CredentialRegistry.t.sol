@@ -75,6 +75,22 @@ contract CredentialRegistryTest is Base {
         vm.stopPrank();
     }
 
+    function test_attack_farFutureValidFromFreezesTheList() public {
+        // validFrom in milliseconds (a unit slip) or from a stolen publisher key: every honest
+        // later version would be stale forever
+        uint64 latest = uint64(block.timestamp) + registry.MAX_VALID_FROM_SKEW();
+        vm.startPrank(PUBLISHER);
+        vm.expectRevert(
+            abi.encodeWithSelector(CredentialRegistry.ValidFromTooFarAhead.selector, uint64(block.timestamp) * 1000, latest)
+        );
+        registry.publishStatusList(ISSUER, LIST, "bafyMillis", uint64(block.timestamp) * 1000);
+        vm.expectRevert(abi.encodeWithSelector(CredentialRegistry.ValidFromTooFarAhead.selector, latest + 1, latest));
+        registry.publishStatusList(ISSUER, LIST, "bafyFuture", latest + 1);
+        registry.publishStatusList(ISSUER, LIST, "bafyEdge", latest); // the allowed skew is inclusive
+        vm.stopPrank();
+        assertEq(registry.statusList(ISSUER, LIST).validFrom, latest, "validFrom");
+    }
+
     function test_attack_strangerSetsAPublisher() public {
         vm.prank(STRANGER);
         vm.expectRevert(abi.encodeWithSignature("OwnableUnauthorizedAccount(address)", STRANGER));

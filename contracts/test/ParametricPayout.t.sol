@@ -61,7 +61,7 @@ contract ParametricPayoutTest is Base {
                 threshold: threshold,
                 firstEpoch: first,
                 lastEpoch: last,
-                claimDeadline: 1_010_000
+                claimDeadline: 1_090_000
             })
         );
         vm.stopPrank();
@@ -156,16 +156,16 @@ contract ParametricPayoutTest is Base {
 
     function test_RevertWhen_TheInsurerTakesTheFundsBackBeforeTheDeadline() public {
         vm.expectRevert(
-            abi.encodeWithSelector(ParametricPayout.ClaimWindowOpen.selector, policyId, uint64(1_010_000))
+            abi.encodeWithSelector(ParametricPayout.ClaimWindowOpen.selector, policyId, uint64(1_090_000))
         );
         payout.expire(policyId);
     }
 
     function test_AnUnpaidPolicyExpiresToTheInsurerAndPaysNothingAfter() public {
         bytes32[] memory proof = _verify(6, hot, otherDevice);
-        vm.warp(1_010_001);
+        vm.warp(1_090_001);
         vm.expectRevert(
-            abi.encodeWithSelector(ParametricPayout.ClaimWindowClosed.selector, policyId, uint64(1_010_000))
+            abi.encodeWithSelector(ParametricPayout.ClaimWindowClosed.selector, policyId, uint64(1_090_000))
         );
         payout.claim(policyId, 6, hot, proof);
         payout.expire(policyId);
@@ -174,6 +174,40 @@ contract ParametricPayoutTest is Base {
             abi.encodeWithSelector(ParametricPayout.PolicyNotOpen.selector, policyId, ParametricPayout.Status.Expired)
         );
         payout.expire(policyId);
+    }
+
+    function test_RevertWhen_ADisputedQuorumSignsAFalseAggregateAfterThePause() public {
+        // the guardian pauses the job; the disputed quorum still gets a (false) epoch verified
+        verifier.pause(jobId);
+        bytes32[] memory proof = _verify(6, hot, otherDevice);
+        vm.expectRevert(abi.encodeWithSelector(ParametricPayout.JobPaused.selector, jobId));
+        payout.claim(policyId, 6, hot, proof);
+        assertEq(token.balanceOf(HOLDER), 0, "nothing paid while paused");
+        // the guardian settles the dispute in the epoch's favour: the policy pays
+        verifier.unpause(jobId);
+        payout.claim(policyId, 6, hot, proof);
+        assertEq(token.balanceOf(HOLDER), AMOUNT, "holder paid after the pause");
+    }
+
+    function test_RevertWhen_TheDeadlineLeavesTheHolderNoTimeToClaim() public {
+        (, uint64 closesAt) = verifier.submissionWindow(jobId, 9);
+        uint64 minPeriod = payout.MIN_CLAIM_PERIOD();
+        token.mint(INSURER, 2 * AMOUNT);
+        vm.startPrank(INSURER);
+        token.approve(address(payout), 2 * AMOUNT);
+        // the deadline equals the close of the last epoch's submission window, then one second short of a day after it
+        vm.expectRevert(ParametricPayout.InvalidTerms.selector);
+        payout.createPolicy(_terms(closesAt));
+        vm.expectRevert(ParametricPayout.InvalidTerms.selector);
+        payout.createPolicy(_terms(closesAt + minPeriod - 1));
+        payout.createPolicy(_terms(closesAt + minPeriod)); // a whole day to claim: accepted
+        vm.stopPrank();
+    }
+
+    function _terms(uint64 claimDeadline) internal view returns (ParametricPayout.Terms memory) {
+        return ParametricPayout.Terms(
+            HOLDER, token, AMOUNT, jobId, D1, "temperature", ParametricPayout.Trigger.MaxAbove, 40, 5, 9, claimDeadline
+        );
     }
 
     function test_RevertWhen_TheDeadlineCutsTheLastEpochsSubmissionWindow() public {

@@ -15,8 +15,16 @@ import {EpochVerifier} from "../EpochVerifier.sol";
 ///      `abi.encode(address device, string field, uint64 count, int256 min, int256 max, int256 sum,
 ///      uint8[] quantilePercents, int256[] quantileValues)`, and its proof; the leaf is proven
 ///      through `EpochVerifier.verifyAggregate` before it is decoded. After `claimDeadline` an
-///      unpaid policy's funds go back to the insurer. The policy trusts the job's operator set as
-///      the EpochVerifier does: a quorum that signs false aggregates can trigger it.
+///      unpaid policy's funds go back to the insurer.
+///      Trust: a policy trusts the job's operator set as the EpochVerifier does. It pays on an
+///      epoch as soon as that epoch is verified, with no dispute delay (unlike a reward root,
+///      which a RewardDistributor claim reads only once it is claimable): a quorum that signs
+///      false aggregates can trigger it. What stops that is the job's guardian: while the
+///      EpochVerifier says the job is paused, no policy on it pays, whatever epoch is presented,
+///      so a disputed quorum cannot sign a false aggregate after the pause and be paid in the
+///      same transaction. The claim deadline leaves the holder at least `MIN_CLAIM_PERIOD`
+///      after the last epoch's submission window closes; a pause that outlasts it lets the
+///      insurer expire the policy.
 contract ParametricPayout {
     using SafeERC20 for IERC20;
 
@@ -46,7 +54,7 @@ contract ParametricPayout {
         int256 threshold;
         uint64 firstEpoch; // inclusive range of epochs that count
         uint64 lastEpoch;
-        uint64 claimDeadline; // after it, an unpaid policy can be expired; at least the last epoch's submission window close
+        uint64 claimDeadline; // after it, an unpaid policy can be expired; at least MIN_CLAIM_PERIOD after the last epoch's submission window closes
     }
 
     /// @notice A policy as stored: the terms, the insurer and where it stands.
@@ -65,6 +73,10 @@ contract ParametricPayout {
         bytes32 fieldHash; // keccak256(bytes(field))
         int256 threshold;
     }
+
+    /// @notice The least time a holder has to claim after the last epoch's submission window
+    ///         closes: the result of the last epoch may arrive at the window's last second.
+    uint64 public constant MIN_CLAIM_PERIOD = 1 days;
 
     /// @notice The EpochVerifier whose verified aggregates roots decide every policy.
     EpochVerifier public immutable verifier;
@@ -106,6 +118,7 @@ contract ParametricPayout {
     error ConditionNotMet(int256 value, int256 threshold);
     error ClaimWindowClosed(uint256 policyId, uint64 claimDeadline);
     error ClaimWindowOpen(uint256 policyId, uint64 claimDeadline);
+    error JobPaused(bytes32 jobId);
 
     constructor(EpochVerifier verifier_) {
         verifier = verifier_;
@@ -113,7 +126,8 @@ contract ParametricPayout {
 
     /// @notice Creates a policy on `t` and pulls its `amount` of `token` from the caller (who
     ///         approved it), the insurer.
-    /// @dev The deadline must leave the holder the whole submission window of the last epoch.
+    /// @dev The deadline must leave the holder the whole submission window of the last epoch
+    ///      and `MIN_CLAIM_PERIOD` after it.
     /// @return policyId the new policy's id.
     function createPolicy(Terms calldata t) external returns (uint256 policyId) {
         if (
@@ -121,7 +135,7 @@ contract ParametricPayout {
                 || bytes(t.field).length == 0 || t.firstEpoch > t.lastEpoch
         ) revert InvalidTerms();
         (, uint64 closesAt) = verifier.submissionWindow(t.jobId, t.lastEpoch); // reverts UnknownJob
-        if (t.claimDeadline < closesAt) revert InvalidTerms();
+        if (uint256(t.claimDeadline) < uint256(closesAt) + MIN_CLAIM_PERIOD) revert InvalidTerms();
 
         policyId = ++policyCount;
         policies[policyId] = Policy({
@@ -162,7 +176,8 @@ contract ParametricPayout {
     }
 
     /// @notice Pays policy `policyId` to its holder when the aggregate `encodedLeaf` of
-    ///         verified `epoch` proves the condition. Anyone may call.
+    ///         verified `epoch` proves the condition. Anyone may call. Reverts `JobPaused` while
+    ///         the job's guardian (or owner) holds it paused in the EpochVerifier.
     /// @param encodedLeaf the aggregate leaf's ABI encoding (see the contract's description).
     /// @param proof the leaf's StandardMerkleTree proof in the epoch's aggregates tree.
     function claim(uint256 policyId, uint64 epoch, bytes calldata encodedLeaf, bytes32[] calldata proof) external {
@@ -172,6 +187,8 @@ contract ParametricPayout {
         if (block.timestamp > p.claimDeadline) revert ClaimWindowClosed(policyId, p.claimDeadline);
         if (epoch < p.firstEpoch || epoch > p.lastEpoch) revert EpochOutOfRange(policyId, epoch);
         bytes32 jobId = p.jobId;
+        (,,,,,, bool paused,,,,,) = verifier.jobs(jobId);
+        if (paused) revert JobPaused(jobId);
         (bool verified,,,,) = verifier.epochResult(jobId, epoch);
         if (!verified) revert EpochNotVerified(jobId, epoch);
         if (!verifier.verifyAggregate(jobId, epoch, encodedLeaf, proof)) revert AggregateNotProven(jobId, epoch);
