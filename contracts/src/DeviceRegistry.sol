@@ -24,7 +24,11 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 ///      answers the reads a did:ethr resolver makes (`changed`, `identityOwner`) and emits the
 ///      ERC-1056 events for every change of a device, so a standard resolver configured with this
 ///      contract as the chain's registry builds the device's DID document from the same state
-///      the pipeline reads. The device's owner (beneficiary) is the identity owner. Signing keys
+///      the pipeline reads. The identity owner of every device is this registry: a resolver lists
+///      the owner's account as a signer of the DID (`#controller`), and a contract never produces
+///      an ecrecover signature, so only the device's own keys sign as the device. The beneficiary
+///      is never the identity owner: it profits from the device and must not speak for it. Hence
+///      this registry must never be a chain's general-purpose ERC-1056 registry. Signing keys
 ///      are attributes only this registry writes, on registration, rotation and revocation:
 ///      `did/pub/Secp256k1/veriKey/hex` (33-byte compressed point), `did/pub/Ed25519/veriKey/base58`
 ///      (32 bytes), `did/pub/P256/veriKey/hex` (33-byte compressed point), or a `veriKey` delegate
@@ -83,7 +87,7 @@ contract DeviceRegistry is Ownable2Step, EIP712 {
     event DeviceOwnerChanged(address indexed device, address indexed previousOwner, address indexed newOwner);
     event DeviceRevoked(address indexed device, uint64 revokedFrom);
     event ManagerSet(address indexed account, bool enabled);
-    /// @notice ERC-1056: the identity owner of a device's DID (its beneficiary) is `owner`.
+    /// @notice ERC-1056: the identity owner of a device's DID is `owner` (this registry).
     event DIDOwnerChanged(address indexed identity, address owner, uint256 previousChange);
     /// @notice ERC-1056: `delegate` signs for the DID until `validTo` (seconds).
     event DIDDelegateChanged(
@@ -163,7 +167,7 @@ contract DeviceRegistry is Ownable2Step, EIP712 {
         deviceCount += 1;
         emit DeviceRegistered(device, owner_, scheme, publicKey);
         uint256 previousChange = _didChanged(device);
-        emit DIDOwnerChanged(device, owner_, previousChange);
+        emit DIDOwnerChanged(device, address(this), previousChange);
         _publishKey(device, scheme, publicKey, signer, NO_EXPIRY, previousChange);
     }
 
@@ -200,13 +204,13 @@ contract DeviceRegistry is Ownable2Step, EIP712 {
     }
 
     /// @notice Changes the beneficiary of a device (the beneficiary itself, a manager or the
-    ///         registry owner): it decides where rewards go, never which key signs.
+    ///         registry owner): it decides where rewards go, never which key signs. The device's
+    ///         DID does not change: its identity owner stays this registry.
     function setDeviceOwner(address device, address newOwner) external onlyDeviceOwnerOrManager(device) {
         if (newOwner == address(0)) revert ZeroAddress();
         Device storage d = _devices[device];
         emit DeviceOwnerChanged(device, d.owner, newOwner);
         d.owner = newOwner;
-        emit DIDOwnerChanged(device, newOwner, _didChanged(device));
     }
 
     /// @notice Revokes a device: readings stamped at or after `revokedFrom` (milliseconds) are
@@ -250,11 +254,10 @@ contract DeviceRegistry is Ownable2Step, EIP712 {
 
     // ------------------------------------------------------------------ views
 
-    /// @notice ERC-1056: the owner of a device's DID, its beneficiary; an address that is not a
-    ///         registered device owns itself, as in ERC-1056.
+    /// @notice ERC-1056: the owner of a device's DID, this registry (never the beneficiary); an
+    ///         address that is not a registered device owns itself, as in ERC-1056.
     function identityOwner(address identity) external view returns (address) {
-        address owner_ = _devices[identity].owner;
-        return owner_ == address(0) ? identity : owner_;
+        return _devices[identity].owner == address(0) ? identity : address(this);
     }
 
     /// @notice Whether `account` holds the manager role.

@@ -49,7 +49,7 @@ def test_forge_suite_passes() -> None:
     # the attack tests ran, each as its own passing test
     for attack in ("InfinityAggregateSignsAnyMessage_bn254", "InfinityAggregateSignsAnyMessage_bls12381",
                    "PopIsCopiedIntoAnotherOperatorsRotateKey", "ActivationDelayIsBelowTheFloorOnAProductionChain",
-                   "BeneficiarySwapsDeviceKey", "OwnerRenouncesOwnership",
+                   "BeneficiarySwapsDeviceKey", "OwnerRenouncesOwnership", "BeneficiaryBecomesTheDidController",
                    "StrangerAddsVerificationMethodToDeviceDid", "BeneficiaryPublishesSigningKeyBesideTheRegistry",
                    "StrangerPreloadsTheDidOfADeviceNotYetRegistered",
                    "AForgedAggregateIsNotInTheVerifiedRoot", "ThePolicyIsPaidTwice",
