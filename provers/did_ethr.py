@@ -1,7 +1,8 @@
 """``did:ethr`` (ERC-1056): the DIDs of devices, and their documents from the registry's events.
 
 A device's DID is ``did:ethr:<chain id in hex>:<device address>`` (``did:ethr:0x7a69:0xab..``
-on chain 31337). The DeviceRegistry is the chain's ERC-1056 registry for its devices: it emits
+on chain 31337). The DeviceRegistry is the ERC-1056 registry of its devices (never a chain's
+general-purpose one: it owns every DID it registers): it emits
 ``DIDOwnerChanged``, ``DIDAttributeChanged`` and ``DIDDelegateChanged`` for every change of a
 device, each linking to the block of the device's previous change (``previousChange``), and
 ``changed(device)`` names the latest. The document as of a block and a time is a fold of those
@@ -11,15 +12,18 @@ events, as the ERC-1056 resolvers fold them (ethr-did-resolver's ``wrapDidDocume
   the time asked about; an event with the same name and value replaces the earlier one;
 - verification methods are numbered ``#delegate-N`` by every key event up to the block, valid
   or not, and services ``#service-N`` likewise, so a method has the same id in every resolver;
-- an owner of the zero address deactivates the DID.
+- the identity owner's account is the ``#controller`` method (``EcdsaSecp256k1RecoveryMethod2020``),
+  first in ``authentication`` and ``assertionMethod``; an owner of the zero address deactivates
+  the DID.
 
 Keys are ``Multikey`` verification methods (``did/pub/Secp256k1|Ed25519|P256/...`` signing keys,
 ``did/pub/X25519/enc/...`` key-agreement keys), with ``expires`` when their ``validTo`` is not
 the registry's "never" (``NO_EXPIRY``). A secp256k1 device registered by its address alone has a
 ``veriKey`` delegate: an ``EcdsaSecp256k1RecoveryMethod2020`` naming its account
-(``blockchainAccountId``), the only form an address takes. ERC-1056 resolvers also list the
-identity owner's account as ``#controller``; this document names the owner as ``controller``
-and lists only the device's own keys, since only those sign its readings.
+(``blockchainAccountId``), the only form an address takes. The identity owner of a device is
+the DeviceRegistry itself, a contract: no ecrecover signature ever names it, so ``#controller``
+lets no one sign as the device, and the document agrees with every ERC-1056 resolver's. The
+beneficiary, who profits from the device, is not in the document at all.
 """
 
 from __future__ import annotations
@@ -261,18 +265,19 @@ def did_document(did: EthrDid, events: Iterable[DidEvent], *, block: int, now: i
     document: dict[str, Any] = {"@context": [DID_CONTEXT, MULTIKEY_CONTEXT], "id": did.text}
     if deactivated:
         return DidResolution(document, True, version_id, next_version_id)
-    if any(m["type"] != "Multikey" for m in methods.values()):
-        document["@context"].append(RECOVERY_CONTEXT)
-    if owner != did.address:
-        document["controller"] = device_did(did.chain_id, owner)
-    document["verificationMethod"] = list(methods.values())
-    for relationship, refs in (
-        ("authentication", authentication),
-        ("assertionMethod", assertion),
-        ("keyAgreement", agreement),
-    ):
-        if refs:
-            document[relationship] = list(refs.values())
+    document["@context"].append(RECOVERY_CONTEXT)
+    controller_id = f"{did.text}#controller"
+    controller = {
+        "id": controller_id,
+        "type": "EcdsaSecp256k1RecoveryMethod2020",
+        "controller": did.text,
+        "blockchainAccountId": f"eip155:{did.chain_id}:0x{owner.hex()}",
+    }
+    document["verificationMethod"] = [controller, *methods.values()]
+    document["authentication"] = [controller_id, *authentication.values()]
+    document["assertionMethod"] = [controller_id, *assertion.values()]
+    if agreement:
+        document["keyAgreement"] = list(agreement.values())
     if services:
         document["service"] = list(services.values())
     return DidResolution(document, False, version_id, next_version_id)
