@@ -24,8 +24,10 @@ from veristream.contracts import (
     epoch_digest,
     epoch_info,
     mint_reward_token,
+    pause_job,
     submit_epoch,
     token_balance,
+    unpause_job,
     verify_aggregate,
 )
 from veristream.contracts.anvil import anvil
@@ -149,6 +151,14 @@ def test_pipeline_aggregates_prove_on_chain_and_pay_a_parametric_policy(world: W
         w.chain.transact(payout.functions.claim(1, 6, encoded[hot_index], proof))
     with pytest.raises(ContractRevert, match="AggregateNotProven"):
         w.chain.transact(payout.functions.claim(2, 6, forged, proof))
+    # while the job's guardian (here its owner) holds it paused, no policy on it pays
+    pause_job(w.chain, w.dep, w.job)
+    try:
+        with pytest.raises(ContractRevert, match="JobPaused"):
+            w.chain.transact(payout.functions.claim(2, 6, encoded[hot_index], proof))
+    finally:
+        unpause_job(w.chain, w.dep, w.job)
+    assert token_balance(w.chain, w.dep, holder) == 0
     w.chain.transact(payout.functions.claim(2, 6, encoded[hot_index], proof))
     assert token_balance(w.chain, w.dep, holder) == 500
     with pytest.raises(ContractRevert, match="PolicyNotOpen"):

@@ -1,6 +1,7 @@
 """CredentialRegistry on the embedded EVM through its binding: deployed with the set, a stranger
-cannot publish an issuer's list, a rollback is refused, the history carries each version's block
-time, and only the DeviceRegistry's owner or managers record a device's credential."""
+cannot publish an issuer's list, a rollback or a far-future ``validFrom`` is refused, the history
+carries each version's block time, and only the DeviceRegistry's owner or managers record a
+device's credential."""
 
 from __future__ import annotations
 
@@ -84,6 +85,21 @@ def test_attack_a_rollback_to_an_older_list_is_refused(chain: tuple[Chain, Deplo
     assert history[1].anchored_at - history[0].anchored_at >= 60
     assert history[1].anchored_at == current.anchored_at
     assert current_status_list(node, dep, "did:key:other", url) is None
+
+
+def test_attack_a_far_future_valid_from_would_freeze_the_list(chain: tuple[Chain, Deployment]) -> None:
+    node, dep = chain
+    publisher = node.accounts[1]
+    set_publisher(node, dep, ISSUER, publisher)
+    url = LIST + "/millis"
+    now = node.timestamp()
+    with pytest.raises(ContractRevert) as refused:
+        publish_status_list(node, dep, ISSUER, url, "bafyMillis", now * 1000, sender=publisher)
+    assert refused.value.error == "ValidFromTooFarAhead"
+    assert current_status_list(node, dep, ISSUER, url) is None
+    publish_status_list(node, dep, ISSUER, url, "bafySeconds", now, sender=publisher)
+    current = current_status_list(node, dep, ISSUER, url)
+    assert current is not None and current.valid_from == now
 
 
 def test_device_credentials_are_recorded_by_the_device_registrys_managers(chain: tuple[Chain, Deployment]) -> None:
