@@ -55,5 +55,7 @@ def test_forge_suite_passes() -> None:
                    "AForgedAggregateIsNotInTheVerifiedRoot", "ThePolicyIsPaidTwice",
                    "TheEpochIsOutsideThePolicyRange", "TheSameResultIsSubmittedAgain",
                    "ClaimAuthorizationIsReplayed", "SignatureIsMalleated", "Erc1271AccountDoesNotApprove",
-                   "OneEntryOfTheBatchIsForged", "RecoveryLeavesAJobsPoolOut"):
+                   "OneEntryOfTheBatchIsForged", "RecoveryLeavesAJobsPoolOut",
+                   "ADisputedQuorumSignsAFalseAggregateAfterThePause", "TheDeadlineLeavesTheHolderNoTimeToClaim"):
         assert f"[PASS] test_RevertWhen_{attack}(" in result.stdout, attack
+    assert "[PASS] test_attack_farFutureValidFromFreezesTheList(" in result.stdout
