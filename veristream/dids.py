@@ -150,8 +150,6 @@ def render_resolution(result: dict[str, Any]) -> str:
     """A resolution result as lines for a terminal."""
     document, metadata = result["didDocument"], result["didDocumentMetadata"]
     lines = [f"did          {document['id']}"]
-    if "controller" in document:
-        lines.append(f"controller   {document['controller']}")
     lines.append(f"version      block {metadata['versionId']} ({metadata['updated']})")
     if "nextVersionId" in metadata:
         lines.append(f"next         block {metadata['nextVersionId']} ({metadata['nextUpdate']})")

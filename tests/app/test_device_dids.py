@@ -91,6 +91,7 @@ class History:
     t0: int
     blocks: dict[int, int]  # sampled offset -> the block stamped then
     dep: Deployment
+    beneficiary: str
 
 
 def _stamp(chain: Chain, when: int) -> None:
@@ -141,7 +142,7 @@ def history() -> Iterator[History]:
             blocks[2500] = revoke_device(chain, dep, ED_DEVICE, (t0 + 3000) * 1000, sender=owner).block_number
             for offset in (2999, 3000, 3500):
                 blocks[offset] = _mine(chain, t0 + offset)
-            yield History(node.url, dep.device_registry, t0, blocks, dep)
+            yield History(node.url, dep.device_registry, t0, blocks, dep, owner.lower())
         finally:
             chain.close()
 
@@ -174,7 +175,8 @@ def _resolve(did: str, history: History, *extra: str) -> Any:
     return result
 
 
-def _our_signing_key(document: dict[str, Any]) -> str | None:
+def _our_signers(document: dict[str, Any]) -> list[str]:
+    """Who signs as the DID (``assertionMethod``), in order: keys as hex, accounts as addresses."""
     methods = {m["id"]: m for m in document.get("verificationMethod", [])}
     keys = []
     for ref in document.get("assertionMethod", []):
@@ -183,16 +185,14 @@ def _our_signing_key(document: dict[str, Any]) -> str | None:
             keys.append(multikey_bytes(method)[1].hex())
         else:
             keys.append("address:" + method["blockchainAccountId"].rpartition(":")[2].lower())
-    assert len(keys) <= 1, document
-    return keys[0] if keys else None
+    return keys
 
 
-def _reference_signing_key(document: dict[str, Any]) -> str | None:
+def _reference_signers(document: dict[str, Any]) -> list[str]:
+    """``_our_signers`` of an ethr-did-resolver document."""
     methods = {m["id"]: m for m in document["verificationMethod"]}
     keys = []
     for ref in document["assertionMethod"]:
-        if ref.endswith("#controller"):
-            continue  # the identity owner's account, which ERC-1056 resolvers always list
         method = methods[ref]
         if "publicKeyHex" in method:
             keys.append(method["publicKeyHex"])
@@ -200,8 +200,14 @@ def _reference_signing_key(document: dict[str, Any]) -> str | None:
             keys.append(base58btc_decode(method["publicKeyBase58"]).hex())
         else:
             keys.append("address:" + method["blockchainAccountId"].rpartition(":")[2].lower())
-    assert len(keys) <= 1, document
-    return keys[0] if keys else None
+    return keys
+
+
+def _device_keys(history: History, signers: list[str]) -> list[str]:
+    """The signers after the identity owner's account, which must be the registry: a contract,
+    which no signature recovers to."""
+    assert signers[:1] == ["address:" + history.registry.lower()], signers
+    return signers[1:]
 
 
 def _reference(node: str, tmp_path: Path, history: History, dids: list[str]) -> list[dict[str, Any]]:
@@ -234,11 +240,12 @@ def test_pipeline_did_document_and_ethr_did_resolver_agree_on_the_key_in_force(
         assert result.exit_code == 0, result.output
         ours = json.loads(result.stdout)["didDocument"]
         assert theirs["didDocument"] is not None, theirs
-        assert _our_signing_key(ours) == expected == _reference_signing_key(theirs["didDocument"]), (offset, device)
-        # the method has the same id in both documents
-        our_ids = ours.get("assertionMethod", [])
-        their_ids = [r for r in theirs["didDocument"]["assertionMethod"] if not r.endswith("#controller")]
-        assert our_ids == their_ids
+        signers = _our_signers(ours)
+        assert signers == _reference_signers(theirs["didDocument"]), (offset, device)
+        assert _device_keys(history, signers) == ([] if expected is None else [expected]), (offset, device)
+        # each method has the same id in both documents
+        for relationship in ("assertionMethod", "authentication"):
+            assert ours[relationship] == theirs["didDocument"][relationship]
 
     # the rotation and the revocations are where they should be
     old, new = (_compressed(public_key_of("secp256k1", k)).hex() for k in (SECP_OLD, SECP_NEW))
@@ -248,7 +255,7 @@ def test_pipeline_did_document_and_ethr_did_resolver_agree_on_the_key_in_force(
     assert pipeline[3500][ADDR_DEVICE] == "address:" + ADDR_DEVICE
 
 
-def test_the_document_now_names_the_owner_key_agreement_and_expiry(
+def test_the_document_names_key_agreement_and_expiry(
     history: History, node: str, tmp_path: Path
 ) -> None:
     ed_did = device_did(CHAIN_ID, bytes.fromhex(ED_DEVICE[2:]))
@@ -258,22 +265,22 @@ def test_the_document_now_names_the_owner_key_agreement_and_expiry(
     resolved = json.loads(result.stdout)
     document = resolved["didDocument"]
     methods = {m["id"]: m for m in document["verificationMethod"]}
-    [signing] = document["assertionMethod"]
+    [_, signing] = document["assertionMethod"]
     assert methods[signing]["type"] == "Multikey" and methods[signing]["publicKeyMultibase"].startswith("z6Mk")
     assert methods[signing]["expires"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(history.t0 + 3_000))
     [agreement] = document["keyAgreement"]
     assert multikey_bytes(methods[agreement]) == (0xEC, X25519_KEY)
     assert resolved["didDocumentMetadata"]["versionId"] == str(history.blocks[2500])
 
-    # now: the reference resolver at the chain's latest state agrees on owner and key agreement
+    # now: the reference resolver at the chain's latest state agrees on signers and key agreement
     now = _resolve(ed_did, history)
     assert now.exit_code == 0, now.output
     ours = json.loads(now.stdout)["didDocument"]
     [theirs] = _reference(node, tmp_path, history, [ed_did])
     reference = theirs["didDocument"]
-    owner_account = reference["verificationMethod"][0]["blockchainAccountId"].rpartition(":")[2].lower()
-    assert ours["controller"] == f"did:ethr:0x7a69:{owner_account}"
-    assert _our_signing_key(ours) is None and _reference_signing_key(reference) is None  # revoked by now
+    assert "controller" not in ours and "controller" not in reference
+    signers = _our_signers(ours)
+    assert signers == _reference_signers(reference) and _device_keys(history, signers) == []  # revoked by now
     [their_agreement] = reference["keyAgreement"]
     their_method = next(m for m in reference["verificationMethod"] if m["id"] == their_agreement)
     assert their_method["type"] == "X25519KeyAgreementKey2019"
@@ -283,6 +290,21 @@ def test_the_document_now_names_the_owner_key_agreement_and_expiry(
     text = runner.invoke(app, ["did", "resolve", ed_did, "--chain", history.url, "--registry", history.registry,
                                "--at", str((history.t0 + 2_600) * 1000)])
     assert text.exit_code == 0 and "keyAgreement" in text.stdout and "Multikey ed25519 z6Mk" in text.stdout
+
+
+def test_ethr_did_resolver_lets_no_beneficiary_sign_as_its_device(
+    history: History, node: str, tmp_path: Path
+) -> None:
+    # ERC-1056 resolvers list the identity owner's account as #controller in authentication and
+    # assertionMethod: were it the beneficiary, its EOA would sign credentials as the device
+    dids = [device_did(CHAIN_ID, bytes.fromhex(d[2:])) for d in DEVICES]
+    for resolved in _reference(node, tmp_path, history, dids):
+        document = resolved["didDocument"]
+        accounts = {m["blockchainAccountId"].rpartition(":")[2].lower()
+                    for m in document["verificationMethod"] if "blockchainAccountId" in m}
+        assert history.beneficiary not in accounts, document
+        controller = next(m for m in document["verificationMethod"] if m["id"] == document["id"] + "#controller")
+        assert controller["blockchainAccountId"].lower() == f"eip155:{CHAIN_ID}:{history.registry.lower()}"
 
 
 def test_resolve_fails_in_one_line_with_its_exit_code(history: History) -> None:

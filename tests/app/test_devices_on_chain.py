@@ -299,8 +299,11 @@ def test_show_lists_the_key_history(embedded_run: tuple[Path, Path, int, int]) -
     # its DID, resolved from the job's embedded chain, lists the key in force: the new one
     assert shown["did"].startswith("did:ethr:0x") and shown["did"].endswith(":" + SECP_DEVICE)
     resolved = _cli("did", "resolve", shown["did"], "--job", str(job_path), "--json")["didDocument"]
-    [method] = resolved["verificationMethod"]
-    assert resolved["assertionMethod"] == [method["id"]] and method["type"] == "Multikey"
+    [controller, method] = resolved["verificationMethod"]
+    assert resolved["assertionMethod"] == [controller["id"], method["id"]] and method["type"] == "Multikey"
+    # the identity owner is the registry, a contract no signature recovers to; not the owner
+    chain_id = int(shown["did"].split(":")[2], 16)
+    assert controller["blockchainAccountId"] == f"eip155:{chain_id}:{shown['registry'].lower()}"
     assert multikey_bytes(method) == (0xE7, bytes([2 + (SECP_NEW_KEY[63] & 1)]) + SECP_NEW_KEY[:32])
     # the same from the embedded chain's directory and the registry's address, read only
     chain_dir = Path(load_job(job_path).work_dir) / CHAIN_DIR
@@ -318,10 +321,12 @@ def test_a_published_key_agreement_key_is_in_the_did_until_revoked(embedded_run:
     methods = {m["id"]: m for m in document["verificationMethod"]}
     [agreement] = document["keyAgreement"]
     assert multikey_bytes(methods[agreement]) == (0xEC, bytes(range(32)))
-    assert [multikey_bytes(methods[r]) for r in document["assertionMethod"]] == [(0xED, ED_KEY)]
+    controller, *signing = document["assertionMethod"]
+    assert controller == sent["did"] + "#controller"
+    assert [multikey_bytes(methods[r]) for r in signing] == [(0xED, ED_KEY)]
     _cli("device", "key-agreement", str(job_path), "--device", ED_DEVICE, "--public-key", x25519, "--revoke")
     document = _cli("did", "resolve", sent["did"], "--job", str(job_path), "--json")["didDocument"]
-    assert "keyAgreement" not in document and len(document["verificationMethod"]) == 1
+    assert "keyAgreement" not in document and len(document["verificationMethod"]) == 2  # #controller, the key
     short = runner.invoke(app, ["device", "key-agreement", str(job_path), "--device", ED_DEVICE, "--public-key", "0x01"])
     assert short.exit_code == 2 and "32-byte X25519" in short.output
 
