@@ -377,6 +377,18 @@ def _let_registrations_activate(chain: Chain, seconds: int) -> None:
         time.sleep(seconds)
 
 
+def _shortfall(token: TokenInfo, due: int, balance: int) -> dict[str, Any]:
+    """What a claim the pool cannot pay reports: what is due, what the pool holds, what it lacks."""
+    return {
+        "due": due,
+        "due_display": token.format(due),
+        "pool": balance,
+        "pool_display": token.format(balance),
+        "short": due - balance,
+        "short_display": token.format(due - balance),
+    }
+
+
 def claim_for(
     session: ChainSession, checkpoint: Checkpoint, account: bytes | None = None
 ) -> dict[str, Any]:
@@ -408,13 +420,7 @@ def claim_for(
             "amount": 0,
             "tx_hash": None,
             "amount_display": token.format(0),
-            "due": due,
-            "due_display": token.format(due),
-            "pool": balance,
-            "pool_display": token.format(balance),
-            "short": due - balance,
-            "short_display": token.format(due - balance),
-        }
+        } | _shortfall(token, due, balance)
     receipt = claim(session.chain, session.deployment, session.job_hash, address, amount, proof)
     session.chain.save()
     return {"account": address, "amount": due, "tx_hash": receipt.tx_hash, "amount_display": token.format(due)}
@@ -459,14 +465,7 @@ def claim_all(session: ChainSession, checkpoint: Checkpoint, batch: int = CLAIM_
     balance = pool_balance(chain, dep, job)
     if due > balance:
         # claimMany would revert (InsufficientFunding): say so instead of sending it
-        return result | {
-            "due": due,
-            "due_display": token.format(due),
-            "pool": balance,
-            "pool_display": token.format(balance),
-            "short": due - balance,
-            "short_display": token.format(due - balance),
-        }
+        return result | _shortfall(token, due, balance)
     # OPERATION
     for start in range(0, len(unpaid), batch):
         receipt = claim_many(chain, dep, job, unpaid[start : start + batch])
