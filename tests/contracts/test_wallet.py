@@ -64,8 +64,8 @@ def test_every_transaction_comes_from_the_configured_key_signed_locally(node: An
             count += 1
     assert senders == {Account.from_key(KEY).address}
     assert kinds == {2}  # EIP-1559
-    # five contracts and one set: each sent once, none re-sent or replaced
-    assert chain.stats["sent"] == count == 6 and chain.stats["resends"] == chain.stats["replacements"] == 0
+    # six contracts and one set: each sent once, none re-sent or replaced
+    assert chain.stats["sent"] == count == 7 and chain.stats["resends"] == chain.stats["replacements"] == 0
 
 
 def _while_pending(chain: Chain, act: Callable[[list[dict[str, Any]]], bool]) -> threading.Thread:
