@@ -16,8 +16,9 @@ import dag_cbor
 from multiformats import CID
 
 from veristream.connectors.ipfs.cid import parse_cid, verify_block
-from veristream.connectors.ipfs.unixfs import Block, _read_varint, _varint
+from veristream.connectors.ipfs.unixfs import Block, _read_varint
 from veristream.provers.errors import InputRejected
+from veristream.provers.multibase import varint_encode
 
 # kubo refuses blocks over 4 MiB on the wire (bitswap); a section far larger
 # than that is a corrupt length, not a block, and must not make us allocate it.
@@ -63,9 +64,9 @@ def write_car(roots: list[bytes], blocks: Iterable[Block], out: BinaryIO) -> int
     if not roots:
         raise InputRejected("a CAR needs at least one root")
     header = encode_header(roots)
-    written = out.write(_varint(len(header)) + header)
+    written = out.write(varint_encode(len(header)) + header)
     for block in blocks:
-        written += out.write(_varint(len(block.cid) + len(block.data)))
+        written += out.write(varint_encode(len(block.cid) + len(block.data)))
         written += out.write(block.cid)
         written += out.write(block.data)
     return written

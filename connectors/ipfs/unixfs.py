@@ -34,6 +34,7 @@ from veristream.connectors.ipfs.cid import (
     verify_block,
 )
 from veristream.provers.errors import InputRejected
+from veristream.provers.multibase import varint_encode
 
 CHUNK_SIZE = 256 * 1024
 MAX_LINKS = 174
@@ -83,18 +84,6 @@ class UnixFSData:
 # --- protobuf wire format ---------------------------------------------------
 
 
-def _varint(value: int) -> bytes:
-    """Protobuf base-128 varint of a non-negative integer."""
-    if value < 0:
-        raise InputRejected(f"varint must be non-negative, got {value}")
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
     """Decode a varint at ``pos``; returns (value, next position)."""
     value = 0
@@ -132,11 +121,11 @@ def _fields(buf: bytes) -> Iterator[tuple[int, int, int | bytes]]:
 
 
 def _bytes_field(field: int, value: bytes) -> bytes:
-    return _varint(field << 3 | _WIRE_BYTES) + _varint(len(value)) + value
+    return varint_encode(field << 3 | _WIRE_BYTES) + varint_encode(len(value)) + value
 
 
 def _uint_field(field: int, value: int) -> bytes:
-    return _varint(field << 3 | _WIRE_VARINT) + _varint(value)
+    return varint_encode(field << 3 | _WIRE_VARINT) + varint_encode(value)
 
 
 # --- dag-pb -----------------------------------------------------------------
